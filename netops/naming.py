@@ -1,0 +1,119 @@
+"""Names and tags of everything a lab creates: the isolation contract of DESIGN.md in one place.
+
+- A lab id is 1-8 characters `[a-z0-9]`. Namespaces are `tl-<lab>` (the fabric) and `tl-<lab>-<node>`; since lab ids
+  have no dash, a namespace name maps back to exactly one (lab, node).
+- Names are not proof of ownership. Every object is also tagged: links (and `lo` inside each namespace) carry an
+  ifalias `topolab:<lab>:...`, nft tables a comment, processes the environment variable `TOPOLAB_LAB=<lab>`.
+  Destroy and observe trust only objects carrying both the name and the tag.
+- Interface names in the fabric and in the root namespace are derived by hashing, so they always fit in 15 bytes
+  and never collide with user names.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from .errors import TopologyError
+
+LAB_ID_RE = re.compile(r"^[a-z0-9]{1,8}$")
+NODE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+IFNAME_MAX = 15
+NS_PREFIX = "tl-"
+TAG_PREFIX = "topolab"
+PROCESS_TAG_ENV = "TOPOLAB_LAB"
+PROCESS_ROLE_ENV = "TOPOLAB_ROLE"
+
+
+def check_lab_id(lab: str) -> str:
+    if not isinstance(lab, str) or not LAB_ID_RE.match(lab):
+        raise TopologyError(f"lab id {lab!r} must be 1-8 characters a-z and 0-9")
+    return lab
+
+
+def derive_lab_id(name: str) -> str:
+    """A stable lab id from a document name: up to 4 readable characters plus 4 of a hash (`seed-lab` -> `seed1a2b`)."""
+    readable = re.sub(r"[^a-z0-9]", "", name.lower())[:4]
+    return readable + _hash(name, 4)
+
+
+def _hash(text: str, length: int) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.b32encode(digest).decode().lower()[:length]
+
+
+def fabric_namespace(lab: str) -> str:
+    """The lab's fabric namespace: its bridges, the host ends of its links, its taps and VM processes."""
+    return f"{NS_PREFIX}{lab}"
+
+
+def node_namespace(lab: str, node: str) -> str:
+    return f"{NS_PREFIX}{lab}-{node}"
+
+
+def parse_namespace(name: str) -> tuple[str, str | None] | None:
+    """(lab, node) for a Topolab-shaped namespace name (node None for the fabric), else None."""
+    if not name.startswith(NS_PREFIX):
+        return None
+    rest = name[len(NS_PREFIX):]
+    lab, sep, node = rest.partition("-")
+    if not LAB_ID_RE.match(lab):
+        return None
+    if not sep:
+        return lab, None
+    return (lab, node) if NODE_NAME_RE.match(node) else None
+
+
+def fabric_ifname(node: str, interface: str) -> str:
+    """Fabric-side name of the veth whose other end is `node:interface` (or of a VM's tap)."""
+    return "v" + _hash(f"{node}:{interface}", 12)
+
+
+def bridge_ifname(node: str) -> str:
+    """Name of a bridge node's (or an external's) bridge inside the fabric namespace."""
+    return "b" + _hash(f"bridge:{node}", 12)
+
+
+def link_bridge_ifname(link_key: str) -> str:
+    """A bridge made for one point-to-point link that needs one (e.g. a VM wired straight to a router)."""
+    return "p" + _hash(f"link:{link_key}", 12)
+
+
+def root_ifname(lab: str, node: str) -> str:
+    """Root-namespace end of an external node's door: `tl<lab><4 hash chars>`, at most 14 bytes."""
+    return f"tl{lab}{_hash(node, 4)}"
+
+
+def root_peer_ifname(lab: str, node: str) -> str:
+    """Fabric-namespace end of an external node's door."""
+    return "x" + _hash(f"external:{lab}:{node}", 12)
+
+
+def tag(lab: str, *parts: str) -> str:
+    """The ifalias/comment that marks an object as this lab's: `topolab:<lab>:<parts...>`."""
+    return ":".join((TAG_PREFIX, lab, *parts))
+
+
+def parse_tag(text: str | None) -> tuple[str, list[str]] | None:
+    if not text:
+        return None
+    fields = text.split(":")
+    if len(fields) < 2 or fields[0] != TAG_PREFIX or not LAB_ID_RE.match(fields[1]):
+        return None
+    return fields[1], fields[2:]
+
+
+def nft_table(lab: str) -> str:
+    """Name of the lab's nft table in the root namespace (host masquerade for `external` with `nat: true`)."""
+    return f"topolab_{lab}"
+
+
+def run_root() -> Path:
+    return Path(os.environ.get("TOPOLAB_RUN_DIR", "/run/topolab"))
+
+
+def run_dir(lab: str) -> Path:
+    """Per-lab directory for pid files, dnsmasq leases, VM overlays and console/QMP sockets."""
+    return run_root() / check_lab_id(lab)
