@@ -1,0 +1,17 @@
+# Topolab: the two commands are `make run` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+PYTEST_ARGS ?=
+
+.PHONY: run setup test clean-var
+
+run: ## set up, then serve redis + agent + daphne on http://127.0.0.1:8000 (Ctrl-C stops)
+	bash scripts/run.sh
+
+setup: ## apt packages, .venv, node_modules, VM image, database; no serving
+	bash scripts/setup.sh
+
+test: ## setup, then the whole test suite
+	bash scripts/test.sh $(PYTEST_ARGS)
+
+clean-var: ## forget local state: database, secret key, admin password, redis data, images, stamps
+	rm -rf var

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# `make run`: set up, then serve in the foreground until Ctrl-C:
+#   redis-server (private, unix socket only), the Celery agent (root, queue `agent`),
+#   daphne on 127.0.0.1:8000 (as the unprivileged user `topolab` when started as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VAR=${TOPOLAB_VAR:-$ROOT/var}
+WEB_USER=topolab
+BIND=${TOPOLAB_BIND:-127.0.0.1}
+PORT=${TOPOLAB_PORT:-8000}
+SOCK=$VAR/run/redis.sock
+export TOPOLAB_VAR=$VAR
+export TOPOLAB_REDIS_URL=${TOPOLAB_REDIS_URL:-unix://$SOCK}
+
+bash scripts/setup.sh
+umask 002  # files the agent creates under var/ stay usable by the web user's group
+
+log() { printf '==> %s\n' "$*"; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+unprivileged() {
+  if is_root; then
+    env HOME="$VAR/run" setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --clear-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+ensure_admin_account() {
+  local pwfile=$VAR/admin_password
+  [ -s "$pwfile" ] && return 0
+  local password
+  password=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))')
+  TOPOLAB_ADMIN_PASSWORD=$password .venv/bin/python manage.py shell -v0 -c '
+import os
+from django.contrib.auth import get_user_model
+User = get_user_model()
+user, _ = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+user.is_staff = user.is_superuser = True
+user.set_password(os.environ["TOPOLAB_ADMIN_PASSWORD"])
+user.save()
+'
+  (umask 077 && printf '%s\n' "$password" >"$pwfile")
+  log "created user 'admin' with password: $password   (kept in $pwfile)"
+}
+
+ensure_admin_account
+is_root && { chown "$WEB_USER:$WEB_USER" "${TOPOLAB_DB:-$VAR/db.sqlite3}"* 2>/dev/null || true; }
+
+PIDS=()
+stop_all() {
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  log "stopped"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
+  rm -f "$SOCK"
+  log "redis-server on $SOCK"
+  unprivileged redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 770 \
+    --dir "$VAR/redis" --daemonize no --loglevel warning &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    [ -S "$SOCK" ] && redis-cli -s "$SOCK" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -s "$SOCK" ping >/dev/null || { echo "redis-server did not come up" >&2; exit 1; }
+fi
+
+log "celery agent (queue agent) as $(id -un)"
+.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
+PIDS+=($!)
+
+log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"
+unprivileged .venv/bin/daphne -b "$BIND" -p "$PORT" --proxy-headers webapp.asgi:application &
+PIDS+=($!)
+
+for _ in $(seq 150); do
+  if .venv/bin/python -c "import urllib.request,sys; urllib.request.urlopen('http://$BIND:$PORT/healthz', timeout=1)" 2>/dev/null; then
+    log "Topolab is up: open http://$BIND:$PORT  (sign in as admin, password in $VAR/admin_password; Ctrl-C stops)"
+    break
+  fi
+  sleep 0.2
+done
+
+# Serve until Ctrl-C, or until any one of the services dies (then stop the others).
+set +e
+wait -n "${PIDS[@]}"
+rc=$?
+log "a service exited (status $rc); stopping the others"
+exit "$rc"

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Topolab setup: everything `make run` and `make test` need, done once and skipped after.
+#   apt packages (only the missing ones), the unprivileged `topolab` web user, .venv,
+#   node_modules, the tiny VM image (if scripts/build-tiny-image.sh exists), the database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VAR=${TOPOLAB_VAR:-$ROOT/var}
+STAMPS=$VAR/stamps
+WEB_USER=topolab
+export DEBIAN_FRONTEND=noninteractive
+
+APT_PACKAGES=(
+  iproute2 nftables dnsmasq-base redis-server qemu-system-x86 qemu-utils busybox-static
+  tcpdump iputils-ping chromium kmod cpio util-linux procps python3-venv ca-certificates
+  fonts-dejavu-core fonts-liberation
+)
+
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+sha() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
+as_web_user() { setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --clear-groups -- "$@"; }
+
+ensure_apt_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  # node/npm normally come with the machine; Debian's own are a fallback.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root || die "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+  log "apt-get install ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+}
+
+ensure_web_user() {
+  is_root || return 0
+  id -u "$WEB_USER" >/dev/null 2>&1 && return 0
+  log "creating system user $WEB_USER (runs the web tier)"
+  useradd --system --no-create-home --shell /usr/sbin/nologin "$WEB_USER"
+}
+
+# The interpreter behind .venv. `python3` by default; as root it must also be runnable by the
+# web user (a pyenv python under /root is not), else Debian's /usr/bin/python3 is used.
+choose_python() {
+  local py=${TOPOLAB_PYTHON:-python3}
+  command -v "$py" >/dev/null 2>&1 || die "$py not found"
+  if is_root && ! as_web_user "$(command -v "$py")" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    /usr/bin/python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null \
+      || die "$py is not usable by user $WEB_USER and /usr/bin/python3 is older than 3.11"
+    py=/usr/bin/python3
+  fi
+  command -v "$py"
+}
+
+# pip, minus the machine-wide config's notes about absent local mirrors.
+pip_quiet() {
+  .venv/bin/python -m pip -q "$@" 2> >(grep -v -e 'is ignored: it is neither a file nor a directory' -e 'BuildBackendWarning' >&2)
+}
+
+ensure_venv() {
+  local py want
+  py=$(choose_python)
+  want=$(cat pyproject.toml <(readlink -f "$py") | sha256sum | cut -d' ' -f1)
+  if [ -x .venv/bin/python ] && [ "$(cat "$STAMPS/venv" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  if [ -e .venv ] && [ "$(readlink -f .venv/bin/python 2>/dev/null)" != "$(readlink -f "$py")" ]; then
+    log "recreating .venv with $py"
+    rm -rf .venv
+  fi
+  log "creating .venv ($py) and installing topolab[dev]"
+  [ -x .venv/bin/python ] || "$py" -m venv .venv
+  pip_quiet install --upgrade pip
+  pip_quiet install -e '.[dev]'
+  echo "$want" >"$STAMPS/venv"
+}
+
+ensure_node_modules() {
+  local want
+  want=$(sha package.json package-lock.json)
+  if [ -d node_modules ] && [ "$(cat "$STAMPS/npm" 2>/dev/null)" = "$want" ] \
+      && [ ! package-lock.json -nt node_modules ]; then
+    return 0
+  fi
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules
+  echo "$want" >"$STAMPS/npm"
+}
+
+ensure_vm_image() {
+  # Written by the VM work; idempotent by contract. Building needs root (it is the agent's job).
+  [ -f scripts/build-tiny-image.sh ] || return 0
+  if ! is_root; then
+    log "skipping scripts/build-tiny-image.sh (needs root)"
+    return 0
+  fi
+  TOPOLAB_IMAGE_DIR=${TOPOLAB_IMAGE_DIR:-$VAR/images} bash scripts/build-tiny-image.sh
+}
+
+ensure_database() {
+  .venv/bin/python manage.py migrate --noinput -v0
+}
+
+# var/ is shared by the root agent and the unprivileged web tier: group topolab, setgid dirs,
+# the database owned by topolab (SQLite running as root hands its -wal/-shm to the db owner).
+ensure_var_permissions() {
+  is_root || return 0
+  local db=${TOPOLAB_DB:-$VAR/db.sqlite3}
+  chgrp "$WEB_USER" "$VAR" && chmod 2775 "$VAR"
+  mkdir -p "$VAR/run" "$VAR/redis"
+  chown "$WEB_USER:$WEB_USER" "$VAR/run" "$VAR/redis"
+  chmod 2770 "$VAR/run" "$VAR/redis"
+  [ -f "$VAR/secret_key" ] && chgrp "$WEB_USER" "$VAR/secret_key" && chmod 0640 "$VAR/secret_key"
+  local f
+  for f in "$db" "$db-wal" "$db-shm"; do
+    [ -e "$f" ] && chown "$WEB_USER:$WEB_USER" "$f" && chmod 0660 "$f"
+  done
+  if ! as_web_user test -r "$ROOT/manage.py" -a -x "$ROOT/.venv/bin/python"; then
+    die "user $WEB_USER cannot read $ROOT; put the checkout where others may enter (e.g. /opt/topolab) or chmod o+x its parent folders"
+  fi
+}
+
+main() {
+  mkdir -p "$VAR" "$STAMPS" "$VAR/run" "$VAR/redis" "$VAR/images" "$VAR/artifacts"
+  ensure_apt_packages
+  ensure_web_user
+  ensure_venv
+  ensure_node_modules
+  ensure_vm_image
+  ensure_database
+  ensure_var_permissions
+}
+
+main "$@"
