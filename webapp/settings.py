@@ -146,29 +146,34 @@ LOGOUT_REDIRECT_URL = "/"
 REDIS_URL = os.environ.get("TOPOLAB_REDIS_URL", f"unix://{VAR_DIR / 'run' / 'redis.sock'}")
 
 
-def celery_redis_url(url: str) -> str:
-    """Celery (kombu) spells a unix-socket Redis as redis+socket:///path."""
+def redis_settings(url: str) -> dict:
+    """Every setting derived from the Redis URL (tests re-apply it for their private Redis).
+
+    Celery (broker and result backend) spells a unix socket redis+socket:///path;
+    channels_redis takes unix:///path as it is.
+    """
+    broker = result = url
     if url.startswith("unix://"):
-        return "redis+socket://" + url[len("unix://"):]
-    return url
-
-
-def celery_result_url(url: str) -> str:
-    """The Redis result backend spells a unix socket as socket:///path."""
-    if url.startswith("unix://"):
-        return "socket://" + url[len("unix://"):]
-    return url
-
-
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        path = url[len("unix://"):]
+        broker = result = f"redis+socket://{path}"
+    return {
+        "REDIS_URL": url,
+        "CHANNEL_LAYERS": {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [url]},
+            }
+        },
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": result,
     }
-}
 
-CELERY_BROKER_URL = celery_redis_url(REDIS_URL)
-CELERY_RESULT_BACKEND = celery_result_url(REDIS_URL)
+
+_redis = redis_settings(REDIS_URL)
+CHANNEL_LAYERS = _redis["CHANNEL_LAYERS"]
+CELERY_BROKER_URL = _redis["CELERY_BROKER_URL"]
+CELERY_RESULT_BACKEND = _redis["CELERY_RESULT_BACKEND"]
+
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

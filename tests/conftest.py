@@ -1,0 +1,150 @@
+"""Session-wide test services: one private Redis and a test database file per pytest run.
+
+pytest-django imports the settings before this file is loaded, so pytest_configure patches the
+Redis-derived settings in place (webapp.settings.redis_settings) and exports the same values as
+environment variables for subprocesses (a Celery worker, daphne) that the fixtures start.
+Everything lives in a fresh temp dir, so two runs in one work tree never share Redis or a database.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TestServices:
+    tmpdir: Path
+    redis_url: str | None
+    redis_proc: subprocess.Popen | None
+    test_db: Path
+
+
+_services: TestServices | None = None
+
+
+def _start_redis(tmpdir: Path) -> subprocess.Popen:
+    sock = tmpdir / "redis.sock"
+    proc = subprocess.Popen(
+        [
+            "redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+            "--dir", str(tmpdir), "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--loglevel", "warning",
+        ],
+        stdout=open(tmpdir / "redis.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    import redis
+
+    deadline = time.monotonic() + 15
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {(tmpdir / 'redis.log').read_text()}")
+        try:
+            if sock.exists() and redis.Redis(unix_socket_path=str(sock)).ping():
+                return proc
+        except redis.exceptions.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("redis-server did not answer PING within 15 s")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _services
+    if _services is not None or hasattr(config, "workerinput"):
+        return
+    tmpdir = Path(tempfile.mkdtemp(prefix="topolab-test-"))
+    redis_proc = _start_redis(tmpdir) if shutil.which("redis-server") else None
+    redis_url = f"unix://{tmpdir / 'redis.sock'}" if redis_proc else None
+    _services = TestServices(tmpdir, redis_url, redis_proc, tmpdir / "test_db.sqlite3")
+
+    os.environ["TOPOLAB_TEST_DB"] = str(_services.test_db)
+    if redis_url:
+        os.environ["TOPOLAB_REDIS_URL"] = redis_url
+    _patch_django_settings()
+
+
+def _patch_django_settings() -> None:
+    """Point already-imported settings (and the Celery app) at this run's Redis and test DB."""
+    assert _services is not None
+    try:
+        from django.conf import settings
+
+        if not settings.configured:
+            return
+        from webapp import settings as topolab_settings
+    except ImportError:
+        return
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(_services.test_db)
+    if _services.redis_url:
+        for key, value in topolab_settings.redis_settings(_services.redis_url).items():
+            setattr(settings, key, value)
+        from webapp.celery import app
+
+        app.conf.update(
+            broker_url=settings.CELERY_BROKER_URL, result_backend=settings.CELERY_RESULT_BACKEND
+        )
+    # Subprocesses must sign and read session cookies with the same key as this process.
+    os.environ["TOPOLAB_SECRET_KEY"] = settings.SECRET_KEY
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _services
+    if _services is None:
+        return
+    if _services.redis_proc is not None:
+        _stop(_services.redis_proc)
+    shutil.rmtree(_services.tmpdir, ignore_errors=True)
+    _services = None
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """URL (unix:///...sock) of this run's private redis-server; settings already point at it."""
+    if _services is None or _services.redis_url is None:
+        pytest.fail("redis-server is not installed (make setup installs it)")
+    return _services.redis_url
+
+
+@pytest.fixture(scope="session")
+def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
+    """Environment for a subprocess (worker, daphne, CLI) that must see the test DB and Redis."""
+    from django.conf import settings
+
+    assert _services is not None
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        TOPOLAB_DB=str(_services.test_db),
+        TOPOLAB_REDIS_URL=redis_server,
+        TOPOLAB_SECRET_KEY=settings.SECRET_KEY,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def test_tmpdir() -> Path:
+    """This run's private temp dir (Redis socket, test DB, subprocess logs); removed at the end."""
+    assert _services is not None
+    return _services.tmpdir
