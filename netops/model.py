@@ -69,6 +69,7 @@ class Node:
     nat_external: bool = False  # `nat: true` on an external: host masquerade through the lab's own nft table
     address: IPInterface | None = None  # external with nat: the gateway address on the host side of the door
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Link:
     a: Endpoint
     b: Endpoint
     conditions: LinkConditions = LinkConditions()
+    ui: dict[str, Any] | None = None  # canvas data; ignored by netops
 
     @property
     def path(self) -> str:
@@ -110,6 +112,8 @@ class Topology:
     links: list[Link]
     version: int = 1
     document: dict[str, Any] = field(default_factory=dict)  # normalised document, for export and diffing
+    description: str | None = None
+    ui: dict[str, Any] | None = None  # canvas data for the whole lab; ignored by netops
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
