@@ -1,0 +1,409 @@
+"""The labs REST API, with three people: the owner, another user, and someone not signed in."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from webapp.labs.models import Lab, LabId
+
+pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = (REPO / "examples" / "seed-lab.yaml").read_text()
+
+
+@pytest.fixture
+def owner():
+    return get_user_model().objects.create_user("olivia", password="correct horse battery")
+
+
+@pytest.fixture
+def other():
+    return get_user_model().objects.create_user("oscar", password="correct horse battery")
+
+
+@pytest.fixture
+def api(owner):
+    client = APIClient()
+    client.force_authenticate(owner)
+    return client
+
+
+@pytest.fixture
+def other_api(other):
+    client = APIClient()
+    client.force_authenticate(other)
+    return client
+
+
+@pytest.fixture
+def lab(api):
+    response = api.post("/api/labs/", {"name": "lab-one"}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def small_document(**overrides):
+    doc = {
+        "version": 1,
+        "name": "small",
+        "nodes": {
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.0.1/24"}}, "ui": {"x": 10, "y": 20}},
+            "br1": {"kind": "bridge", "ui": {"x": 100, "y": 20}},
+        },
+        "links": [{"endpoints": ["h1:eth0", "br1"]}],
+    }
+    doc.update(overrides)
+    return doc
+
+
+def paths(body):
+    return [e["path"] for e in body["errors"]]
+
+
+# --- create, list, read, delete ------------------------------------------------------------------------------
+
+def test_it_creates_an_empty_lab_with_a_fresh_short_lab_id(api, lab):
+    assert lab["name"] == "lab-one"
+    assert lab["version"] == 1
+    assert lab["document"] == {"version": 1, "name": "lab-one", "nodes": {}, "links": []}
+    assert lab["valid"] is True and lab["errors"] == []
+    assert len(lab["lab_id"]) <= 8 and lab["lab_id"].isalnum() and lab["lab_id"] == lab["lab_id"].lower()
+
+
+def test_a_deleted_labs_id_is_never_issued_again(api, lab):
+    assert api.delete(f"/api/labs/{lab['id']}/").status_code == 204
+    assert not Lab.objects.filter(pk=lab["id"]).exists()
+    assert LabId.objects.filter(lab_id=lab["lab_id"]).exists()  # the id stays reserved
+    again = api.post("/api/labs/", {"name": "lab-two"}, format="json").json()
+    assert again["lab_id"] != lab["lab_id"]
+
+
+def test_it_lists_only_my_labs(api, other_api, lab):
+    other_api.post("/api/labs/", {"name": "not-mine"}, format="json")
+    listed = api.get("/api/labs/").json()
+    assert [x["name"] for x in listed] == ["lab-one"]
+    assert listed[0]["node_count"] == 0 and "document" not in listed[0]
+
+
+def test_it_creates_a_lab_from_a_document_and_reports_its_problems(api):
+    doc = small_document()
+    doc["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.300/24"
+    response = api.post("/api/labs/", {"name": "bad", "document": doc}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["valid"] is False
+    assert "nodes.h1.interfaces.eth0.address" in paths(body)
+    assert body["document"]["nodes"]["h1"]["interfaces"]["eth0"]["address"] == "10.0.1.300/24"
+
+
+def test_it_rejects_other_users_lab_with_404(other_api, lab):
+    url = f"/api/labs/{lab['id']}/"
+    assert other_api.get(url).status_code == 404
+    assert other_api.put(url, {"version": 1, "document": small_document()}, format="json").status_code == 404
+    assert other_api.delete(url).status_code == 404
+    assert other_api.post(f"{url}nodes/", {"version": 1, "kind": "host"}, format="json").status_code == 404
+    assert other_api.post(f"{url}duplicate/", {}, format="json").status_code == 404
+    assert other_api.get(f"{url}export?format=topolab").status_code == 404
+    assert Lab.objects.get(pk=lab["id"]).version == 1
+
+
+def test_it_refuses_anonymous_users(lab):
+    anonymous = APIClient()
+    for method, url in [("get", "/api/labs/"), ("get", f"/api/labs/{lab['id']}/"), ("post", "/api/labs/"),
+                        ("post", "/api/validate/"), ("get", "/api/images/"), ("post", "/api/labs/import/")]:
+        response = getattr(anonymous, method)(url, {}, format="json")
+        assert response.status_code in (401, 403), (method, url, response.status_code)
+
+
+def test_a_script_uses_a_token(owner, lab):
+    token = APIClient().post("/api/token/", {"username": "olivia", "password": "correct horse battery"}).json()["token"]
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert [x["id"] for x in script.get("/api/labs/").json()] == [lab["id"]]
+    response = script.post(f"/api/labs/{lab['id']}/nodes/", {"version": 1, "kind": "router"}, format="json")
+    assert response.status_code == 201
+    assert "r1" in response.json()["document"]["nodes"]
+
+
+def test_session_users_need_a_csrf_token(owner, lab):
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.login(username="olivia", password="correct horse battery")
+    response = browser.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": small_document()}, format="json")
+    assert response.status_code == 403
+
+
+# --- saving with versions ------------------------------------------------------------------------------------
+
+def test_put_saves_the_document_and_bumps_the_version(api, lab):
+    response = api.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": small_document()}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["version"] == 2 and body["valid"] is True
+    assert body["document"]["nodes"]["h1"]["ui"] == {"x": 10, "y": 20}
+    assert api.get(f"/api/labs/{lab['id']}/").json()["document"] == body["document"]
+
+
+def test_a_stale_version_gets_409_with_the_newer_document(api, lab):
+    url = f"/api/labs/{lab['id']}/"
+    assert api.put(url, {"version": 1, "document": small_document(name="first")}, format="json").status_code == 200
+    response = api.put(url, {"version": 1, "document": small_document(name="second")}, format="json")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["lab"]["version"] == 2
+    assert body["lab"]["document"]["name"] == "first"
+    assert "h1" in body["lab"]["document"]["nodes"]
+    assert Lab.objects.get(pk=lab["id"]).document["name"] == "first"
+
+
+def test_an_invalid_document_is_saved_with_its_errors(api, lab):
+    doc = small_document()
+    doc["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.300/24"
+    doc["links"].append({"endpoints": ["h1:eth9", "nowhere"]})
+    response = api.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": doc}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["valid"] is False and body["version"] == 2
+    assert "nodes.h1.interfaces.eth0.address" in paths(body)
+    assert any(p.startswith("links.1") for p in paths(body))
+
+
+def test_patch_renames_the_lab_and_its_document(api, lab):
+    response = api.patch(f"/api/labs/{lab['id']}/", {"version": 1, "name": "renamed", "description": "d"},
+                         format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["name"], body["description"], body["document"]["name"]) == ("renamed", "d", "renamed")
+
+
+@pytest.mark.parametrize(
+    "document, path",
+    [
+        ([1, 2, 3], "document"),
+        ("nodes: {}", "document"),
+        ({"version": 1, "name": "x", "nodes": [], "links": []}, "nodes"),
+        ({"version": 1, "name": "x", "nodes": {}, "links": {}}, "links"),
+        ({"version": 1, "name": "x", "nodes": {}, "links": [], "description": "x" * (2 * 1024 * 1024 + 1)},
+         "document"),
+    ],
+)
+def test_malformed_documents_get_400_with_paths(api, lab, document, path):
+    response = api.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": document}, format="json")
+    assert response.status_code == 400
+    assert path in paths(response.json())
+    assert Lab.objects.get(pk=lab["id"]).version == 1
+
+
+def test_put_without_version_is_400(api, lab):
+    response = api.put(f"/api/labs/{lab['id']}/", {"document": small_document()}, format="json")
+    assert response.status_code == 400
+    assert paths(response.json()) == ["version"]
+
+
+# --- validate ------------------------------------------------------------------------------------------------
+
+def test_validate_answers_valid_for_the_seed_lab(api):
+    response = api.post("/api/validate/", {"document": yaml.safe_load(SEED)}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"valid": True, "errors": []}
+
+
+def test_validate_returns_the_paths_of_problems(api):
+    doc = small_document()
+    doc["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.300/24"
+    doc["nodes"]["h1"]["colour"] = "red"
+    body = api.post("/api/validate/", {"document": doc}, format="json").json()
+    assert body["valid"] is False
+    assert "nodes.h1.interfaces.eth0.address" in paths(body)
+    assert any(p.startswith("nodes.h1") and "colour" in e["message"] for e, p in zip(body["errors"], paths(body)))
+
+
+def test_validate_refuses_a_non_mapping_with_400(api):
+    response = api.post("/api/validate/", {"document": ["not", "a", "lab"]}, format="json")
+    assert response.status_code == 400
+    assert paths(response.json()) == ["document"]
+
+
+# --- node and link operations --------------------------------------------------------------------------------
+
+def test_nodes_get_automatic_names_per_kind(api, lab):
+    url = f"/api/labs/{lab['id']}/nodes/"
+    version = 1
+    for kind in ["host", "host", "router", "bridge", "vm", "external"]:
+        response = api.post(url, {"version": version, "kind": kind, "ui": {"x": 1, "y": 2}}, format="json")
+        assert response.status_code == 201, response.content
+        version = response.json()["version"]
+    nodes = response.json()["document"]["nodes"]
+    assert list(nodes) == ["h1", "h2", "r1", "br1", "vm1", "wan1"]
+    assert nodes["r1"] == {"kind": "router", "ui": {"x": 1, "y": 2}}
+
+
+def test_a_node_op_with_a_stale_version_is_409(api, lab):
+    url = f"/api/labs/{lab['id']}/nodes/"
+    assert api.post(url, {"version": 1, "kind": "host"}, format="json").status_code == 201
+    response = api.post(url, {"version": 1, "kind": "host"}, format="json")
+    assert response.status_code == 409
+    assert list(response.json()["lab"]["document"]["nodes"]) == ["h1"]
+
+
+def test_a_duplicate_node_name_is_400(api, lab):
+    url = f"/api/labs/{lab['id']}/nodes/"
+    api.post(url, {"version": 1, "kind": "host", "name": "a"}, format="json")
+    response = api.post(url, {"version": 2, "kind": "router", "name": "a"}, format="json")
+    assert response.status_code == 400
+    assert paths(response.json()) == ["nodes.a"]
+
+
+def build(api, lab):
+    """h1, r1, br1 wired h1-br1 and r1-br1 through the API; returns the last response body."""
+    base = f"/api/labs/{lab['id']}"
+    v = 1
+    for kind in ["host", "router", "bridge"]:
+        v = api.post(f"{base}/nodes/", {"version": v, "kind": kind}, format="json").json()["version"]
+    v = api.post(f"{base}/links/", {"version": v, "endpoints": ["h1", "br1"]}, format="json").json()["version"]
+    response = api.post(f"{base}/links/", {"version": v, "endpoints": ["r1", "br1"], "delay": "5ms"}, format="json")
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_links_fill_in_the_next_free_interface(api, lab):
+    body = build(api, lab)
+    base = f"/api/labs/{lab['id']}"
+    body = api.post(f"{base}/links/", {"version": body["version"], "endpoints": ["h1", "r1"]}, format="json").json()
+    doc = body["document"]
+    assert doc["links"] == [
+        {"endpoints": ["h1:eth0", "br1"]},
+        {"endpoints": ["r1:eth0", "br1"], "delay": "5ms"},
+        {"endpoints": ["h1:eth1", "r1:eth1"]},
+    ]
+    assert doc["nodes"]["h1"]["interfaces"] == {"eth0": {}, "eth1": {}}
+    assert body["valid"] is True, body["errors"]
+
+
+def test_patch_node_moves_renames_and_sets_properties(api, lab):
+    body = build(api, lab)
+    url = f"/api/labs/{lab['id']}/nodes/h1/"
+    response = api.patch(url, {
+        "version": body["version"], "name": "web", "ui": {"x": 5, "y": 6},
+        "properties": {"interfaces": {"eth0": {"address": "10.0.0.5/24"}},
+                       "routes": [{"to": "default", "via": "10.0.0.254"}]},
+    }, format="json")
+    assert response.status_code == 200, response.content
+    doc = response.json()["document"]
+    assert "h1" not in doc["nodes"]
+    assert doc["nodes"]["web"]["ui"] == {"x": 5, "y": 6}
+    assert doc["nodes"]["web"]["interfaces"]["eth0"]["address"] == "10.0.0.5/24"
+    assert doc["links"][0]["endpoints"] == ["web:eth0", "br1"]
+    # a null property removes the key
+    response = api.patch(f"/api/labs/{lab['id']}/nodes/web/",
+                         {"version": response.json()["version"], "properties": {"routes": None}}, format="json")
+    assert "routes" not in response.json()["document"]["nodes"]["web"]
+
+
+def test_deleting_a_node_deletes_its_links(api, lab):
+    body = build(api, lab)
+    response = api.delete(f"/api/labs/{lab['id']}/nodes/br1/?version={body['version']}")
+    assert response.status_code == 200
+    doc = response.json()["document"]
+    assert list(doc["nodes"]) == ["h1", "r1"] and doc["links"] == []
+
+
+def test_deleting_an_unknown_node_is_400_and_a_missing_version_too(api, lab):
+    body = build(api, lab)
+    response = api.delete(f"/api/labs/{lab['id']}/nodes/zz/?version={body['version']}")
+    assert response.status_code == 400 and paths(response.json()) == ["nodes.zz"]
+    response = api.delete(f"/api/labs/{lab['id']}/nodes/h1/")
+    assert response.status_code == 400 and paths(response.json()) == ["version"]
+
+
+def test_deleting_a_link_by_index(api, lab):
+    body = build(api, lab)
+    response = api.delete(f"/api/labs/{lab['id']}/links/0/?version={body['version']}")
+    assert response.status_code == 200
+    assert response.json()["document"]["links"] == [{"endpoints": ["r1:eth0", "br1"], "delay": "5ms"}]
+    response = api.delete(f"/api/labs/{lab['id']}/links/5/?version={response.json()['version']}")
+    assert response.status_code == 400 and paths(response.json()) == ["links.5"]
+
+
+def test_duplicate_copies_the_document_under_a_new_lab_id(api, lab):
+    body = build(api, lab)
+    response = api.post(f"/api/labs/{lab['id']}/duplicate/", {"name": "copy"}, format="json")
+    assert response.status_code == 201
+    copy = response.json()
+    assert copy["id"] != lab["id"] and copy["lab_id"] != lab["lab_id"]
+    assert copy["version"] == 1 and copy["name"] == "copy"
+    assert copy["document"]["nodes"] == body["document"]["nodes"]
+    assert copy["document"]["links"] == body["document"]["links"]
+
+
+# --- import and export ---------------------------------------------------------------------------------------
+
+def test_topolab_yaml_round_trips_through_import_and_export(api):
+    upload = SimpleUploadedFile("seed-lab.yaml", SEED.encode(), content_type="application/yaml")
+    response = api.post("/api/labs/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    lab = response.json()["lab"]
+    assert lab["name"] == "seed-lab" and lab["valid"] is True
+    exported = api.get(f"/api/labs/{lab['id']}/export?format=topolab")
+    assert exported.status_code == 200
+    assert exported["Content-Disposition"] == 'attachment; filename="seed-lab.yml"'
+    assert yaml.safe_load(exported.content) == yaml.safe_load(SEED)
+
+
+def test_import_takes_a_json_body_too(api):
+    response = api.post("/api/labs/import/", {"format": "topolab", "text": SEED}, format="json")
+    assert response.status_code == 201
+    assert response.json()["warnings"] == []
+
+
+def test_import_refuses_malformed_yaml_with_400(api):
+    response = api.post("/api/labs/import/", {"format": "topolab", "text": "nodes: [unclosed"}, format="json")
+    assert response.status_code == 400
+    response = api.post("/api/labs/import/", {"format": "topolab", "text": "- a list\n- not a lab\n"}, format="json")
+    assert response.status_code == 400 and paths(response.json()) == ["document"]
+    assert not Lab.objects.exists()
+
+
+def test_containerlab_yaml_round_trips_through_import_and_export(api):
+    from netops import containerlab, topology
+
+    clab_text, _ = containerlab.to_containerlab(topology.parse_document(SEED))
+    upload = SimpleUploadedFile("seed-lab.clab.yml", clab_text.encode(), content_type="application/yaml")
+    response = api.post("/api/labs/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert isinstance(body["warnings"], list)
+    exported = api.get(f"/api/labs/{body['lab']['id']}/export?format=containerlab")
+    assert exported.status_code == 200
+    assert exported["Content-Disposition"].endswith('.clab.yml"')
+    assert exported.content.decode() == clab_text
+
+
+def test_exporting_an_invalid_lab_to_containerlab_is_400_with_paths(api, lab):
+    doc = small_document()
+    doc["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "bogus"
+    api.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": doc}, format="json")
+    response = api.get(f"/api/labs/{lab['id']}/export?format=containerlab")
+    assert response.status_code == 400
+    assert "nodes.h1.interfaces.eth0.address" in paths(response.json())
+    assert api.get(f"/api/labs/{lab['id']}/export?format=nope").status_code == 400
+
+
+def test_images_lists_the_library(api):
+    response = api.get("/api/images/")
+    assert response.status_code == 200
+    assert isinstance(response.json(), list)
+    assert all("name" in image for image in response.json())
+
+
+def test_the_schema_documents_the_lab_operations(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    ops = {op["operationId"] for item in schema["paths"].values() for op in item.values() if isinstance(op, dict)}
+    assert {"labs_list", "labs_create", "labs_update", "labs_nodes_create", "labs_nodes_update",
+            "labs_nodes_destroy", "labs_links_create", "labs_links_destroy", "labs_duplicate", "labs_export",
+            "labs_import", "validate_document", "images_list"} <= ops

@@ -1,0 +1,143 @@
+"""Serializers of the labs API. Responses that carry a document also carry its validation problems."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Lab
+from ..services import EXPORT_FORMATS, NAME_PREFIX
+
+
+class ProblemSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Dotted path of the element concerned, e.g. nodes.r1.interfaces.eth0.address")
+    message = serializers.CharField()
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = ProblemSerializer(many=True)
+
+
+class LabSummarySerializer(serializers.ModelSerializer):
+    """A lab in a list: no document, only counts."""
+
+    owner = serializers.CharField(source="owner.get_username", read_only=True)
+    node_count = serializers.SerializerMethodField()
+    link_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Lab
+        fields = ["id", "lab_id", "name", "description", "owner", "version", "node_count", "link_count",
+                  "created", "updated"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_node_count(self, lab: Lab) -> int:
+        nodes = lab.document.get("nodes") if isinstance(lab.document, dict) else None
+        return len(nodes) if isinstance(nodes, dict) else 0
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_link_count(self, lab: Lab) -> int:
+        links = lab.document.get("links") if isinstance(lab.document, dict) else None
+        return len(links) if isinstance(links, list) else 0
+
+
+class LabSerializer(LabSummarySerializer):
+    """A lab with its document, whether that document is valid, and what is wrong with it."""
+
+    document = serializers.JSONField(read_only=True)
+    valid = serializers.SerializerMethodField()
+    errors = serializers.SerializerMethodField()
+
+    class Meta(LabSummarySerializer.Meta):
+        fields = LabSummarySerializer.Meta.fields + ["document", "valid", "errors"]
+        read_only_fields = fields
+
+    def _problems(self) -> list[dict]:
+        return self.context.get("problems", [])
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_valid(self, lab: Lab) -> bool:
+        return not self._problems()
+
+    @extend_schema_field(ProblemSerializer(many=True))
+    def get_errors(self, lab: Lab) -> list[dict]:
+        return self._problems()
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    lab = LabSerializer()
+
+
+class LabCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    document = serializers.JSONField(required=False, help_text="A topology document; default: an empty lab")
+
+
+class LabWriteSerializer(serializers.Serializer):
+    """PUT replaces the document (and name/description); PATCH may send any subset. Both need `version`."""
+
+    version = serializers.IntegerField(help_text="The version this change was made from")
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    document = serializers.JSONField(required=False)
+
+
+class VersionedSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version this change was made from")
+
+
+class NodeCreateSerializer(VersionedSerializer):
+    kind = serializers.ChoiceField(choices=list(NAME_PREFIX))
+    name = serializers.CharField(required=False, allow_blank=True, help_text="Default: next free h1, r1, br1, vm1, wan1")
+    ui = serializers.DictField(required=False, help_text="Canvas position {x, y}")
+    properties = serializers.DictField(required=False, help_text="Other node keys (interfaces, routes, image, ...)")
+
+
+class NodeUpdateSerializer(VersionedSerializer):
+    name = serializers.CharField(required=False, help_text="A new name: renames the node and its link endpoints")
+    ui = serializers.DictField(required=False, allow_null=True)
+    properties = serializers.DictField(
+        required=False, help_text="Node keys to set; a null value removes the key (merge patch)"
+    )
+
+
+class LinkCreateSerializer(VersionedSerializer):
+    endpoints = serializers.ListField(
+        child=serializers.CharField(), min_length=2, max_length=2,
+        help_text="Two endpoints, `node` or `node:interface`; a missing interface gets the next free ethN",
+    )
+    delay = serializers.CharField(required=False)
+    jitter = serializers.CharField(required=False)
+    loss = serializers.CharField(required=False)
+    rate = serializers.CharField(required=False)
+
+
+class DuplicateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ValidateSerializer(serializers.Serializer):
+    document = serializers.JSONField()
+
+
+class ValidationResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = ProblemSerializer(many=True)
+
+
+class ImportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(EXPORT_FORMATS) + ["auto"], default="auto")
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    file = serializers.FileField(required=False)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class ImportResultSerializer(serializers.Serializer):
+    lab = LabSerializer()
+    warnings = ProblemSerializer(many=True)
+
+
+class ImageSerializer(serializers.Serializer):
+    name = serializers.CharField()

@@ -1,0 +1,321 @@
+"""The labs REST API. Views parse, authorise and answer; the work happens in `..services`.
+
+Error bodies are `{"errors": [{"path", "message"}]}` (400), or `{"detail", "lab"}` for a stale version (409).
+Labs the user may not see answer 404, as if they did not exist.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from netops.errors import Problem, TopologyError
+
+from .. import services
+from ..models import Lab
+from ..permissions import LabAccess, visible_labs
+from . import serializers as s
+
+LAB_TAG = ["labs"]
+BAD = OpenApiResponse(s.ErrorsSerializer, description="Malformed input; each error names its path")
+CONFLICT = OpenApiResponse(s.ConflictSerializer, description="Stale version; the body carries the current lab")
+
+
+def errors_response(problems: list[Problem], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"errors": services.problems_as_dicts(problems)}, status=code)
+
+
+def serializer_problems(errors, prefix: str = "") -> list[Problem]:
+    """DRF's nested error dict flattened into path/message problems."""
+    problems: list[Problem] = []
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = key if key != "non_field_errors" else ""
+            problems += serializer_problems(value, f"{prefix}.{path}" if prefix and path else prefix or path)
+    elif isinstance(errors, list):
+        for i, value in enumerate(errors):
+            if isinstance(value, (dict, list)):
+                problems += serializer_problems(value, f"{prefix}.{i}" if prefix else str(i))
+            else:
+                problems.append(Problem(prefix, str(value)))
+    else:
+        problems.append(Problem(prefix, str(errors)))
+    return problems
+
+
+class ExportFormatNegotiation(DefaultContentNegotiation):
+    """`?format=` chooses the export format here, so it must not also choose a DRF renderer (404 otherwise)."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+
+
+class LabViewSet(viewsets.GenericViewSet):
+    """Labs of the signed-in user, their documents and the operations on them."""
+
+    permission_classes = viewsets.GenericViewSet.permission_classes + [LabAccess]
+    serializer_class = s.LabSerializer
+    lookup_value_regex = r"[0-9]+"
+    content_negotiation_class = ExportFormatNegotiation
+
+    def get_queryset(self):
+        return visible_labs(self.request.user).select_related("owner")
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _input(self, serializer_class, data=None) -> dict:
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        if not serializer.is_valid():
+            raise _BadRequest(serializer_problems(serializer.errors))
+        return serializer.validated_data
+
+    def _lab_response(self, saved: services.Saved, code: int = status.HTTP_200_OK, **extra) -> Response:
+        context = {"problems": services.problems_as_dicts(saved.problems), "request": self.request}
+        body = s.LabSerializer(saved.lab, context=context).data
+        return Response({**body, **extra} if extra else body, status=code)
+
+    def _conflict(self, exc: services.VersionConflict) -> Response:
+        saved = services.Saved(exc.lab, services.validate(exc.lab.document))
+        lab = s.LabSerializer(saved.lab, context={"problems": services.problems_as_dicts(saved.problems)}).data
+        return Response(
+            {"detail": f"The lab was changed elsewhere; it is now at version {exc.lab.version}.", "lab": lab},
+            status=status.HTTP_409_CONFLICT,
+        )
+
+    def _operate(self, lab: Lab, version: int, operation, *args, code=status.HTTP_200_OK, **kwargs) -> Response:
+        try:
+            saved, _ = services.apply_operation(lab, version, operation, *args, **kwargs)
+        except services.VersionConflict as exc:
+            return self._conflict(exc)
+        return self._lab_response(saved, code)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _BadRequest):
+            return errors_response(exc.problems)
+        if isinstance(exc, services.DocumentError):
+            return errors_response(exc.problems)
+        if isinstance(exc, services.VersionConflict):
+            return self._conflict(exc)
+        return super().handle_exception(exc)
+
+    # -- CRUD ---------------------------------------------------------------------------------------------------
+
+    @extend_schema(operation_id="labs_list", tags=LAB_TAG, summary="List my labs",
+                   responses=s.LabSummarySerializer(many=True))
+    def list(self, request: Request) -> Response:
+        labs = self.get_queryset()
+        return Response(s.LabSummarySerializer(labs, many=True).data)
+
+    @extend_schema(operation_id="labs_create", tags=LAB_TAG, summary="Create a lab",
+                   description="Creates a lab, empty or from a document. An invalid document is stored; "
+                               "the response lists its problems in `errors`.",
+                   request=s.LabCreateSerializer, responses={201: s.LabSerializer, 400: BAD})
+    def create(self, request: Request) -> Response:
+        data = self._input(s.LabCreateSerializer)
+        saved = services.create_lab(request.user, data.get("name", ""), data.get("description", ""),
+                                    data.get("document"))
+        return self._lab_response(saved, status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="labs_retrieve", tags=LAB_TAG, summary="A lab with its document and problems",
+                   responses={200: s.LabSerializer, 404: OpenApiResponse(description="No such lab (or not yours)")})
+    def retrieve(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        return self._lab_response(services.Saved(lab, services.validate(lab.document)))
+
+    @extend_schema(operation_id="labs_update", tags=LAB_TAG, summary="Replace a lab's document",
+                   description="Stores the whole document (and name/description) if `version` is current. "
+                               "Invalid documents are saved too (drawing is incremental); `errors` lists why "
+                               "they are invalid. A stale `version` answers 409 with the current lab.",
+                   request=s.LabWriteSerializer, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    def update(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        data = self._input(s.LabWriteSerializer)
+        if "document" not in data:
+            raise _BadRequest([Problem("document", "This field is required.")])
+        return self._save(lab, data)
+
+    @extend_schema(operation_id="labs_partial_update", tags=LAB_TAG, summary="Change some of a lab's fields",
+                   request=s.LabWriteSerializer, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    def partial_update(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        return self._save(lab, self._input(s.LabWriteSerializer))
+
+    def _save(self, lab: Lab, data: dict) -> Response:
+        try:
+            saved = services.save_lab(lab, data["version"], document=data.get("document"),
+                                      name=data.get("name"), description=data.get("description"))
+        except services.VersionConflict as exc:
+            return self._conflict(exc)
+        return self._lab_response(saved)
+
+    @extend_schema(operation_id="labs_destroy", tags=LAB_TAG, summary="Delete a lab",
+                   responses={204: None})
+    def destroy(self, request: Request, pk=None) -> Response:
+        self.get_object().delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # -- document operations ------------------------------------------------------------------------------------
+
+    @extend_schema(operation_id="labs_nodes_create", tags=LAB_TAG, summary="Add a node",
+                   request=s.NodeCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    @action(detail=True, methods=["post"], url_path="nodes")
+    def add_node(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        data = self._input(s.NodeCreateSerializer)
+        properties = dict(data.get("properties") or {})
+        if data.get("ui"):
+            properties["ui"] = data["ui"]
+        return self._operate(lab, data["version"], services.add_node, data["kind"], data.get("name") or None,
+                             properties, code=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="labs_nodes_update", tags=LAB_TAG, summary="Move, rename or change a node",
+                   description="`ui` moves it, `name` renames it (link endpoints follow), `properties` are merged "
+                               "into the node (null removes a key).",
+                   request=s.NodeUpdateSerializer, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    @action(detail=True, methods=["patch"], url_path=r"nodes/(?P<node>[^/]+)")
+    def change_node(self, request: Request, pk=None, node: str = "") -> Response:
+        lab = self.get_object()
+        data = self._input(s.NodeUpdateSerializer)
+        changes = dict(data.get("properties") or {})
+        if "ui" in data:
+            changes["ui"] = data["ui"]
+        if data.get("name"):
+            changes["name"] = data["name"]
+        return self._operate(lab, data["version"], services.update_node, node, changes)
+
+    @extend_schema(operation_id="labs_nodes_destroy", tags=LAB_TAG, summary="Delete a node and its links",
+                   parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
+                   request=None, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    @change_node.mapping.delete
+    def delete_node(self, request: Request, pk=None, node: str = "") -> Response:
+        lab = self.get_object()
+        return self._operate(lab, self._version_param(), services.delete_node, node)
+
+    @extend_schema(operation_id="labs_links_create", tags=LAB_TAG, summary="Wire two nodes",
+                   request=s.LinkCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    @action(detail=True, methods=["post"], url_path="links")
+    def add_link(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        data = self._input(s.LinkCreateSerializer)
+        conditions = {k: data[k] for k in ("delay", "jitter", "loss", "rate") if k in data}
+        a, b = data["endpoints"]
+        return self._operate(lab, data["version"], services.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="labs_links_destroy", tags=LAB_TAG, summary="Delete a link by its index",
+                   parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
+                   request=None, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
+    @action(detail=True, methods=["delete"], url_path=r"links/(?P<index>[0-9]+)")
+    def delete_link(self, request: Request, pk=None, index: str = "0") -> Response:
+        lab = self.get_object()
+        return self._operate(lab, self._version_param(), services.delete_link, int(index))
+
+    def _version_param(self) -> int:
+        """DELETE carries `version` in the query string (or a JSON body, for clients that send one)."""
+        raw = self.request.query_params.get("version")
+        if raw is None and isinstance(self.request.data, dict):
+            raw = self.request.data.get("version")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise _BadRequest([Problem("version", "an integer version is required")]) from None
+
+    # -- whole-lab actions --------------------------------------------------------------------------------------
+
+    @extend_schema(operation_id="labs_duplicate", tags=LAB_TAG, summary="Copy a lab into a new one of mine",
+                   request=s.DuplicateSerializer, responses={201: s.LabSerializer})
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request: Request, pk=None) -> Response:
+        lab = self.get_object()
+        data = self._input(s.DuplicateSerializer)
+        return self._lab_response(services.duplicate_lab(lab, request.user, data.get("name")), status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="labs_export", tags=LAB_TAG, summary="Download the lab as YAML",
+                   description="`topolab` gives the document (`<name>.yml`); `containerlab` a containerlab "
+                               "topology (`<name>.clab.yml`), which needs a valid document.",
+                   parameters=[OpenApiParameter("format", str, enum=[*services.EXPORT_FORMATS], default="topolab")],
+                   responses={(200, "application/yaml"): OpenApiTypes.STR, 400: BAD})
+    @action(detail=True, methods=["get"], url_path="export")
+    def export(self, request: Request, pk=None) -> HttpResponse | Response:
+        lab = self.get_object()
+        fmt = request.query_params.get("format", "topolab")
+        if fmt not in services.EXPORT_FORMATS:
+            return errors_response([Problem("format", f"unknown format {fmt!r}; one of topolab, containerlab")])
+        try:
+            text = services.export_text(lab, fmt)
+        except TopologyError as exc:
+            return errors_response(exc.problems)
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{services.export_filename(lab, fmt)}"'
+        return response
+
+    @extend_schema(operation_id="labs_import", tags=LAB_TAG, summary="Create a lab from a YAML file",
+                   description="Multipart `file` (format guessed from `*.clab.yml` or a `topology:` key unless "
+                               "`format` is given) or JSON `{format, text}`. Containerlab conversion warnings "
+                               "are returned with the new lab.",
+                   request={"application/json": s.ImportSerializer, "multipart/form-data": s.ImportSerializer},
+                   responses={201: s.ImportResultSerializer, 400: BAD})
+    @action(detail=False, methods=["post"], url_path="import",
+            parser_classes=[JSONParser, MultiPartParser, FormParser])
+    def import_(self, request: Request) -> Response:
+        data = self._input(s.ImportSerializer)
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > services.MAX_DOCUMENT_BYTES:
+                raise _BadRequest([Problem("file", f"is larger than {services.MAX_DOCUMENT_BYTES} bytes")])
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise _BadRequest([Problem("file", "is not UTF-8 text")]) from None
+            filename = upload.name or ""
+        elif data.get("text"):
+            text, filename = data["text"], ""
+        else:
+            raise _BadRequest([Problem("file", "send a file or a text")])
+        fmt = data["format"] if data["format"] != "auto" else services.guess_format(filename, text)
+        saved, warnings = services.import_text(request.user, fmt, text, data.get("name") or None)
+        context = {"problems": services.problems_as_dicts(saved.problems)}
+        return Response(
+            {"lab": s.LabSerializer(saved.lab, context=context).data,
+             "warnings": services.problems_as_dicts(warnings)},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class _BadRequest(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+
+class ValidateView(APIView):
+    """Check a document without storing it."""
+
+    @extend_schema(operation_id="validate_document", tags=["labs"], summary="Validate a topology document",
+                   description="Answers whether the document is valid and, if not, every problem with its path.",
+                   request=s.ValidateSerializer, responses={200: s.ValidationResultSerializer, 400: BAD})
+    def post(self, request: Request) -> Response:
+        serializer = s.ValidateSerializer(data=request.data)
+        if not serializer.is_valid():
+            return errors_response(serializer_problems(serializer.errors))
+        try:
+            document = services.check_shape(serializer.validated_data["document"])
+        except services.DocumentError as exc:
+            return errors_response(exc.problems)
+        problems = services.validate(document)
+        return Response({"valid": not problems, "errors": services.problems_as_dicts(problems)})
+
+
+class ImageListView(APIView):
+    """The VM images a `vm` node may name."""
+
+    @extend_schema(operation_id="images_list", tags=["images"], summary="List VM images",
+                   responses=s.ImageSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(services.list_images())
