@@ -277,6 +277,7 @@ class _Checker:
         self.kinds: dict[str, str | None] = {}  # node name -> kind (None when the node itself is invalid)
         self.interfaces: dict[str, dict[str, Interface | None]] = {}
         self.macs: dict[str, str] = {}  # mac -> path of its first use
+        self.miswired: set[str] = set()  # nodes named by a wrong endpoint: their interfaces are not "unconnected"
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -461,7 +462,7 @@ class _Checker:
 
     def check_external(self, data: dict, path: str) -> dict[str, Any]:
         fields: dict[str, Any] = {}
-        bridge, nat = data.get("bridge"), data.get("nat")
+        bridge, nat, address = data.get("bridge"), data.get("nat"), data.get("address")
         if bridge is not None:
             problem = ifname_problem(bridge)
             if problem:
@@ -470,23 +471,24 @@ class _Checker:
                 fields["bridge"] = bridge
         if nat is not None and not isinstance(nat, bool):
             self.add(_join(path, "nat"), f"{nat!r} must be true or false")
-            nat = None
+            return fields  # whether address belongs here depends on nat: nothing more to say
         if bridge is not None and nat:
             self.add(_join(path, "nat"), "an external has either bridge or nat: true, not both")
-        elif bridge is None and not nat:
+            return fields
+        if bridge is None and not nat:
             self.add(path, "an external needs either bridge: <an existing host bridge> or nat: true")
         if nat:
             fields["nat_external"] = True
-            if data.get("address") is None:
+        if address is None:
+            if nat:
                 self.add(_join(path, "address"), "is required with nat: true (the host-side gateway, like '203.0.113.1/24')")
-        if data.get("address") is not None:
-            if not nat:
-                self.add(_join(path, "address"), "is only allowed with nat: true")
-            else:
-                try:
-                    fields["address"] = _parse_interface_address(data["address"])
-                except ValueError as exc:
-                    self.add(_join(path, "address"), str(exc))
+        elif not nat:
+            self.add(_join(path, "address"), "is only allowed with nat: true")
+        else:
+            try:
+                fields["address"] = _parse_interface_address(address)
+            except ValueError as exc:
+                self.add(_join(path, "address"), str(exc))
         return fields
 
     # ---- interfaces
@@ -663,8 +665,11 @@ class _Checker:
         if not isinstance(raw, list):
             self.add(path, f"must be a list of {{to, via}}, not {_describe(raw)}")
             return ()
-        ifaces = [i for i in self.interfaces.get(node, {}).values() if i is not None]
-        has_dhcp = any(i.dhcp for i in ifaces)
+        declared = self.interfaces.get(node, {})
+        ifaces = [i for i in declared.values() if i is not None]
+        # With a dhcp interface any next hop may be connected; with an invalid interface we cannot tell (and
+        # the interface is reported already).
+        unknowable = any(i.dhcp for i in ifaces) or None in declared.values()
         connected = [a.network for i in ifaces for a in i.addresses]
         routes: list[Route] = []
         seen: dict[Any, str] = {}
@@ -696,7 +701,7 @@ class _Checker:
             if to.version != via.version:
                 self.add(_join(route_path, "via"), f"{via_raw!r} is not of the same IP family as {str(to)!r}")
                 continue
-            if not has_dhcp and not any(via in net for net in connected):
+            if not unknowable and not any(via in net for net in connected):
                 self.add(
                     _join(route_path, "via"),
                     f"{via_raw!r} is not on a subnet of {node}'s interfaces",
@@ -756,7 +761,7 @@ class _Checker:
             if link is not None:
                 links.append(link)
         for node, ifaces in self.interfaces.items():
-            if self.kinds.get(node) not in INTERFACE_KINDS:
+            if self.kinds.get(node) not in INTERFACE_KINDS or node in self.miswired:
                 continue
             for if_name in ifaces:
                 if Endpoint(node, if_name) not in used:
@@ -815,18 +820,18 @@ class _Checker:
         kind = self.kinds[node]
         if kind is None:  # the node itself is invalid and already reported
             return None
-        if kind in INTERFACE_KINDS:
-            if not sep:
-                self.add(path, f"{text!r}: a {kind} is connected through an interface, like '{node}:eth0'")
-                return None
-            if iface not in self.interfaces.get(node, {}):
-                self.add(path, f"{text!r}: {node} has no interface {iface!r} (declare it under nodes.{node}.interfaces)")
-                return None
-            return Endpoint(node, iface)
-        if sep:
-            self.add(path, f"{text!r}: a {kind} is connected by its bare name {node!r}, without an interface")
+        problem = None
+        if kind in INTERFACE_KINDS and not sep:
+            problem = f"{text!r}: a {kind} is connected through an interface, like '{node}:eth0'"
+        elif kind in INTERFACE_KINDS and iface not in self.interfaces.get(node, {}):
+            problem = f"{text!r}: {node} has no interface {iface!r} (declare it under nodes.{node}.interfaces)"
+        elif kind not in INTERFACE_KINDS and sep:
+            problem = f"{text!r}: a {kind} is connected by its bare name {node!r}, without an interface"
+        if problem:
+            self.add(path, problem)
+            self.miswired.add(node)
             return None
-        return Endpoint(node)
+        return Endpoint(node, iface if kind in INTERFACE_KINDS else None)
 
     def check_conditions(self, data: dict, path: str) -> LinkConditions:
         values: dict[str, Any] = {}
