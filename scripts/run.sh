@@ -18,13 +18,12 @@ umask 002  # files the agent creates under var/ stay usable by the web user's gr
 
 log() { printf '==> %s\n' "$*"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
-unprivileged() {
-  if is_root; then
-    env HOME="$VAR/run" setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --clear-groups -- "$@"
-  else
-    "$@"
-  fi
-}
+# Prefix for the unprivileged tier. An argv prefix, not a function: `prefix cmd &` then execs
+# down to cmd itself, so $! is the server's own pid and stopping it by pid works.
+AS_WEB=()
+if is_root; then
+  AS_WEB=(env HOME="$VAR/run" setpriv --reuid="$WEB_USER" --regid="$WEB_USER" --clear-groups --)
+fi
 
 ensure_admin_account() {
   local pwfile=$VAR/admin_password
@@ -44,6 +43,12 @@ user.save()
   log "created user 'admin' with password: $password   (kept in $pwfile)"
 }
 
+if is_root && ! "${AS_WEB[@]}" test -r "$ROOT/manage.py" -a -x "$ROOT/.venv/bin/python"; then
+  echo "error: user $WEB_USER cannot read $ROOT; put the checkout where others may enter" \
+       "(e.g. /opt/topolab) or chmod o+x its parent folders" >&2
+  exit 1
+fi
+
 ensure_admin_account
 is_root && { chown "$WEB_USER:$WEB_USER" "${TOPOLAB_DB:-$VAR/db.sqlite3}"* 2>/dev/null || true; }
 
@@ -61,7 +66,7 @@ trap 'exit 130' INT TERM
 if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   rm -f "$SOCK"
   log "redis-server on $SOCK"
-  unprivileged redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 770 \
+  "${AS_WEB[@]}" redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 770 \
     --dir "$VAR/redis" --daemonize no --loglevel warning &
   PIDS+=($!)
   for _ in $(seq 100); do
@@ -72,11 +77,13 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
 fi
 
 log "celery agent (queue agent) as $(id -un)"
-.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
+# The agent is root by design (it drives the kernel); JSON-only, so Celery's root warning is noise.
+PYTHONWARNINGS="ignore::celery.platforms.SecurityWarning" \
+  .venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
 PIDS+=($!)
 
 log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"
-unprivileged .venv/bin/daphne -b "$BIND" -p "$PORT" --proxy-headers webapp.asgi:application &
+"${AS_WEB[@]}" .venv/bin/daphne -b "$BIND" -p "$PORT" --proxy-headers webapp.asgi:application &
 PIDS+=($!)
 
 for _ in $(seq 150); do

@@ -115,14 +115,17 @@ ensure_var_permissions() {
   mkdir -p "$VAR/run" "$VAR/redis"
   chown "$WEB_USER:$WEB_USER" "$VAR/run" "$VAR/redis"
   chmod 2770 "$VAR/run" "$VAR/redis"
-  [ -f "$VAR/secret_key" ] && chgrp "$WEB_USER" "$VAR/secret_key" && chmod 0640 "$VAR/secret_key"
+  if [ -f "$VAR/secret_key" ]; then
+    chgrp "$WEB_USER" "$VAR/secret_key"
+    chmod 0640 "$VAR/secret_key"
+  fi
   local f
   for f in "$db" "$db-wal" "$db-shm"; do
-    [ -e "$f" ] && chown "$WEB_USER:$WEB_USER" "$f" && chmod 0660 "$f"
+    if [ -e "$f" ]; then
+      chown "$WEB_USER:$WEB_USER" "$f"
+      chmod 0660 "$f"
+    fi
   done
-  if ! as_web_user test -r "$ROOT/manage.py" -a -x "$ROOT/.venv/bin/python"; then
-    die "user $WEB_USER cannot read $ROOT; put the checkout where others may enter (e.g. /opt/topolab) or chmod o+x its parent folders"
-  fi
 }
 
 main() {

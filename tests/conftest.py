@@ -31,16 +31,34 @@ class TestServices:
 _services: TestServices | None = None
 
 
+def _die_with_pytest() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the child if pytest dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(argv: list[str], *, log_path: Path, env: dict[str, str] | None = None,
+          new_session: bool = False) -> subprocess.Popen:
+    """Start a test service: output to log_path, killed with pytest if pytest itself dies."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_pytest, start_new_session=new_session,
+        )
+
+
 def _start_redis(tmpdir: Path) -> subprocess.Popen:
     sock = tmpdir / "redis.sock"
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             "redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
             "--dir", str(tmpdir), "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--loglevel", "warning",
         ],
-        stdout=open(tmpdir / "redis.log", "wb"),
-        stderr=subprocess.STDOUT,
+        log_path=tmpdir / "redis.log",
     )
     import redis
 
@@ -141,6 +159,15 @@ def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     return env
+
+
+@pytest.fixture(scope="session", name="spawn")
+def spawn_fixture():
+    """spawn(argv, log_path=..., env=..., new_session=False) -> Popen, dying with pytest.
+
+    The caller still stops what it started (by pid) in its own fixture teardown.
+    """
+    return spawn
 
 
 @pytest.fixture(scope="session")

@@ -39,16 +39,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup, topolab_subprocess_env, test_tmpdir) -> Iterator[str]:
+def live_server_url(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn) -> Iterator[str]:
     """http://127.0.0.1:<port> of a real daphne serving webapp.asgi against the test DB and Redis."""
     port = _free_port()
     log_path = test_tmpdir / "daphne.log"
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
-        cwd=REPO,
+        log_path=log_path,
         env=topolab_subprocess_env,
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -6,15 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, topolab_subprocess_env, test_tmpdir):
+def celery_worker(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
     """A real `celery -A webapp worker -Q agent` subprocess, running as the current user.
 
     It reads the same test database file, so a test that uses it must be marked
@@ -25,17 +22,15 @@ def celery_worker(django_db_setup, django_db_blocker, topolab_subprocess_env, te
 
     nodename = f"test-agent-{os.getpid()}@localhost"
     log_path = test_tmpdir / "celery-worker.log"
-    proc = subprocess.Popen(
+    proc = spawn(
         [
-            sys.executable, "-m", "celery", "-A", "webapp", "worker",
-            "-Q", "agent", "-n", nodename, "--concurrency", "2", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle",
+            sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery",
+            "-A", "webapp", "worker", "-Q", "agent", "-n", nodename, "--concurrency", "2",
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ],
-        cwd=REPO,
+        log_path=log_path,
         env=topolab_subprocess_env,
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its pool children share its process group, stopped with it
+        new_session=True,  # its pool children share its process group, stopped with it
     )
     try:
         deadline = time.monotonic() + 60
