@@ -1,0 +1,398 @@
+"""The engine: up (validate, plan, apply), down, status, clean, exec_argv. The public API of netops.
+
+Everything kernel-side goes through `netops.kernel`; planning is pure (`netops.plan`); what exists is read by
+`netops.observe`; destroying from kernel state is `netops.destroy`.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import destroy, naming, observe, plan as planning
+from .errors import ApplyError, TopologyError
+from .events import Event, EventSink, emit
+from .kernel import netlink as nl
+from .kernel import netns
+from .kernel.tap import create_persistent_tap
+from .lock import lab_lock
+from .model import Topology
+from .observe import optional
+from .plan import Step
+
+SOCKET_CACHE = 128  # netlink sockets kept open during one apply (each holds its namespace alive; all closed after)
+DHCP_TIMEOUT = 20.0
+
+
+@dataclass
+class UpResult:
+    lab: str
+    steps: list[str] = field(default_factory=list)  # descriptions of the steps applied, in order
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
+
+
+# ------------------------------------------------------------------------------------------------ up
+
+
+def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None,
+       fault_after: int | None = None) -> UpResult:
+    """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs."""
+    lab = naming.check_lab_id(lab if lab is not None else naming.derive_lab_id(topology.name))
+    started = time.monotonic()
+    with lab_lock(lab), netns.Namespaces() as spaces:
+        inv = observe.inventory(spaces, lab, topology)
+        steps = planning.plan(topology, lab, inv)
+        rundir = naming.run_dir(lab)
+        rundir.mkdir(parents=True, exist_ok=True)
+        (rundir / "topology.json").write_text(json.dumps(topology.document, indent=1, sort_keys=True))
+        applier = _Applier(spaces, topology, lab, on_event)
+        try:
+            applier.apply(steps, fault_after)
+        except BaseException:
+            sigs = dict(inv.signatures)
+            sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
+            sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
+                         if n not in sigs and n not in applier.touched})
+            _write_signatures(lab, sigs)
+            raise
+        finally:
+            applier.close()
+        _write_signatures(lab, planning.signatures(topology))
+    return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
+
+
+def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
+    path = naming.run_dir(lab) / "signatures.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sigs, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class _Applier:
+    """Executes steps. Keeps a bounded cache of netlink sockets, one per namespace, all closed at the end."""
+
+    def __init__(self, spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink):
+        self.spaces = spaces
+        self.topology = topology
+        self.lab = lab
+        self.on_event = on_event
+        self.fabric = naming.fabric_namespace(lab)
+        self.socks: OrderedDict[str | None, nl.NetlinkSocket] = OrderedDict()
+        self.touched: set[str] = set()
+
+    def close(self) -> None:
+        while self.socks:
+            self.socks.popitem()[1].close()
+
+    def sock(self, ns: str | None) -> nl.NetlinkSocket:
+        s = self.socks.get(ns)
+        if s is not None:
+            self.socks.move_to_end(ns)
+            return s
+        if ns is not None and not netns.exists(ns):
+            raise ApplyError(f"namespace {ns} does not exist")
+        s = self.spaces.netlink(ns)
+        self._cache(ns, s)
+        return s
+
+    def _cache(self, ns: str | None, s: nl.NetlinkSocket) -> None:
+        self.socks[ns] = s
+        while len(self.socks) > SOCKET_CACHE:
+            self.socks.popitem(last=False)[1].close()
+
+    def drop(self, ns: str) -> None:
+        s = self.socks.pop(ns, None)
+        if s is not None:
+            s.close()
+
+    # -------------------------------------------------------------------------------------------- driver
+
+    def apply(self, steps: list[Step], fault_after: int | None) -> None:
+        total = len(steps)
+        last_of: dict[str, int] = {}
+        for i, s in enumerate(steps):
+            if s.node:
+                last_of[s.node] = i
+        for i, step in enumerate(steps, 1):
+            if step.node and step.node not in self.touched and not step.action.startswith("remove."):
+                self.touched.add(step.node)
+                emit(self.on_event, Event("node.state", node=step.node, state="starting"))
+            emit(self.on_event, Event("run.step", step.description, node=step.node, step=i, total=total,
+                                      data={"path": step.path, "action": step.action}))
+            try:
+                getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))(step)
+            except ApplyError as exc:
+                if step.node:
+                    emit(self.on_event, Event("node.state", node=step.node, state="failed", message=exc.message))
+                raise ApplyError(exc.message, element=exc.element or step.path, step=step.description,
+                                 permanent=exc.permanent) from exc
+            except OSError as exc:
+                if step.node:
+                    emit(self.on_event, Event("node.state", node=step.node, state="failed", message=str(exc)))
+                raise ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
+                                 permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS)) from exc
+            if step.node and last_of.get(step.node) == i - 1 and not step.action.startswith("remove."):
+                emit(self.on_event, Event("node.state", node=step.node, state="running"))
+            if fault_after is not None and i == fault_after:
+                raise ApplyError(f"fault injected after step {i}", element=step.path, step=step.description)
+
+    def _module(self, name: str, step: Step) -> Any:
+        mod = optional(name)
+        if mod is None:
+            raise ApplyError(f"needs netops.{name}, which is not available", element=step.path)
+        return mod
+
+    # -------------------------------------------------------------------------------------------- removal
+
+    def do_remove_processes(self, step: Step) -> None:
+        procs = self._module("procs", step)
+        if step.params.get("vm"):
+            qemu = optional("qemu")
+            if qemu is not None and hasattr(qemu, "stop_vm"):
+                qemu.stop_vm(self.lab, step.node)
+        for role in step.params["roles"]:
+            for proc in procs.find(lab=self.lab, role=role):
+                procs.stop(proc)
+        if step.params.get("vm"):
+            for proc in procs.find(lab=self.lab):
+                if proc.role.split(":")[:2] == ["qemu", step.node]:
+                    procs.stop(proc)
+
+    def do_remove_namespace(self, step: Step) -> None:
+        ns = step.params["namespace"]
+        self.drop(ns)
+        netns.delete(ns)
+
+    def do_remove_link(self, step: Step) -> None:
+        self.sock(step.params["namespace"]).call(nl.link_del(name=step.params["ifname"]))
+
+    # -------------------------------------------------------------------------------------------- build
+
+    def do_namespace_create(self, step: Step) -> None:
+        ns, tag = step.params["namespace"], step.params["tag"]
+
+        def inside() -> nl.NetlinkSocket:
+            s = nl.NetlinkSocket(ns)
+            try:
+                s.call(nl.link_set(index=1, up=True, alias=tag))
+            except BaseException:
+                s.close()
+                raise
+            return s
+
+        self.drop(ns)
+        self._cache(ns, self.spaces.create(ns, inside))
+
+    def _bridge_index(self, name: str, element: str) -> int:
+        br = self.sock(self.fabric).link(name=name)
+        if br is None or br.kind != "bridge":
+            raise ApplyError(f"bridge {name} is missing in {self.fabric}", element=element)
+        return br.index
+
+    def do_bridge_create(self, step: Step) -> None:
+        s = self.sock(self.fabric)
+        name = step.params["ifname"]
+        have = s.link(name=name)
+        if have is not None and have.kind != "bridge":
+            s.call(nl.link_del(index=have.index))
+            have = None
+        if have is None:
+            s.call(nl.link_add_bridge(name))
+        s.call(nl.link_set(name=name, up=True, alias=step.params["tag"]))
+
+    def _fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0) -> None:
+        """Create veth a_if (in a_ns, up, enslaved to `master`) with peer b_if straight in b_ns. Leftover ends
+        with these names (a pair whose other namespace is being freed by the kernel) are deleted first."""
+        sa = self.sock(a_ns)
+        sb = self.sock(b_ns)
+        sa.call(nl.link_del(name=a_if))
+        sb.call(nl.link_del(name=b_if))
+        if b_ns == a_ns:
+            sa.call(nl.link_add_veth(a_if, b_if, None, master=master))
+            return
+        fd = netns.open_fd(b_ns) if b_ns is not None else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            sa.call(nl.link_add_veth(a_if, b_if, fd, master=master))
+        finally:
+            os.close(fd)
+
+    def _taps(self, taps: list[str], bridge: int, tag: str) -> None:
+        s = self.sock(self.fabric)
+        for tap in taps:
+            if s.link(name=tap) is None:
+                self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t))
+            s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
+
+    def do_link_create(self, step: Step) -> None:
+        p = step.params
+        kind, tag = p["kind"], p["tag"]
+        if kind == "ns-ns":
+            self._fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"])
+        elif kind in ("ns-bridge", "ns-bridge+tap"):
+            master = self._bridge_index(p["bridge"], step.path)
+            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], master=master)
+            self.sock(self.fabric).call(nl.link_set(name=p["fabric_if"], alias=tag))
+            if kind == "ns-bridge+tap":
+                self._taps(p["taps"], master, tag)
+        elif kind == "bridge-bridge":
+            a_master = self._bridge_index(p["a_bridge"], step.path)
+            b_master = self._bridge_index(p["b_bridge"], step.path)
+            self._fresh_veth(self.fabric, p["a_if"], self.fabric, p["b_if"], master=a_master)
+            errs = self.sock(self.fabric).batch([
+                nl.link_set(name=p["a_if"], alias=tag),
+                nl.link_set(name=p["b_if"], up=True, master=b_master, alias=tag)])
+            _raise_first(errs)
+        elif kind in ("tap-bridge", "tap-tap"):
+            self._taps(p["taps"], self._bridge_index(p["bridge"], step.path), tag)
+        else:
+            raise ApplyError(f"unknown link kind {kind}", element=step.path)
+
+    def do_link_door(self, step: Step) -> None:
+        p = step.params
+        root = self.sock(None)
+        host_bridge = None
+        if p["host_bridge"]:
+            host_bridge = root.link(name=p["host_bridge"])
+            if host_bridge is None or host_bridge.kind != "bridge":
+                what = "does not exist" if host_bridge is None else "is not a bridge"
+                raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
+        master = self._bridge_index(p["bridge"], step.path)
+        self._fresh_veth(self.fabric, p["peer"], None, p["root"], master=master)
+        self.sock(self.fabric).call(nl.link_set(name=p["peer"], alias=p["tag"]))
+        door = root.link(name=p["root"])
+        if door is None:
+            raise ApplyError(f"door {p['root']} vanished", element=step.path)
+        reqs = [nl.link_set(index=door.index, up=True, alias=p["tag"],
+                            master=host_bridge.index if host_bridge else None)]
+        if p["nat"] and p["address"]:
+            import ipaddress
+            reqs.append(nl.addr_add(door.index, ipaddress.ip_interface(p["address"])))
+        _raise_first(root.batch(reqs))
+
+    def do_configure_interface(self, step: Step) -> None:
+        import ipaddress
+        p = step.params
+        s = self.sock(p["namespace"])
+        link = s.link(name=p["ifname"])
+        if link is None:
+            raise ApplyError(f"interface {p['ifname']} is missing", element=step.path)
+        reqs = []
+        if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or not link.up:
+            reqs.append(nl.link_set(index=link.index, up=True, mac=p["mac"] if link.mac != p["mac"] else None,
+                                    mtu=p["mtu"] if link.mtu != p["mtu"] else None))
+        reqs += [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
+        _raise_first(s.batch(reqs))
+
+    def do_route_add(self, step: Step) -> None:
+        import ipaddress
+        p = step.params
+        reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
+        _raise_first(self.sock(p["namespace"]).batch(reqs))
+
+    def do_sysctl_forwarding(self, step: Step) -> None:
+        ns = step.params["namespace"]
+        self.spaces.write_sysctl(ns, "net.ipv4.ip_forward", "1")
+        self.spaces.write_sysctl(ns, "net.ipv6.conf.all.forwarding", "1")
+
+    # -------------------------------------------------------------------------------------------- services
+
+    def do_linkcond_apply(self, step: Step) -> None:
+        p = step.params
+        link = self.topology.links[p["link"]]
+        self._module("linkcond", step).apply(self.lab, link, p["namespace"], p["ifname"])
+
+    def do_nat_router(self, step: Step) -> None:
+        p = step.params
+        self._module("nft", step).apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
+
+    def do_nat_external(self, step: Step) -> None:
+        p = step.params
+        destroy.host_forwarding_acquire(self.lab)
+        self._module("nft", step).apply_external_nat(self.lab, step.node, p["root"], p["address"])
+
+    def do_dhcp_server_start(self, step: Step) -> None:
+        p = step.params
+        iface = self.topology.nodes[step.node].interfaces[p["ifname"]]
+        self._module("dnsmasq", step).start(self.lab, step.node, iface, p["namespace"])
+
+    def do_dhcp_client_start(self, step: Step) -> None:
+        p = step.params
+        self._module("dhcpclient", step).start(self.lab, step.node, p["ifname"], p["namespace"])
+        s = self.sock(p["namespace"])
+        deadline = time.monotonic() + DHCP_TIMEOUT
+        while True:  # the client returns once it has a lease; confirm the address is on the interface
+            link = s.link(name=p["ifname"])
+            if link is not None and any(a.index == link.index and a.cidr.count(".") == 3 for a in s.addresses()):
+                return
+            if time.monotonic() > deadline:
+                raise ApplyError(f"no DHCP address within {DHCP_TIMEOUT:.0f} s", element=step.path,
+                                 permanent=False)
+            time.sleep(0.05)
+
+    def do_vm_start(self, step: Step) -> None:
+        self._module("qemu", step).start_vm(self.lab, step.node, dict(step.params["taps"]), self.fabric)
+
+
+def _raise_first(errors: list[nl.NetlinkError | None]) -> None:
+    for err in errors:
+        if err is not None:
+            raise err
+
+
+# ------------------------------------------------------------------------------------------------ down / clean
+
+
+def down(lab: str, *, on_event: EventSink = None) -> list[str]:
+    """Destroy the lab from kernel state (tagged objects only). Idempotent; returns what was removed."""
+    lab = naming.check_lab_id(lab)
+    with lab_lock(lab):
+        return destroy.destroy_lab(lab, on_event)
+
+
+def clean(*, on_event: EventSink = None) -> list[str]:
+    """Destroy every Topolab-owned object on this host (all labs found by tags)."""
+    return destroy.destroy_all(on_event)
+
+
+# ------------------------------------------------------------------------------------------------ exec
+
+
+def exec_argv(lab: str, node: str) -> list[str]:
+    """argv prefix that runs a command inside the node's namespace, after checking the namespace is the lab's."""
+    lab = naming.check_lab_id(lab)
+    ns = naming.node_namespace(lab, node)
+    if not naming.NODE_NAME_RE.match(node) or not netns.exists(ns):
+        raise ApplyError(f"node {node} of lab {lab} is not running (no namespace {ns})", element=f"nodes.{node}")
+    with netns.Namespaces() as spaces:
+        alias = spaces.run_in(ns, observe._lo_alias)
+    if alias != naming.tag(lab, "ns", node):
+        raise ApplyError(f"namespace {ns} is not Topolab's (tag missing)", element=f"nodes.{node}")
+    return ["nsenter", f"--net={netns.path(ns)}", "--"]
+
+
+# ------------------------------------------------------------------------------------------------ status
+
+def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
+    """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
+    `topology` is None."""
+    lab = naming.check_lab_id(lab)
+    if topology is None:
+        stored = naming.run_dir(lab) / "topology.json"
+        if stored.exists():
+            from .topology import parse_document
+            topology = parse_document(json.loads(stored.read_text()))
+    with netns.Namespaces() as spaces:
+        return observe.lab_status(spaces, lab, topology)
+
+
+LabStatus = observe.LabStatus
+
+__all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

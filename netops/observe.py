@@ -1,0 +1,281 @@
+"""Observe: what of a lab exists in the kernel, found by name AND tag, in a few netlink dumps per namespace."""
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from . import naming, procs
+from .kernel import netns
+from .kernel.netlink import NetlinkSocket
+from .model import Topology
+from .plan import Inventory, LinkState, NamespaceState
+
+
+def optional(module: str) -> ModuleType | None:
+    """A sibling netops module written by another part of the team, or None while it does not exist."""
+    try:
+        return importlib.import_module(f"netops.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"netops.{module}":
+            raise
+        return None
+
+
+@dataclass
+class Found:
+    """Tagged objects of one or more labs: namespaces (name -> (lab, node)), root links (name -> lab)."""
+
+    namespaces: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    root_links: dict[str, str] = field(default_factory=dict)
+
+
+def _lo_alias() -> str | None:
+    with NetlinkSocket() as nl:
+        lo = nl.link(index=1)
+        return lo.alias if lo else None
+
+
+def find_tagged(spaces: netns.Namespaces, lab: str | None = None) -> Found:
+    """Namespaces whose name AND `lo` ifalias say they belong to `lab` (any lab when None), and tagged root links."""
+    found = Found()
+    for name in netns.list_names():
+        parsed = naming.parse_namespace(name)
+        if parsed is None or (lab is not None and parsed[0] != lab):
+            continue
+        try:
+            alias = spaces.run_in(name, _lo_alias)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EINVAL):  # deleted meanwhile, or a plain file, not a namespace
+                continue
+            raise
+        if alias == naming.tag(parsed[0], "ns", parsed[1] or "fabric"):
+            found.namespaces[name] = parsed
+    with NetlinkSocket() as nl:
+        for link in nl.links():
+            tagged = naming.parse_tag(link.alias)
+            if tagged and (lab is None or tagged[0] == lab) and link.name.startswith("tl" + tagged[0]):
+                found.root_links[link.name] = tagged[0]
+    return found
+
+
+def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> NamespaceState:
+    links = nl.links()
+    by_index = {lk.index: lk for lk in links}
+    state = NamespaceState(name, forwarding=forwarding)
+    for lk in links:
+        master = by_index[lk.master].name if lk.master in by_index else None
+        state.links[lk.name] = LinkState(lk.name, lk.kind, lk.up, lk.mac, lk.mtu, lk.alias, master)
+    for addr in nl.addresses():
+        lk = by_index.get(addr.index)
+        if lk is not None and not addr.cidr.startswith("fe80:"):
+            target = state.links[lk.name].dynamic_addresses if addr.dynamic else state.links[lk.name].addresses
+            target.append(addr.cidr)
+    for route in nl.routes():
+        state.routes.add((route.dst, route.gateway))
+    for ifindex, parent, kind in nl.qdiscs():
+        if parent == 0xFFFFFFFF and ifindex in by_index and kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
+            state.links[by_index[ifindex].name].qdisc = kind
+    return state
+
+
+def _observe_here(name: str) -> NamespaceState:
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forwarding = f.read().strip() == "1"
+    with NetlinkSocket(name) as nl:
+        return _namespace_state(name, nl, forwarding)
+
+
+def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = None) -> Inventory:
+    """Everything of `lab` that exists (tagged), plus the signatures stored at the last deploy."""
+    found = find_tagged(spaces, lab)
+    inv = Inventory(lab)
+    for name in found.namespaces:
+        try:
+            inv.namespaces[name] = spaces.run_in(name, lambda n=name: _observe_here(n))
+        except FileNotFoundError:
+            continue
+    if found.root_links:
+        with NetlinkSocket() as nl:
+            links = {lk.name: lk for lk in nl.links()}
+            by_index = {lk.index: lk.name for lk in links.values()}
+            for name in found.root_links:
+                lk = links[name]
+                inv.root_links[name] = LinkState(name, lk.kind, lk.up, lk.mac, lk.mtu, lk.alias,
+                                                 by_index.get(lk.master))
+    for proc in procs.find(lab=lab):
+        inv.processes[proc.role] = proc.pid
+    qemu = optional("qemu")
+    for role in list(inv.processes):
+        if role.startswith("qemu:"):
+            inv.vms_running.add(role.split(":")[1])
+    if qemu is not None and hasattr(qemu, "running_vms"):
+        inv.vms_running |= set(qemu.running_vms(lab))
+    nft = optional("nft")
+    if nft is not None and hasattr(nft, "nat_applied"):
+        inv.nat_applied = set(nft.nat_applied(lab))
+    elif topology is not None:
+        inv.nat_applied = _nat_tables_present(lab, topology, inv)
+    inv.signatures = read_signatures(lab)
+    return inv
+
+
+def read_signatures(lab: str) -> dict[str, str | None]:
+    path = naming.run_dir(lab) / "signatures.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return {}
+    except (ValueError, TypeError) as exc:
+        raise OSError(errno.EINVAL, f"{path}: corrupt ({exc})") from exc
+
+
+def node_namespace_states(spaces: netns.Namespaces, names: list[str]) -> dict[str, NamespaceState]:
+    out = {}
+    for name in names:
+        if os.path.exists(netns.path(name)):
+            out[name] = spaces.run_in(name, lambda n=name: _observe_here(n))
+    return out
+
+
+def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
+    """Routers with NAT whose namespace holds an nft table (the nft module offers no cheaper check)."""
+    out = set()
+    for name, node in topology.nodes.items():
+        ns = naming.node_namespace(lab, name)
+        if node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
+            res = procs.run(["nft", "list", "tables"], namespace=ns, element=f"nodes.{name}.nat")
+            if res.stdout.strip():
+                out.add(name)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ status
+
+
+@dataclass
+class NodeStatus:
+    kind: str
+    state: str  # running | degraded | stopped | absent
+    interfaces: dict[str, dict] = field(default_factory=dict)
+    leases: list[dict] | None = None
+    vm: dict | None = None
+
+    def as_dict(self) -> dict:
+        out: dict = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces}
+        if self.leases is not None:
+            out["leases"] = self.leases
+        if self.vm is not None:
+            out["vm"] = self.vm
+        return out
+
+
+@dataclass
+class LabStatus:
+    lab: str
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    drift: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"lab": self.lab, "nodes": {n: s.as_dict() for n, s in self.nodes.items()}, "drift": self.drift}
+
+
+def _iface_dict(link: LinkState) -> dict:
+    return {"addresses": link.addresses + link.dynamic_addresses, "mac": link.mac, "up": link.up}
+
+
+def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) -> LabStatus:
+    inv = inventory(spaces, lab, topology)
+    st = LabStatus(lab)
+    fabric = inv.namespaces.get(naming.fabric_namespace(lab))
+    dnsmasq = optional("dnsmasq")
+    qemu = optional("qemu")
+    if topology is None:  # nothing stored: report what the kernel holds
+        for name, ns in inv.namespaces.items():
+            node = naming.parse_namespace(name)[1]  # type: ignore[index]
+            if node:
+                st.nodes[node] = NodeStatus("unknown", "running",
+                                            {n: _iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
+        return st
+    for name, node in topology.nodes.items():
+        path = f"nodes.{name}"
+        drift: list[str] = []
+        ns_name = naming.node_namespace(lab, name)
+        if node.kind in ("host", "router"):
+            ns = inv.namespaces.get(ns_name)
+            if ns is None:
+                st.nodes[name] = NodeStatus(node.kind, "absent")
+                st.drift.append(f"{path}: namespace missing")
+                continue
+            stopped = False
+            ifaces = {}
+            for iname, iface in node.interfaces.items():
+                if topology.peer_of(name, iname) is None:
+                    continue
+                ipath = f"{path}.interfaces.{iname}"
+                link = ns.links.get(iname)
+                if link is None:
+                    drift.append(f"{ipath}: interface missing")
+                    continue
+                ifaces[iname] = _iface_dict(link)
+                if not link.up:
+                    stopped = True
+                    drift.append(f"{ipath}: interface down")
+                for addr in iface.addresses:
+                    if str(addr) not in link.addresses:
+                        drift.append(f"{ipath}: address {addr} missing")
+                if iface.mac and link.mac != iface.mac:
+                    drift.append(f"{ipath}: mac is {link.mac}, expected {iface.mac}")
+                if iface.mtu and link.mtu != iface.mtu:
+                    drift.append(f"{ipath}: mtu is {link.mtu}, expected {iface.mtu}")
+                if iface.dhcp:
+                    if f"udhcpc:{name}:{iname}" not in inv.processes:
+                        stopped = True
+                        drift.append(f"{ipath}: DHCP client not running")
+                    if not any(a.count(".") == 3 for a in link.dynamic_addresses + link.addresses):
+                        drift.append(f"{ipath}: no DHCP address")
+                if iface.dhcp_server and f"dnsmasq:{name}:{iname}" not in inv.processes:
+                    stopped = True
+                    drift.append(f"{ipath}: DHCP server not running")
+            for r in node.routes:
+                if (str(r.to), str(r.via)) not in ns.routes:
+                    drift.append(f"{path}.routes: route to {r.to} via {r.via} missing")
+            if node.kind == "router" and not ns.forwarding:
+                drift.append(f"{path}: forwarding is off")
+            state = "stopped" if stopped else ("degraded" if drift else "running")
+            ns_status = NodeStatus(node.kind, state, ifaces)
+            if dnsmasq is not None and any(i.dhcp_server for i in node.interfaces.values()):
+                ns_status.leases = [
+                    {"mac": le.mac, "ip": str(le.ip), "hostname": le.hostname, "expires": le.expiry}
+                    for iname, i in node.interfaces.items() if i.dhcp_server
+                    for le in dnsmasq.leases(lab, name, iname)]
+            st.nodes[name] = ns_status
+        elif node.kind in ("bridge", "external"):
+            have = fabric is not None and naming.bridge_ifname(name) in fabric.links
+            if not have:
+                drift.append(f"{path}: bridge missing")
+            if node.kind == "external" and naming.root_ifname(lab, name) not in inv.root_links:
+                drift.append(f"{path}: door {naming.root_ifname(lab, name)} missing")
+            state = "absent" if fabric is None else ("degraded" if drift else "running")
+            st.nodes[name] = NodeStatus(node.kind, state)
+        elif node.kind == "vm":
+            vm = qemu.vm_status(lab, name) if qemu is not None and hasattr(qemu, "vm_status") else None
+            running = name in inv.vms_running
+            if not running:
+                drift.append(f"{path}: VM not running")
+            ifaces = {}
+            for iname in node.interfaces:
+                tap = naming.fabric_ifname(name, iname)
+                if fabric is not None and tap in fabric.links:
+                    ifaces[iname] = {"addresses": [], "mac": node.interfaces[iname].mac, "up": fabric.links[tap].up}
+            state = "running" if running else ("stopped" if fabric is not None else "absent")
+            st.nodes[name] = NodeStatus(node.kind, state, ifaces, vm=vm or {})
+        st.drift.extend(drift)
+    for ns_name in inv.namespaces:
+        node = naming.parse_namespace(ns_name)[1]  # type: ignore[index]
+        if node and node not in topology.nodes:
+            st.drift.append(f"nodes.{node}: namespace exists but the node is not in the document")
+    return st
