@@ -3,6 +3,7 @@
     parse_document(source, images=None) -> Topology      raises TopologyError with every problem found
     validate_document(source, images=None) -> [Problem]  empty when valid
     load_file(path) -> Topology
+    load_yaml(text) -> (data, [Problem])                 the safe loader alone (used by the containerlab importer)
     to_document(topology) -> dict                        the normalised document (also Topology.document)
     dump_yaml(topology_or_document) -> str
 
@@ -106,6 +107,11 @@ def load_file(path: str | Path, *, images: Collection[str] | None = None) -> Top
     with open(path, "rb") as fh:
         data = fh.read(MAX_TEXT_BYTES + 1)
     return parse_document(data, images=images)
+
+
+def load_yaml(source: str | bytes) -> tuple[Any, list[Problem]]:
+    """Safely load YAML/JSON text (size limit, no anchors/aliases, no duplicate keys): (data, problems)."""
+    return _load(source)
 
 
 def ifname_problem(name: object) -> str | None:
@@ -951,7 +957,7 @@ def _link_document(link: Link) -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, except that collections holding only scalars are written inline (`[r1:eth0, br-in]`)."""
+    """Block style, except that short collections holding only scalars are written inline (`[r1:eth0, br-in]`)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
@@ -961,14 +967,18 @@ def _leaf(value: Any) -> bool:
     return not isinstance(value, (dict, list, tuple))
 
 
+def _inline(items: list) -> bool:
+    """Write a collection inline when it holds only scalars and stays short (so lines never wrap)."""
+    return all(_leaf(v) for v in items) and sum(len(str(v)) + 2 for v in items) <= 80
+
+
 def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
-    flow = all(_leaf(v) for v in data.values())
+    flow = _inline([*data.keys(), *data.values()])
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    flow = all(_leaf(v) for v in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_inline(data))
 
 
 _Dumper.add_representer(dict, _represent_dict)
