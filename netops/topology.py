@@ -144,11 +144,10 @@ class _StrictLoader(yaml.SafeLoader):
     """SafeLoader without anchors/aliases and with YAML 1.2-like implicit scalars."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        # Refusing every anchor refuses every alias too: an alias needs an anchor defined before it.
         event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(f"aliases (*{event.anchor}) are not allowed", event.start_mark)
-        if getattr(event, "anchor", None):
-            raise _Refused(f"anchors (&{event.anchor}) are not allowed", event.start_mark)
+        if getattr(event, "anchor", None) and not isinstance(event, yaml.AliasEvent):
+            raise _Refused(f"anchors and aliases (&{event.anchor}) are not allowed", event.start_mark)
         return super().compose_node(parent, index)
 
 
