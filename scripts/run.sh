@@ -61,7 +61,7 @@ stop_all() {
   log "stopped"
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM  # Ctrl-C is the normal way to stop
 
 if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   rm -f "$SOCK"
@@ -77,9 +77,8 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
 fi
 
 log "celery agent (queue agent) as $(id -un)"
-# The agent is root by design (it drives the kernel); JSON-only, so Celery's root warning is noise.
-PYTHONWARNINGS="ignore::celery.platforms.SecurityWarning" \
-  .venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
+# Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
+.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
 PIDS+=($!)
 
 log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"

@@ -45,10 +45,17 @@ ensure_web_user() {
 
 # The interpreter behind .venv. `python3` by default; as root it must also be runnable by the
 # web user (a pyenv python under /root is not), else Debian's /usr/bin/python3 is used.
+runnable_by_web_user() {
+  local real
+  real=$(readlink -f "$(command -v "$1")")
+  as_web_user test -x "$real" 2>/dev/null \
+    && as_web_user "$real" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null
+}
+
 choose_python() {
   local py=${TOPOLAB_PYTHON:-python3}
   command -v "$py" >/dev/null 2>&1 || die "$py not found"
-  if is_root && ! as_web_user "$(command -v "$py")" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  if is_root && ! runnable_by_web_user "$py"; then
     /usr/bin/python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null \
       || die "$py is not usable by user $WEB_USER and /usr/bin/python3 is older than 3.11"
     py=/usr/bin/python3
@@ -56,16 +63,20 @@ choose_python() {
   command -v "$py"
 }
 
-# pip, minus the machine-wide config's notes about absent local mirrors.
+# pip, quiet; its stderr (mostly the machine-wide config's notes) is shown only on failure.
 pip_quiet() {
-  .venv/bin/python -m pip -q "$@" 2> >(grep -v -e 'is ignored: it is neither a file nor a directory' -e 'BuildBackendWarning' >&2)
+  if ! .venv/bin/python -m pip -q "$@" 2>"$VAR/pip.log"; then
+    cat "$VAR/pip.log" >&2
+    return 1
+  fi
 }
 
 ensure_venv() {
   local py want
   py=$(choose_python)
   want=$(cat pyproject.toml <(readlink -f "$py") | sha256sum | cut -d' ' -f1)
-  if [ -x .venv/bin/python ] && [ "$(cat "$STAMPS/venv" 2>/dev/null)" = "$want" ]; then
+  if [ -x .venv/bin/python ] && [ "$(cat "$STAMPS/venv" 2>/dev/null)" = "$want" ] \
+      && [ "$(readlink -f .venv/bin/python)" = "$(readlink -f "$py")" ]; then
     return 0
   fi
   if [ -e .venv ] && [ "$(readlink -f .venv/bin/python 2>/dev/null)" != "$(readlink -f "$py")" ]; then

@@ -24,8 +24,8 @@ def celery_worker(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
     log_path = test_tmpdir / "celery-worker.log"
     proc = spawn(
         [
-            sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery",
-            "-A", "webapp", "worker", "-Q", "agent", "-n", nodename, "--concurrency", "2",
+            sys.executable, "-m", "celery", "-A", "webapp", "worker",
+            "-Q", "agent", "-n", nodename, "--concurrency", "2",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ],
         log_path=log_path,
