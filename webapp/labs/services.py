@@ -109,7 +109,9 @@ def list_images() -> list[dict[str, Any]]:
         return []
     result = []
     for item in images.list_images():
-        if isinstance(item, str):
+        if hasattr(item, "as_dict"):  # netops.images.Image; its as_dict() leaves out server paths
+            result.append({k: _jsonable(v) for k, v in item.as_dict().items()})
+        elif isinstance(item, str):
             result.append({"name": item})
         elif is_dataclass(item):
             result.append({k: _jsonable(v) for k, v in asdict(item).items()})
@@ -396,7 +398,7 @@ def _load_yaml(text: str) -> Any:
     """Load with netops' strict loader (no aliases, no duplicate keys, YAML 1.2-like scalars)."""
     from netops import topology
 
-    data, problems = topology._load(text)  # noqa: SLF001 - the one strict YAML loader; see report
+    data, problems = topology.load_yaml(text)
     if problems:
         raise DocumentError(problems)
     return data

@@ -141,3 +141,6 @@ class ImportResultSerializer(serializers.Serializer):
 
 class ImageSerializer(serializers.Serializer):
     name = serializers.CharField()
+    format = serializers.CharField(required=False, help_text="qcow2, raw or kernel")
+    memory = serializers.IntegerField(required=False, help_text="Default memory in MiB")
+    os_hint = serializers.CharField(required=False, allow_null=True)

@@ -1,0 +1,187 @@
+// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/services.py.
+// The document is a plain object; every function here mutates the one it is given.
+
+export const KINDS = {
+  router: { label: "Router", prefix: "r", interfaces: true, help: "Forwards between networks; NAT and DHCP" },
+  bridge: { label: "Switch", prefix: "br", interfaces: false, help: "A bridge inside the lab" },
+  host: { label: "Host", prefix: "h", interfaces: true, help: "A Linux network namespace" },
+  vm: { label: "VM", prefix: "vm", interfaces: true, help: "A qemu virtual machine" },
+  external: { label: "External", prefix: "wan", interfaces: false, help: "The door to the host's network" },
+};
+
+export const NODE_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export const clone = (doc) => JSON.parse(JSON.stringify(doc));
+
+export function normalise(doc) {
+  if (!doc || typeof doc !== "object" || Array.isArray(doc)) doc = {};
+  if (!doc.nodes || typeof doc.nodes !== "object" || Array.isArray(doc.nodes)) doc.nodes = {};
+  if (!Array.isArray(doc.links)) doc.links = [];
+  if (doc.version === undefined) doc.version = 1;
+  return doc;
+}
+
+export const hasInterfaces = (node) => Boolean(node && KINDS[node.kind] && KINDS[node.kind].interfaces);
+
+export function nextName(doc, kind) {
+  const prefix = (KINDS[kind] || { prefix: "n" }).prefix;
+  let n = 1;
+  while (doc.nodes[`${prefix}${n}`]) n += 1;
+  return `${prefix}${n}`;
+}
+
+export function addNode(doc, kind, position) {
+  const name = nextName(doc, kind);
+  const node = { kind };
+  if (position) node.ui = { x: Math.round(position.x), y: Math.round(position.y) };
+  doc.nodes[name] = node;
+  return name;
+}
+
+export function splitEndpoint(endpoint) {
+  const text = String(endpoint);
+  const i = text.indexOf(":");
+  return i < 0 ? [text, null] : [text.slice(0, i), text.slice(i + 1)];
+}
+
+/** Why `name` cannot be the new name of node `old`, or null when it can. */
+export function renameProblem(doc, old, name) {
+  if (name === old) return null;
+  if (!NODE_NAME_RE.test(name)) return "a letter, then up to 31 letters, digits, - or _";
+  if (doc.nodes[name]) return `a node named ${name} already exists`;
+  return null;
+}
+
+export function renameNode(doc, old, name) {
+  const problem = renameProblem(doc, old, name);
+  if (problem) throw new Error(problem);
+  if (name === old) return;
+  const nodes = {};
+  for (const [key, value] of Object.entries(doc.nodes)) nodes[key === old ? name : key] = value;
+  doc.nodes = nodes;
+  for (const link of doc.links) {
+    if (!link || !Array.isArray(link.endpoints)) continue;
+    link.endpoints = link.endpoints.map((e) => {
+      const [n, iface] = splitEndpoint(e);
+      return n === old ? (iface === null ? name : `${name}:${iface}`) : e;
+    });
+  }
+}
+
+export function linkNodes(link) {
+  return link && Array.isArray(link.endpoints) ? link.endpoints.map((e) => splitEndpoint(e)[0]) : [];
+}
+
+export function deleteNode(doc, name) {
+  delete doc.nodes[name];
+  doc.links = doc.links.filter((link) => !linkNodes(link).includes(name));
+}
+
+export function usedInterfaces(doc, name) {
+  const used = new Set();
+  for (const link of doc.links) {
+    for (const e of (link && link.endpoints) || []) {
+      const [n, iface] = splitEndpoint(e);
+      if (n === name && iface !== null) used.add(iface);
+    }
+  }
+  return used;
+}
+
+export function nextInterface(doc, name) {
+  const used = usedInterfaces(doc, name);
+  let n = 0;
+  while (used.has(`eth${n}`)) n += 1;
+  return `eth${n}`;
+}
+
+function endpointFor(doc, name) {
+  const node = doc.nodes[name];
+  if (!hasInterfaces(node)) return name;
+  const iface = nextInterface(doc, name);
+  if (!node.interfaces || typeof node.interfaces !== "object") node.interfaces = {};
+  if (!node.interfaces[iface]) node.interfaces[iface] = {};
+  return `${name}:${iface}`;
+}
+
+export function addLink(doc, a, b) {
+  if (a === b || !doc.nodes[a] || !doc.nodes[b]) return -1;
+  const link = { endpoints: [endpointFor(doc, a), endpointFor(doc, b)] };
+  doc.links.push(link);
+  return doc.links.length - 1;
+}
+
+/** Delete links by index; an interface left declared but empty ({}) goes with its link. */
+export function deleteLinks(doc, indexes) {
+  const drop = new Set(indexes);
+  const removed = doc.links.filter((_, i) => drop.has(i));
+  doc.links = doc.links.filter((_, i) => !drop.has(i));
+  for (const link of removed) {
+    for (const e of (link && link.endpoints) || []) {
+      const [n, iface] = splitEndpoint(e);
+      const node = doc.nodes[n];
+      if (iface === null || !node || !node.interfaces) continue;
+      const cfg = node.interfaces[iface];
+      if (cfg && Object.keys(cfg).length === 0 && !usedInterfaces(doc, n).has(iface)) delete node.interfaces[iface];
+    }
+  }
+}
+
+/** Rename the interface at one end of a link; the node's interface settings move with it. */
+export function renameInterface(doc, index, end, iface) {
+  const link = doc.links[index];
+  const [name, old] = splitEndpoint(link.endpoints[end]);
+  if (old === iface) return;
+  if (!IFNAME_RE.test(iface)) throw new Error("1-15 letters, digits, '_', '.' or '-'");
+  if (usedInterfaces(doc, name).has(iface)) throw new Error(`${name} already has a link on ${iface}`);
+  const node = doc.nodes[name];
+  if (node && node.interfaces && typeof node.interfaces === "object") {
+    const interfaces = {};
+    for (const [key, value] of Object.entries(node.interfaces)) interfaces[key === old ? iface : key] = value;
+    if (!(iface in interfaces)) interfaces[iface] = {};
+    node.interfaces = interfaces;
+    if (node.nat && Array.isArray(node.nat.masquerade)) {
+      node.nat.masquerade = node.nat.masquerade.map((m) => (m === old ? iface : m));
+    }
+  }
+  link.endpoints[end] = `${name}:${iface}`;
+}
+
+/** Interface names of a node: declared ones and those links use, in a stable order. */
+export function interfacesOf(doc, name) {
+  const node = doc.nodes[name] || {};
+  const names = new Set(Object.keys((node.interfaces && typeof node.interfaces === "object") ? node.interfaces : {}));
+  for (const iface of usedInterfaces(doc, name)) names.add(iface);
+  return [...names].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+}
+
+/** The peer of node:iface ("br1", "r1:eth0"), or null. */
+export function peerOf(doc, name, iface) {
+  for (const link of doc.links) {
+    const ends = (link && link.endpoints) || [];
+    for (let i = 0; i < 2; i += 1) {
+      const [n, f] = splitEndpoint(ends[i]);
+      if (n === name && f === iface) return ends[1 - i] ?? null;
+    }
+  }
+  return null;
+}
+
+/** Which canvas element a problem path concerns: {node} or {link} or null (the whole lab). */
+export function problemTarget(path) {
+  const parts = String(path || "").split(".");
+  if (parts[0] === "nodes" && parts[1]) return { node: parts[1] };
+  if (parts[0] === "links" && /^\d+$/.test(parts[1] || "")) return { link: Number(parts[1]) };
+  return null;
+}
+
+export function firstAddress(node) {
+  if (!node || !node.interfaces || typeof node.interfaces !== "object") return "";
+  for (const cfg of Object.values(node.interfaces)) {
+    const a = cfg && cfg.address;
+    if (typeof a === "string" && a) return a;
+    if (Array.isArray(a) && a.length) return String(a[0]);
+  }
+  return "";
+}

@@ -1,0 +1,366 @@
+// The properties panel: a form for the selected node or link, committed field by field on "change".
+// Fields carry data-path (the document path they edit) so validation problems show next to them.
+import {
+  KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
+} from "./model.js";
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
+  return el;
+}
+
+function field(label, input, path, hint) {
+  const id = `f-${Math.random().toString(36).slice(2, 9)}`;
+  input.id = input.id || id;
+  return h("div", { class: "field", "data-path": path },
+    h("label", { for: input.id, text: label }), input,
+    hint ? h("div", { class: "hint", text: hint }) : null,
+    h("div", { class: "field-error", role: "alert" }));
+}
+
+function textInput(value, onCommit, attrs = {}) {
+  const input = h("input", { type: "text", value: value ?? "", spellcheck: "false", autocomplete: "off", ...attrs });
+  input.addEventListener("change", () => onCommit(input.value.trim(), input));
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") input.blur(); });
+  return input;
+}
+
+function numberInput(value, onCommit, attrs = {}) {
+  const input = h("input", { type: "number", value: value ?? "", ...attrs });
+  input.addEventListener("change", () => onCommit(input.value === "" ? null : Number(input.value), input));
+  return input;
+}
+
+const ROUTE_LINE = /^\s*(\S+)\s+(?:via\s+)?(\S+)\s*$/;
+
+function routesToText(routes) {
+  return Array.isArray(routes) ? routes.map((r) => `${r.to ?? "?"} via ${r.via ?? "?"}`).join("\n") : "";
+}
+
+function textToRoutes(text) {
+  const routes = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    const m = line.match(ROUTE_LINE);
+    routes.push(m ? { to: m[1], via: m[2] } : { to: line.trim(), via: "" });
+  }
+  return routes;
+}
+
+function addressText(address) {
+  if (Array.isArray(address)) return address.join(", ");
+  return address === "dhcp" ? "" : address ?? "";
+}
+
+function parseAddress(text) {
+  const parts = text.split(/[\s,]+/).filter(Boolean);
+  if (!parts.length) return null;
+  return parts.length === 1 ? parts[0] : parts;
+}
+
+export class Panel {
+  constructor(root, { getDoc, apply, onRenamed, onDelete, editable }) {
+    this.root = root;
+    this.getDoc = getDoc;
+    this.apply = apply; // (mutator(doc)) => null | error message
+    this.onRenamed = onRenamed;
+    this.onDelete = onDelete;
+    this.editable = editable;
+    this.images = [];
+    this.selection = { nodes: [], links: [] };
+    this.problems = [];
+  }
+
+  setImages(images) {
+    this.images = images;
+    if (this.selection.nodes.length === 1) this.refresh();
+  }
+
+  show(selection) {
+    this.selection = selection;
+    this.refresh();
+  }
+
+  refresh() {
+    const doc = this.getDoc();
+    const { nodes, links } = this.selection;
+    this.root.replaceChildren();
+    if (nodes.length === 1 && !links.length && doc.nodes[nodes[0]]) this.renderNode(doc, nodes[0]);
+    else if (links.length === 1 && !nodes.length && doc.links[links[0]]) this.renderLink(doc, links[0]);
+    else if (nodes.length || links.length) this.renderMany(nodes.length, links.length);
+    else this.renderLab(doc);
+    if (!this.editable) this.root.querySelectorAll("input, select, textarea, button").forEach((el) => { el.disabled = true; });
+    this.setProblems(this.problems);
+  }
+
+  /** Show each problem under the field that edits its path (or its closest ancestor shown). */
+  setProblems(problems) {
+    this.problems = problems;
+    const fields = [...this.root.querySelectorAll("[data-path]")];
+    for (const f of fields) {
+      f.classList.remove("invalid");
+      const slot = f.querySelector(":scope > .field-error");
+      if (slot) slot.textContent = "";
+    }
+    for (const p of problems) {
+      let best = null;
+      for (const f of fields) {
+        const path = f.dataset.path;
+        if ((p.path === path || p.path.startsWith(`${path}.`)) && (!best || path.length > best.dataset.path.length)) best = f;
+      }
+      if (!best) continue;
+      best.classList.add("invalid");
+      const slot = best.querySelector(":scope > .field-error");
+      if (slot) slot.textContent = slot.textContent ? `${slot.textContent}\n${p.message}` : p.message;
+    }
+  }
+
+  commit(mutator, input) {
+    const error = this.apply(mutator);
+    const slot = input && input.closest(".field")?.querySelector(":scope > .field-error");
+    if (error && slot) {
+      slot.textContent = error;
+      input.closest(".field").classList.add("invalid");
+    }
+    return !error;
+  }
+
+  header(title, subtitle, kind) {
+    return h("div", { class: "panel-head" },
+      kind ? h("img", { src: `${document.getElementById("editor").dataset.static}img/nodes/${kind}.svg`, alt: "", width: 28, height: 28 }) : null,
+      h("div", {}, h("h2", { text: title }), subtitle ? h("div", { class: "muted", text: subtitle }) : null));
+  }
+
+  renderLab(doc) {
+    const nodes = Object.keys(doc.nodes).length;
+    this.root.append(
+      this.header("Lab", `${nodes} node${nodes === 1 ? "" : "s"}, ${doc.links.length} link${doc.links.length === 1 ? "" : "s"}`),
+      h("p", { class: "muted", text: "Select a node or a link to edit its properties." }),
+      h("h3", { text: "Shortcuts" }),
+      this.shortcuts(),
+    );
+  }
+
+  shortcuts() {
+    const list = h("dl", { class: "shortcuts" });
+    for (const [key, what] of [
+      ["Drag from palette", "add a node"], ["L / Link button", "draw links"], ["Double-click", "rename a node"],
+      ["Del", "delete selection"], ["Ctrl+Z", "undo"], ["Ctrl+Shift+Z", "redo"], ["Ctrl+A", "select all"],
+      ["Esc", "clear / stop drawing"],
+    ]) list.append(h("dt", { text: key }), h("dd", { text: what }));
+    return list;
+  }
+
+  renderMany(nodes, links) {
+    const parts = [];
+    if (nodes) parts.push(`${nodes} node${nodes === 1 ? "" : "s"}`);
+    if (links) parts.push(`${links} link${links === 1 ? "" : "s"}`);
+    this.root.append(this.header("Selection", parts.join(", ")),
+      h("button", { class: "btn btn-danger-outline", type: "button", text: "Delete selection", onclick: () => this.onDelete() }));
+  }
+
+  renderNode(doc, name) {
+    const node = doc.nodes[name];
+    const kind = node.kind;
+    const info = KINDS[kind];
+    const base = `nodes.${name}`;
+    this.root.append(this.header(name, info ? info.label : `unknown kind ${kind}`, info ? kind : null));
+    const form = h("div", { class: "form-grid" });
+    this.root.append(form);
+
+    const nameInput = textInput(name, (value, input) => {
+      if (this.commit((d) => renameNode(d, name, value), input)) this.onRenamed(name, value);
+    }, { maxlength: 32, "data-role": "node-name" });
+    form.append(field("Name", nameInput, `${base}`));
+    form.append(field("Description", textInput(node.description, (value) => this.commit((d) => {
+      if (value) d.nodes[name].description = value; else delete d.nodes[name].description;
+    })), `${base}.description`));
+
+    if (kind === "vm") this.renderVm(form, node, name, base);
+    if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
+    if (kind === "host" || kind === "router") this.renderRoutes(form, node, name, base);
+    if (kind === "router") this.renderNat(form, doc, node, name, base);
+    if (kind === "external") this.renderExternal(form, node, name, base);
+
+    this.root.append(h("div", { class: "panel-actions" },
+      h("button", { class: "btn btn-danger-outline", type: "button", text: `Delete ${name}`, onclick: () => this.onDelete() })));
+  }
+
+  renderInterfaces(form, doc, node, name, base) {
+    const section = h("section", { class: "group", "data-path": `${base}.interfaces` },
+      h("h3", { text: "Interfaces" }), h("div", { class: "field-error", role: "alert" }));
+    const names = interfacesOf(doc, name);
+    if (!names.length) section.append(h("p", { class: "muted", text: "Draw a link to give this node an interface." }));
+    for (const iface of names) {
+      const cfg = (node.interfaces && node.interfaces[iface]) || {};
+      const path = `${base}.interfaces.${iface}`;
+      const peer = peerOf(doc, name, iface);
+      const box = h("div", { class: "iface", "data-path": path },
+        h("div", { class: "iface-head" }, h("span", { class: "mono iface-name", text: iface }),
+          h("span", { class: "muted", text: peer ? `→ ${peer}` : "not wired" })),
+        h("div", { class: "field-error", role: "alert" }));
+      const setCfg = (mutate) => (d) => {
+        const n = d.nodes[name];
+        if (!n.interfaces || typeof n.interfaces !== "object") n.interfaces = {};
+        const c = n.interfaces[iface] || (n.interfaces[iface] = {});
+        mutate(c);
+      };
+      const dhcp = cfg.address === "dhcp";
+      const address = textInput(addressText(cfg.address), (value, input) => {
+        this.commit(setCfg((c) => { const a = parseAddress(value); if (a) c.address = a; else delete c.address; }), input);
+      }, { placeholder: node.kind === "vm" ? "configured in the guest" : "10.0.1.1/24", "data-iface": iface, "data-role": "address" });
+      address.disabled = dhcp || node.kind === "vm";
+      const dhcpBox = h("input", { type: "checkbox", "data-role": "dhcp", "data-iface": iface });
+      dhcpBox.checked = dhcp;
+      dhcpBox.addEventListener("change", () => {
+        address.disabled = dhcpBox.checked || node.kind === "vm";
+        this.commit(setCfg((c) => {
+          if (dhcpBox.checked) c.address = "dhcp";
+          else { const a = parseAddress(address.value); if (a) c.address = a; else delete c.address; }
+        }));
+      });
+      const addressField = field("Address", address, `${path}.address`);
+      addressField.append(h("label", { class: "check" }, dhcpBox, " DHCP client"));
+      box.append(addressField);
+      if (node.kind === "router") {
+        const range = cfg.dhcp_server && cfg.dhcp_server.range;
+        box.append(field("DHCP server range", textInput(range, (value, input) => this.commit(setCfg((c) => {
+          if (value) c.dhcp_server = { ...(c.dhcp_server || {}), range: value }; else delete c.dhcp_server;
+        }), input), { placeholder: "10.0.1.100-10.0.1.150", "data-role": "dhcp-range" }), `${path}.dhcp_server`));
+      }
+      if (node.kind === "vm") {
+        box.append(field("MAC", textInput(cfg.mac, (value, input) => this.commit(setCfg((c) => {
+          if (value) c.mac = value.toLowerCase(); else delete c.mac;
+        }), input), { placeholder: "automatic" }), `${path}.mac`));
+      }
+      section.append(box);
+    }
+    form.append(section);
+  }
+
+  renderRoutes(form, node, name, base) {
+    const area = h("textarea", { rows: 3, spellcheck: "false", placeholder: "default via 10.0.1.254\n10.2.0.0/16 via 10.0.1.1", "data-role": "routes" });
+    area.value = routesToText(node.routes);
+    area.addEventListener("change", () => this.commit((d) => {
+      const routes = textToRoutes(area.value);
+      if (routes.length) d.nodes[name].routes = routes; else delete d.nodes[name].routes;
+    }, area));
+    form.append(field("Routes", area, `${base}.routes`, "One per line: destination via gateway"));
+  }
+
+  renderNat(form, doc, node, name, base) {
+    const section = h("section", { class: "group", "data-path": `${base}.nat` }, h("h3", { text: "NAT" }),
+      h("p", { class: "hint", text: "Masquerade (SNAT) everything leaving these interfaces" }),
+      h("div", { class: "field-error", role: "alert" }));
+    const current = new Set((node.nat && Array.isArray(node.nat.masquerade)) ? node.nat.masquerade : []);
+    for (const iface of interfacesOf(doc, name)) {
+      const box = h("input", { type: "checkbox", "data-role": "masquerade", "data-iface": iface });
+      box.checked = current.has(iface);
+      box.addEventListener("change", () => this.commit((d) => {
+        const n = d.nodes[name];
+        const set = new Set((n.nat && Array.isArray(n.nat.masquerade)) ? n.nat.masquerade : []);
+        if (box.checked) set.add(iface); else set.delete(iface);
+        if (set.size) n.nat = { masquerade: interfacesOf(d, name).filter((i) => set.has(i)) }; else delete n.nat;
+      }));
+      section.append(h("label", { class: "check" }, box, " ", h("span", { class: "mono", text: iface })));
+    }
+    form.append(section);
+  }
+
+  renderVm(form, node, name, base) {
+    const select = h("select", { "data-role": "image" });
+    const names = this.images.map((i) => i.name);
+    if (node.image && !names.includes(node.image)) names.unshift(node.image);
+    select.append(h("option", { value: "", text: names.length ? "— choose an image —" : "no images installed" }));
+    for (const n of names) select.append(h("option", { value: n, text: n }));
+    select.value = node.image || "";
+    select.addEventListener("change", () => this.commit((d) => {
+      if (select.value) d.nodes[name].image = select.value; else delete d.nodes[name].image;
+    }, select));
+    form.append(field("Image", select, `${base}.image`));
+    const row = h("div", { class: "row" });
+    const setNum = (key) => (value, input) => this.commit((d) => {
+      if (value === null) delete d.nodes[name][key]; else d.nodes[name][key] = value;
+    }, input);
+    row.append(field("Memory (MiB)", numberInput(node.memory, setNum("memory"), { min: 16, step: 16, placeholder: "image default" }), `${base}.memory`));
+    row.append(field("CPUs", numberInput(node.cpus, setNum("cpus"), { min: 1, max: 16, placeholder: "1" }), `${base}.cpus`));
+    form.append(row);
+  }
+
+  renderExternal(form, node, name, base) {
+    const nat = node.nat === true;
+    const group = `ext-${name}`;
+    const bridgeRadio = h("input", { type: "radio", name: group, value: "bridge", "data-role": "external-bridge" });
+    const natRadio = h("input", { type: "radio", name: group, value: "nat", "data-role": "external-nat" });
+    bridgeRadio.checked = !nat;
+    natRadio.checked = nat;
+    const bridge = textInput(node.bridge, (value, input) => this.commit((d) => {
+      const n = d.nodes[name];
+      delete n.nat; delete n.address;
+      if (value) n.bridge = value; else delete n.bridge;
+    }, input), { placeholder: "br-ex", maxlength: 15 });
+    const address = textInput(node.address, (value, input) => this.commit((d) => {
+      const n = d.nodes[name];
+      delete n.bridge; n.nat = true;
+      if (value) n.address = value; else delete n.address;
+    }, input), { placeholder: "203.0.113.1/24" });
+    const bridgeField = field("Host bridge", bridge, `${base}.bridge`, "An existing bridge on the lab host");
+    const addressField = field("Gateway address (host side)", address, `${base}.address`);
+    const toggle = () => { bridgeField.hidden = natRadio.checked; addressField.hidden = !natRadio.checked; };
+    const switchMode = () => {
+      toggle();
+      this.commit((d) => {
+        const n = d.nodes[name];
+        if (natRadio.checked) { delete n.bridge; n.nat = true; if (address.value.trim()) n.address = address.value.trim(); }
+        else { delete n.nat; delete n.address; if (bridge.value.trim()) n.bridge = bridge.value.trim(); }
+      });
+    };
+    bridgeRadio.addEventListener("change", switchMode);
+    natRadio.addEventListener("change", switchMode);
+    form.append(h("section", { class: "group", "data-path": `${base}.nat` }, h("h3", { text: "Connection" }),
+      h("label", { class: "check" }, bridgeRadio, " Attach to a host bridge"),
+      h("label", { class: "check" }, natRadio, " NAT through the host"),
+      h("div", { class: "field-error", role: "alert" })), bridgeField, addressField);
+    toggle();
+  }
+
+  renderLink(doc, index) {
+    const link = doc.links[index];
+    const base = `links.${index}`;
+    const ends = link.endpoints.map((e) => splitEndpoint(e));
+    this.root.append(this.header("Link", `${link.endpoints[0]} ↔ ${link.endpoints[1]}`));
+    const form = h("div", { class: "form-grid" });
+    this.root.append(form);
+    ends.forEach(([node, iface], end) => {
+      const path = `${base}.endpoints.${end}`;
+      if (iface === null) {
+        form.append(h("div", { class: "field", "data-path": path }, h("label", { text: `End ${end + 1}` }),
+          h("div", { class: "static mono", text: node }), h("div", { class: "field-error", role: "alert" })));
+        return;
+      }
+      const input = textInput(iface, (value, el) => {
+        if (!this.commit((d) => renameInterface(d, index, end, value), el)) el.value = iface;
+      }, { maxlength: 15, "data-role": `endpoint-${end}` });
+      form.append(field(`${node} interface`, input, path));
+    });
+    form.append(h("h3", { text: "Link conditions" }));
+    const row = h("div", { class: "row two" });
+    for (const [key, label, placeholder] of [["delay", "Delay", "20ms"], ["jitter", "Jitter", "5ms"], ["loss", "Loss", "1%"], ["rate", "Rate", "10mbit"]]) {
+      row.append(field(label, textInput(link[key], (value, input) => this.commit((d) => {
+        if (value) d.links[index][key] = value; else delete d.links[index][key];
+      }, input), { placeholder, "data-role": key }), `${base}.${key}`));
+    }
+    form.append(row);
+    this.root.append(h("div", { class: "panel-actions" },
+      h("button", { class: "btn btn-danger-outline", type: "button", text: "Delete link", onclick: () => this.onDelete() })));
+  }
+}

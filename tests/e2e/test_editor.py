@@ -1,0 +1,197 @@
+"""The lab editor in real Chromium against real daphne: draw, wire, configure, autosave, reload, errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from webapp.labs import services
+from webapp.labs.models import Lab
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+
+NODE_CENTRE = """(name) => {
+    const n = window.topolab.cy.getElementById(name);
+    const p = n.renderedPosition();
+    const r = window.topolab.cy.container().getBoundingClientRect();
+    return {x: r.left + p.x, y: r.top + p.y};
+}"""
+
+
+@pytest.fixture
+def user():
+    return get_user_model().objects.create_user("edna", password=PASSWORD)
+
+
+def open_editor(page, lab_pk: int) -> None:
+    page.goto(f"/labs/{lab_pk}/")
+    page.wait_for_function("window.topolabReady !== undefined")
+
+
+def centre(page, name: str) -> dict:
+    return page.evaluate(NODE_CENTRE, name)
+
+
+def drop(page, kind: str, x: int, y: int) -> None:
+    page.drag_and_drop(f".palette-item[data-kind={kind}]", "#canvas", target_position={"x": x, "y": y})
+
+
+def wire(page, a: str, b: str) -> None:
+    """Draw a link with the mouse from node a to node b (link mode must be on)."""
+    start, end = centre(page, a), centre(page, b)
+    links_before = page.evaluate("window.topolab.state.doc.links.length")
+    page.mouse.move(start["x"], start["y"])
+    page.mouse.down()
+    page.mouse.move((start["x"] + end["x"]) / 2, (start["y"] + end["y"]) / 2, steps=5)
+    page.mouse.move(end["x"], end["y"], steps=10)
+    page.wait_for_timeout(150)  # edgehandles' hover delay
+    page.mouse.up()
+    page.wait_for_function("n => window.topolab.state.doc.links.length === n + 1", arg=links_before)
+
+
+def select_node(page, name: str) -> None:
+    point = centre(page, name)
+    page.mouse.click(point["x"], point["y"])
+    expect(page.locator("#panel [data-role=node-name]")).to_have_value(name)
+
+
+def set_address(page, node: str, iface: str, address: str) -> None:
+    select_node(page, node)
+    field = page.locator(f"#panel input[data-role=address][data-iface={iface}]")
+    field.fill(address)
+    field.press("Enter")
+
+
+def doc(page) -> dict:
+    return page.evaluate("window.topolab.state.doc")
+
+
+def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
+    login(page, "edna", PASSWORD)
+    page.goto("/labs/")
+    page.fill("#new-lab-name", "drawn")
+    with page.expect_navigation():
+        page.click("#create-lab button[type=submit]")
+    page.wait_for_function("window.topolabReady !== undefined")
+    expect(page.locator("#canvas-hint")).to_be_visible()
+
+    drop(page, "router", 420, 110)
+    drop(page, "bridge", 420, 300)
+    drop(page, "host", 250, 480)
+    drop(page, "host", 590, 480)
+    assert list(doc(page)["nodes"]) == ["r1", "br1", "h1", "h2"]
+    assert doc(page)["nodes"]["br1"]["kind"] == "bridge"
+
+    page.click("#btn-link")
+    expect(page.locator("#btn-link")).to_have_attribute("aria-pressed", "true")
+    wire(page, "r1", "br1")
+    wire(page, "h1", "br1")
+    wire(page, "h2", "br1")
+    page.keyboard.press("Escape")
+    expect(page.locator("#btn-link")).to_have_attribute("aria-pressed", "false")
+    assert [link["endpoints"] for link in doc(page)["links"]] == [
+        ["r1:eth0", "br1"], ["h1:eth0", "br1"], ["h2:eth0", "br1"]]
+
+    set_address(page, "r1", "eth0", "10.0.1.254/24")
+    set_address(page, "h1", "eth0", "10.0.1.1/24")
+    select_node(page, "h2")
+    page.check("#panel input[data-role=dhcp][data-iface=eth0]")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    expect(page.locator("#problem-count")).to_have_text("0")
+
+    page.reload()
+    page.wait_for_function("window.topolabReady !== undefined")
+    reloaded = doc(page)
+    assert set(reloaded["nodes"]) == {"r1", "br1", "h1", "h2"}
+    assert len(reloaded["links"]) == 3
+    assert reloaded["nodes"]["r1"]["interfaces"]["eth0"]["address"] == "10.0.1.254/24"
+    assert reloaded["nodes"]["h1"]["interfaces"]["eth0"]["address"] == "10.0.1.1/24"
+    assert reloaded["nodes"]["h2"]["interfaces"]["eth0"]["address"] == "dhcp"
+    assert page.evaluate("window.topolab.cy.nodes().length") == 4
+    assert page.evaluate("window.topolab.cy.edges().length") == 3
+    stored = Lab.objects.get(name="drawn").document
+    assert stored["nodes"]["h1"]["ui"]["x"] < stored["nodes"]["h2"]["ui"]["x"]  # positions were saved too
+
+    # An invalid address is saved, and the node it belongs to shows the problem.
+    set_address(page, "h1", "eth0", "10.0.1.300/24")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    expect(page.locator("#problem-list [data-path='nodes.h1.interfaces.eth0.address']")).to_be_visible()
+    assert page.evaluate("window.topolab.cy.getElementById('h1').hasClass('has-error')")
+    assert not page.evaluate("window.topolab.cy.getElementById('h2').hasClass('has-error')")
+    expect(page.locator("#panel .field.invalid .field-error")).to_contain_text("10.0.1.300/24")
+    page.locator("#canvas").click(position={"x": 20, "y": 20})  # deselect for a clean picture
+    path = screenshot(page, "editor")
+    assert path.stat().st_size > 0
+
+
+def test_undo_redo_delete_and_inline_rename(page, login, user):
+    lab = services.create_lab(user, "keys").lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    drop(page, "host", 300, 200)
+    drop(page, "router", 500, 200)
+    assert list(doc(page)["nodes"]) == ["h1", "r1"]
+    page.keyboard.press("Control+z")
+    assert list(doc(page)["nodes"]) == ["h1"]
+    page.keyboard.press("Control+Shift+z")
+    assert list(doc(page)["nodes"]) == ["h1", "r1"]
+
+    point = centre(page, "r1")
+    page.mouse.dblclick(point["x"], point["y"])
+    page.fill("#inline-rename", "gw")
+    page.keyboard.press("Enter")
+    assert list(doc(page)["nodes"]) == ["h1", "gw"]
+
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    assert doc(page)["nodes"] == {}
+    page.keyboard.press("Control+y")  # nothing to redo after a new change
+    assert doc(page)["nodes"] == {}
+    page.keyboard.press("Control+z")
+    assert list(doc(page)["nodes"]) == ["h1", "gw"]
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    assert list(Lab.objects.get(pk=lab.pk).document["nodes"]) == ["h1", "gw"]
+
+
+def test_a_change_made_elsewhere_is_reloaded_as_a_conflict(page, login, user):
+    lab = services.create_lab(user, "shared").lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    # someone else (another tab, a script) saves first
+    other = services.apply_operation(lab, lab.version, services.add_node, "router", "elsewhere")[0].lab
+    assert other.version == 2
+    drop(page, "host", 300, 200)
+    expect(page.locator("#save-status")).to_have_text("Conflict: reloaded newer version", timeout=10_000)
+    assert list(doc(page)["nodes"]) == ["elsewhere"]
+    assert page.evaluate("window.topolab.state.version") == 2
+
+
+def test_other_users_cannot_open_my_editor(page, login, user):
+    lab = services.create_lab(user, "private").lab
+    get_user_model().objects.create_user("mallory", password=PASSWORD)
+    login(page, "mallory", PASSWORD)
+    response = page.goto(f"/labs/{lab.pk}/")
+    assert response.status == 404
+
+
+def test_seed_lab_screenshot(page, login, user, screenshot):
+    """The seed lab of DESIGN.md as a user would see it; the README's screenshot comes from here."""
+    document = yaml.safe_load((REPO / "examples" / "seed-lab.yaml").read_text())
+    positions = {"wan": (420, 40), "r1": (420, 190), "br-in": (420, 340),
+                 "h1": (230, 490), "h2": (420, 490), "vm1": (610, 490)}
+    for name, (x, y) in positions.items():
+        document["nodes"][name]["ui"] = {"x": x, "y": y}
+    lab = services.create_lab(user, "seed-lab", "The lab of DESIGN.md", document).lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    select_node(page, "r1")
+    page.wait_for_timeout(300)
+    path = screenshot(page, "editor-seed")
+    assert path.stat().st_size > 0
+    expect(page.locator("#problem-count")).to_have_text("0")
