@@ -1,0 +1,121 @@
+"""The agent's side of runs: calls netops.engine and turns its events into stored, streamed RunEvents.
+
+Imported only inside Celery tasks (the worker runs as root); the web tier never imports this module.
+"""
+from __future__ import annotations
+
+import logging
+
+from netops import engine
+from netops.errors import ApplyError, LabBusyError, TopologyError
+from netops.events import Event
+from netops.topology import parse_document
+from webapp.labs.models import Lab
+
+from . import services
+from .models import LabState, Run
+
+log = logging.getLogger(__name__)
+
+# Deployed-lab states that mean "this node is broken" when the health check observes them.
+BROKEN = {"absent": "failed", "stopped": "failed"}
+
+
+def _sink(run: Run):
+    """on_event for netops: every Event becomes a stored RunEvent and a group_send."""
+
+    def on_event(event: Event) -> None:
+        data = event.data or {}
+        services.record_event(run.lab_id, run.pk, event.type, node=event.node, state=event.state,
+                              message=event.message, step=event.step, total=event.total,
+                              element=data.get("path"))
+
+    return on_event
+
+
+def execute(run_id: int) -> str:
+    """Run a queued deploy or destroy to its end. Returns the final status (or 'skipped')."""
+    run = services.claim(run_id)
+    if run is None:
+        log.info("run %s is not queued any more; nothing to do", run_id)
+        return "skipped"
+    lab: Lab = run.lab
+    services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started")
+    try:
+        if run.kind == Run.Kind.DEPLOY:
+            _deploy(run, lab)
+        else:
+            _destroy(run, lab)
+    except TopologyError as exc:
+        first = exc.problems[0] if exc.problems else None
+        services.finish(run, error=str(exc), element=first.path if first else "")
+    except ApplyError as exc:
+        services.finish(run, error=exc.message, element=exc.element)
+    except LabBusyError as exc:
+        services.finish(run, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the run must end failed, with the reason, whatever happened
+        log.exception("run %s failed", run.pk)
+        services.finish(run, error=f"{type(exc).__name__}: {exc}")
+    else:
+        services.finish(run)
+    if run.kind == Run.Kind.DEPLOY:
+        services.mark_unfinished_nodes(lab.pk, run.pk)
+    return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _deploy(run: Run, lab: Lab) -> None:
+    topology = parse_document(lab.document)
+    services.set_deployed(lab.pk, True)  # from now on kernel objects may exist
+    engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
+    # Nodes a re-deploy did not touch are still running; say so, so every node ends with a state.
+    state = LabState.objects.get(lab=lab)
+    for node in topology.nodes:
+        if state.nodes.get(node) != "running":
+            services.record_event(lab.pk, run.pk, "node.state", node=node, state="running")
+    for node in sorted(set(state.nodes) - set(topology.nodes)):  # removed from the document by this deploy
+        services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+
+
+def _destroy(run: Run, lab: Lab) -> None:
+    engine.down(lab.lab_id, on_event=_sink(run))
+    state = LabState.objects.filter(lab=lab).first()
+    names = set(state.nodes if state else {}) | set((lab.document or {}).get("nodes") or {})
+    for node in sorted(names):
+        if not state or state.nodes.get(node) != "absent":
+            services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+    services.set_deployed(lab.pk, False)
+
+
+def lab_status(lab_pk: int) -> dict:
+    """netops' view of a lab: per-node state, interfaces, leases, drift (compared with what was deployed)."""
+    lab = Lab.objects.get(pk=lab_pk)
+    return engine.status(lab.lab_id).as_dict()
+
+
+def check_lab(lab: Lab) -> list[dict]:
+    """Compare what the kernel holds with the last known node states; push node.state for every change."""
+    observed = engine.status(lab.lab_id).as_dict()
+    state = LabState.objects.get(lab=lab)
+    sent = []
+    drift = observed.get("drift", [])
+    for node, info in sorted(observed.get("nodes", {}).items()):
+        now = BROKEN.get(info["state"], info["state"])
+        before = state.nodes.get(node)
+        if before is None or before == now or before == "starting":
+            continue
+        reasons = [d for d in drift if d.startswith(f"nodes.{node}:") or d.startswith(f"nodes.{node}.")]
+        sent.append(services.record_event(lab.pk, None, "node.state", node=node, state=now,
+                                          message="; ".join(reasons) or f"observed {info['state']}"))
+    return sent
+
+
+def check_deployed_labs() -> int:
+    """The periodic health check: every deployed lab without an active run. Returns the events sent."""
+    count = 0
+    labs = Lab.objects.filter(deploy_state__deployed=True).exclude(runs__status__in=Run.ACTIVE)
+    for lab in labs:
+        try:
+            count += len(check_lab(lab))
+        except Exception:  # noqa: BLE001 - one broken lab must not stop the check of the others
+            log.exception("health check of lab %s failed", lab.pk)
+    return count

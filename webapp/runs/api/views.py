@@ -1,0 +1,136 @@
+"""The runs REST API: deploy, destroy, runs with their events, the event log and live status of a lab.
+
+Views authorise through webapp.labs.permissions and leave the work to `..services` (web side) and the agent.
+Labs the user may not see answer 404, as in the labs API.
+"""
+from __future__ import annotations
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.labs.models import Lab
+from webapp.labs.permissions import can_deploy, can_view, visible_labs
+
+from .. import services
+from ..models import LabState, Run
+from . import serializers as s
+
+TAGS = ["runs"]
+STATUS_TIMEOUT = 10
+
+
+def _lab(request: Request, pk: int) -> Lab:
+    lab = get_object_or_404(visible_labs(request.user), pk=pk)
+    if not can_view(request.user, lab):
+        raise PermissionDenied("You may not see this lab.")
+    return lab
+
+
+class _StartRunView(APIView):
+    kind: str = ""
+
+    def post(self, request: Request, pk: int) -> Response:
+        lab = _lab(request, pk)
+        if not can_deploy(request.user, lab):
+            raise PermissionDenied("You may view this lab but not deploy or destroy it.")
+        try:
+            run = services.start_run(lab, request.user, self.kind)
+        except services.InvalidDocument as exc:
+            return Response({"errors": [p.as_dict() for p in exc.problems]}, status=status.HTTP_400_BAD_REQUEST)
+        except services.LabBusy as exc:
+            body = {"detail": str(exc), "run": s.RunSerializer(exc.run).data if exc.run else None}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+_START_RESPONSES = {
+    202: s.RunSerializer,
+    400: OpenApiResponse(s.ErrorsSerializer, description="The document is invalid; each error names its path"),
+    403: OpenApiResponse(description="You may view this lab but not deploy it"),
+    404: OpenApiResponse(description="No such lab, or not yours"),
+    409: OpenApiResponse(s.BusySerializer, description="Another deploy or destroy of this lab is active"),
+}
+
+
+class DeployView(_StartRunView):
+    kind = Run.Kind.DEPLOY
+
+    @extend_schema(operation_id="labs_deploy", tags=TAGS, request=None, responses=_START_RESPONSES,
+                   summary="Deploy the lab (or apply what changed since the last deploy)")
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+class DestroyView(_StartRunView):
+    kind = Run.Kind.DESTROY
+
+    @extend_schema(operation_id="labs_destroy_deployment", tags=TAGS, request=None,
+                   responses={k: v for k, v in _START_RESPONSES.items() if k != 400},
+                   summary="Remove everything the lab has in the kernel")
+    def post(self, request: Request, pk: int) -> Response:
+        return super().post(request, pk)
+
+
+class RunDetailView(APIView):
+    @extend_schema(operation_id="runs_retrieve", tags=TAGS, responses={200: s.RunDetailSerializer},
+                   summary="A run with its events")
+    def get(self, request: Request, pk: int) -> Response:
+        run = get_object_or_404(Run.objects.select_related("lab", "started_by"), pk=pk,
+                                lab__in=visible_labs(request.user))
+        return Response(s.RunDetailSerializer(run).data)
+
+
+class LabRunsView(APIView):
+    @extend_schema(operation_id="labs_runs_list", tags=TAGS, responses={200: s.RunSerializer(many=True)},
+                   summary="The lab's runs, newest first")
+    def get(self, request: Request, pk: int) -> Response:
+        lab = _lab(request, pk)
+        runs = lab.runs.select_related("started_by")[:100]
+        return Response(s.RunSerializer(runs, many=True).data)
+
+
+class LabEventsView(APIView):
+    @extend_schema(
+        operation_id="labs_events_list", tags=TAGS, responses={200: s.EventSerializer(many=True)},
+        parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="Only events with a larger seq"),
+                    OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many (max 1000)")],
+        summary="The lab's events after a sequence number, oldest first")
+    def get(self, request: Request, pk: int) -> Response:
+        lab = _lab(request, pk)
+        try:
+            after = int(request.query_params.get("after", 0))
+            limit = min(max(int(request.query_params.get("limit", services.REPLAY_BATCH)), 1), services.REPLAY_BATCH)
+        except ValueError:
+            raise ValidationError({"after": "must be an integer"}) from None
+        return Response(services.events_after(lab.pk, after, limit))
+
+
+class LabStatusView(APIView):
+    @extend_schema(operation_id="labs_status", tags=TAGS,
+                   responses={200: s.LabStatusSerializer,
+                              503: OpenApiResponse(s.DetailSerializer, description="The agent did not answer")},
+                   summary="Observed state of the lab in the kernel (asks the agent), with drift")
+    def get(self, request: Request, pk: int) -> Response:
+        from .. import tasks
+
+        lab = _lab(request, pk)
+        result = tasks.lab_status.apply_async((lab.pk,), queue=services.agent_queue())
+        try:
+            observed = result.get(timeout=STATUS_TIMEOUT)
+        except CeleryTimeout:
+            result.revoke()
+            return Response({"detail": f"the agent did not answer within {STATUS_TIMEOUT} s"},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        finally:
+            result.forget()
+        state = LabState.objects.filter(lab=lab).first()
+        observed["known"] = dict(state.nodes) if state else {}
+        observed["deployed"] = bool(state and state.deployed)
+        return Response(observed)

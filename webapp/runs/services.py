@@ -1,0 +1,192 @@
+"""Runs as the web tier and the agent both see them: starting runs, recording and streaming events, snapshots.
+
+Nothing here touches the kernel or imports netops.engine (that is `agent.py`, imported only by the worker).
+Events are stored first and sent to the lab's channel-layer group after the commit, so a browser that
+resumes from the database can never miss one that it was sent live, nor see one that is not stored.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from netops.errors import Problem
+from webapp.labs import services as lab_services
+from webapp.labs.models import Lab
+
+from .models import LabState, Run, RunEvent
+
+log = logging.getLogger(__name__)
+
+WORKER_STOPPED = "the worker stopped during this run; deploy again to finish or destroy to remove"
+REPLAY_BATCH = 1000
+
+
+def agent_queue() -> str:
+    """The Celery queue of the agent that runs labs (one per lab host when scaled out)."""
+    return getattr(settings, "TOPOLAB_AGENT_QUEUE", None) or os.environ.get("TOPOLAB_AGENT_QUEUE") or "agent"
+
+
+def lab_group(lab_pk: int) -> str:
+    return f"lab.{lab_pk}"
+
+
+# ------------------------------------------------------------------------------------------------ starting runs
+
+
+class LabBusy(Exception):
+    """Another run of this lab is queued or running."""
+
+    def __init__(self, run: Run | None):
+        self.run = run
+        what = f"{run.kind} #{run.pk} is {run.status}" if run else "another run is active"
+        super().__init__(f"this lab is busy: {what}; wait for it to finish")
+
+
+class InvalidDocument(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def active_run(lab: Lab) -> Run | None:
+    return Run.objects.filter(lab=lab, status__in=Run.ACTIVE).first()
+
+
+def start_run(lab: Lab, user, kind: str) -> Run:
+    """Create a queued run and enqueue its task (by id, after commit). Raises InvalidDocument or LabBusy."""
+    if kind == Run.Kind.DEPLOY:
+        problems = lab_services.validate(lab.document)
+        if problems:
+            raise InvalidDocument(problems)
+    busy = active_run(lab)
+    if busy is not None:
+        raise LabBusy(busy)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None)
+            transaction.on_commit(lambda: _enqueue(run))
+    except IntegrityError:  # the conditional unique constraint: someone started one in between
+        raise LabBusy(active_run(lab)) from None
+    return run
+
+
+def _enqueue(run: Run) -> None:
+    from . import tasks
+
+    task = tasks.deploy_lab if run.kind == Run.Kind.DEPLOY else tasks.destroy_lab
+    task.apply_async((run.pk,), task_id=str(run.task_id), queue=agent_queue())
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+def record_event(lab_pk: int, run_id: int | None, type: str, node: str | None = None,
+                 **payload: Any) -> dict:
+    """Store an event with the lab's next seq (and the node's state when it is a node.state), then stream it."""
+    payload = {k: v for k, v in payload.items() if v not in (None, "", {})}
+    with transaction.atomic():
+        LabState.objects.get_or_create(lab_id=lab_pk)
+        LabState.objects.filter(lab_id=lab_pk).update(last_seq=F("last_seq") + 1)
+        state = LabState.objects.get(lab_id=lab_pk)
+        if type == "node.state" and node and payload.get("state"):
+            state.nodes = {**state.nodes, node: payload["state"]}
+            state.save(update_fields=["nodes", "updated"])
+        event = RunEvent.objects.create(lab_id=lab_pk, run_id=run_id, seq=state.last_seq, type=type,
+                                        node=node or "", payload=payload, ts=timezone.now())
+    message = event.as_message()
+    broadcast(lab_pk, message)
+    return message
+
+
+def broadcast(lab_pk: int, message: dict) -> None:
+    """Send to every browser watching the lab. A channel-layer hiccup never fails the run: the event is stored."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.event", "event": message})
+    except Exception:  # noqa: BLE001 - browsers catch up from the database on their next resume
+        log.exception("could not stream event %s of lab %s", message.get("seq"), lab_pk)
+
+
+def set_deployed(lab_pk: int, deployed: bool) -> None:
+    LabState.objects.update_or_create(lab_id=lab_pk, defaults={"deployed": deployed})
+
+
+def events_after(lab_pk: int, after: int, limit: int = REPLAY_BATCH) -> list[dict]:
+    rows = RunEvent.objects.filter(lab_id=lab_pk, seq__gt=after).order_by("seq")[:limit]
+    return [e.as_message() for e in rows]
+
+
+def snapshot(lab: Lab) -> dict:
+    """What a browser needs before it resumes: node states, the last seq, and the active run if any."""
+    state = LabState.objects.filter(lab=lab).first()
+    run = active_run(lab)
+    return {
+        "type": "snapshot",
+        "lab": lab.pk,
+        "seq": state.last_seq if state else 0,
+        "deployed": bool(state and state.deployed),
+        "nodes": dict(state.nodes) if state else {},
+        "run": run_summary(run) if run else None,
+    }
+
+
+def run_summary(run: Run) -> dict:
+    return {"id": run.pk, "kind": run.kind, "status": run.status, "error": run.error,
+            "error_element": run.error_element}
+
+
+# ------------------------------------------------------------------------------------------------ run lifecycle
+
+
+def claim(run_id: int) -> Run | None:
+    """Mark a queued run running; None when it is not queued any more (a redelivered or recovered task)."""
+    if not Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.RUNNING, started=timezone.now()):
+        return None
+    return Run.objects.select_related("lab").get(pk=run_id)
+
+
+def finish(run: Run, *, error: str = "", element: str = "") -> None:
+    status = Run.Status.FAILED if error else Run.Status.SUCCEEDED
+    Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error,
+                                         error_element=element)
+    if error:
+        record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=error, element=element)
+    else:
+        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished")
+
+
+@dataclass
+class Recovered:
+    run_id: int
+    lab_pk: int
+
+
+def fail_orphaned_runs(alive_task_ids: set[str]) -> list[Recovered]:
+    """Runs left queued/running whose task no worker holds or will run: failed with WORKER_STOPPED."""
+    out = []
+    for run in Run.objects.filter(status__in=Run.ACTIVE).exclude(task_id__in=alive_task_ids):
+        changed = Run.objects.filter(pk=run.pk, status=run.status).update(
+            status=Run.Status.FAILED, finished=timezone.now(), error=WORKER_STOPPED)
+        if changed:
+            record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=WORKER_STOPPED)
+            if run.status == Run.Status.RUNNING:
+                mark_unfinished_nodes(run.lab_id, run.pk)
+            out.append(Recovered(run.pk, run.lab_id))
+    return out
+
+
+def mark_unfinished_nodes(lab_pk: int, run_id: int | None) -> None:
+    """Nodes left `starting` by an interrupted run are not known to be up: show them failed."""
+    state = LabState.objects.filter(lab_id=lab_pk).first()
+    for node, node_state in sorted((state.nodes if state else {}).items()):
+        if node_state == "starting":
+            record_event(lab_pk, run_id, "node.state", node=node, state="failed", message=WORKER_STOPPED)

@@ -1,0 +1,74 @@
+"""Worker hooks: recovery of runs a dead worker left behind, and the periodic health check's schedule.
+
+- `worker_ready`: runs still queued/running whose task no live worker holds and whose message is not
+  waiting in the broker are failed with services.WORKER_STOPPED. Deploying again finishes the lab;
+  destroying removes it (both work from kernel state).
+- Celery beat runs `check_deployed_labs` every TOPOLAB_HEALTH_INTERVAL seconds (default 30). Beat must run
+  once per installation: `celery -A webapp worker -B ...` on a single agent, or a separate `celery -A webapp beat`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from celery.signals import worker_ready
+from django.conf import settings
+
+from webapp.celery import app
+
+from .services import agent_queue
+
+log = logging.getLogger(__name__)
+
+
+HEALTH_CHECK = "topolab: health check of deployed labs"
+HEALTH_INTERVAL = float(getattr(settings, "TOPOLAB_HEALTH_INTERVAL", 30))
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    HEALTH_CHECK: {
+        "task": "webapp.runs.tasks.check_deployed_labs",
+        "schedule": HEALTH_INTERVAL,
+        # A backlog of checks is pointless (only the latest state matters): drop those not started in time.
+        "options": {"expires": HEALTH_INTERVAL * 0.9, "queue": agent_queue()},
+    },
+}
+
+
+def alive_task_ids(timeout: float = 1.0) -> set[str]:
+    """Task ids some live worker is executing or holds, plus those still waiting in the agent queue."""
+    ids: set[str] = set()
+    inspect = app.control.inspect(timeout=timeout)
+    for method in (inspect.active, inspect.reserved, inspect.scheduled):
+        for tasks in (method() or {}).values():
+            for task in tasks:
+                request = task.get("request", task)
+                if request.get("id"):
+                    ids.add(request["id"])
+    ids |= _waiting_in_broker(agent_queue())
+    return ids
+
+
+def _waiting_in_broker(queue: str) -> set[str]:
+    """Ids of task messages still in the broker's list for `queue` (Redis transport: a list per queue)."""
+    ids = set()
+    with app.connection_for_read() as conn:
+        client = conn.default_channel.client
+        for raw in client.lrange(queue, 0, -1):
+            try:
+                ids.add(json.loads(raw)["headers"]["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
+
+
+@worker_ready.connect
+def _recover_orphaned_runs(sender=None, **kwargs) -> None:
+    from .services import fail_orphaned_runs
+
+    try:
+        recovered = fail_orphaned_runs(alive_task_ids())
+    except Exception:  # noqa: BLE001 - a failed recovery must not keep the agent from starting
+        log.exception("recovery of runs interrupted by a stopped worker failed")
+        return
+    for item in recovered:
+        log.warning("run %s of lab %s: %s", item.run_id, item.lab_pk, "marked failed (worker stopped)")
