@@ -183,8 +183,8 @@ def test_other_users_cannot_open_my_editor(page, login, user):
 def test_seed_lab_screenshot(page, login, user, screenshot):
     """The seed lab of DESIGN.md as a user would see it; the README's screenshot comes from here."""
     document = yaml.safe_load((REPO / "examples" / "seed-lab.yaml").read_text())
-    positions = {"wan": (420, 40), "r1": (420, 190), "br-in": (420, 340),
-                 "h1": (230, 490), "h2": (420, 490), "vm1": (610, 490)}
+    positions = {"wan": (420, 0), "r1": (420, 200), "br-in": (420, 370),
+                 "h1": (220, 540), "h2": (420, 540), "vm1": (620, 540)}
     for name, (x, y) in positions.items():
         document["nodes"][name]["ui"] = {"x": x, "y": y}
     lab = services.create_lab(user, "seed-lab", "The lab of DESIGN.md", document).lab

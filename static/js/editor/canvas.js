@@ -46,6 +46,14 @@ function style(iconBase) {
         "min-zoomed-font-size": 8, "overlay-padding": 4,
       },
     },
+    {
+      selector: "edge[label != '']",
+      style: {
+        "text-background-color": "#fef3c7", "text-background-opacity": 1, "text-background-padding": 3,
+        "text-background-shape": "roundrectangle", color: "#92400e", "font-weight": 600,
+        "text-rotation": "autorotate", "text-margin-y": -12,
+      },
+    },
     { selector: "edge:selected", style: { "line-color": "#2563eb", width: 3, color: "#1d4ed8" } },
     { selector: "edge.has-error", style: { "line-color": "#dc2626", "line-style": "dashed", color: "#b91c1c" } },
     { selector: "edge.has-error:selected", style: { width: 4 } },
@@ -118,7 +126,7 @@ export function createCanvas(container, doc, { iconBase }) {
     minZoom: 0.05,
     maxZoom: 3,
     boxSelectionEnabled: true,
-    selectionType: "additive",
+    selectionType: "single",
     textureOnViewport: big,
     hideEdgesOnViewport: big,
     hideLabelsOnViewport: big,
