@@ -12,7 +12,7 @@ router.register("labs", api.LabViewSet, basename="lab")
 
 urlpatterns = [
     # The export link is documented without a trailing slash; serve both spellings.
-    path("api/labs/<int:pk>/export", api.LabViewSet.as_view({"get": "export"}), name="lab-export-noslash"),
+    path("api/labs/<int:pk>/export", api.LabViewSet.as_view({"get": "export"}, schema=None), name="lab-export-noslash"),
     path("api/validate/", api.ValidateView.as_view(), name="api-validate"),
     path("api/images/", api.ImageListView.as_view(), name="api-images"),
     path("api/", include(router.urls)),

@@ -46,14 +46,8 @@ function style(iconBase) {
         "min-zoomed-font-size": 8, "overlay-padding": 4,
       },
     },
-    {
-      selector: "edge[label != '']",
-      style: {
-        "text-background-color": "#fef3c7", "text-background-opacity": 1, "text-background-padding": 3,
-        "text-background-shape": "roundrectangle", color: "#92400e", "font-weight": 600,
-        "text-rotation": "autorotate", "text-margin-y": -12,
-      },
-    },
+    // link conditions (delay, loss, ...) in the middle of the link; the interface names stay at its ends
+    { selector: "edge[label != '']", style: { color: "#92400e", "font-weight": 600, "line-color": "#a8a29e" } },
     { selector: "edge:selected", style: { "line-color": "#2563eb", width: 3, color: "#1d4ed8" } },
     { selector: "edge.has-error", style: { "line-color": "#dc2626", "line-style": "dashed", color: "#b91c1c" } },
     { selector: "edge.has-error:selected", style: { width: 4 } },
