@@ -338,7 +338,8 @@ class _Applier:
             time.sleep(0.05)
 
     def do_vm_start(self, step: Step) -> None:
-        self._module("qemu", step).start_vm(self.lab, step.node, dict(step.params["taps"]), self.fabric)
+        node = self.topology.nodes[step.node]
+        self._module("qemu", step).start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
 
 
 def _raise_first(errors: list[nl.NetlinkError | None]) -> None:

@@ -142,13 +142,16 @@ def node_namespace_states(spaces: netns.Namespaces, names: list[str]) -> dict[st
 
 
 def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
-    """Routers with NAT whose namespace holds an nft table (the nft module offers no cheaper check)."""
+    """Routers with NAT whose namespace holds the lab's tagged nft table (one `nft` run per NAT router)."""
+    nft = optional("nft")
     out = set()
     for name, node in topology.nodes.items():
         ns = naming.node_namespace(lab, name)
-        if node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
-            res = procs.run(["nft", "list", "tables"], namespace=ns, element=f"nodes.{name}.nat")
-            if res.stdout.strip():
+        if nft is not None and node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
+            if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns)):
+                out.add(name)
+        if nft is not None and node.kind == "external" and node.nat_external:
+            if any(t.name == naming.nft_table(lab) for t in nft.list_lab_tables(lab)):
                 out.add(name)
     return out
 

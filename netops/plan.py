@@ -99,7 +99,11 @@ def _plain(value: Any) -> Any:
 def node_signature(topology: Topology, name: str) -> str:
     """Hash of a node's definition and its links (canvas data left out): a change means rebuild the node."""
     node = replace(topology.nodes[name], ui=None, description=None)
-    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0)), sort_keys=True) for lk in topology.links_of(name))
+    own = topology.links_of(name)
+    if node.kind in ("bridge", "external"):
+        # a bridge's ports belong to the nodes plugged into it; only bridge-to-bridge links are its own
+        own = [lk for lk in own if all(topology.nodes[ep.node].kind in ("bridge", "external") for ep in (lk.a, lk.b))]
+    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0)), sort_keys=True) for lk in own)
     text = json.dumps({"node": _plain(node), "links": links}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -302,13 +306,13 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
             fresh = (node, iname) in fresh_ifaces
             st = inv.ns(ns)
             have = None if fresh or st is None else st.links.get(iname)
-            if have is None or not have.qdisc:
+            if have is None or (lk.conditions.rate_bps and not have.qdisc):
                 steps.append(Step("linkcond.apply", lk.path, node, f"shape {node}:{iname}",
                                   {"namespace": ns, "ifname": iname, "link": lk.index}))
         if not w.node_ends and w.kind == "bridge-bridge":
             name = w.fabric_names[0]
             have = fabric_links.get(name) if name in present_fabric else None
-            if have is None or not have.qdisc:
+            if have is None or (lk.conditions.rate_bps and not have.qdisc):
                 steps.append(Step("linkcond.apply", lk.path, None, f"shape {lk.a} - {lk.b}",
                                   {"namespace": fabric_ns, "ifname": name, "link": lk.index}))
 

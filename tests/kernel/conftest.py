@@ -1,0 +1,195 @@
+"""Fixtures for kernel tests (root, real namespaces). Every engineer's tests/kernel/test_*.py uses these.
+
+- The whole session holds an exclusive flock on /run/topolab-kernel-tests.lock, so kernel test runs of
+  engineers sharing this machine run one after the other.
+- TOPOLAB_RUN_DIR points at a private temp dir for the session.
+- `inventory_guard` (autouse) fails a test that leaves a namespace, root-namespace link, nft rule or daemon behind.
+"""
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+LOCK_PATH = "/run/topolab-kernel-tests.lock"
+WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc)$")
+ISP_ADDRESS = "203.0.113.1/24"
+
+_lock_fd: int | None = None
+_lab_counter = itertools.count(1)
+_session_tag = uuid.uuid4().hex[:3]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.kernel)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="kernel tests need root"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_session() -> Iterator[Path]:
+    """Serialise kernel test sessions across the machine and give the session its own run dir."""
+    global _lock_fd
+    if os.geteuid() != 0:
+        pytest.skip("kernel tests need root")
+    _lock_fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(_lock_fd, fcntl.LOCK_EX)
+    old = os.environ.get("TOPOLAB_RUN_DIR")
+    run_dir = Path(tempfile.mkdtemp(prefix="topolab-kernel-run-"))
+    os.environ["TOPOLAB_RUN_DIR"] = str(run_dir)
+    try:
+        yield run_dir
+    finally:
+        if old is None:
+            os.environ.pop("TOPOLAB_RUN_DIR", None)
+        else:
+            os.environ["TOPOLAB_RUN_DIR"] = old
+        subprocess.run(["rm", "-rf", "--one-file-system", str(run_dir)], check=False)
+        fcntl.flock(_lock_fd, fcntl.LOCK_UN)
+        os.close(_lock_fd)
+        _lock_fd = None
+
+
+# ---------------------------------------------------------------------------------------------- inventory guard
+
+
+def _namespaces() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def _root_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "-d", "link", "show"], capture_output=True, text=True, check=True).stdout
+    links = set()
+    for line in out.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0]
+        alias = re.search(r" alias (\S+)", line)
+        links.add(f"{name} alias={alias.group(1) if alias else ''}")
+    return links
+
+
+def _ruleset() -> str:
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+
+
+def _processes() -> set[str]:
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        state = stat[stat.rindex(")") + 2]
+        if WATCHED_PROCESSES.match(comm) and state not in "ZX":
+            found.add(f"{comm}[{pid}]")
+    return found
+
+
+def snapshot() -> dict[str, object]:
+    return {"namespaces": _namespaces(), "root links": _root_links(), "nft ruleset": _ruleset(),
+            "processes": _processes()}
+
+
+@pytest.fixture(autouse=True)
+def inventory_guard() -> Iterator[None]:
+    """Everything the test created must be gone afterwards: namespaces, root links, nft rules, daemons."""
+    before = snapshot()
+    yield
+    after = snapshot()
+    leaks = []
+    for key in before:
+        b, a = before[key], after[key]
+        if isinstance(b, set):
+            if a - b:  # type: ignore[operator]
+                leaks.append(f"{key} left behind: {sorted(a - b)}")  # type: ignore[operator]
+            if b - a:  # type: ignore[operator]
+                leaks.append(f"{key} removed that existed before: {sorted(b - a)}")  # type: ignore[operator]
+        elif a != b:
+            leaks.append(f"{key} changed:\n--- before\n{b}\n--- after\n{a}")
+    assert not leaks, "the test leaked:\n" + "\n".join(leaks)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def lab_id() -> str:
+    """A lab id unique to this test (8 chars max: 'k' + session tag + counter)."""
+    return f"k{_session_tag}{next(_lab_counter):03d}"[:8]
+
+
+def ns_exec(ns: str, argv: list[str], *, timeout: float = 30, check: bool = False) -> subprocess.CompletedProcess:
+    """Run argv inside namespace `ns` (ip netns exec semantics, no shell)."""
+    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *argv], capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+@pytest.fixture(name="ns_exec")
+def ns_exec_fixture() -> Callable[..., subprocess.CompletedProcess]:
+    return ns_exec
+
+
+@pytest.fixture
+def deploy() -> Iterator[Callable]:
+    """deploy(topology, lab, **kw) runs engine.up and makes sure engine.down(lab) runs after the test."""
+    from netops import engine
+
+    labs: list[str] = []
+
+    def run(topology, lab: str, **kwargs):
+        if lab not in labs:
+            labs.append(lab)
+        return engine.up(topology, lab, **kwargs)
+
+    yield run
+    errors = []
+    for lab in labs:
+        try:
+            engine.down(lab)
+        except Exception as exc:  # keep tearing down the others; report at the end
+            errors.append(f"{lab}: {exc!r}")
+    assert not errors, "down failed: " + "; ".join(errors)
+
+
+@pytest.fixture
+def isp_namespace() -> Iterator[dict[str, str]]:
+    """An "ISP" namespace at 203.0.113.1/24 with NO route back to the labs' private ranges.
+
+    Yields {"namespace", "ifname"}: `ifname` is a root-namespace veth end (the test moves or enslaves it, e.g. into
+    a host bridge given to an `external` node); everything is removed afterwards.
+    """
+    name = f"tltest-isp{uuid.uuid4().hex[:6]}"
+    br = f"tlbr{uuid.uuid4().hex[:6]}"
+    outer = f"tlisp{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "link", "add", br, "type", "bridge"], check=True)
+        subprocess.run(["ip", "link", "set", br, "up"], check=True)
+        subprocess.run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", name],
+                       check=True)
+        subprocess.run(["ip", "link", "set", outer, "master", br, "up"], check=True)
+        ns_exec(name, ["ip", "addr", "add", ISP_ADDRESS, "dev", "eth0"], check=True)
+        ns_exec(name, ["ip", "link", "set", "eth0", "up"], check=True)
+        ns_exec(name, ["ip", "link", "set", "lo", "up"], check=True)
+        yield {"namespace": name, "bridge": br, "address": ISP_ADDRESS}
+    finally:
+        subprocess.run(["ip", "link", "del", outer], check=False)
+        subprocess.run(["ip", "link", "del", br], check=False)
+        subprocess.run(["ip", "netns", "del", name], check=False)

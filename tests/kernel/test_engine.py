@@ -1,0 +1,272 @@
+"""The engine against the real kernel: deploy, ping, NAT, DHCP, isolation, idempotence, faults, edits, CLI."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netops import engine, naming
+from netops.errors import ApplyError
+from netops.topology import parse_document
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ns_exec(ns: str, argv: list[str], *, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *argv], capture_output=True, text=True,
+                          timeout=60, check=check)
+
+
+def two_hosts(name: str = "two-hosts") -> dict:
+    return {
+        "version": 1,
+        "name": name,
+        "nodes": {
+            "sw": {"kind": "bridge"},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}}},
+            "h2": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.2/24"}}},
+        },
+        "links": [{"endpoints": ["h1:eth0", "sw"]}, {"endpoints": ["h2:eth0", "sw"]}],
+    }
+
+
+def routed(isp_bridge: str, *, nat: bool) -> dict:
+    r1: dict = {
+        "kind": "router",
+        "interfaces": {"eth0": {"address": "10.0.1.254/24"}, "eth1": {"address": "203.0.113.2/24"}},
+        "routes": [{"to": "default", "via": "203.0.113.1"}],
+    }
+    if nat:
+        r1["nat"] = {"masquerade": ["eth1"]}
+    return {
+        "version": 1,
+        "name": "routed",
+        "nodes": {
+            "r1": r1,
+            "lan": {"kind": "bridge"},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}},
+                   "routes": [{"to": "default", "via": "10.0.1.254"}]},
+            "wan": {"kind": "external", "bridge": isp_bridge},
+        },
+        "links": [{"endpoints": ["r1:eth0", "lan"]}, {"endpoints": ["h1:eth0", "lan"]},
+                  {"endpoints": ["r1:eth1", "wan"]}],
+    }
+
+
+def ping(lab: str, node: str, address: str, count: int = 1) -> bool:
+    return ns_exec(naming.node_namespace(lab, node), ["ping", "-c", str(count), "-W", "2", address]).returncode == 0
+
+
+def ifindexes(lab: str) -> dict[str, str]:
+    """Namespace -> `ip -o link` of it (names, indexes, flags, master): a fingerprint of a lab's links."""
+    out = {}
+    for ns in sorted(os.listdir("/run/netns")):
+        if ns.startswith(naming.fabric_namespace(lab)):
+            out[ns] = ns_exec(ns, ["ip", "-o", "link"]).stdout
+    return out
+
+
+def test_two_hosts_on_a_bridge_ping_each_other(deploy, lab_id):
+    deploy(parse_document(two_hosts()), lab_id)
+    assert ping(lab_id, "h1", "10.0.1.2")
+    assert ping(lab_id, "h2", "10.0.1.1")
+
+
+def test_down_removes_everything_and_is_idempotent(deploy, lab_id):
+    deploy(parse_document(two_hosts()), lab_id)
+    removed = engine.down(lab_id)
+    assert any("namespace" in r for r in removed)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(naming.fabric_namespace(lab_id))]
+    assert not naming.run_dir(lab_id).exists()
+    assert engine.down(lab_id) == []
+
+
+def test_host_behind_router_reaches_isp_only_with_nat(deploy, lab_id, isp_namespace):
+    deploy(parse_document(routed(isp_namespace["bridge"], nat=False)), lab_id)
+    assert ping(lab_id, "r1", "203.0.113.1"), "the router itself reaches the ISP"
+    assert not ping(lab_id, "h1", "203.0.113.1"), "without NAT the ISP has no route back"
+    deploy(parse_document(routed(isp_namespace["bridge"], nat=True)), lab_id)
+    assert ping(lab_id, "h1", "203.0.113.1"), "with masquerade the replies come home"
+
+
+def test_host_with_dhcp_gets_a_lease_in_range(deploy, lab_id):
+    doc = two_hosts("dhcp")
+    doc["nodes"]["r1"] = {"kind": "router", "interfaces": {
+        "eth0": {"address": "10.0.1.254/24", "dhcp_server": {"range": "10.0.1.100-10.0.1.150"}}}}
+    doc["nodes"]["h2"]["interfaces"]["eth0"] = {"address": "dhcp", "mac": "52:54:00:12:34:56"}
+    doc["links"].append({"endpoints": ["r1:eth0", "sw"]})
+    deploy(parse_document(doc), lab_id)
+    out = ns_exec(naming.node_namespace(lab_id, "h2"), ["ip", "-j", "-4", "addr", "show", "dev", "eth0"]).stdout
+    addrs = [a["local"] for link in json.loads(out) for a in link["addr_info"]]
+    assert len(addrs) == 1 and 100 <= int(addrs[0].split(".")[-1]) <= 150, addrs
+    assert ping(lab_id, "h2", "10.0.1.254")
+    st = engine.status(lab_id).as_dict()
+    assert st["nodes"]["h2"]["state"] == "running", st
+    assert f"{addrs[0]}/24" in st["nodes"]["h2"]["interfaces"]["eth0"]["addresses"]
+    leases = st["nodes"]["r1"]["leases"]
+    assert [(le["mac"], le["ip"]) for le in leases] == [("52:54:00:12:34:56", addrs[0])]
+
+
+def test_same_document_under_two_labs_runs_side_by_side(deploy, lab_id):
+    other = lab_id[:-1] + ("x" if lab_id[-1] != "x" else "y")
+    topo = parse_document(two_hosts())
+    deploy(topo, lab_id)
+    deploy(topo, other)
+    for lab in (lab_id, other):
+        assert ping(lab, "h1", "10.0.1.2")
+    # no cross-talk: h1 of `other` never learned the MAC of h2 of lab_id, and vice versa
+    mac = {lab: ns_exec(naming.node_namespace(lab, "h2"), ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+           for lab in (lab_id, other)}
+    assert mac[lab_id] != mac[other]
+    for lab, peer in ((lab_id, other), (other, lab_id)):
+        neigh = ns_exec(naming.node_namespace(lab, "h1"), ["ip", "neigh", "show", "dev", "eth0"]).stdout
+        assert mac[lab] in neigh and mac[peer] not in neigh, neigh
+
+
+def test_up_twice_changes_nothing(deploy, lab_id):
+    topo = parse_document(two_hosts())
+    deploy(topo, lab_id)
+    before = ifindexes(lab_id)
+    result = deploy(topo, lab_id)
+    assert result.steps == []
+    assert ifindexes(lab_id) == before
+
+
+def test_interrupted_up_is_finished_by_a_second_up_and_removed_by_down(deploy, lab_id):
+    topo = parse_document(two_hosts())
+    with pytest.raises(ApplyError, match="fault injected after step 5"):
+        deploy(topo, lab_id, fault_after=5)
+    assert not ping(lab_id, "h1", "10.0.1.2") if os.path.exists(f"/run/netns/{naming.node_namespace(lab_id, 'h1')}") else True
+    deploy(topo, lab_id)
+    assert ping(lab_id, "h1", "10.0.1.2")
+    engine.down(lab_id)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(naming.fabric_namespace(lab_id))]
+
+
+def test_foreign_namespace_with_a_lab_name_survives_down_and_clean(deploy, lab_id):
+    foreign = naming.node_namespace(lab_id, "h9")
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    try:
+        deploy(parse_document(two_hosts()), lab_id)
+        engine.down(lab_id)
+        assert os.path.exists(f"/run/netns/{foreign}")
+        engine.clean()
+        assert os.path.exists(f"/run/netns/{foreign}")
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign], check=True)
+
+
+def test_link_delay_shows_in_ping_rtt(deploy, lab_id):
+    from netops import linkcond
+
+    if not linkcond.supports_delay():
+        pytest.skip("this kernel has no sch_netem; netops.linkcond refuses delay here")
+    doc = two_hosts("delayed")
+    doc["links"][0]["delay"] = "50ms"
+    deploy(parse_document(doc), lab_id)
+    out = ns_exec(naming.node_namespace(lab_id, "h1"), ["ping", "-c", "2", "-W", "2", "10.0.1.2"]).stdout
+    rtt = float(out.rsplit("=", 1)[1].split("/")[1])
+    assert rtt >= 45, out
+
+
+def test_link_rate_is_applied_on_the_node_end(deploy, lab_id):
+    doc = two_hosts("shaped")
+    doc["links"][0]["rate"] = "1mbit"
+    deploy(parse_document(doc), lab_id)
+    out = ns_exec(naming.node_namespace(lab_id, "h1"), ["tc", "qdisc", "show", "dev", "eth0"]).stdout
+    assert "tbf" in out and "1Mbit" in out, out
+    assert ping(lab_id, "h1", "10.0.1.2")
+    assert deploy(parse_document(doc), lab_id).steps == []
+
+
+def test_editing_a_running_lab_applies_the_difference(deploy, lab_id):
+    doc = two_hosts()
+    deploy(parse_document(doc), lab_id)
+    h1_links = ns_exec(naming.node_namespace(lab_id, "h1"), ["ip", "-o", "link"]).stdout
+    edited = copy.deepcopy(doc)
+    edited["nodes"]["h3"] = {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.3/24"}}}
+    edited["links"].append({"endpoints": ["h3:eth0", "sw"]})
+    del edited["nodes"]["h2"]
+    edited["links"] = [lk for lk in edited["links"] if "h2:eth0" not in lk["endpoints"]]
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
+    result = deploy(parse_document(edited), lab_id)
+    assert result.steps
+    assert not os.path.exists(f"/run/netns/{naming.node_namespace(lab_id, 'h2')}")
+    assert ping(lab_id, "h3", "10.0.1.11")
+    assert not ping(lab_id, "h3", "10.0.1.1")
+    # a node that did not change is untouched
+    edited2 = copy.deepcopy(edited)
+    edited2["nodes"]["h4"] = {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.4/24"}}}
+    edited2["links"].append({"endpoints": ["h4:eth0", "sw"]})
+    h1_links = ns_exec(naming.node_namespace(lab_id, "h1"), ["ip", "-o", "link"]).stdout
+    deploy(parse_document(edited2), lab_id)
+    assert ns_exec(naming.node_namespace(lab_id, "h1"), ["ip", "-o", "link"]).stdout == h1_links
+    assert ping(lab_id, "h4", "10.0.1.11")
+
+
+def test_status_reports_drift_when_something_is_removed_by_hand(deploy, lab_id):
+    deploy(parse_document(two_hosts()), lab_id)
+    ns_exec(naming.node_namespace(lab_id, "h2"), ["ip", "addr", "flush", "dev", "eth0"], check=True)
+    st = engine.status(lab_id).as_dict()
+    assert st["nodes"]["h2"]["state"] == "degraded"
+    assert "nodes.h2.interfaces.eth0: address 10.0.1.2/24 missing" in st["drift"]
+    assert st["nodes"]["h1"]["state"] == "running"
+    deploy(parse_document(two_hosts()), lab_id)  # up repairs drift
+    assert engine.status(lab_id).as_dict()["drift"] == []
+
+
+def test_a_second_operation_on_a_busy_lab_is_refused(lab_id):
+    from netops.errors import LabBusyError
+    from netops.lock import lab_lock
+
+    with lab_lock(lab_id):
+        with pytest.raises(LabBusyError, match=lab_id):
+            engine.down(lab_id)
+
+
+def test_exec_refuses_an_untagged_namespace(lab_id):
+    foreign = naming.node_namespace(lab_id, "h1")
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    try:
+        with pytest.raises(ApplyError, match="not Topolab's"):
+            engine.exec_argv(lab_id, "h1")
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign], check=True)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "netops", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_cli_validate_up_status_exec_down(lab_id, tmp_path):
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(two_hosts()))
+    bad = tmp_path / "bad.yaml"
+    doc = two_hosts()
+    doc["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.300/24"
+    bad.write_text(yaml.safe_dump(doc))
+    assert cli("validate", str(path)).returncode == 0
+    res = cli("validate", str(bad))
+    assert res.returncode != 0 and "nodes.h1.interfaces.eth0.address" in res.stderr
+    try:
+        res = cli("up", str(path), "--lab", lab_id)
+        assert res.returncode == 0, res.stderr
+        assert "create namespace" in res.stdout and "[1/" in res.stdout
+        res = cli("status", "--lab", lab_id, "--json")
+        st = json.loads(res.stdout)
+        assert st["lab"] == lab_id and st["nodes"]["h1"]["interfaces"]["eth0"]["addresses"] == ["10.0.1.1/24"]
+        assert cli("exec", "--lab", lab_id, "h1", "--", "ping", "-c1", "-W2", "10.0.1.2").returncode == 0
+        assert cli("exec", "--lab", lab_id, "h1", "--", "sh", "-c", "exit 7").returncode == 7
+    finally:
+        res = cli("down", "--lab", lab_id)
+    assert res.returncode == 0, res.stderr
+    assert not os.path.exists(f"/run/netns/{naming.node_namespace(lab_id, 'h1')}")

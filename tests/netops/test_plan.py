@@ -1,0 +1,138 @@
+"""The planner is pure: these tests build Inventories by hand and never touch the kernel."""
+from __future__ import annotations
+
+import copy
+
+from netops import naming
+from netops.plan import Inventory, LinkState, NamespaceState, plan, signatures
+from netops.topology import parse_document
+
+LAB = "tp1"
+
+
+def doc() -> dict:
+    return {
+        "version": 1,
+        "name": "plan",
+        "nodes": {
+            "sw": {"kind": "bridge"},
+            "r1": {"kind": "router", "interfaces": {
+                "eth0": {"address": "10.0.1.254/24", "dhcp_server": {"range": "10.0.1.100-10.0.1.150"}}},
+                "nat": {"masquerade": ["eth0"]}},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}},
+                   "routes": [{"to": "default", "via": "10.0.1.254"}]},
+            "h2": {"kind": "host", "interfaces": {"eth0": {"address": "dhcp"}}},
+        },
+        "links": [{"endpoints": ["r1:eth0", "sw"]}, {"endpoints": ["h1:eth0", "sw"]},
+                  {"endpoints": ["h2:eth0", "sw"]}],
+    }
+
+
+def deployed(topology) -> Inventory:
+    """The inventory observe would report for a fully deployed `topology`."""
+    inv = Inventory(LAB, signatures=dict(signatures(topology)))
+    fabric = NamespaceState(naming.fabric_namespace(LAB))
+    inv.namespaces[fabric.name] = fabric
+    fabric.links["sw"] = LinkState(naming.bridge_ifname("sw"), "bridge", alias=naming.tag(LAB, "bridge", "sw"))
+    fabric.links[naming.bridge_ifname("sw")] = fabric.links.pop("sw")
+    for name, node in topology.nodes.items():
+        if node.kind not in ("host", "router"):
+            continue
+        ns = NamespaceState(naming.node_namespace(LAB, name), forwarding=node.kind == "router")
+        inv.namespaces[ns.name] = ns
+        for iname, iface in node.interfaces.items():
+            ns.links[iname] = LinkState(iname, "veth", addresses=[str(a) for a in iface.addresses])
+            fabric.links[naming.fabric_ifname(name, iname)] = LinkState(
+                naming.fabric_ifname(name, iname), "veth", alias=naming.tag(LAB, "link"))
+            if iface.dhcp:
+                inv.processes[f"udhcpc:{name}:{iname}"] = 1000
+            if iface.dhcp_server:
+                inv.processes[f"dnsmasq:{name}:{iname}"] = 1001
+        ns.routes = {(str(r.to), str(r.via)) for r in node.routes}
+        if node.nat:
+            inv.nat_applied.add(name)
+    return inv
+
+
+def test_it_plans_everything_for_a_new_lab_in_phase_order():
+    topo = parse_document(doc())
+    steps = plan(topo, LAB, Inventory(LAB))
+    actions = [s.action for s in steps]
+    assert actions[0] == "namespace.create" and steps[0].path == "fabric"
+    assert actions.count("namespace.create") == 4
+    assert actions.index("bridge.create") > max(i for i, a in enumerate(actions) if a == "namespace.create")
+    assert actions.count("link.create") == 3
+    assert actions.index("dhcp-server.start") < actions.index("dhcp-client.start")
+    assert actions.index("nat.router") < actions.index("dhcp-server.start")
+    assert "sysctl.forwarding" in actions and [s.node for s in steps if s.action == "sysctl.forwarding"] == ["r1"]
+    assert max(i for i, a in enumerate(actions) if a.startswith("configure")) < actions.index("nat.router")
+
+
+def test_planning_against_a_deployed_lab_yields_no_steps():
+    topo = parse_document(doc())
+    assert plan(topo, LAB, deployed(topo)) == []
+
+
+def test_a_missing_address_is_the_only_thing_planned():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.namespaces[naming.node_namespace(LAB, "h1")].links["eth0"].addresses.clear()
+    steps = plan(topo, LAB, inv)
+    assert [(s.action, s.path) for s in steps] == [("configure.interface", "nodes.h1.interfaces.eth0")]
+
+
+def test_a_dead_dhcp_server_is_restarted():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    del inv.processes["dnsmasq:r1:eth0"]
+    assert [(s.action, s.node) for s in plan(topo, LAB, inv)] == [("dhcp-server.start", "r1")]
+
+
+def test_a_changed_node_is_rebuilt_and_the_others_are_untouched():
+    before = parse_document(doc())
+    edited = copy.deepcopy(doc())
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
+    after = parse_document(edited)
+    steps = plan(after, LAB, deployed(before))
+    assert {s.node for s in steps} == {"h1"}
+    assert steps[0].action == "remove.namespace" and steps[0].params["namespace"] == naming.node_namespace(LAB, "h1")
+    assert [s.action for s in steps[1:]] == ["namespace.create", "link.create", "configure.interface", "route.add"]
+
+
+def test_a_removed_node_loses_its_namespace_processes_and_fabric_end():
+    before = parse_document(doc())
+    edited = copy.deepcopy(doc())
+    del edited["nodes"]["h2"]
+    edited["links"] = edited["links"][:2]
+    steps = plan(parse_document(edited), LAB, deployed(before))
+    assert [s.action for s in steps] == ["remove.processes", "remove.namespace", "remove.link"]
+    assert steps[0].params["roles"] == ["udhcpc:h2:eth0"]
+    assert steps[2].params["ifname"] == naming.fabric_ifname("h2", "eth0")
+
+
+def test_canvas_positions_do_not_count_as_a_change():
+    before = parse_document(doc())
+    moved = copy.deepcopy(doc())
+    moved["nodes"]["h1"]["ui"] = {"x": 10, "y": 20}
+    assert plan(parse_document(moved), LAB, deployed(before)) == []
+
+
+def test_a_missing_fabric_rebuilds_links_but_keeps_node_namespaces():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    del inv.namespaces[naming.fabric_namespace(LAB)]
+    actions = [s.action for s in plan(topo, LAB, inv)]
+    assert actions.count("namespace.create") == 1 and actions.count("link.create") == 3
+    assert "remove.namespace" not in actions
+
+
+def test_a_direct_link_between_two_hosts_is_one_veth_with_both_ends_configured():
+    d = {"version": 1, "name": "p2p", "nodes": {
+        "a": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.0.1/30"}}},
+        "b": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.0.2/30"}}}},
+        "links": [{"endpoints": ["a:eth0", "b:eth0"]}]}
+    steps = plan(parse_document(d), LAB, Inventory(LAB))
+    link = [s for s in steps if s.action == "link.create"]
+    assert len(link) == 1 and link[0].params["kind"] == "ns-ns"
+    assert sorted(s.path for s in steps if s.action == "configure.interface") == [
+        "nodes.a.interfaces.eth0", "nodes.b.interfaces.eth0"]
