@@ -195,3 +195,70 @@ def test_seed_lab_screenshot(page, login, user, screenshot):
     path = screenshot(page, "editor-seed")
     assert path.stat().st_size > 0
     expect(page.locator("#problem-count")).to_have_text("0")
+
+
+def test_my_labs_page_renames_duplicates_deletes_and_imports(page, login, user, tmp_path):
+    lab = services.create_lab(user, "first").lab
+    login(page, "edna", PASSWORD)
+    page.goto("/labs/")
+    page.once("dialog", lambda dialog: dialog.accept("renamed"))
+    with page.expect_navigation():
+        page.click(f"tr[data-lab='{lab.pk}'] [data-action=rename]")
+    assert Lab.objects.get(pk=lab.pk).name == "renamed"
+    expect(page.locator(".lab-link")).to_have_text(["renamed"])
+
+    with page.expect_navigation():
+        page.click(f"tr[data-lab='{lab.pk}'] [data-action=duplicate]")
+    expect(page.locator(".lab-link")).to_have_count(2)
+    copy = Lab.objects.exclude(pk=lab.pk).get()
+    assert copy.name == "renamed copy" and copy.lab_id != lab.lab_id
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click(f"tr[data-lab='{copy.pk}'] [data-action=delete]")
+    assert not Lab.objects.filter(pk=copy.pk).exists()
+
+    seed = tmp_path / "seed-lab.yaml"
+    seed.write_text((REPO / "examples" / "seed-lab.yaml").read_text())
+    with page.expect_navigation():
+        page.set_input_files("#import-lab-file", str(seed))
+    page.wait_for_function("window.topolabReady !== undefined")
+    assert page.locator("#lab-name").input_value() == "seed-lab"
+    assert page.evaluate("window.topolab.cy.nodes().length") == 6
+    assert page.evaluate("window.topolab.cy.edges().length") == 5
+
+
+def test_auto_layout_puts_routers_above_switches_above_hosts_and_saves_it(page, login, user):
+    document = {"version": 1, "name": "messy", "links": [], "nodes": {
+        "h1": {"kind": "host", "ui": {"x": 0, "y": 0}},
+        "br1": {"kind": "bridge", "ui": {"x": 50, "y": 400}},
+        "r1": {"kind": "router", "ui": {"x": 300, "y": 600}},
+    }}
+    lab = services.create_lab(user, "messy", "", document).lab
+    for a, b in [("h1", "br1"), ("br1", "r1")]:
+        lab = services.apply_operation(lab, lab.version, services.add_link, a, b)[0].lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    page.click("#btn-layout")
+    page.wait_for_function("() => { const n = window.topolab.state.doc.nodes; return n.r1.ui.y < n.br1.ui.y; }")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=15_000)
+    nodes = Lab.objects.get(pk=lab.pk).document["nodes"]
+    assert nodes["r1"]["ui"]["y"] < nodes["br1"]["ui"]["y"] < nodes["h1"]["ui"]["y"]
+
+
+def test_an_error_on_a_link_marks_the_link(page, login, user):
+    document = {"version": 1, "name": "bad-link", "nodes": {
+        "h1": {"kind": "host", "interfaces": {"eth0": {}}, "ui": {"x": 100, "y": 100}},
+        "br1": {"kind": "bridge", "ui": {"x": 400, "y": 100}},
+    }, "links": [{"endpoints": ["h1:eth0", "br1"], "delay": "soon"}]}
+    lab = services.create_lab(user, "bad-link", "", document).lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    assert page.evaluate("window.topolab.cy.getElementById('link-0').hasClass('has-error')")
+    page.click("#problem-list [data-path^='links.0']")
+    expect(page.locator("#panel input[data-role=delay]")).to_have_value("soon")
+    page.locator("#panel input[data-role=delay]").fill("20ms")
+    page.locator("#panel input[data-role=delay]").press("Enter")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    expect(page.locator("#problem-count")).to_have_text("0")
+    assert not page.evaluate("window.topolab.cy.getElementById('link-0').hasClass('has-error')")

@@ -14,7 +14,9 @@ from .permissions import can_edit, visible_labs
 @login_required
 @ensure_csrf_cookie
 def lab_list(request: HttpRequest) -> HttpResponse:
-    labs = visible_labs(request.user)
+    labs = list(visible_labs(request.user).select_related("owner"))
+    for lab in labs:
+        lab.editable = can_edit(request.user, lab)  # instructors see their students' labs, read-only
     return render(request, "labs/lab_list.html", {"labs": labs})
 
 

@@ -9,6 +9,7 @@ export class Autosave {
     this.inFlight = null;
     this.pending = false;
     this.dirty = false;
+    this.retryDelay = 5000;
   }
 
   schedule() {
@@ -34,8 +35,10 @@ export class Autosave {
         if (outcome === "conflict") this.onState("conflict", "Conflict: reloaded newer version");
         else if (!this.dirty) this.onState("saved", "Saved");
       } catch (err) {
-        this.dirty = true; // keep the change; the next edit (or retry) saves it
+        this.dirty = true; // keep the change; the next edit (or the retry) saves it
         this.onState("error", `Error: ${err.message || err}`);
+        // the server or the network failed (not our request): try again by itself in a while
+        if (!err.status || err.status >= 500) this.timer = setTimeout(() => this.flush(), this.retryDelay);
       } finally {
         this.inFlight = null;
         if (this.pending) {

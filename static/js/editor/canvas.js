@@ -75,7 +75,8 @@ export function gridPosition(i) {
 function nodeData(name, node) {
   const kind = node && KINDS[node.kind] ? node.kind : "unknown";
   const address = firstAddress(node);
-  return { id: name, kind, label: address ? `${name}\n${address}` : name };
+  const label = address ? `${name}\n${address}` : name;
+  return { id: name, kind, label, baseLabel: label };
 }
 
 function conditionsLabel(link) {
@@ -141,7 +142,7 @@ export function syncCanvas(cy, doc) {
       if (el.empty()) {
         cy.add({ group: "nodes", data, position: position(node, i) });
       } else {
-        if (el.data("label") !== data.label || el.data("kind") !== data.kind) el.data(data);
+        if (el.data("baseLabel") !== data.baseLabel || el.data("kind") !== data.kind) el.data(data);
         if (node && node.ui && !el.grabbed()) {
           const p = el.position();
           if (p.x !== node.ui.x || p.y !== node.ui.y) el.position(position(node, i));
@@ -170,6 +171,12 @@ export function markProblems(cy, byTarget) {
       const el = cy.getElementById(id);
       if (el.nonempty()) { el.addClass("has-error"); el.data("problems", messages); }
     }
+    // a visible badge without hovering: the node's label starts with a warning sign while it has problems
+    cy.nodes().forEach((el) => {
+      const base = el.data("baseLabel") ?? el.data("label");
+      const label = el.hasClass("has-error") ? `\u26a0 ${base}` : base;
+      if (el.data("label") !== label) el.data({ label, baseLabel: base });
+    });
   });
 }
 

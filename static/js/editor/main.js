@@ -357,7 +357,7 @@ function wireToolbar(cy) {
     if (!editable || cy.nodes().empty()) return;
     $("btn-layout").disabled = true;
     try {
-      await autoLayout(cy, { elkUrl: root.dataset.elk, adapterUrl: root.dataset.cytoscapeElk });
+      await autoLayout(cy, { elkUrl: root.dataset.elk });
       change((d) => {
         cy.nodes().forEach((el) => {
           const node = d.nodes[el.id()];
