@@ -443,6 +443,20 @@ async function start() {
   }));
   cy.forceRender();
   fetchImages().then((list) => panel.setImages(list)).catch(() => panel.setImages([]));
+  loadExtensions(cy);
+}
+
+/** Deploy/Destroy controls live in their own module (runs app); the editor works without them. */
+async function loadExtensions(cy) {
+  try {
+    const { initDeploy } = await import("./deploy.js");
+    window.topolab.deploy = initDeploy({
+      labId: labPk, cy, editable, toolbarEl: root.querySelector(".toolbar"), container: document.body,
+      beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
+    });
+  } catch (err) {
+    console.warn("deploy controls unavailable:", err);
+  }
 }
 
 start();
