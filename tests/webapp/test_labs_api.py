@@ -1,6 +1,7 @@
 """The labs REST API, with three people: the owner, another user, and someone not signed in."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,20 @@ pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = (REPO / "examples" / "seed-lab.yaml").read_text()
+
+
+@pytest.fixture(autouse=True)
+def image_library(tmp_path, monkeypatch):
+    """A private image library holding one kernel image, `tiny` (the seed lab's VM uses it)."""
+    library = tmp_path / "images"
+    tiny = library / "tiny"
+    tiny.mkdir(parents=True)
+    (tiny / "vmlinuz").write_bytes(b"kernel")
+    (tiny / "initrd.gz").write_bytes(b"initrd")
+    (tiny / "manifest.json").write_text(json.dumps(
+        {"name": "tiny", "format": "kernel", "kernel": "vmlinuz", "initrd": "initrd.gz", "memory": 128}))
+    monkeypatch.setenv("TOPOLAB_IMAGE_DIR", str(library))
+    return library
 
 
 @pytest.fixture
@@ -326,6 +341,7 @@ def test_deleting_a_link_by_index(api, lab):
     response = api.delete(f"/api/labs/{lab['id']}/links/0/?version={body['version']}")
     assert response.status_code == 200
     assert response.json()["document"]["links"] == [{"endpoints": ["r1:eth0", "br1"], "delay": "5ms"}]
+    assert response.json()["document"]["nodes"]["h1"]["interfaces"] == {}  # the unconfigured eth0 went with it
     response = api.delete(f"/api/labs/{lab['id']}/links/5/?version={response.json()['version']}")
     assert response.status_code == 400 and paths(response.json()) == ["links.5"]
 
@@ -394,11 +410,22 @@ def test_exporting_an_invalid_lab_to_containerlab_is_400_with_paths(api, lab):
     assert api.get(f"/api/labs/{lab['id']}/export?format=nope").status_code == 400
 
 
-def test_images_lists_the_library(api):
+def test_images_lists_the_library_without_server_paths(api, image_library):
     response = api.get("/api/images/")
     assert response.status_code == 200
-    assert isinstance(response.json(), list)
-    assert all("name" in image for image in response.json())
+    images = response.json()
+    assert [i["name"] for i in images] == ["tiny"]
+    assert images[0]["format"] == "kernel" and images[0]["memory"] == 128
+    assert str(image_library) not in json.dumps(images)
+
+
+def test_a_vm_with_an_unknown_image_is_invalid(api):
+    doc = {"version": 1, "name": "vm", "nodes": {"vm1": {"kind": "vm", "image": "nope"}}, "links": []}
+    body = api.post("/api/validate/", {"document": doc}, format="json").json()
+    assert body["valid"] is False
+    assert "nodes.vm1.image" in paths(body)
+    doc["nodes"]["vm1"]["image"] = "tiny"
+    assert api.post("/api/validate/", {"document": doc}, format="json").json() == {"valid": True, "errors": []}
 
 
 def test_the_schema_documents_the_lab_operations(api):

@@ -22,6 +22,7 @@ from netops.errors import Problem, TopologyError
 from .models import Lab
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+NAME_MAX = 100  # Lab.name max_length
 
 #: the prefix of automatic node names, per kind (h1, r1, br1, vm1, wan1)
 NAME_PREFIX = {"host": "h", "router": "r", "bridge": "br", "vm": "vm", "external": "wan"}
@@ -279,10 +280,21 @@ def add_link(document: dict, a: str, b: str, conditions: dict | None = None) -> 
 
 
 def delete_link(document: dict, index: int) -> None:
+    """Remove link `index`; an interface it leaves declared but empty (`{}`) goes too, as add_link made it."""
     links = _links(document)
     if not 0 <= index < len(links):
         raise DocumentError(Problem(f"links.{index}", f"there is no link {index}"))
-    del links[index]
+    link = links.pop(index)
+    endpoints = link.get("endpoints") if isinstance(link, dict) else None
+    for endpoint in endpoints if isinstance(endpoints, list) else []:
+        if not isinstance(endpoint, str):
+            continue
+        name, sep, iface = endpoint.partition(":")
+        node = _nodes(document).get(name)
+        interfaces = node.get("interfaces") if isinstance(node, dict) else None
+        if sep and isinstance(interfaces, dict) and interfaces.get(iface) == {} \
+                and iface not in used_interfaces(document, name):
+            del interfaces[iface]
 
 
 # --- saving ---------------------------------------------------------------------------------------------------
@@ -300,6 +312,7 @@ def create_lab(owner, name: str, description: str = "", document: dict | None = 
     document.setdefault("links", [])
     if not name:
         name = document.get("name") or "untitled"
+    name = name[:NAME_MAX]
     document["name"] = name
     lab = Lab.objects.create(owner=owner, name=name, description=description, document=document)
     return Saved(lab, validate(document))
@@ -318,7 +331,7 @@ def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, *
         if name:
             document["name"] = name
         elif isinstance(document.get("name"), str) and document["name"]:
-            fields["name"] = document["name"]
+            fields["name"] = document["name"][:NAME_MAX]
         else:
             document["name"] = lab.name
     elif name:
