@@ -420,7 +420,9 @@ async function start() {
   }
   state.doc = M.normalise(lab.document);
   state.version = lab.version;
+  const fetched = performance.now();
   const cy = createCanvas($("canvas"), state.doc, { iconBase });
+  const created = performance.now();
   state.cy = cy;
   wireCanvas(cy);
   wireToolbar(cy);
@@ -439,11 +441,12 @@ async function start() {
   cy.one("render", () => requestAnimationFrame(() => {
     window.topolabReady = performance.now();
     window.topolabRenderMs = window.topolabReady - t0;
+    window.topolabTimings = { fetchMs: fetched - t0, createMs: created - fetched, paintMs: window.topolabReady - created };
     root.dataset.ready = "true";
+    loadExtensions(cy); // after the first paint: restyling 500 nodes must not delay it
   }));
   cy.forceRender();
   fetchImages().then((list) => panel.setImages(list)).catch(() => panel.setImages([]));
-  loadExtensions(cy);
 }
 
 /** Deploy/Destroy controls live in their own module (runs app); the editor works without them. */
