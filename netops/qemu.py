@@ -132,7 +132,7 @@ def vm_argv(
     memory = node.memory or image.memory
     argv = [
         QEMU,
-        "-name", f"{opt(node.name)},process=tl-{lab}-{opt(node.name)}",
+        "-name", opt(node.name),  # no `process=`: the command name stays qemu-system-*, as tools expect
         "-machine", "q35",
         "-accel", accel,
         "-m", str(memory),
