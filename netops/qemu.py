@@ -98,6 +98,8 @@ def kernel_cmdline(node: model.Node, image: images.Image, macs: Mapping[str, str
     words = image.append.split() or ["console=ttyS0"]
     words.append(f"topolab.hostname={node.name}")
     for name, iface in node.interfaces.items():
+        if name not in macs:
+            continue  # not wired: no NIC in the guest
         words.append(f"topolab.mac.{name}={macs[name]}")
         if iface.addresses:
             words.append(f"topolab.addr.{name}=" + "+".join(str(a) for a in iface.addresses))
@@ -122,7 +124,8 @@ def vm_argv(
 ) -> list[str]:
     """The qemu argv for one VM node. Pure: reads nothing but `os.path.realpath` for the containment checks.
 
-    `taps` maps each of the node's interfaces to its tap device; `overlay` is required for disk images.
+    `taps` maps the node's wired interfaces to their tap devices (an interface without one gets no NIC);
+    `overlay` is required for disk images.
     """
     element = f"nodes.{node.name}"
     if accel not in ACCELS:
@@ -146,11 +149,17 @@ def vm_argv(
         "-mon", "chardev=qmp0,mode=control",
         "-pidfile", files["pid"],
     ]
-    for index, (name, iface) in enumerate(node.interfaces.items()):
+    for name in taps:
+        if name not in node.interfaces:
+            raise ApplyError(f"tap given for unknown interface {name!r}", element=f"{element}.interfaces")
+    # An interface without a tap is not wired: the guest gets no NIC for it (an unplugged card).
+    wired = [name for name in node.interfaces if name in taps]
+    for index, name in enumerate(wired):
+        iface = node.interfaces[name]
         if not GUEST_IFNAME_RE.match(name):
             raise ApplyError(f"interface name {name!r} cannot be passed to the guest", element=f"{element}.interfaces")
-        tap = taps.get(name)
-        if not tap or not re.match(r"^[A-Za-z0-9_.-]{1,15}$", tap):
+        tap = taps[name]
+        if not isinstance(tap, str) or not re.match(r"^[A-Za-z0-9_.-]{1,15}$", tap):
             raise ApplyError(f"no valid tap device for this interface (got {tap!r})",
                              element=f"{element}.interfaces.{name}")
         device = f"virtio-net-pci,netdev=n{index},mac={macs[name]}"
@@ -165,7 +174,7 @@ def vm_argv(
         argv += [
             "-kernel", _inside(image.file(image.kernel), image.library, element),
             "-initrd", _inside(image.file(image.initrd), image.library, element),
-            "-append", kernel_cmdline(node, image, macs),
+            "-append", kernel_cmdline(node, image, {name: macs[name] for name in wired}),
         ]
     return argv
 

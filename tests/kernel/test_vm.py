@@ -285,3 +285,127 @@ def test_a_disk_image_runs_on_an_overlay_and_the_base_is_never_written(plumbing:
     qemu.stop_vm(p.lab, "disk1", timeout=1.0)  # SeaBIOS finds nothing to boot: no ACPI handler, signals stop it
     assert qemu_processes(p.lab) == [] and not overlay.exists()
     assert (base.stat().st_mtime_ns, images._sha256(base)) == before
+
+
+# ---------------------------------------------------------------------------------------------- through the engine
+
+
+@pytest.fixture
+def engine_env(tiny_library: Path, host_accel: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPOLAB_IMAGE_DIR", str(tiny_library))
+    monkeypatch.setenv("TOPOLAB_ACCEL", host_accel["first"]["accel"])
+
+
+def seed_lab(isp_bridge: str) -> dict:
+    """DESIGN.md's seed lab, trimmed to what is asserted: r1 (DHCP + masquerade), br-in, h1, vm1, wan."""
+    return {
+        "version": 1, "name": "seed-vm",
+        "nodes": {
+            "r1": {"kind": "router",
+                   "interfaces": {"eth0": {"address": "10.0.1.254/24",
+                                           "dhcp_server": {"range": "10.0.1.100-10.0.1.150"}},
+                                  "eth1": {"address": "203.0.113.2/24"}},
+                   "routes": [{"to": "default", "via": "203.0.113.1"}],
+                   "nat": {"masquerade": ["eth1"]}},
+            "br-in": {"kind": "bridge"},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}},
+                   "routes": [{"to": "default", "via": "10.0.1.254"}]},
+            "vm1": {"kind": "vm", "image": "tiny", "memory": 128,
+                    "interfaces": {"eth0": {"address": "dhcp", "mac": "52:54:00:aa:bb:cc"}}},
+            "wan": {"kind": "external", "bridge": isp_bridge},
+        },
+        "links": [{"endpoints": ["r1:eth0", "br-in"]}, {"endpoints": ["h1:eth0", "br-in"]},
+                  {"endpoints": ["vm1:eth0", "br-in"]}, {"endpoints": ["r1:eth1", "wan"]}],
+    }
+
+
+def console_run(lab: str, node: str, command: str, timeout: float = 60.0) -> None:
+    """Run `command` in the VM's shell; it must print DONE-42 (the echoed command line shows `$((40+2))`)."""
+    console = Console(qemu.console_path(lab, node))
+    try:
+        console.send("\n")
+        console.expect(rf"{node}:~# ", timeout=timeout)
+        console.send(f"{command} && echo DONE-$((40+2))\n")
+        console.expect(r"DONE-42", timeout=timeout)
+    finally:
+        console.close()
+
+
+def assert_no_vm_traces(lab: str) -> None:
+    assert qemu_processes(lab) == []
+    run_dir = naming.run_dir(lab)
+    leftovers = [p.name for p in run_dir.glob("*") if p.suffix in (".console", ".qmp", ".pid", ".qcow2")] \
+        if run_dir.exists() else []
+    assert leftovers == []
+    assert not Path(f"/run/netns/{naming.fabric_namespace(lab)}").exists()  # taps live (and die) there
+
+
+def test_seed_lab_vm_gets_a_lease_is_pinged_by_h1_and_reaches_the_isp_through_nat(
+        deploy, lab_id: str, isp_namespace: dict, engine_env: None) -> None:
+    from netops import engine
+    from netops.topology import parse_document
+
+    deploy(parse_document(seed_lab(isp_namespace["bridge"])), lab_id)
+    leased = None
+    deadline = time.monotonic() + 60
+    while leased is None and time.monotonic() < deadline:
+        leased = next((lease.ip for lease in dnsmasq.leases(lab_id, "r1", "eth0")
+                       if lease.mac == "52:54:00:aa:bb:cc"), None)
+        time.sleep(0.2)
+    assert leased is not None, "vm1 got no lease from r1"
+    assert ipaddress.ip_address("10.0.1.100") <= leased <= ipaddress.ip_address("10.0.1.150")
+    assert ping(naming.node_namespace(lab_id, "h1"), str(leased)), f"h1 cannot ping vm1 at {leased}"
+    # the ISP has no route back to 10.0.1.0/24: an answer proves r1's masquerade
+    console_run(lab_id, "vm1", "ping -c 2 -W 2 203.0.113.1 >/dev/null")
+    status = qemu.vm_status(lab_id, "vm1")
+    assert status["alive"] and status["macs"] == {"eth0": "52:54:00:aa:bb:cc"}
+    engine.down(lab_id)
+    assert_no_vm_traces(lab_id)
+
+
+def test_two_vms_on_one_bridge_reach_each_other_through_the_engine(deploy, lab_id: str, engine_env: None) -> None:
+    from netops import engine
+    from netops.topology import parse_document
+
+    doc = {
+        "version": 1, "name": "two-vms",
+        "nodes": {
+            "sw": {"kind": "bridge"},
+            "vm1": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": {"address": "10.0.7.1/24"}}},
+            "vm2": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": {"address": "10.0.7.2/24"}}},
+        },
+        "links": [{"endpoints": ["vm1:eth0", "sw"]}, {"endpoints": ["vm2:eth0", "sw"]}],
+    }
+    deploy(parse_document(doc), lab_id)
+    assert len(qemu_processes(lab_id)) == 2
+    console_run(lab_id, "vm1", "ping -c 2 -W 2 10.0.7.2 >/dev/null")
+    console_run(lab_id, "vm2", "ping -c 2 -W 2 10.0.7.1 >/dev/null")
+    engine.down(lab_id)
+    assert_no_vm_traces(lab_id)
+
+
+def test_a_vm_on_a_direct_link_to_a_router_gets_a_lease(deploy, lab_id: str, engine_env: None) -> None:
+    from netops import engine
+    from netops.topology import parse_document
+
+    doc = {
+        "version": 1, "name": "direct-vm",
+        "nodes": {
+            "r1": {"kind": "router", "interfaces": {"lan": {"address": "10.0.4.1/24",
+                                                            "dhcp_server": {"range": "10.0.4.50-10.0.4.60"}}}},
+            "vm1": {"kind": "vm", "image": "tiny", "interfaces": {"uplink": {"address": "dhcp"}}},
+        },
+        "links": [{"endpoints": ["vm1:uplink", "r1:lan"]}],
+    }
+    deploy(parse_document(doc), lab_id)
+    mac = qemu.stable_mac(lab_id, "vm1", "uplink")
+    deadline = time.monotonic() + 60
+    leased = None
+    while leased is None and time.monotonic() < deadline:
+        leased = next((lease.ip for lease in dnsmasq.leases(lab_id, "r1", "lan") if lease.mac == mac), None)
+        time.sleep(0.2)
+    assert leased is not None and str(leased).startswith("10.0.4.")
+    assert ping(naming.node_namespace(lab_id, "r1"), str(leased))
+    console_run(lab_id, "vm1", "ip link show uplink >/dev/null")  # the guest NIC carries the topology's name
+    engine.down(lab_id)
+    assert_no_vm_traces(lab_id)

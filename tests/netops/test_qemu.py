@@ -125,8 +125,8 @@ def test_it_refuses_missing_taps_bad_accels_and_paths_outside(tmp_path: Path) ->
     image = kernel_image(tmp_path / "lib")
     run = tmp_path / "run"
     with pytest.raises(ApplyError) as exc:
-        qemu.vm_argv("lab1", vm(), image, {}, accel="tcg", run_dir=run)
-    assert exc.value.element == "nodes.vm1.interfaces.eth0"
+        qemu.vm_argv("lab1", vm(), image, {"eth9": "vaaa"}, accel="tcg", run_dir=run)
+    assert exc.value.element == "nodes.vm1.interfaces"
     with pytest.raises(ApplyError, match="no valid tap"):
         qemu.vm_argv("lab1", vm(), image, {"eth0": "a,b"}, accel="tcg", run_dir=run)
     with pytest.raises(ApplyError, match="accelerator"):
@@ -148,3 +148,12 @@ def test_the_accelerator_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOPOLAB_ACCEL", "bogus")
     with pytest.raises(ApplyError):
         qemu.accel()
+
+
+def test_an_unwired_interface_gets_no_nic(tmp_path: Path) -> None:
+    image = kernel_image(tmp_path / "lib")
+    node = vm(interfaces={"eth0": model.Interface("eth0", dhcp=True), "eth1": model.Interface("eth1", dhcp=True)})
+    argv = qemu.vm_argv("lab1", node, image, {"eth1": "vbbb"}, accel="tcg", run_dir=tmp_path / "run")
+    assert value_after(argv, "-netdev") == ["tap,id=n0,ifname=vbbb,script=no,downscript=no"]
+    assert value_after(argv, "-device") == [f"virtio-net-pci,netdev=n0,mac={qemu.stable_mac('lab1', 'vm1', 'eth1')}"]
+    assert "topolab.mac.eth0" not in value_after(argv, "-append")[0]
