@@ -1,34 +1,74 @@
-"""Who may view, edit and deploy a lab: the one place that decides.
+"""Who may view, edit, deploy and open consoles of a lab: the one place that decides.
 
-Today a lab belongs to its owner alone. The classroom feature extends these functions (an instructor sees
-the labs of their class, for instance); every view, API endpoint and WebSocket consumer asks here, so
-that extension happens in one file.
+Every view, API endpoint and WebSocket consumer asks here. The rules:
+
+- the owner may view, edit, deploy/destroy and open consoles;
+- an instructor of a class the owner is a member of may view, deploy/destroy and open consoles, not edit;
+- everybody else (classmates, instructors of other classes, outsiders, anonymous users) may do nothing,
+  and the lab answers 404 to them, as if it did not exist.
+
+The class relation comes from the classroom app when it is installed; without it a lab is its owner's alone.
 """
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.apps import apps
+from django.db.models import Q, QuerySet
 from rest_framework import permissions
 
 from .models import Lab
 
 
+def _authenticated(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False))
+
+
+def _instructed_user_ids(user) -> QuerySet | None:
+    """Ids of the members of every class `user` instructs (a subquery), or None without the classroom app."""
+    if not apps.is_installed("webapp.classroom"):
+        return None
+    Classroom = apps.get_model("classroom", "Classroom")
+    return Classroom.members.through.objects.filter(classroom__instructors=user).values("user_id")
+
+
+def instructs_owner(user, lab: Lab) -> bool:
+    """True when `user` instructs a class the lab's owner is a member of."""
+    if not _authenticated(user):
+        return False
+    members = _instructed_user_ids(user)
+    return members is not None and members.filter(user_id=lab.owner_id).exists()
+
+
 def visible_labs(user) -> QuerySet[Lab]:
     """The labs `user` may see at all; everything else answers 404, as if it did not exist."""
-    if not getattr(user, "is_authenticated", False):
+    if not _authenticated(user):
         return Lab.objects.none()
-    return Lab.objects.filter(owner=user)
+    members = _instructed_user_ids(user)
+    if members is None:
+        return Lab.objects.filter(owner=user)
+    return Lab.objects.filter(Q(owner=user) | Q(owner_id__in=members))
+
+
+def _owns(user, lab: Lab) -> bool:
+    return _authenticated(user) and lab.owner_id == user.pk
 
 
 def can_view(user, lab: Lab) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and lab.owner_id == user.pk
+    return _owns(user, lab) or instructs_owner(user, lab)
 
 
 def can_edit(user, lab: Lab) -> bool:
-    return can_view(user, lab) and lab.owner_id == user.pk
+    """Only the owner changes a lab's document; instructors look and run, they do not edit."""
+    return _owns(user, lab)
 
 
 def can_deploy(user, lab: Lab) -> bool:
-    return can_edit(user, lab)
+    """Deploy and destroy (the kernel side of a lab)."""
+    return _owns(user, lab) or instructs_owner(user, lab)
+
+
+def can_console(user, lab: Lab) -> bool:
+    """Open a node's console or capture packets in the lab."""
+    return _owns(user, lab) or instructs_owner(user, lab)
 
 
 class LabAccess(permissions.BasePermission):
