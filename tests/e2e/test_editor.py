@@ -210,8 +210,8 @@ def test_my_labs_page_renames_duplicates_deletes_and_imports(page, login, user, 
     with page.expect_navigation():
         page.click(f"tr[data-lab='{lab.pk}'] [data-action=duplicate]")
     expect(page.locator(".lab-link")).to_have_count(2)
-    copy = Lab.objects.exclude(pk=lab.pk).get()
-    assert copy.name == "renamed copy" and copy.lab_id != lab.lab_id
+    copy = Lab.objects.get(owner=user, name="renamed copy")
+    assert copy.pk != lab.pk and copy.lab_id != lab.lab_id
 
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
