@@ -342,11 +342,12 @@ def test_two_deploys_of_one_lab_at_once_give_one_202_and_one_409(celery_worker, 
     assert lab_namespaces(lab.lab_id) == []
 
 
-def test_five_labs_deployed_at_once_all_succeed(celery_worker, kernel_lock, owner, api):
+def test_five_labs_deployed_at_once_all_succeed(celery_worker, kernel_lock, owner, api, settings):
+    settings.TOPOLAB_QUOTA_USER_RUNNING_LABS = 0  # no limit: this is about the agent, not about quotas
     labs = [Lab.objects.create(owner=owner, name=f"five{i}", document=hosts_document(3)) for i in range(5)]
     try:
         runs = [api.post(f"/api/labs/{lab.pk}/deploy") for lab in labs]
-        assert [r.status_code for r in runs] == [202] * 5
+        assert [r.status_code for r in runs] == [202] * 5, [r.content for r in runs]
         assert [wait_run(r.json()["id"], 180).status for r in runs] == ["succeeded"] * 5
         for lab in labs:  # the same addresses in five labs, each its own world
             assert ns_exec(f"tl-{lab.lab_id}-h1", "ping", "-c", "1", "-W", "2", "10.0.0.3").returncode == 0
@@ -404,7 +405,8 @@ class OwnAgent:
 
 
 def test_a_worker_killed_mid_deploy_leaves_a_failed_run_that_deploy_finishes_and_destroy_removes(
-        kernel_lock, topolab_subprocess_env, test_tmpdir, spawn, owner, api, monkeypatch):
+        kernel_lock, topolab_subprocess_env, test_tmpdir, spawn, owner, api, monkeypatch, settings):
+    settings.TOPOLAB_QUOTA_USER_NODES = 0  # no limit: a lab big enough to be killed in the middle
     queue_name = f"agent-kill-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("TOPOLAB_AGENT_QUEUE", queue_name)
     env = {**topolab_subprocess_env, "TOPOLAB_AGENT_QUEUE": queue_name,

@@ -33,7 +33,7 @@ def lab_status(lab_pk: int) -> dict:
     return agent.lab_status(lab_pk)
 
 
-@shared_task(name="webapp.runs.tasks.check_deployed_labs", soft_time_limit=50, time_limit=60, ignore_result=True)
+@shared_task(name="webapp.runs.tasks.check_deployed_labs", soft_time_limit=50, time_limit=60)
 def check_deployed_labs() -> int:
     from . import agent
 
