@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from .model import Topology
 from .observe import optional
 from .plan import Step
 
+PARALLEL_ACTIONS = {"namespace.create", "link.create", "configure.interface", "route.add", "sysctl.forwarding"}
+PARALLEL_MIN = 16  # shorter runs stay on one thread (ordered events, no thread start-up)
+PARALLEL_WORKERS = min(2, os.cpu_count() or 1)
 SOCKET_CACHE = 128  # netlink sockets kept open during one apply (each holds its namespace alive; all closed after)
 DHCP_TIMEOUT = 20.0
 
@@ -76,17 +80,32 @@ def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class _Shared:
+    """State the applier threads share: nodes already reported as starting, each node's last step, a stop flag."""
+
+    touched: set[str] = field(default_factory=set)
+    last_of: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: bool = False
+
+
 class _Applier:
     """Executes steps. Keeps a bounded cache of netlink sockets, one per namespace, all closed at the end."""
 
-    def __init__(self, spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink):
+    def __init__(self, spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink,
+                 shared: _Shared | None = None):
         self.spaces = spaces
+        self.shared = shared or _Shared()
         self.topology = topology
         self.lab = lab
         self.on_event = on_event
         self.fabric = naming.fabric_namespace(lab)
         self.socks: OrderedDict[str | None, nl.NetlinkSocket] = OrderedDict()
-        self.touched: set[str] = set()
+
+    @property
+    def touched(self) -> set[str]:
+        return self.shared.touched
 
     def close(self) -> None:
         while self.socks:
@@ -116,33 +135,84 @@ class _Applier:
     # -------------------------------------------------------------------------------------------- driver
 
     def apply(self, steps: list[Step], fault_after: int | None) -> None:
+        """Run the steps in order. Long runs of the same independent action (namespaces, links, interface
+        configuration of hundreds of nodes) are split over PARALLEL_WORKERS threads, each with its own namespace
+        worker and sockets, so the kernel work uses every core."""
         total = len(steps)
-        last_of: dict[str, int] = {}
         for i, s in enumerate(steps):
             if s.node:
-                last_of[s.node] = i
-        for i, step in enumerate(steps, 1):
-            if step.node and step.node not in self.touched and not step.action.startswith("remove."):
-                self.touched.add(step.node)
-                emit(self.on_event, Event("node.state", node=step.node, state="starting"))
-            emit(self.on_event, Event("run.step", step.description, node=step.node, step=i, total=total,
-                                      data={"path": step.path, "action": step.action}))
+                self.shared.last_of[s.node] = i
+        if fault_after is not None and fault_after <= 0:
+            raise ApplyError("fault injected before the first step")
+        i = 0
+        while i < total:
+            j = i
+            while j < total and steps[j].action == steps[i].action:
+                j += 1
+            end = j if fault_after is None else min(j, max(fault_after, i))
+            if steps[i].action in PARALLEL_ACTIONS and end - i >= PARALLEL_MIN and PARALLEL_WORKERS > 1:
+                self._parallel(list(range(i, end)), steps, total)
+            else:
+                for k in range(i, end):
+                    self._run_step(k, steps[k], total)
+            if fault_after is not None and i < fault_after <= j:
+                raise ApplyError(f"fault injected after step {fault_after}", element=steps[fault_after - 1].path,
+                                 step=steps[fault_after - 1].description)
+            i = j
+
+    def _parallel(self, indexes: list[int], steps: list[Step], total: int) -> None:
+        errors: list[tuple[int, BaseException]] = []
+
+        def work(mine: list[int]) -> None:
+            helper = _Applier(netns.Namespaces(), self.topology, self.lab, self.on_event, self.shared)
             try:
-                getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))(step)
-            except ApplyError as exc:
-                if step.node:
+                for k in mine:
+                    if self.shared.stop:
+                        return
+                    try:
+                        helper._run_step(k, steps[k], total)
+                    except BaseException as exc:
+                        self.shared.stop = True
+                        errors.append((k, exc))
+                        return
+            finally:
+                helper.close()
+                helper.spaces.close()
+
+        threads = [threading.Thread(target=work, args=(indexes[w::PARALLEL_WORKERS],), name=f"netops-apply-{w}")
+                   for w in range(PARALLEL_WORKERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise min(errors, key=lambda e: e[0])[1]
+
+    def _run_step(self, k: int, step: Step, total: int) -> None:
+        sh = self.shared
+        with sh.lock:
+            if step.node and step.node not in sh.touched and not step.action.startswith("remove."):
+                sh.touched.add(step.node)
+                emit(self.on_event, Event("node.state", node=step.node, state="starting"))
+            emit(self.on_event, Event("run.step", step.description, node=step.node, step=k + 1, total=total,
+                                      data={"path": step.path, "action": step.action}))
+        try:
+            getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))(step)
+        except ApplyError as exc:
+            if step.node:
+                with sh.lock:
                     emit(self.on_event, Event("node.state", node=step.node, state="failed", message=exc.message))
-                raise ApplyError(exc.message, element=exc.element or step.path, step=step.description,
-                                 permanent=exc.permanent) from exc
-            except OSError as exc:
-                if step.node:
+            raise ApplyError(exc.message, element=exc.element or step.path, step=step.description,
+                             permanent=exc.permanent) from exc
+        except OSError as exc:
+            if step.node:
+                with sh.lock:
                     emit(self.on_event, Event("node.state", node=step.node, state="failed", message=str(exc)))
-                raise ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
-                                 permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS)) from exc
-            if step.node and last_of.get(step.node) == i - 1 and not step.action.startswith("remove."):
+            raise ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
+                             permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS)) from exc
+        if step.node and sh.last_of.get(step.node) == k and not step.action.startswith("remove."):
+            with sh.lock:
                 emit(self.on_event, Event("node.state", node=step.node, state="running"))
-            if fault_after is not None and i == fault_after:
-                raise ApplyError(f"fault injected after step {i}", element=step.path, step=step.description)
 
     def _module(self, name: str, step: Step) -> Any:
         mod = optional(name)
@@ -180,6 +250,9 @@ class _Applier:
         ns, tag = step.params["namespace"], step.params["tag"]
 
         def inside() -> nl.NetlinkSocket:
+            for conf in ("all", "default"):  # announce addresses when links come up (neighbours' caches)
+                with open(f"/proc/sys/net/ipv4/conf/{conf}/arp_notify", "w") as f:
+                    f.write("1")
             s = nl.NetlinkSocket(ns)
             try:
                 s.call(nl.link_set(index=1, up=True, alias=tag))
@@ -208,21 +281,27 @@ class _Applier:
             s.call(nl.link_add_bridge(name))
         s.call(nl.link_set(name=name, up=True, alias=step.params["tag"]))
 
-    def _fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0) -> None:
-        """Create veth a_if (in a_ns, up, enslaved to `master`) with peer b_if straight in b_ns. Leftover ends
-        with these names (a pair whose other namespace is being freed by the kernel) are deleted first."""
+    def _fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0,
+                    a_mac: str | None = None, b_mac: str | None = None) -> None:
+        """Create veth a_if (in a_ns, up, enslaved to `master`) with peer b_if straight in b_ns. If a name is
+        taken (an end left over from a pair whose namespace the kernel is still freeing), delete and retry."""
         sa = self.sock(a_ns)
-        sb = self.sock(b_ns)
-        sa.call(nl.link_del(name=a_if))
-        sb.call(nl.link_del(name=b_if))
-        if b_ns == a_ns:
-            sa.call(nl.link_add_veth(a_if, b_if, None, master=master))
-            return
-        fd = netns.open_fd(b_ns) if b_ns is not None else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = -1
+        if b_ns != a_ns:
+            fd = netns.open_fd(b_ns) if b_ns is not None else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
-            sa.call(nl.link_add_veth(a_if, b_if, fd, master=master))
+            request = nl.link_add_veth(a_if, b_if, fd if fd >= 0 else None, master=master, mac=a_mac,
+                                       peer_mac=b_mac)
+            err = sa.batch([request])[0]
+            if err is not None and err.errno == errno.EEXIST:
+                sa.call(nl.link_del(name=a_if))
+                self.sock(b_ns).call(nl.link_del(name=b_if))
+                err = sa.batch([request])[0]
+            if err is not None:
+                raise err
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def _taps(self, taps: list[str], bridge: int, tag: str) -> None:
         s = self.sock(self.fabric)
@@ -235,10 +314,10 @@ class _Applier:
         p = step.params
         kind, tag = p["kind"], p["tag"]
         if kind == "ns-ns":
-            self._fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"])
+            self._fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"], a_mac=p["a_mac"], b_mac=p["b_mac"])
         elif kind in ("ns-bridge", "ns-bridge+tap"):
             master = self._bridge_index(p["bridge"], step.path)
-            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], master=master)
+            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], master=master, b_mac=p["a_mac"])
             self.sock(self.fabric).call(nl.link_set(name=p["fabric_if"], alias=tag))
             if kind == "ns-bridge+tap":
                 self._taps(p["taps"], master, tag)
@@ -284,11 +363,11 @@ class _Applier:
         link = s.link(name=p["ifname"])
         if link is None:
             raise ApplyError(f"interface {p['ifname']} is missing", element=step.path)
-        reqs = []
+        # addresses first: the gratuitous ARP (arp_notify) sent when the link comes up then announces them
+        reqs = [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
         if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or not link.up:
             reqs.append(nl.link_set(index=link.index, up=True, mac=p["mac"] if link.mac != p["mac"] else None,
                                     mtu=p["mtu"] if link.mtu != p["mtu"] else None))
-        reqs += [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
         _raise_first(s.batch(reqs))
 
     def do_route_add(self, step: Step) -> None:

@@ -203,6 +203,7 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
                 st.nodes[node] = NodeStatus("unknown", "running",
                                             {n: _iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
         return st
+    connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)}
     for name, node in topology.nodes.items():
         path = f"nodes.{name}"
         drift: list[str] = []
@@ -216,7 +217,7 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
             stopped = False
             ifaces = {}
             for iname, iface in node.interfaces.items():
-                if topology.peer_of(name, iname) is None:
+                if (name, iname) not in connected:
                     continue
                 ipath = f"{path}.interfaces.{iname}"
                 link = ns.links.get(iname)

@@ -119,6 +119,16 @@ def if_path(node: str, iface: str) -> str:
     return f"nodes.{node}.interfaces.{iface}"
 
 
+def interface_mac(lab: str, node: Node, iface: str) -> str:
+    """The MAC of a node's interface: the user's, else one derived from (lab, node, interface). Stable across
+    rebuilds, so neighbours' ARP caches stay right when a node is recreated; distinct between labs."""
+    given = node.interfaces[iface].mac if iface in node.interfaces else None
+    if given:
+        return given
+    digest = hashlib.sha256(f"{lab}:{node.name}:{iface}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])  # locally administered, unicast
+
+
 def link_key(link: Link) -> str:
     return f"{link.a}~{link.b}"
 
@@ -168,11 +178,13 @@ def wiring(topology: Topology, link: Link) -> _Wiring:
     return _Wiring(replace(link, a=a, b=b), kind, fabric, ends)
 
 
-def expected_fabric_links(topology: Topology) -> set[str]:
+def expected_fabric_links(topology: Topology, lab: str) -> set[str]:
     names: set[str] = set()
     for node in topology.nodes.values():
         if node.kind in ("bridge", "external"):
             names.add(naming.bridge_ifname(node.name))
+        if node.kind == "external":
+            names.add(naming.root_peer_ifname(lab, node.name))
     for lk in topology.links:
         names.update(wiring(topology, lk).fabric_names)
     return names
@@ -219,7 +231,7 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
     for node in orphan_nodes:
         steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
                              {"roles": [r for r in orphans if r.split(":")[1] == node], "vm": False}))
-    wanted_fabric = expected_fabric_links(topology)
+    wanted_fabric = expected_fabric_links(topology, lab)
     rebuilt_fabric: set[str] = set()
     for n in changed:
         if topology.nodes[n].kind not in NAMESPACE_KINDS:
@@ -227,6 +239,8 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
                 rebuilt_fabric.update(wiring(topology, lk).fabric_names)
             if topology.nodes[n].kind in ("bridge", "external"):
                 rebuilt_fabric.add(naming.bridge_ifname(n))
+            if topology.nodes[n].kind == "external":
+                rebuilt_fabric.add(naming.root_peer_ifname(lab, n))
     for name in sorted(fabric_links):
         st = fabric_links[name]
         tagged = naming.parse_tag(st.alias)
@@ -277,16 +291,17 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
                                    "tag": naming.tag(lab, "door", n), "fresh": True}))
 
     # --- interface configuration, routes, sysctls
+    connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)}
     for n, ns in ns_of.items():
         nd = topology.nodes[n]
         state = None if n in fresh_nodes else inv.ns(ns)
         for iname, iface in nd.interfaces.items():
-            if topology.peer_of(n, iname) is None:
+            if (n, iname) not in connected:
                 continue  # an unconnected interface has no kernel object
             have = None if (n, iname) in fresh_ifaces or state is None else state.links.get(iname)
-            if have is None or not _iface_ok(iface, have):
+            if have is None or not _iface_ok(iface, interface_mac(lab, nd, iname), have):
                 steps.append(Step("configure.interface", if_path(n, iname), n, f"configure {iname}",
-                                  {"namespace": ns, "ifname": iname, "mac": iface.mac, "mtu": iface.mtu,
+                                  {"namespace": ns, "ifname": iname, "mac": interface_mac(lab, nd, iname), "mtu": iface.mtu,
                                    "addresses": [str(a) for a in iface.addresses]}))
         routes = [(str(r.to), str(r.via)) for r in nd.routes]
         if routes and (state is None or not all(r in state.routes for r in routes)):
@@ -336,21 +351,21 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
         if n not in ns_of:
             continue
         for iname, iface in nd.interfaces.items():
-            if iface.dhcp and topology.peer_of(n, iname) is not None and (
+            if iface.dhcp and (n, iname) in connected and (
                     n in fresh_nodes or (n, iname) in fresh_ifaces or f"udhcpc:{n}:{iname}" not in inv.processes):
                 steps.append(Step("dhcp-client.start", if_path(n, iname), n, f"start DHCP client on {iname}",
                                   {"namespace": ns_of[n], "ifname": iname}))
     for n, nd in topology.nodes.items():
         if nd.kind == "vm" and (n in fresh_nodes or n not in inv.vms_running):
-            taps = {i: naming.fabric_ifname(n, i) for i in nd.interfaces if topology.peer_of(n, i) is not None}
+            taps = {i: naming.fabric_ifname(n, i) for i in nd.interfaces if (n, i) in connected}
             steps.append(Step("vm.start", f"nodes.{n}", n, "start VM", {"taps": taps}))
 
     order = {p: i for i, p in enumerate(PHASES)}
     return sorted(steps, key=lambda s: order[s.phase])  # stable: keeps document order inside a phase
 
 
-def _iface_ok(iface: Interface, have: LinkState) -> bool:
-    if not have.up or (iface.mac and have.mac != iface.mac) or (iface.mtu and have.mtu != iface.mtu):
+def _iface_ok(iface: Interface, mac: str, have: LinkState) -> bool:
+    if not have.up or have.mac != mac or (iface.mtu and have.mtu != iface.mtu):
         return False
     return all(str(a) in have.addresses for a in iface.addresses)
 
@@ -371,10 +386,13 @@ def _link_steps(topology: Topology, lab: str, w: _Wiring, inv: Inventory, fresh_
     if w.kind == "ns-ns":
         missing = not (ns_has(a) and ns_has(b))
         params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface,
-                      b_ns=naming.node_namespace(lab, b.node), b_if=b.interface)
+                      b_ns=naming.node_namespace(lab, b.node), b_if=b.interface,
+                      a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
+                      b_mac=interface_mac(lab, topology.nodes[b.node], b.interface or ""))
     elif w.kind == "ns-bridge":
         missing = not (ns_has(a) and w.fabric_names[0] in present_fabric)
         params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface, fabric_if=w.fabric_names[0],
+                      a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
                       bridge=_bridge_of(topology, b.node))
     elif w.kind == "bridge-bridge":
         missing = not all(n in present_fabric for n in w.fabric_names)
@@ -386,6 +404,7 @@ def _link_steps(topology: Topology, lab: str, w: _Wiring, inv: Inventory, fresh_
     elif w.kind == "ns-tap":
         missing = not (ns_has(a) and all(n in present_fabric for n in w.fabric_names)) or b.node in fresh_nodes
         params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface, fabric_if=w.fabric_names[1],
+                      a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
                       bridge=w.fabric_names[0], taps=[w.fabric_names[2]])
         params["kind"] = "ns-bridge+tap"
     elif w.kind == "tap-tap":

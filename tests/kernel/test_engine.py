@@ -151,6 +151,9 @@ def test_interrupted_up_is_finished_by_a_second_up_and_removed_by_down(deploy, l
 
 
 def test_foreign_namespace_with_a_lab_name_survives_down_and_clean(deploy, lab_id):
+    others = [n for n in os.listdir("/run/netns") if naming.parse_namespace(n)]
+    if others:
+        pytest.skip(f"clean would destroy other Topolab labs on this shared host: {others[:3]}")
     foreign = naming.node_namespace(lab_id, "h9")
     subprocess.run(["ip", "netns", "add", foreign], check=True)
     try:
@@ -270,3 +273,34 @@ def test_cli_validate_up_status_exec_down(lab_id, tmp_path):
         res = cli("down", "--lab", lab_id)
     assert res.returncode == 0, res.stderr
     assert not os.path.exists(f"/run/netns/{naming.node_namespace(lab_id, 'h1')}")
+
+
+def test_external_with_nat_gets_a_tagged_door_and_nft_table_that_down_removes(deploy, lab_id):
+    doc = {"version": 1, "name": "ext", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "198.51.100.2/24"}}},
+        "wan": {"kind": "external", "nat": True, "address": "198.51.100.1/24"}},
+        "links": [{"endpoints": ["r1:eth0", "wan"]}]}
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forwarding_before = f.read()
+    deploy(parse_document(doc), lab_id)
+    door = naming.root_ifname(lab_id, "wan")
+    out = subprocess.run(["ip", "-d", "addr", "show", "dev", door], capture_output=True, text=True).stdout
+    assert "198.51.100.1/24" in out and f"alias {naming.tag(lab_id, 'door', 'wan')}" in out, out
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert naming.nft_table(lab_id) in tables
+    assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
+    engine.down(lab_id)
+    assert subprocess.run(["ip", "link", "show", "dev", door], capture_output=True).returncode != 0
+    assert naming.nft_table(lab_id) not in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                                          text=True).stdout
+    assert open("/proc/sys/net/ipv4/ip_forward").read() == forwarding_before
+
+
+def test_external_on_a_missing_host_bridge_is_refused_naming_the_element(deploy, lab_id):
+    doc = {"version": 1, "name": "ext", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "198.51.100.2/24"}}},
+        "wan": {"kind": "external", "bridge": "tlnosuchbr0"}},
+        "links": [{"endpoints": ["r1:eth0", "wan"]}]}
+    with pytest.raises(ApplyError) as err:
+        deploy(parse_document(doc), lab_id)
+    assert err.value.element == "nodes.wan.bridge"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 from netops import naming
-from netops.plan import Inventory, LinkState, NamespaceState, plan, signatures
+from netops.plan import Inventory, LinkState, NamespaceState, interface_mac, plan, signatures
 from netops.topology import parse_document
 
 LAB = "tp1"
@@ -41,7 +41,8 @@ def deployed(topology) -> Inventory:
         ns = NamespaceState(naming.node_namespace(LAB, name), forwarding=node.kind == "router")
         inv.namespaces[ns.name] = ns
         for iname, iface in node.interfaces.items():
-            ns.links[iname] = LinkState(iname, "veth", addresses=[str(a) for a in iface.addresses])
+            ns.links[iname] = LinkState(iname, "veth", mac=interface_mac(LAB, node, iname),
+                                        addresses=[str(a) for a in iface.addresses])
             fabric.links[naming.fabric_ifname(name, iname)] = LinkState(
                 naming.fabric_ifname(name, iname), "veth", alias=naming.tag(LAB, "link"))
             if iface.dhcp:
@@ -136,3 +137,31 @@ def test_a_direct_link_between_two_hosts_is_one_veth_with_both_ends_configured()
     assert len(link) == 1 and link[0].params["kind"] == "ns-ns"
     assert sorted(s.path for s in steps if s.action == "configure.interface") == [
         "nodes.a.interfaces.eth0", "nodes.b.interfaces.eth0"]
+
+
+def test_derived_macs_are_stable_unicast_and_differ_between_labs():
+    node = parse_document(doc()).nodes["h1"]
+    mac = interface_mac(LAB, node, "eth0")
+    assert mac == interface_mac(LAB, node, "eth0") != interface_mac("tp2", node, "eth0")
+    assert int(mac.split(":")[0], 16) & 0x03 == 0x02  # locally administered, not multicast
+
+
+def test_a_wrong_mac_is_corrected_in_place():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.namespaces[naming.node_namespace(LAB, "h1")].links["eth0"].mac = "02:00:00:00:00:99"
+    assert [s.action for s in plan(topo, LAB, inv)] == ["configure.interface"]
+
+
+def test_an_external_door_is_part_of_a_deployed_lab():
+    d = doc()
+    d["nodes"]["wan"] = {"kind": "external", "bridge": "br-ex"}
+    d["nodes"]["r1"]["interfaces"]["eth1"] = {"address": "203.0.113.2/24"}
+    d["links"].append({"endpoints": ["r1:eth1", "wan"]})
+    topo = parse_document(d)
+    inv = deployed(topo)
+    fabric = inv.namespaces[naming.fabric_namespace(LAB)]
+    for name in (naming.bridge_ifname("wan"), naming.root_peer_ifname(LAB, "wan")):
+        fabric.links[name] = LinkState(name, alias=naming.tag(LAB, "door", "wan"))
+    inv.root_links[naming.root_ifname(LAB, "wan")] = LinkState(naming.root_ifname(LAB, "wan"))
+    assert plan(topo, LAB, inv) == []
