@@ -143,7 +143,7 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
         break;
       case "run.step":
         if (event.total) { bar.max = event.total; bar.value = event.step || 0; }
-        log(event.total ? `[${event.step}/${event.total}] ${event.message}` : event.message || "step");
+        log(`${event.total ? `[${event.step}/${event.total}] ` : ""}${event.node ? `${event.node}: ` : ""}${event.message || "step"}`);
         break;
       case "node.state":
         state.nodes[event.node] = event.state;
