@@ -76,9 +76,12 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   redis-cli -s "$SOCK" ping >/dev/null || { echo "redis-server did not come up" >&2; exit 1; }
 fi
 
-log "celery agent (queue agent) as $(id -un)"
+log "celery agent (queue agent, with beat for the health check) as $(id -un)"
 # Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
-.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO &
+# -B embeds the beat scheduler (periodic health check of deployed labs): exactly one per installation, which is
+# right while there is one agent; with more lab hosts, run `celery -A webapp beat` once instead.
+.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO \
+  -B -s "$VAR/run/celerybeat-schedule" &
 PIDS+=($!)
 
 log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"
