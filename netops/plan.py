@@ -190,6 +190,12 @@ def expected_fabric_links(topology: Topology, lab: str) -> set[str]:
     return names
 
 
+def _uses_ipv6(node: Node) -> bool:
+    """Whether a node's definition mentions IPv6 (addresses or routes); if not, IPv6 stays off in its namespace."""
+    return any(a.version == 6 for i in node.interfaces.values() for a in i.addresses) or any(
+        r.to.version == 6 for r in node.routes)
+
+
 def _has_dhcp_server(node: Node) -> bool:
     return any(i.dhcp_server for i in node.interfaces.values())
 
@@ -258,11 +264,12 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
     # --- namespaces
     if fabric_fresh:
         steps.append(Step("namespace.create", "fabric", None, f"create fabric namespace {fabric_ns}",
-                          {"namespace": fabric_ns, "tag": naming.tag(lab, "ns", "fabric"), "router": False}))
+                          {"namespace": fabric_ns, "tag": naming.tag(lab, "ns", "fabric"), "ipv6": False}))
     for n, ns in ns_of.items():
         if n in fresh_nodes:
             steps.append(Step("namespace.create", f"nodes.{n}", n, "create namespace",
-                              {"namespace": ns, "tag": naming.tag(lab, "ns", n)}))
+                              {"namespace": ns, "tag": naming.tag(lab, "ns", n),
+                               "ipv6": _uses_ipv6(topology.nodes[n])}))
 
     # --- bridges (bridge and external nodes, per-link bridges) and external doors
     for n, nd in topology.nodes.items():

@@ -122,8 +122,8 @@ def test_same_document_under_two_labs_runs_side_by_side(deploy, lab_id):
     for lab in (lab_id, other):
         assert ping(lab, "h1", "10.0.1.2")
     # no cross-talk: h1 of `other` never learned the MAC of h2 of lab_id, and vice versa
-    mac = {lab: ns_exec(naming.node_namespace(lab, "h2"), ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
-           for lab in (lab_id, other)}
+    mac = {lab: json.loads(ns_exec(naming.node_namespace(lab, "h2"), ["ip", "-j", "link", "show", "eth0"]).stdout)[0]
+           ["address"] for lab in (lab_id, other)}
     assert mac[lab_id] != mac[other]
     for lab, peer in ((lab_id, other), (other, lab_id)):
         neigh = ns_exec(naming.node_namespace(lab, "h1"), ["ip", "neigh", "show", "dev", "eth0"]).stdout
