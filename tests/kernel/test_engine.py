@@ -150,7 +150,19 @@ def test_interrupted_up_is_finished_by_a_second_up_and_removed_by_down(deploy, l
     assert not [n for n in os.listdir("/run/netns") if n.startswith(naming.fabric_namespace(lab_id))]
 
 
-def test_foreign_namespace_with_a_lab_name_survives_down_and_clean(deploy, lab_id):
+def test_foreign_namespace_with_a_lab_name_survives_down(deploy, lab_id):
+    foreign = naming.node_namespace(lab_id, "h9")
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    try:
+        deploy(parse_document(two_hosts()), lab_id)
+        assert engine.down(lab_id)
+        assert not os.path.exists(f"/run/netns/{naming.node_namespace(lab_id, 'h1')}")
+        assert os.path.exists(f"/run/netns/{foreign}")
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign], check=True)
+
+
+def test_clean_removes_labs_but_not_a_foreign_namespace(deploy, lab_id):
     others = [n for n in os.listdir("/run/netns") if naming.parse_namespace(n)]
     if others:
         pytest.skip(f"clean would destroy other Topolab labs on this shared host: {others[:3]}")
@@ -158,10 +170,9 @@ def test_foreign_namespace_with_a_lab_name_survives_down_and_clean(deploy, lab_i
     subprocess.run(["ip", "netns", "add", foreign], check=True)
     try:
         deploy(parse_document(two_hosts()), lab_id)
-        engine.down(lab_id)
-        assert os.path.exists(f"/run/netns/{foreign}")
-        engine.clean()
-        assert os.path.exists(f"/run/netns/{foreign}")
+        removed = engine.clean()
+        assert f"namespace {naming.node_namespace(lab_id, 'h1')}" in removed
+        assert sorted(os.listdir("/run/netns")) == sorted(others + [foreign])
     finally:
         subprocess.run(["ip", "netns", "del", foreign], check=True)
 
