@@ -8,10 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 from . import destroy, naming, observe, plan as planning
@@ -31,6 +33,7 @@ PARALLEL_MIN = 16  # shorter runs stay on one thread (ordered events, no thread 
 PARALLEL_WORKERS = max(1, int(os.environ.get("TOPOLAB_APPLY_WORKERS", "1")))
 SOCKET_CACHE = 128  # netlink sockets kept open during one apply (each holds its namespace alive; all closed after)
 DHCP_TIMEOUT = 20.0
+DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
 
 
 @dataclass
@@ -54,7 +57,7 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
     started = time.monotonic()
     with lab_lock(lab), netns.Namespaces() as spaces:
         inv = observe.inventory(spaces, lab, topology)
-        steps = planning.plan(topology, lab, inv)
+        steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
         rundir = naming.run_dir(lab)
         rundir.mkdir(parents=True, exist_ok=True)
         (rundir / "topology.json").write_text(json.dumps(topology.document, indent=1, sort_keys=True))
@@ -72,6 +75,14 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
             applier.close()
         _write_signatures(lab, planning.signatures(topology))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
+
+
+def _needs_delay_relay(topology: Topology) -> bool:
+    """Whether links with delay/jitter must be carried by netops.delayd (no sch_netem in this kernel)."""
+    if not any(planning.needs_delay(lk) for lk in topology.links):
+        return False
+    linkcond = optional("linkcond")
+    return linkcond is None or not linkcond.supports_delay()
 
 
 def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
@@ -327,6 +338,19 @@ class _Applier:
             self.sock(self.fabric).call(nl.link_set(name=p["fabric_if"], alias=tag))
             if kind == "ns-bridge+tap":
                 self._taps(p["taps"], master, tag)
+        elif kind == "ns-bridge+relay":
+            # the node's end stays out of the bridge: netops.delayd joins it to a port pair after the delay
+            master = self._bridge_index(p["bridge"], step.path)
+            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
+            self._fresh_veth(self.fabric, p["relay_if"], self.fabric, p["port_if"])
+            _raise_first(self.sock(self.fabric).batch([
+                nl.link_set(name=p["fabric_if"], alias=tag), nl.link_set(name=p["relay_if"], alias=tag),
+                nl.link_set(name=p["port_if"], up=True, master=master, alias=tag)]))
+        elif kind == "ns-ns+relay":
+            self._fresh_veth(self.fabric, p["a_fabric"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
+            self._fresh_veth(self.fabric, p["b_fabric"], p["b_ns"], p["b_if"], b_mac=p["b_mac"])
+            _raise_first(self.sock(self.fabric).batch([
+                nl.link_set(name=p["a_fabric"], alias=tag), nl.link_set(name=p["b_fabric"], alias=tag)]))
         elif kind == "bridge-bridge":
             a_master = self._bridge_index(p["a_bridge"], step.path)
             b_master = self._bridge_index(p["b_bridge"], step.path)
@@ -392,7 +416,20 @@ class _Applier:
     def do_linkcond_apply(self, step: Step) -> None:
         p = step.params
         link = self.topology.links[p["link"]]
+        if p.get("relayed"):  # delay and jitter are the relay's; the kernel keeps rate and loss
+            link = replace(link, conditions=replace(link.conditions, delay_ms=None, jitter_ms=None))
         self._module("linkcond", step).apply(self.lab, link, p["namespace"], p["ifname"])
+
+    def do_relay_start(self, step: Step) -> None:
+        """(Re)start the link's delay relay: a fresh link has fresh interfaces, so an old relay is stopped first."""
+        p = step.params
+        procs = self._module("procs", step)
+        for old in procs.find(lab=self.lab, role=p["role"]):
+            procs.stop(old)
+        argv = [sys.executable, "-I", str(DELAYD), "--a", p["a"], "--b", p["b"],
+                "--delay-ms", f"{float(p['delay_ms']):g}", "--jitter-ms", f"{float(p['jitter_ms']):g}"]
+        procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"],
+                    log_path=naming.run_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
 
     def do_nat_router(self, step: Step) -> None:
         p = step.params

@@ -5,8 +5,9 @@
   `numgen random mod 10000 < k drop`. The egress hook sees bridged frames too (fabric veths are bridge ports),
   which an inet postrouting chain would not.
 - delay/jitter: sch_netem when the kernel has it (probed once in a throwaway anonymous namespace). The CI kernel
-  lacks it; then `apply()` raises a permanent ApplyError naming the link: a condition is never silently dropped.
-  (A userspace NFQUEUE delay daemon would be the fallback; it is not built yet.)
+  lacks it; then the engine carries delay on links with a host/router end through a userspace relay in the fabric
+  (netops.delayd, planned by netops.plan) and calls `apply()` with rate and loss only. Asked for delay without
+  netem, `apply()` raises a permanent ApplyError naming the link: a condition is never silently dropped.
 """
 from __future__ import annotations
 

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import naming
+from .errors import ApplyError
 from .model import NAMESPACE_KINDS, Endpoint, Interface, Link, Node, Topology
 
 # phases, in execution order
-PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "nat",
+PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
           "dhcp-server", "dhcp-client", "vm")
+#: link kinds whose delay/jitter a userspace relay (netops.delayd) can carry when the kernel has no sch_netem
+RELAY_KINDS = ("ns-bridge", "ns-ns")
 
 
 @dataclass
@@ -146,9 +149,23 @@ class _Wiring:
     kind: str  # "ns-bridge" | "ns-ns" | "bridge-bridge" | "tap-bridge" | "tap-ns" | "tap-tap"
     fabric_names: list[str]  # fabric interfaces/bridges this link creates
     node_ends: list[tuple[str, str]]  # (node, iface) ends inside node namespaces
+    relay: tuple[str, str] | None = None  # the two fabric interfaces netops.delayd joins, for a relayed link
+
+    @property
+    def relay_role(self) -> str:
+        """Process role of the link's delay relay, named after its first namespace end (so rebuilding that node
+        stops it, as for its other processes)."""
+        node, iface = self.node_ends[0]
+        return f"delayd:{node}:{iface}"
 
 
-def wiring(topology: Topology, link: Link) -> _Wiring:
+def needs_delay(link: Link) -> bool:
+    return link.conditions.delay_ms is not None or link.conditions.jitter_ms is not None
+
+
+def wiring(topology: Topology, link: Link, *, delay_relay: bool = False) -> _Wiring:
+    """How `link` is realised. With `delay_relay` (the kernel has no sch_netem), a link with delay/jitter is not
+    joined in the kernel: its sides end on two fabric interfaces that netops.delayd joins after the delay."""
     kinds = {ep.node: topology.nodes[ep.node].kind for ep in (link.a, link.b)}
 
     def cls(ep: Endpoint) -> str:
@@ -175,10 +192,20 @@ def wiring(topology: Topology, link: Link) -> _Wiring:
         fabric = [naming.link_bridge_ifname(link_key(link)), naming.fabric_ifname(a.node, a.interface or ""),
                   naming.fabric_ifname(b.node, b.interface or "")]
     kind = f"{ca}-{cb}"
-    return _Wiring(replace(link, a=a, b=b), kind, fabric, ends)
+    relay = None
+    if delay_relay and needs_delay(link) and kind in RELAY_KINDS:
+        if kind == "ns-bridge":  # node end <-> fabric_if ~relay~ r1 <-> r2 (bridge port)
+            r1 = naming.fabric_ifname(a.node, f"{a.interface}>relay")
+            fabric = fabric + [r1, naming.fabric_ifname(a.node, f"{a.interface}>port")]
+            relay = (fabric[0], r1)
+        else:  # ns-ns: each node end <-> its own fabric end ~relay~ the other
+            fabric = [naming.fabric_ifname(a.node, a.interface or ""), naming.fabric_ifname(b.node, b.interface or "")]
+            relay = (fabric[0], fabric[1])
+        kind += "+relay"
+    return _Wiring(replace(link, a=a, b=b), kind, fabric, ends, relay)
 
 
-def expected_fabric_links(topology: Topology, lab: str) -> set[str]:
+def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = False) -> set[str]:
     names: set[str] = set()
     for node in topology.nodes.values():
         if node.kind in ("bridge", "external"):
@@ -186,7 +213,7 @@ def expected_fabric_links(topology: Topology, lab: str) -> set[str]:
         if node.kind == "external":
             names.add(naming.root_peer_ifname(lab, node.name))
     for lk in topology.links:
-        names.update(wiring(topology, lk).fabric_names)
+        names.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
     return names
 
 
@@ -203,8 +230,9 @@ def _has_dhcp_server(node: Node) -> bool:
 # ------------------------------------------------------------------------------------------------ plan
 
 
-def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
-    """Ordered steps that bring `lab` from `inv` to `topology`."""
+def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False) -> list[Step]:
+    """Ordered steps that bring `lab` from `inv` to `topology`. `delay_relay`: the kernel has no sch_netem, so
+    links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace."""
     fabric_ns = naming.fabric_namespace(lab)
     sigs = signatures(topology)
     steps: list[Step] = []
@@ -237,12 +265,12 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
     for node in orphan_nodes:
         steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
                              {"roles": [r for r in orphans if r.split(":")[1] == node], "vm": False}))
-    wanted_fabric = expected_fabric_links(topology, lab)
+    wanted_fabric = expected_fabric_links(topology, lab, delay_relay=delay_relay)
     rebuilt_fabric: set[str] = set()
     for n in changed:
         if topology.nodes[n].kind not in NAMESPACE_KINDS:
             for lk in topology.links_of(n):
-                rebuilt_fabric.update(wiring(topology, lk).fabric_names)
+                rebuilt_fabric.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
             if topology.nodes[n].kind in ("bridge", "external"):
                 rebuilt_fabric.add(naming.bridge_ifname(n))
             if topology.nodes[n].kind == "external":
@@ -277,16 +305,20 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
             steps.append(Step("bridge.create", f"nodes.{n}", n, "create bridge",
                               {"ifname": naming.bridge_ifname(n), "tag": naming.tag(lab, "bridge", n)}))
     for lk in topology.links:
-        w = wiring(topology, lk)
+        w = wiring(topology, lk, delay_relay=delay_relay)
         if w.kind in ("ns-tap", "tap-tap") and w.fabric_names[0] not in present_fabric:
             steps.append(Step("bridge.create", lk.path, None, f"create bridge for {lk.a} - {lk.b}",
                               {"ifname": w.fabric_names[0], "tag": naming.tag(lab, "linkbridge")}))
 
     # --- links
     fresh_ifaces: set[tuple[str, str]] = set()
+    relinked: set[int] = set()
     for lk in topology.links:
-        w = wiring(topology, lk)
-        steps.extend(_link_steps(topology, lab, w, inv, fresh_nodes, present_fabric, fresh_ifaces))
+        w = wiring(topology, lk, delay_relay=delay_relay)
+        link_steps = _link_steps(topology, lab, w, inv, fresh_nodes, present_fabric, fresh_ifaces)
+        if link_steps:
+            relinked.add(lk.index)
+        steps.extend(link_steps)
     for n, nd in topology.nodes.items():
         if nd.kind == "external":
             root = naming.root_ifname(lab, n)
@@ -320,17 +352,33 @@ def plan(topology: Topology, lab: str, inv: Inventory) -> list[Step]:
 
     # --- link conditions
     for lk in topology.links:
-        if not lk.conditions.any():
+        w = wiring(topology, lk, delay_relay=delay_relay)
+        if w.relay is not None and (lk.index in relinked or w.relay_role not in inv.processes):
+            steps.append(Step("relay.start", lk.path, w.node_ends[0][0], f"delay {lk.a} - {lk.b} (relay)",
+                              {"namespace": fabric_ns, "a": w.relay[0], "b": w.relay[1], "role": w.relay_role,
+                               "delay_ms": lk.conditions.delay_ms or 0.0, "jitter_ms": lk.conditions.jitter_ms or 0.0}))
+        kernel_cond = replace(lk.conditions, delay_ms=None, jitter_ms=None) if w.relay else lk.conditions
+        if not kernel_cond.any():
             continue
-        w = wiring(topology, lk)
         for node, iname in w.node_ends:
             ns = ns_of[node]
             fresh = (node, iname) in fresh_ifaces
             st = inv.ns(ns)
             have = None if fresh or st is None else st.links.get(iname)
-            if have is None or (lk.conditions.rate_bps and not have.qdisc):
+            if have is None or (kernel_cond.rate_bps and not have.qdisc):
                 steps.append(Step("linkcond.apply", lk.path, node, f"shape {node}:{iname}",
-                                  {"namespace": ns, "ifname": iname, "link": lk.index}))
+                                  {"namespace": ns, "ifname": iname, "link": lk.index,
+                                   "relayed": w.relay is not None}))
+        if w.kind in ("ns-bridge", "ns-bridge+relay"):  # the other end of the link: toward the node
+            name = w.fabric_names[0]
+            have = fabric_links.get(name) if name in present_fabric and lk.index not in relinked else None
+            if have is None or (kernel_cond.rate_bps and not have.qdisc):
+                steps.append(Step("linkcond.apply", lk.path, w.node_ends[0][0], f"shape {lk.b} - {lk.a}",
+                                  {"namespace": fabric_ns, "ifname": name, "link": lk.index,
+                                   "relayed": w.relay is not None}))
+        if not w.node_ends and w.kind != "bridge-bridge":
+            raise ApplyError("link conditions need a host or router at one end of the link (or two bridges)",
+                             element=lk.path)
         if not w.node_ends and w.kind == "bridge-bridge":
             name = w.fabric_names[0]
             have = fabric_links.get(name) if name in present_fabric else None
@@ -396,6 +444,19 @@ def _link_steps(topology: Topology, lab: str, w: _Wiring, inv: Inventory, fresh_
                       b_ns=naming.node_namespace(lab, b.node), b_if=b.interface,
                       a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
                       b_mac=interface_mac(lab, topology.nodes[b.node], b.interface or ""))
+    elif w.kind == "ns-ns+relay":
+        missing = not (ns_has(a) and ns_has(b) and all(n in present_fabric for n in w.fabric_names))
+        params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface,
+                      b_ns=naming.node_namespace(lab, b.node), b_if=b.interface,
+                      a_fabric=w.fabric_names[0], b_fabric=w.fabric_names[1],
+                      a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
+                      b_mac=interface_mac(lab, topology.nodes[b.node], b.interface or ""))
+    elif w.kind == "ns-bridge+relay":
+        missing = not (ns_has(a) and all(n in present_fabric for n in w.fabric_names))
+        params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface, fabric_if=w.fabric_names[0],
+                      relay_if=w.fabric_names[1], port_if=w.fabric_names[2],
+                      a_mac=interface_mac(lab, topology.nodes[a.node], a.interface or ""),
+                      bridge=_bridge_of(topology, b.node))
     elif w.kind == "ns-bridge":
         missing = not (ns_has(a) and w.fabric_names[0] in present_fabric)
         params.update(a_ns=naming.node_namespace(lab, a.node), a_if=a.interface, fabric_if=w.fabric_names[0],
