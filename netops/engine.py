@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -31,7 +32,10 @@ PARALLEL_ACTIONS = {"namespace.create", "link.create", "configure.interface", "r
 PARALLEL_MIN = 16  # shorter runs stay on one thread (ordered events, no thread start-up)
 # measured: no gain on the 2-core CI VM (rtnl_lock serialises the kernel work); kept switchable for bigger hosts
 PARALLEL_WORKERS = max(1, int(os.environ.get("TOPOLAB_APPLY_WORKERS", "1")))
-SOCKET_CACHE = 128  # netlink sockets kept open during one apply (each holds its namespace alive; all closed after)
+# netlink sockets kept open during one apply (each holds its namespace alive; all closed after). Large enough that a
+# 500-node lab never re-enters a namespace to reopen one (a thread hand-off and two setns each), bounded by the fds
+# this process may open.
+SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
 DHCP_TIMEOUT = 20.0
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
 
