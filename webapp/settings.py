@@ -51,7 +51,7 @@ ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS += [h for h in os.environ.get("TOPOLAB_ALLOWED_HOSTS", "").split(",") if h]
 
 # Apps written by other parts of the project plug in by existing: no settings edit needed.
-OPTIONAL_APPS = ["labs", "runs", "accounts", "classroom"]
+OPTIONAL_APPS = ["labs", "runs", "accounts", "classroom", "consoles"]
 PRESENT_OPTIONAL_APPS = [
     name for name in OPTIONAL_APPS if (BASE_DIR / "webapp" / name / "apps.py").exists()
 ]
@@ -161,7 +161,9 @@ def redis_settings(url: str) -> dict:
         "CHANNEL_LAYERS": {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [url]},
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis' blocking
+                # pop: an idle receive() then fails with TimeoutError and kills the consumer. Read longer.
+                "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}]},
             }
         },
         "CELERY_BROKER_URL": broker,
