@@ -97,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _services = TestServices(tmpdir, redis_url, redis_proc, tmpdir / "test_db.sqlite3")
 
     os.environ["TOPOLAB_TEST_DB"] = str(_services.test_db)
+    _make_capture_dir()
     if redis_url:
         os.environ["TOPOLAB_REDIS_URL"] = redis_url
     _patch_django_settings()
@@ -126,8 +127,23 @@ def _patch_django_settings() -> None:
     os.environ["TOPOLAB_SECRET_KEY"] = settings.SECRET_KEY
 
 
+_capture_dir: Path | None = None
+
+
+def _make_capture_dir() -> None:
+    """This run's pcap directory (TOPOLAB_CAPTURE_DIR), apart from var/captures. Mode 0711, like the real one:
+    tcpdump, dropped to its own user, must reach the file the agent made for it."""
+    global _capture_dir
+    _capture_dir = Path(tempfile.mkdtemp(prefix="topolab-test-captures-"))
+    _capture_dir.chmod(0o711)
+    os.environ["TOPOLAB_CAPTURE_DIR"] = str(_capture_dir)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _services
+    global _services, _capture_dir
+    if _capture_dir is not None:
+        shutil.rmtree(_capture_dir, ignore_errors=True)
+        _capture_dir = None
     if _services is None:
         return
     if _services.redis_proc is not None:
@@ -175,3 +191,34 @@ def test_tmpdir() -> Path:
     """This run's private temp dir (Redis socket, test DB, subprocess logs); removed at the end."""
     assert _services is not None
     return _services.tmpdir
+
+
+@pytest.fixture(scope="session")
+def stream_agent(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
+    """A real `python -m webapp.agent` (consoles and captures) against the test Redis and DB, as the current user
+    (root for console and capture tests). Yields its own channel name. Log: <test_tmpdir>/stream-agent.log, copied
+    to $TOPOLAB_KEEP_AGENT_LOG at the end when that is set (the temp dir itself is removed)."""
+    import sys
+
+    from asgiref.sync import async_to_sync
+
+    from webapp.consoles import services
+
+    log_path = test_tmpdir / "stream-agent.log"
+    proc = spawn([sys.executable, "-m", "webapp.agent"], log_path=log_path, env=topolab_subprocess_env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the stream agent exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                reply = async_to_sync(services.ask_agent)({"type": "agent.ping"}, timeout=1)
+                break
+            except services.AgentUnavailable:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the stream agent did not answer within 30 s:\n{log_path.read_text()}")
+        yield reply["agent"]
+    finally:
+        _stop(proc)
+        if os.environ.get("TOPOLAB_KEEP_AGENT_LOG"):
+            shutil.copy(log_path, os.environ["TOPOLAB_KEEP_AGENT_LOG"])
