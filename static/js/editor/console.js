@@ -1,0 +1,220 @@
+// Consoles and captures in the editor: an action bar for the selected node or link, and a dock of tabs below the
+// canvas, each a terminal (xterm.js over /ws/labs/<pk>/console/<node>/) or a live packet list (capture.js).
+// The server decides what is allowed and running; buttons only offer what makes sense for the selection.
+import { Terminal } from "/static/vendor/@xterm/xterm/lib/xterm.mjs";
+import { FitAddon } from "/static/vendor/@xterm/addon-fit/lib/addon-fit.mjs";
+import { CaptureView } from "./capture.js";
+
+const CONSOLE_KINDS = new Set(["host", "router", "vm"]);
+const CLOSE_REASONS = { 4403: "not allowed", 4404: "no such node", 4409: "not running", 4429: "too many consoles" };
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
+  return el;
+}
+
+function loadCss(href) {
+  if (document.querySelector(`link[href="${href}"]`)) return;
+  document.head.append(h("link", { rel: "stylesheet", href }));
+}
+
+export function wsUrl(path) {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+}
+
+/** One terminal tab. */
+class ConsoleView {
+  constructor(labPk, node, body) {
+    this.node = node;
+    this.body = body;
+    this.term = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, convertEol: false,
+      fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" });
+    this.fit = new FitAddon();
+    this.term.loadAddon(this.fit);
+    this.status = h("div", { class: "term-status", role: "status", text: `Connecting to ${node}…` });
+    this.screen = h("div", { class: "term-screen", "data-node": node });
+    body.append(this.status, this.screen);
+    this.term.open(this.screen);
+    this.encoder = new TextEncoder();
+    this.socket = new WebSocket(wsUrl(`/ws/labs/${labPk}/console/${encodeURIComponent(node)}/`));
+    this.socket.binaryType = "arraybuffer";
+    this.socket.addEventListener("message", (e) => this.onMessage(e));
+    this.socket.addEventListener("close", (e) => this.onClose(e));
+    this.term.onData((data) => this.send(this.encoder.encode(data)));
+    this.term.onBinary((data) => this.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
+    this.term.onResize(({ rows, cols }) => this.control({ type: "resize", rows, cols }));
+    this.observer = new ResizeObserver(() => this.refit());
+    this.observer.observe(this.screen);
+  }
+
+  send(bytes) {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(bytes);
+  }
+
+  control(message) {
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  refit() {
+    if (this.screen.offsetParent === null) return; // hidden tab
+    try { this.fit.fit(); } catch { /* not laid out yet */ }
+  }
+
+  onMessage(e) {
+    if (typeof e.data === "string") {
+      const msg = JSON.parse(e.data);
+      if (msg.type !== "status") return;
+      this.status.dataset.state = msg.state;
+      this.status.textContent = msg.state === "open"
+        ? `${this.node}: connected${msg.message ? ` (${msg.message})` : ""}`
+        : `${this.node}: ${msg.message || msg.state}`;
+      if (msg.state === "open") {
+        this.refit();
+        this.control({ type: "resize", rows: this.term.rows, cols: this.term.cols });
+        this.term.focus();
+      }
+      return;
+    }
+    this.term.write(new Uint8Array(e.data));
+  }
+
+  onClose(e) {
+    if (this.status.dataset.state !== "closed") {
+      this.status.dataset.state = "closed";
+      this.status.textContent = `${this.node}: disconnected${CLOSE_REASONS[e.code] ? ` (${CLOSE_REASONS[e.code]})` : ""}`;
+    } else if (CLOSE_REASONS[e.code]) {
+      this.status.textContent += ` (${CLOSE_REASONS[e.code]})`;
+    }
+  }
+
+  focus() { this.refit(); this.term.focus(); }
+
+  dispose() {
+    this.observer.disconnect();
+    this.socket.close();
+    this.term.dispose();
+  }
+}
+
+/** The dock below the canvas: tabs of consoles and captures. */
+class Dock {
+  constructor(container) {
+    this.tabs = h("div", { class: "dock-tabs", role: "tablist" });
+    this.bodies = h("div", { class: "dock-bodies" });
+    this.root = h("section", { class: "term-dock", id: "term-dock", hidden: true, "aria-label": "Consoles and captures" },
+      h("div", { class: "dock-bar" }, this.tabs,
+        h("button", { class: "tool icon dock-hide", title: "Hide the dock", text: "\u2013",
+          onclick: () => { this.root.hidden = true; } })),
+      this.bodies);
+    container.append(this.root);
+    this.items = [];
+    this.active = null;
+  }
+
+  add(title, kind, build) {
+    const body = h("div", { class: `dock-body ${kind}`, role: "tabpanel" });
+    const tab = h("div", { class: "dock-tab", role: "tab", "data-kind": kind, title },
+      h("span", { class: "dock-tab-title", text: title }));
+    const item = { tab, body, view: null };
+    tab.addEventListener("click", () => this.show(item));
+    tab.append(h("button", { class: "dock-close", title: `Close ${title}`, "aria-label": `Close ${title}`, text: "\u2715",
+      onclick: (e) => { e.stopPropagation(); this.remove(item); } }));
+    this.tabs.append(tab);
+    this.bodies.append(body);
+    this.items.push(item);
+    this.root.hidden = false;
+    this.show(item);
+    item.view = build(body);
+    if (item.view.focus) item.view.focus();
+    return item;
+  }
+
+  show(item) {
+    for (const other of this.items) {
+      other.body.hidden = other !== item;
+      other.tab.setAttribute("aria-selected", String(other === item));
+    }
+    this.active = item;
+    this.root.hidden = false;
+    if (item.view && item.view.focus) requestAnimationFrame(() => item.view.focus());
+  }
+
+  remove(item) {
+    if (item.view) item.view.dispose();
+    item.tab.remove();
+    item.body.remove();
+    this.items = this.items.filter((x) => x !== item);
+    if (this.active === item) {
+      if (this.items.length) this.show(this.items[this.items.length - 1]);
+      else this.root.hidden = true;
+    }
+  }
+}
+
+/**
+ * initConsoles({labPk, cy, getDoc, nodeState, container, sidebar}) -> controller.
+ * nodeState(name) gives the deploy state when known ("running", ...), or undefined.
+ */
+export function initConsoles({ labPk, cy, getDoc, nodeState = () => undefined, container = document.body,
+  sidebar = null }) {
+  loadCss("/static/vendor/@xterm/xterm/css/xterm.css");
+  loadCss("/static/css/console.css");
+  const dock = new Dock(container);
+  const bar = h("div", { class: "lab-actions", id: "lab-actions", hidden: true, "aria-label": "Lab actions" });
+  (sidebar || container).prepend(bar);
+
+  function openConsole(node) {
+    return dock.add(node, "console", (body) => new ConsoleView(labPk, node, body));
+  }
+
+  function openCapture(target) {
+    const title = target.link !== undefined ? `capture ${target.label}` : `capture ${target.node}:${target.interface}`;
+    return dock.add(title, "capture", (body) => new CaptureView(labPk, target, body));
+  }
+
+  function usable(node) {
+    const state = nodeState(node);
+    return state === undefined || state === "running";
+  }
+
+  function render() {
+    const doc = getDoc();
+    const nodes = cy.nodes(":selected").map((n) => n.id());
+    const links = cy.edges(":selected").map((e) => e.data("index"));
+    bar.replaceChildren();
+    if (nodes.length === 1 && !links.length && doc.nodes[nodes[0]]) {
+      const name = nodes[0];
+      const node = doc.nodes[name];
+      if (CONSOLE_KINDS.has(node.kind)) {
+        bar.append(h("button", { class: "btn", id: "btn-console", type: "button", disabled: !usable(name),
+          title: usable(name) ? `Open a console on ${name}` : `${name} is not running`,
+          text: "\u276F Console", onclick: () => openConsole(name) }));
+        for (const iface of Object.keys(node.interfaces || {})) {
+          bar.append(h("button", { class: "btn capture-iface", type: "button", "data-iface": iface,
+            disabled: !usable(name), title: `Capture packets on ${name}:${iface}`, text: `\u25C9 ${iface}`,
+            onclick: () => openCapture({ node: name, interface: iface }) }));
+        }
+      }
+    } else if (links.length === 1 && !nodes.length && doc.links[links[0]]) {
+      const index = links[0];
+      const ends = doc.links[index].endpoints;
+      const running = ends.every((e) => usable(e.split(":")[0]));
+      bar.append(h("button", { class: "btn", id: "btn-capture", type: "button", disabled: !running,
+        title: `Capture packets on ${ends[0]} \u2194 ${ends[1]}`, text: "\u25C9 Capture",
+        onclick: () => openCapture({ link: index, label: `${ends[0]} \u2194 ${ends[1]}` }) }));
+    }
+    bar.hidden = !bar.childElementCount;
+  }
+
+  cy.on("select unselect", () => setTimeout(render, 0));
+  render();
+  return { openConsole, openCapture, render, dock };
+}

@@ -1,0 +1,298 @@
+"""Consoles and captures end to end below the browser: the real ASGI app (auth, origin check, consumers), the real
+channel layer on the test Redis, the real stream agent (`python -m webapp.agent`, root), real namespaces.
+
+Three people: the owner (olga), an outsider (mallory) and nobody signed in.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import time
+
+import dpkt
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from netops import engine, naming, procs
+from netops.topology import parse_document
+from webapp.asgi import application
+from webapp.consoles.models import Capture, ConsoleSession
+from webapp.labs.models import Lab
+
+pytestmark = [
+    pytest.mark.webapp,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(os.geteuid() != 0, reason="consoles and captures need root (real namespaces)"),
+]
+
+ORIGIN = b"http://localhost"
+KERNEL_LOCK = "/run/topolab-kernel-tests.lock"  # the same lock kernel test sessions take (tests/kernel/conftest.py)
+DOC = {
+    "version": 1,
+    "name": "consoles",
+    "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "10.0.1.254/24"}}},
+        "br-in": {"kind": "bridge"},
+        "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}},
+               "routes": [{"to": "default", "via": "10.0.1.254"}]},
+    },
+    "links": [{"endpoints": ["r1:eth0", "br-in"]}, {"endpoints": ["h1:eth0", "br-in"]}],
+}
+
+
+@pytest.fixture
+def olga():
+    return get_user_model().objects.create_user("olga", password="pw-olga-123")
+
+
+@pytest.fixture
+def mallory():
+    return get_user_model().objects.create_user("mallory", password="pw-mallory-123")
+
+
+def cookie_of(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.fixture
+def lab(olga):
+    """Olga's lab, deployed with netops.engine.up for the test and destroyed after it (kernel lock held)."""
+    fd = os.open(KERNEL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        lab = Lab.objects.create(owner=olga, name="consoles", document=DOC)
+        engine.up(parse_document(DOC), lab=lab.lab_id)
+        try:
+            yield lab
+        finally:
+            engine.down(lab.lab_id)
+            assert procs.find(lab.lab_id) == []
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def communicator(path: str, cookie: bytes | None = None, origin: bytes = ORIGIN) -> WebsocketCommunicator:
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def read_terminal(comm: WebsocketCommunicator, needle: bytes, timeout: float = 15) -> tuple[bytes, list]:
+    """Terminal bytes until `needle`, and the status messages seen on the way."""
+    out, statuses = b"", []
+    deadline = time.monotonic() + timeout
+    while needle not in out:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{needle!r} not seen; got {out[-1500:]!r} {statuses}")
+        message = await comm.receive_output(timeout=left)
+        if message["type"] == "websocket.close":
+            raise AssertionError(f"closed ({message.get('code')}) before {needle!r}: {statuses} {out[-500:]!r}")
+        if message.get("bytes") is not None:
+            out += message["bytes"]
+        elif message.get("text") is not None:
+            statuses.append(json.loads(message["text"]))
+    return out, statuses
+
+
+async def refused_with(path: str, cookie: bytes | None, origin: bytes = ORIGIN) -> tuple[int | None, str]:
+    """(close code, message) of a refused WebSocket; close code None when the handshake itself was refused."""
+    comm = communicator(path, cookie, origin)
+    connected, _ = await comm.connect(timeout=10)
+    message = ""
+    try:
+        if not connected:
+            return None, "handshake refused"
+        while True:
+            out = await comm.receive_output(timeout=10)
+            if out["type"] == "websocket.close":
+                return out.get("code"), message
+            if out.get("text"):
+                message = json.loads(out["text"]).get("message", "")
+    finally:
+        await comm.disconnect()  # end the consumer inside this event loop, not at its shutdown
+
+
+def wait_for(predicate, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def console_processes(lab: Lab, session: ConsoleSession) -> list:
+    return procs.find(lab.lab_id, f"console:s{session.pk}")
+
+
+# ---------------------------------------------------------------------------------------------- consoles
+
+
+def test_a_console_on_a_host_runs_commands_there_and_closing_it_leaves_no_shell(stream_agent, lab, olga):
+    async def session():
+        comm = communicator(f"/ws/labs/{lab.pk}/console/h1/", cookie_of_olga)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected
+        await read_terminal(comm, b"$ ")  # the prompt, once the agent opened the shell
+        await comm.send_to(text_data=json.dumps({"type": "resize", "rows": 33, "cols": 120}))
+        await comm.send_to(bytes_data=b"ip -br addr; stty size\n")
+        out, _ = await read_terminal(comm, b"33 120")
+        await comm.disconnect()
+        return out
+
+    cookie_of_olga = cookie_of(olga)
+    out = async_to_sync(session)()
+    line = next(x for x in out.decode(errors="replace").splitlines() if x.startswith("eth0"))
+    assert "10.0.1.1/24" in line
+    record = ConsoleSession.objects.get(lab=lab, node="h1", kind="console")
+    assert record.username == "olga"
+    wait_for(lambda: not console_processes(lab, record), "the shell to end")
+    wait_for(lambda: ConsoleSession.objects.get(pk=record.pk).ended is not None, "the session to be closed")
+    record.refresh_from_db()
+    assert record.bytes_in == len(b"ip -br addr; stty size\n") and record.bytes_out > 0
+
+
+def test_two_consoles_at_once_are_separate_shells(stream_agent, lab, olga):
+    cookie = cookie_of(olga)
+
+    async def both():
+        a = communicator(f"/ws/labs/{lab.pk}/console/h1/", cookie)
+        b = communicator(f"/ws/labs/{lab.pk}/console/r1/", cookie)
+        assert (await a.connect(timeout=10))[0] and (await b.connect(timeout=10))[0]
+        await read_terminal(a, b"$ ")
+        await read_terminal(b, b"$ ")
+        await a.send_to(bytes_data=b"echo A-$$-$((40+2))\n")
+        await b.send_to(bytes_data=b"ip -br addr show dev eth0\n")
+        out_a, _ = await read_terminal(a, b"-42")
+        out_b, _ = await read_terminal(b, b"10.0.1.254/24")
+        await a.disconnect()
+        await b.disconnect()
+        return out_a, out_b
+
+    out_a, out_b = async_to_sync(both)()
+    assert b"10.0.1.1" not in out_b
+    wait_for(lambda: procs.find(lab.lab_id) == [], "both shells to end")
+
+
+def test_consoles_are_refused_to_strangers_foreign_origins_and_bad_nodes(stream_agent, lab, olga, mallory):
+    path = f"/ws/labs/{lab.pk}/console/h1/"
+    refused = async_to_sync(refused_with)
+    assert refused(path, None)[0] == 4403  # not signed in
+    assert refused(path, cookie_of(mallory))[0] == 4404  # another user's lab does not exist for her
+    assert refused(path, cookie_of(olga), origin=b"http://evil.example")[0] is None  # foreign Origin: no handshake
+    for node in ("h9", "h1;rm", "h1%20-x", "br-in", "-h1"):
+        code, message = refused(f"/ws/labs/{lab.pk}/console/{node}/", cookie_of(olga))
+        assert code == 4404, (node, code, message)
+    # in the document but not running: the agent says so
+    Lab.objects.filter(pk=lab.pk).update(document={**DOC, "nodes": {**DOC["nodes"], "h2": {"kind": "host"}}})
+    code, message = refused(f"/ws/labs/{lab.pk}/console/h2/", cookie_of(olga))
+    assert code == 4409 and "not running" in message
+    assert procs.find(lab.lab_id) == []
+    assert ConsoleSession.objects.filter(node="h2", ended__isnull=False).count() == 1
+
+
+# ---------------------------------------------------------------------------------------------- captures
+
+
+def test_a_capture_of_the_h1_link_lists_the_pings_live_and_downloads_as_pcap(stream_agent, lab, olga):
+    client = Client()
+    client.force_login(olga)
+    answer = client.post(f"/api/labs/{lab.pk}/captures/", {"link": 1, "filter": "icmp"},
+                         content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    cap = answer.json()
+    assert cap["status"] == "running" and cap["label"] == "h1:eth0 ↔ br-in"
+    assert [p.role for p in procs.find(lab.lab_id)] == [f"capture:{cap['id']}"]
+
+    cookie = cookie_of(olga)
+
+    async def watch():
+        comm = communicator(cap["live"], cookie)
+        assert (await comm.connect(timeout=10))[0]
+        seen: dict[int, dict] = {}
+        pinged = False
+        deadline = time.monotonic() + 30
+        while not {"echo request", "echo reply"} <= {p["info"].split(" id=")[0] for p in seen.values()}:
+            assert time.monotonic() < deadline, seen
+            if not pinged:
+                await asyncio.to_thread(ping)
+                pinged = True
+            message = json.loads(await comm.receive_from(timeout=10))
+            if message["type"] == "packets":
+                seen.update({p["no"]: p for p in message["packets"]})
+        await comm.disconnect()
+        return list(seen.values())
+
+    def ping():
+        done = procs.run(["ping", "-c", "3", "-i", "0.2", "10.0.1.254"],
+                         namespace=naming.node_namespace(lab.lab_id, "h1"))
+        assert done.returncode == 0
+
+    live = async_to_sync(watch)()
+    requests = [p for p in live if p["info"].startswith("echo request")]
+    assert requests and requests[0]["src"] == "10.0.1.1" and requests[0]["dst"] == "10.0.1.254"
+    assert all(p["proto"] == "ICMP" for p in live)
+
+    stopped = client.post(f"/api/labs/{lab.pk}/captures/{cap['id']}/stop/").json()
+    assert stopped["status"] == "stopped" and stopped["packets"] >= 6
+    assert procs.find(lab.lab_id) == []
+    download = client.get(cap["download"])
+    assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
+    raw = b"".join(download.streaming_content)
+    frames = [dpkt.ethernet.Ethernet(buf) for _, buf in dpkt.pcap.Reader(__import__("io").BytesIO(raw))]
+    icmp = [e.data.data for e in frames if isinstance(e.data, dpkt.ip.IP)]
+    assert {m.type for m in icmp} == {0, 8} and len(icmp) == stopped["packets"]
+    session = ConsoleSession.objects.get(capture__pk=cap["id"])
+    assert session.kind == "capture" and session.ended is not None and session.bytes_out == len(raw)
+
+
+@pytest.mark.parametrize("body, path, says", [
+    ({"node": "h1", "interface": "eth0 -z /bin/sh"}, "interface", "is not an interface of h1"),
+    ({"node": "h1", "interface": "-w"}, "interface", "is not an interface of h1"),
+    ({"node": "h1; rm -rf /", "interface": "eth0"}, "node", "there is no node"),
+    ({"link": 1, "filter": "-w /etc/passwd"}, "filter", "must not start with '-'"),
+    ({"link": 1, "filter": "icmp; rm -rf /"}, "filter", "characters a BPF expression does not need"),
+    ({"link": 1, "filter": "icmp\n-w /etc/passwd"}, "filter", "characters a BPF expression does not need"),
+    ({"link": 1, "filter": "x" * 300}, "filter", "longer than"),
+    ({"link": 1, "filter": "icmp and and"}, "filter", "syntax error"),  # compiled by the agent: tcpdump's words
+    ({"link": 7}, "link", "there is no link"),
+])
+def test_injected_interfaces_and_filters_are_refused_and_start_no_tcpdump(stream_agent, lab, olga, body, path,
+                                                                          says):
+    client = Client()
+    client.force_login(olga)
+    answer = client.post(f"/api/labs/{lab.pk}/captures/", body, content_type="application/json")
+    assert answer.status_code == 400, answer.content
+    error = answer.json()["errors"][0]
+    assert error["path"] == path and says in error["message"], error
+    assert procs.find(lab.lab_id) == []
+    assert not Capture.objects.filter(status__in=Capture.ACTIVE).exists()
+
+
+def test_captures_are_refused_to_strangers(stream_agent, lab, olga, mallory):
+    stranger = Client()
+    stranger.force_login(mallory)
+    assert stranger.post(f"/api/labs/{lab.pk}/captures/", {"link": 1},
+                         content_type="application/json").status_code == 404
+    assert Client().post(f"/api/labs/{lab.pk}/captures/", {"link": 1},
+                         content_type="application/json").status_code in (401, 403)
+    owner = Client()
+    owner.force_login(olga)
+    cap = owner.post(f"/api/labs/{lab.pk}/captures/", {"link": 0}, content_type="application/json").json()
+    try:
+        assert stranger.get(cap["download"]).status_code == 404
+        assert async_to_sync(refused_with)(cap["live"], cookie_of(mallory))[0] == 4404
+        assert async_to_sync(refused_with)(cap["live"], None)[0] == 4403
+        assert async_to_sync(refused_with)(cap["live"], cookie_of(olga), b"http://evil.example")[0] is None
+    finally:
+        owner.post(f"/api/labs/{lab.pk}/captures/{cap['id']}/stop/")
+    assert procs.find(lab.lab_id) == []

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..models import Capture
+
+
+class CaptureRequestSerializer(serializers.Serializer):
+    """Capture a link (its index in the document's `links`) or one node interface; optionally a BPF filter."""
+
+    link = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    node = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    interface = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    filter = serializers.CharField(required=False, allow_blank=True, max_length=1000, trim_whitespace=False)
+
+
+class CaptureSerializer(serializers.ModelSerializer):
+    started_by = serializers.CharField(source="started_by.get_username", default=None, read_only=True)
+    download = serializers.SerializerMethodField()
+    live = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Capture
+        fields = ["id", "link", "node", "interface", "label", "filter", "status", "message", "size", "packets",
+                  "max_bytes", "max_seconds", "started_by", "started", "ended", "download", "live"]
+        read_only_fields = fields
+
+    def get_download(self, obj: Capture) -> str:
+        return f"/api/labs/{obj.lab_id}/captures/{obj.pk}/pcap"
+
+    def get_live(self, obj: Capture) -> str:
+        return f"/ws/labs/{obj.lab_id}/captures/{obj.pk}/"
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = serializers.ListField(child=serializers.DictField())

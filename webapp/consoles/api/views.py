@@ -1,0 +1,122 @@
+"""Capture REST API: start, list, detail, stop, download. Error bodies are {"errors": [{"path", "message"}]}.
+
+Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
+not deployed, answers 400 with the reason; no tcpdump runs then.
+"""
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from netops.errors import Problem
+
+from .. import conf, services
+from ..models import Capture
+from . import serializers as s
+
+TAG = ["captures"]
+BAD = OpenApiResponse(s.ErrorsSerializer, description="Refused; each error names its field")
+
+
+def errors(problems: list[Problem], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"errors": [p.as_dict() for p in problems]}, status=code)
+
+
+def _lab(request, pk: int):
+    lab = services.lab_for(request.user, pk)
+    if lab is None:
+        raise Http404("no such lab")
+    return lab
+
+
+def _may(request, lab) -> Response | None:
+    if not services.can_console(request.user, lab):
+        return errors([Problem("", "you may not capture packets in this lab")], status.HTTP_403_FORBIDDEN)
+    return None
+
+
+class CaptureListView(APIView):
+    @extend_schema(tags=TAG, responses=s.CaptureSerializer(many=True))
+    def get(self, request, pk: int):
+        lab = _lab(request, pk)
+        if (refused := _may(request, lab)) is not None:
+            return refused
+        return Response(s.CaptureSerializer(services.captures_of(lab)[:200], many=True).data)
+
+    @extend_schema(tags=TAG, request=s.CaptureRequestSerializer,
+                   responses={201: s.CaptureSerializer, 400: BAD, 503: BAD})
+    def post(self, request, pk: int):
+        lab = _lab(request, pk)
+        if (refused := _may(request, lab)) is not None:
+            return refused
+        body = s.CaptureRequestSerializer(data=request.data)
+        if not body.is_valid():
+            return errors([Problem(k, str(v[0])) for k, v in body.errors.items()])
+        clean, problems = services.check_capture_request(lab, body.validated_data)
+        if problems:
+            return errors(problems)
+        if services.running_captures(request.user) >= conf.capture_max_running():
+            return errors([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
+                          status.HTTP_429_TOO_MANY_REQUESTS)
+        cap = services.create_capture(request.user, lab, clean)
+        try:
+            reply = async_to_sync(services.ask_agent)(services.start_message(cap))
+        except services.AgentUnavailable as exc:
+            services.fail_capture(cap, str(exc))
+            return errors([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
+        cap = services.apply_start_reply(cap, reply)
+        if cap.status == Capture.Status.FAILED:
+            return errors([Problem(reply.get("path", ""), cap.message)])
+        return Response(s.CaptureSerializer(cap).data, status=status.HTTP_201_CREATED)
+
+
+class CaptureDetailView(APIView):
+    @extend_schema(tags=TAG, responses=s.CaptureSerializer)
+    def get(self, request, pk: int, capture: int):
+        lab = _lab(request, pk)
+        if (refused := _may(request, lab)) is not None:
+            return refused
+        cap = Capture.objects.filter(lab=lab, pk=capture).first()
+        if cap is None:
+            raise Http404("no such capture")
+        return Response(s.CaptureSerializer(cap).data)
+
+
+class CaptureStopView(APIView):
+    @extend_schema(tags=TAG, request=None, responses=s.CaptureSerializer)
+    def post(self, request, pk: int, capture: int):
+        lab = _lab(request, pk)
+        if (refused := _may(request, lab)) is not None:
+            return refused
+        cap = Capture.objects.filter(lab=lab, pk=capture).first()
+        if cap is None:
+            raise Http404("no such capture")
+        if cap.status in Capture.ACTIVE:
+            try:
+                async_to_sync(services.ask_agent)({"type": "capture.stop", "capture": cap.pk},
+                                                  channel=cap.agent_channel or None)
+            except services.AgentUnavailable as exc:
+                services.fail_capture(cap, f"stopped without the agent: {exc}")
+            cap.refresh_from_db()
+        return Response(s.CaptureSerializer(cap).data)
+
+
+class CaptureDownloadView(APIView):
+    @extend_schema(tags=TAG, responses={(200, "application/vnd.tcpdump.pcap"): bytes})
+    def get(self, request, pk: int, capture: int):
+        lab = _lab(request, pk)
+        if (refused := _may(request, lab)) is not None:
+            return refused
+        cap = Capture.objects.filter(lab=lab, pk=capture).first()
+        if cap is None:
+            raise Http404("no such capture")
+        try:
+            handle = open(conf.capture_path(cap.pk), "rb")
+        except FileNotFoundError:
+            raise Http404("the capture file does not exist (any more)") from None
+        name = f"{lab.lab_id}-capture-{cap.pk}.pcap"
+        return FileResponse(handle, as_attachment=True, filename=name, content_type="application/vnd.tcpdump.pcap")

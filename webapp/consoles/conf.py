@@ -1,0 +1,67 @@
+"""Settings of consoles and captures, each overridable in Django settings or by a TOPOLAB_* environment variable."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+
+def _get(name: str, default, cast=str):
+    if hasattr(settings, name):
+        return getattr(settings, name)
+    raw = os.environ.get(f"TOPOLAB_{name}")
+    return cast(raw) if raw is not None else default
+
+
+def agent_channel() -> str:
+    """The channel-layer channel every stream agent listens on (one per lab host when scaled out)."""
+    return _get("AGENT_CHANNEL", "topolab-agent.default")
+
+
+def capture_dir() -> Path:
+    """Where the agent writes .pcap files and the web tier reads them for download."""
+    return Path(_get("CAPTURE_DIR", settings.VAR_DIR / "captures", Path))
+
+
+def capture_max_bytes() -> int:
+    return int(_get("CAPTURE_MAX_BYTES", 10 * 1024 * 1024, int))
+
+
+def capture_max_seconds() -> int:
+    return int(_get("CAPTURE_MAX_SECONDS", 600, int))
+
+
+def capture_max_running() -> int:
+    """Running captures per user at once."""
+    return int(_get("CAPTURE_MAX_RUNNING", 4, int))
+
+
+def capture_user() -> str:
+    """The user tcpdump drops to after opening the interface (it then writes the file as that user)."""
+    return _get("CAPTURE_USER", "tcpdump")
+
+
+def capture_group() -> str:
+    """Group owning .pcap files, so the web tier (user topolab) can read them."""
+    return _get("CAPTURE_GROUP", "topolab")
+
+
+def console_user() -> str:
+    """The unprivileged user console shells run as (keeping only CAP_NET_ADMIN and CAP_NET_RAW)."""
+    return _get("CONSOLE_USER", "nobody")
+
+
+def console_max_open() -> int:
+    """Open consoles per user at once."""
+    return int(_get("CONSOLE_MAX_OPEN", 16, int))
+
+
+def console_idle_seconds() -> int:
+    """The agent ends a console whose web side sent nothing (input or keepalive) for this long."""
+    return int(_get("CONSOLE_IDLE_SECONDS", 90, int))
+
+
+def capture_path(capture_id: int) -> Path:
+    """The pcap file of a capture: derived from its id only, never from stored or user text."""
+    return capture_dir() / f"capture-{int(capture_id)}.pcap"

@@ -1,0 +1,163 @@
+"""Web-tier logic of consoles and captures: who may open what, the audit log, and asking the agent.
+
+The web tier never touches the kernel: it checks names against the lab's document and asks the stream agent
+(webapp.agent) over the channel layer, which checks them again against what is deployed.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from netops import capture as netcapture
+from netops.errors import Problem, TopologyError
+from netops.naming import NODE_NAME_RE
+from webapp.labs.models import Lab
+from webapp.labs import permissions
+from webapp.labs.permissions import visible_labs
+
+from . import conf
+from .models import Capture, ConsoleSession
+
+CONSOLE_KINDS = ("host", "router", "vm")
+IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # fullmatch only
+AGENT_TIMEOUT = 15.0
+
+
+class AgentUnavailable(Exception):
+    """The stream agent did not answer in time (not running, or overloaded)."""
+
+
+def can_console(user, lab: Lab) -> bool:
+    """permissions.can_console (the classroom feature extends it); can_deploy where it does not exist yet."""
+    check = getattr(permissions, "can_console", None) or permissions.can_deploy
+    return bool(check(user, lab))
+
+
+def lab_for(user, pk: int) -> Lab | None:
+    """The lab if `user` may see it at all (else None: answer 404)."""
+    return visible_labs(user).filter(pk=pk).first()
+
+
+def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
+    """(kind of node, "") when `user` may open a console on `node` of `lab`; else ("", reason)."""
+    if not can_console(user, lab):
+        return "", "forbidden"
+    if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
+        return "", "not-found"
+    kind = ((lab.document or {}).get("nodes") or {}).get(node, {}).get("kind")
+    if kind not in CONSOLE_KINDS:
+        return "", "not-found"
+    return kind, ""
+
+
+def open_consoles(user) -> int:
+    return ConsoleSession.objects.filter(user=user, kind=ConsoleSession.Kind.CONSOLE, ended__isnull=True).count()
+
+
+def start_session(user, lab: Lab, node: str, kind: str) -> ConsoleSession:
+    return ConsoleSession.objects.create(user=user, username=user.get_username(), lab=lab, lab_ref=lab.lab_id,
+                                         node=node[:64], kind=kind)
+
+
+def end_session(pk: int, *, reason: str = "", bytes_in: int | None = None, bytes_out: int | None = None) -> None:
+    fields = {"ended": timezone.now()}
+    if reason:
+        fields["reason"] = reason[:200]
+    if bytes_in is not None:
+        fields["bytes_in"] = bytes_in
+    if bytes_out is not None:
+        fields["bytes_out"] = bytes_out
+    ConsoleSession.objects.filter(pk=pk, ended__isnull=True).update(**fields)
+
+
+# ---------------------------------------------------------------------------------------------- captures
+
+
+def check_capture_request(lab: Lab, data: dict) -> tuple[dict, list[Problem]]:
+    """Validate a capture request against the lab's document: a link index, or a node and one of its interface
+    names; a filter that passes netops.capture.check_filter. Returns (clean fields, problems)."""
+    problems: list[Problem] = []
+    doc = lab.document or {}
+    nodes, links = doc.get("nodes") or {}, doc.get("links") or []
+    link, node, iface = data.get("link"), data.get("node"), data.get("interface")
+    clean: dict = {"link": None, "node": "", "interface": ""}
+    if link is not None:
+        if node not in (None, "") or iface not in (None, ""):
+            problems.append(Problem("link", "give a link or a node interface, not both"))
+        elif not isinstance(link, int) or isinstance(link, bool) or not 0 <= link < len(links):
+            problems.append(Problem("link", f"there is no link {link!r} in this lab"))
+        else:
+            clean["link"] = link
+    else:
+        if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node) or node not in nodes:
+            problems.append(Problem("node", f"there is no node {node!r} in this lab"))
+        elif (not isinstance(iface, str) or not IFNAME_RE.fullmatch(iface)
+              or iface not in ((nodes[node] or {}).get("interfaces") or {})):
+            problems.append(Problem("interface", f"{iface!r} is not an interface of {node}"))
+        else:
+            clean["node"], clean["interface"] = node, iface
+    try:
+        clean["filter"] = netcapture.check_filter(data.get("filter") or "")
+    except TopologyError as exc:
+        problems += exc.problems
+    return clean, problems
+
+
+def running_captures(user) -> int:
+    return Capture.objects.filter(started_by=user, status__in=Capture.ACTIVE).count()
+
+
+def create_capture(user, lab: Lab, clean: dict) -> Capture:
+    label = f"links.{clean['link']}" if clean["link"] is not None else f"{clean['node']}:{clean['interface']}"
+    session = start_session(user, lab, label, ConsoleSession.Kind.CAPTURE)
+    return Capture.objects.create(lab=lab, started_by=user, session=session, link=clean["link"], node=clean["node"],
+                                  interface=clean["interface"], filter=clean["filter"], label=label,
+                                  max_bytes=conf.capture_max_bytes(), max_seconds=conf.capture_max_seconds())
+
+
+def start_message(cap: Capture) -> dict:
+    return {"type": "capture.start", "capture": cap.pk, "lab": cap.lab.lab_id, "link": cap.link,
+            "node": cap.node or None, "interface": cap.interface or None, "filter": cap.filter,
+            "max_bytes": cap.max_bytes, "max_seconds": cap.max_seconds, "session": cap.session_id,
+            "group": cap.group}
+
+
+def apply_start_reply(cap: Capture, reply: dict) -> Capture:
+    if reply.get("ok"):
+        Capture.objects.filter(pk=cap.pk, status=Capture.Status.STARTING).update(
+            status=Capture.Status.RUNNING, label=reply.get("label", cap.label)[:200],
+            agent_channel=reply.get("agent", "")[:200])
+    else:
+        fail_capture(cap, reply.get("message") or "the agent refused the capture")
+    cap.refresh_from_db()
+    return cap
+
+
+def fail_capture(cap: Capture, message: str) -> None:
+    Capture.objects.filter(pk=cap.pk, status__in=Capture.ACTIVE).update(
+        status=Capture.Status.FAILED, message=message[:500], ended=timezone.now())
+    if cap.session_id:
+        end_session(cap.session_id, reason=message)
+
+
+def captures_of(lab: Lab):
+    return Capture.objects.filter(lab=lab).select_related("started_by")
+
+
+# ---------------------------------------------------------------------------------------------- the agent
+
+
+async def ask_agent(message: dict, *, channel: str | None = None, timeout: float = AGENT_TIMEOUT) -> dict:
+    """Send `message` to the agent (its shared channel, or a given agent's own) and wait for its one reply."""
+    layer = get_channel_layer()
+    reply = await layer.new_channel()  # "specific": process-local channels must share one prefix (one receive loop)
+    await layer.send(channel or conf.agent_channel(), {**message, "reply": reply})
+    try:
+        return await asyncio.wait_for(layer.receive(reply), timeout)
+    except asyncio.TimeoutError as exc:
+        raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
+
+
