@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: set up, then serve in the foreground until Ctrl-C:
-#   redis-server (private, unix socket only), the Celery agent (root, queue `agent`),
+#   redis-server (private, unix socket only), the Celery agent (root, queue `agent`), the stream agent
+#   (root, `python -m webapp.agent`: consoles and captures),
 #   daphne on 127.0.0.1:8000 (as the unprivileged user `topolab` when started as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,11 @@ log "celery agent (queue agent, with beat for the health check) as $(id -un)"
 # right while there is one agent; with more lab hosts, run `celery -A webapp beat` once instead.
 .venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO \
   -B -s "$VAR/run/celerybeat-schedule" &
+PIDS+=($!)
+
+log "stream agent (consoles, captures) as $(id -un)"
+# Root by design too: shells in node namespaces, tcpdump. Bytes travel over the Channels layer (Redis).
+.venv/bin/python -m webapp.agent &
 PIDS+=($!)
 
 log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"
