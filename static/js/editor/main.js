@@ -456,9 +456,20 @@ async function loadExtensions(cy) {
     window.topolab.deploy = initDeploy({
       labId: labPk, cy, editable, toolbarEl: root.querySelector(".toolbar"), container: document.body,
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
+      onEvent: () => window.topolab.consoles?.render(), // Console/Capture follow the nodes' states
     });
   } catch (err) {
     console.warn("deploy controls unavailable:", err);
+  }
+  try {
+    const { initConsoles } = await import("./console.js");
+    window.topolab.consoles = initConsoles({
+      labPk, cy, getDoc: () => state.doc, container: document.body,
+      sidebar: root.querySelector(".sidebar.right"),
+      nodeState: (name) => window.topolab.deploy?.state?.nodes?.[name],
+    });
+  } catch (err) {
+    console.warn("consoles unavailable:", err);
   }
 }
 
