@@ -32,5 +32,5 @@ class CaptureSerializer(serializers.ModelSerializer):
         return f"/ws/labs/{obj.lab_id}/captures/{obj.pk}/"
 
 
-class ErrorsSerializer(serializers.Serializer):
-    errors = serializers.ListField(child=serializers.DictField())
+# the same {"errors": [{"path", "message"}]} body as the labs API: one schema component
+from webapp.labs.api.serializers import ErrorsSerializer  # noqa: E402,F401
