@@ -26,6 +26,7 @@ from webapp.labs.models import Lab
 
 pytestmark = [
     pytest.mark.webapp,
+    pytest.mark.kernel,  # deploys real namespaces: "-m 'not kernel'" runs leave it out
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(os.geteuid() != 0, reason="consoles and captures need root (real namespaces)"),
 ]
