@@ -30,7 +30,7 @@ from .errors import NetopsError, Problem, TopologyError
 
 log = logging.getLogger(__name__)
 
-IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 DISK_FORMATS = ("qcow2", "raw")
 FORMATS = (*DISK_FORMATS, "kernel")
 MANIFEST = "manifest.json"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .errors import TopologyError
 
-LAB_ID_RE = re.compile(r"^[a-z0-9]{1,8}$")
-NODE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+LAB_ID_RE = re.compile(r"^[a-z0-9]{1,8}\Z")
+NODE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
 IFNAME_MAX = 15
 NS_PREFIX = "tl-"
 TAG_PREFIX = "topolab"

@@ -29,7 +29,7 @@ from .errors import ApplyError
 NETNS_DIR = Path("/run/netns")
 #: the environment every Topolab process gets, besides its tags
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-ROLE_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
+ROLE_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}\Z")
 _HELPER = Path(__file__).with_name("_daemonize.py")
 
 

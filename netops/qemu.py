@@ -35,7 +35,7 @@ ACCELS = ("kvm", "tcg")
 BOOT_MARKER = "TOPOLAB-BOOT-OK"  # printed by the tiny guest's init (scripts/tiny-init)
 PROBE_TIMEOUT = 20.0  # seconds; the tiny guest reaches its marker in ~2.5 s under TCG, well under 1 s with KVM
 ACCEL_CACHE = "accel.json"
-GUEST_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+GUEST_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}\Z")
 log = logging.getLogger(__name__)
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 

@@ -52,9 +52,9 @@ MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 10_000
 VERSION = 1
 
-IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$")
+IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}\Z")
 MTU_RANGE = (68, 9000)
 MEMORY_RANGE = (16, 65536)  # MiB
 CPUS_RANGE = (1, 16)

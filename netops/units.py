@@ -16,7 +16,7 @@ _DURATION_RE = re.compile(rf"^{_NUMBER}\s*(us|ms|s)$")
 _DURATION_MS = {"us": Decimal("0.001"), "ms": Decimal(1), "s": Decimal(1000)}
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*(bit|kbit|mbit|gbit)$", re.IGNORECASE)
 _RATE_BPS = {"bit": 1, "kbit": 1000, "mbit": 1000**2, "gbit": 1000**3}
-_LEASE_RE = re.compile(r"^(\d+)\s*([smhd]?)$")
+_LEASE_RE = re.compile(r"^(\d+)\s*([smhd]?)\Z")
 _LEASE_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 MAX_DELAY_MS = 60_000.0

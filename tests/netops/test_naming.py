@@ -5,6 +5,7 @@ import pytest
 
 from netops import naming
 from netops.errors import TopologyError
+from netops.topology import validate_document
 
 ODD_NAMES = ["seed-lab", "---", "Ünïcode läb", "a", "x" * 64, "lab with spaces", "2024-01-01", "日本語"]
 
@@ -62,3 +63,17 @@ def test_run_dir_refuses_a_lab_id_that_could_escape(monkeypatch, tmp_path):
     assert naming.run_dir("ab12") == tmp_path / "ab12"
     with pytest.raises(TopologyError):
         naming.run_dir("../etc")
+
+
+@pytest.mark.parametrize("bad", ["h1\n", "ab\n"])
+def test_a_trailing_newline_never_passes_a_name_check(bad):
+    """`$` matches before a final newline; every name check must anchor with \\Z (or fullmatch)."""
+    assert not naming.NODE_NAME_RE.match(bad)
+    assert not naming.LAB_ID_RE.match(bad)
+    with pytest.raises(TopologyError):
+        naming.check_lab_id(bad)
+
+
+def test_a_node_name_with_a_newline_is_a_problem_of_that_node():
+    doc = {"version": 1, "name": "n", "nodes": {"h1\n": {"kind": "bridge"}}, "links": []}
+    assert [p.path for p in validate_document(doc)] == ["nodes.h1\n"]

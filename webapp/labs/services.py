@@ -18,6 +18,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from netops.errors import Problem, TopologyError
+from netops.model import INTERFACE_KINDS
+from netops.naming import NODE_NAME_RE
 
 from .models import Lab
 
@@ -26,8 +28,6 @@ NAME_MAX = 100  # Lab.name max_length
 
 #: the prefix of automatic node names, per kind (h1, r1, br1, vm1, wan1)
 NAME_PREFIX = {"host": "h", "router": "r", "bridge": "br", "vm": "vm", "external": "wan"}
-INTERFACE_KINDS = ("host", "router", "vm")
-NODE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 
 
 class DocumentError(Exception):
