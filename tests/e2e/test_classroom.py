@@ -4,10 +4,7 @@ on the class dashboard and destroys it; nothing is left in the kernel.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,6 +15,7 @@ from webapp.accounts.models import Profile, Role
 from webapp.classroom import services
 from webapp.labs.models import Lab
 from webapp.runs.models import Run
+from support import lab_namespaces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +23,6 @@ if os.geteuid() != 0:
     pytest.skip("the agent needs root", allow_module_level=True)
 
 PASSWORD = "correct horse battery"
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
 DOC = {
     "version": 1, "name": "lab-1",
     "nodes": {
@@ -39,46 +36,6 @@ DOC = {
 INSTRUCTIONS = "# Lab 1\n\nPing **r1** from h1.\n\n<script>window.owned = true</script>\n"
 
 
-@pytest.fixture(scope="module")
-def agent(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
-    """A real Celery agent for this module (tests/webapp's celery_worker fixture is not visible here)."""
-    from webapp.celery import app
-
-    nodename = f"e2e-classroom-{os.getpid()}@localhost"
-    log_path = test_tmpdir / "celery-e2e-classroom.log"
-    proc = spawn([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "agent", "-n", nodename,
-                  "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-                 log_path=log_path, env=topolab_subprocess_env, new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[nodename], timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log_path.read_text()}")
-        yield nodename
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
-@pytest.fixture
-def kernel_lock():
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
-
-
 def wait_for(predicate, timeout: float = 90, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,7 +46,7 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_a_student_signs_up_starts_the_template_and_runs_it(page, browser, live_server_url, login, agent,
+def test_a_student_signs_up_starts_the_template_and_runs_it(page, browser, live_server_url, login, celery_worker,
                                                             kernel_lock, screenshot):
     irene = get_user_model().objects.create_user("irene", password=PASSWORD)
     Profile.objects.create(user=irene, role=Role.INSTRUCTOR)

@@ -2,10 +2,7 @@
 (root): deploy from the editor, open a console on h1 and run a command, capture the h1 link while h1 pings r1."""
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,7 +18,6 @@ if os.geteuid() != 0:
     pytest.skip("the agents need root", allow_module_level=True)
 
 PASSWORD = "correct horse battery"
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
 DOC = {
     "version": 1, "name": "e2e-console",
     "nodes": {
@@ -40,47 +36,12 @@ NODE_CENTRE = """(name) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def deploy_agent(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
-    """A real Celery agent on the `agent` queue (the Deploy button enqueues there)."""
-    from webapp.celery import app
-
-    nodename = f"e2e-console-{os.getpid()}@localhost"
-    log_path = test_tmpdir / "celery-e2e-console.log"
-    proc = spawn([sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery", "-A", "webapp",
-                  "worker", "-Q", "agent", "-n", nodename, "--concurrency", "2", "--loglevel", "INFO",
-                  "--without-gossip", "--without-mingle"], log_path=log_path, env=topolab_subprocess_env,
-                 new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[nodename], timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log_path.read_text()}")
-        yield nodename
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
-@pytest.fixture
-def kernel_lock():
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
 def click_node(page, name: str) -> None:
     point = page.evaluate(NODE_CENTRE, name)
     page.mouse.click(point["x"], point["y"])
 
 
-def test_a_console_runs_a_command_and_a_capture_lists_the_pings(page, login, screenshot, deploy_agent, stream_agent,
+def test_a_console_runs_a_command_and_a_capture_lists_the_pings(page, login, screenshot, celery_worker, stream_agent,
                                                                    kernel_lock):
     from netops import engine
 

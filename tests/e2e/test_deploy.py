@@ -2,10 +2,7 @@
 every node turns green without a reload, Destroy (confirmed) turns them grey, and the kernel agrees."""
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -13,6 +10,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from webapp.labs.models import Lab
+from support import lab_namespaces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +18,6 @@ if os.geteuid() != 0:
     pytest.skip("the agent needs root", allow_module_level=True)
 
 PASSWORD = "correct horse battery"
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
 DOC = {
     "version": 1, "name": "e2e-deploy",
     "nodes": {
@@ -35,48 +32,7 @@ DOC = {
 STATES = "() => Object.fromEntries(window.topolab.cy.nodes().map((n) => [n.id(), n.data('deployState')]))"
 
 
-@pytest.fixture(scope="module")
-def agent(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
-    """A real Celery agent on the `agent` queue for this module (daphne enqueues there)."""
-    from webapp.celery import app
-
-    nodename = f"e2e-deploy-{os.getpid()}@localhost"
-    log_path = test_tmpdir / "celery-e2e-deploy.log"
-    proc = spawn([sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery", "-A", "webapp",
-                  "worker", "-Q", "agent", "-n", nodename, "--concurrency", "2", "--loglevel", "INFO",
-                  "--without-gossip", "--without-mingle"], log_path=log_path, env=topolab_subprocess_env,
-                 new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[nodename], timeout=0.5):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log_path.read_text()}")
-        yield nodename
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
-@pytest.fixture
-def kernel_lock():
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
-
-
-def test_deploy_turns_nodes_green_live_and_destroy_turns_them_grey(page, login, screenshot, agent, kernel_lock):
+def test_deploy_turns_nodes_green_live_and_destroy_turns_them_grey(page, login, screenshot, celery_worker, kernel_lock):
     user = get_user_model().objects.create_user("dora", password=PASSWORD)
     lab = Lab.objects.create(owner=user, name="e2e-deploy", document=DOC)
     login(page, "dora", PASSWORD)

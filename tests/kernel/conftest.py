@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import fcntl
 import itertools
 import os
 import re
@@ -19,11 +18,11 @@ from typing import Callable, Iterator
 
 import pytest
 
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
+from support import KERNEL_LOCK
+
 WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc)$")
 ISP_ADDRESS = "203.0.113.1/24"
 
-_lock_fd: int | None = None
 _lab_counter = itertools.count(1)
 _session_tag = uuid.uuid4().hex[:3]
 
@@ -40,11 +39,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session", autouse=True)
 def kernel_session() -> Iterator[Path]:
     """Serialise kernel test sessions across the machine and give the session its own run dir."""
-    global _lock_fd
     if os.geteuid() != 0:
         pytest.skip("kernel tests need root")
-    _lock_fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(_lock_fd, fcntl.LOCK_EX)
+    KERNEL_LOCK.acquire()
     old = os.environ.get("TOPOLAB_RUN_DIR")
     run_dir = Path(tempfile.mkdtemp(prefix="topolab-kernel-run-"))
     os.environ["TOPOLAB_RUN_DIR"] = str(run_dir)
@@ -56,9 +53,7 @@ def kernel_session() -> Iterator[Path]:
         else:
             os.environ["TOPOLAB_RUN_DIR"] = old
         subprocess.run(["rm", "-rf", "--one-file-system", str(run_dir)], check=False)
-        fcntl.flock(_lock_fd, fcntl.LOCK_UN)
-        os.close(_lock_fd)
-        _lock_fd = None
+        KERNEL_LOCK.release()
 
 
 # ---------------------------------------------------------------------------------------------- inventory guard

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress as ia
-from pathlib import Path
 
 import pytest
 

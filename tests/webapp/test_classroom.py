@@ -4,7 +4,6 @@ People: irene instructs net101 with students alice and bob; ivan instructs net20
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import subprocess
@@ -21,9 +20,10 @@ from rest_framework.test import APIClient
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom import services
-from webapp.classroom.models import Classroom, InviteCode, LabOrigin, Template, Visibility
+from webapp.classroom.models import InviteCode, LabOrigin, Template, Visibility
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
+from support import KERNEL_LOCK, lab_namespaces
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -355,16 +355,9 @@ def test_every_classroom_operation_says_who_may_call_it():
 
 # ---------------------------------------------------------------------------------------------- for real
 
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
-
 
 def sh(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    names = [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()]
-    return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
 
 
 def lab_leftovers(lab_id: str) -> list[str]:
@@ -408,8 +401,7 @@ def test_two_students_run_the_same_template_at_once_and_never_meet(people, celer
     a, b = labs["alice"], labs["bob"]
     assert a.lab_id != b.lab_id and a.document == b.document
 
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    KERNEL_LOCK.acquire()
     try:
         # Both students press Deploy at the same moment.
         responses = {}
@@ -462,5 +454,4 @@ def test_two_students_run_the_same_template_at_once_and_never_meet(people, celer
         for lab in (a, b):
             if lab_namespaces(lab.lab_id):
                 engine.down(lab.lab_id)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        KERNEL_LOCK.release()

@@ -6,7 +6,6 @@ Three people: the owner (olga), an outsider (mallory) and nobody signed in.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import time
@@ -23,6 +22,7 @@ from netops.topology import parse_document
 from webapp.asgi import application
 from webapp.consoles.models import Capture, ConsoleSession
 from webapp.labs.models import Lab
+from support import KERNEL_LOCK
 
 pytestmark = [
     pytest.mark.webapp,
@@ -32,7 +32,6 @@ pytestmark = [
 ]
 
 ORIGIN = b"http://localhost"
-KERNEL_LOCK = "/run/topolab-kernel-tests.lock"  # the same lock kernel test sessions take (tests/kernel/conftest.py)
 DOC = {
     "version": 1,
     "name": "consoles",
@@ -65,8 +64,7 @@ def cookie_of(user) -> bytes:
 @pytest.fixture
 def lab(olga):
     """Olga's lab, deployed with netops.engine.up for the test and destroyed after it (kernel lock held)."""
-    fd = os.open(KERNEL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    KERNEL_LOCK.acquire()
     try:
         lab = Lab.objects.create(owner=olga, name="consoles", document=DOC)
         engine.up(parse_document(DOC), lab=lab.lab_id)
@@ -76,8 +74,7 @@ def lab(olga):
             engine.down(lab.lab_id)
             assert procs.find(lab.lab_id) == []
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        KERNEL_LOCK.release()
 
 
 def communicator(path: str, cookie: bytes | None = None, origin: bytes = ORIGIN) -> WebsocketCommunicator:

@@ -7,7 +7,6 @@ links and nft ruleset before and after is not disturbed by another engineer's ke
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import queue
 import re
@@ -26,13 +25,12 @@ from rest_framework.test import APIClient
 from webapp.labs.models import Lab
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import WORKER_STOPPED
+from support import lab_namespaces
 
 pytestmark = [pytest.mark.webapp, pytest.mark.kernel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 if os.geteuid() != 0:
     pytest.skip("the agent needs root", allow_module_level=True)
-
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -52,20 +50,6 @@ def host_snapshot() -> dict:
         "links": sorted(line.split(":", 2)[1].strip() for line in sh("ip", "-o", "link").stdout.splitlines()),
         "nft": sh("nft", "list", "ruleset").stdout,
     }
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    return [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines()
-            if line.split()[0] == f"tl-{lab_id}" or line.startswith(f"tl-{lab_id}-")]
-
-
-@pytest.fixture(scope="module")
-def kernel_lock():
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 @pytest.fixture

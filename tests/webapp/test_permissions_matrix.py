@@ -15,10 +15,8 @@ Expected, per endpoint capability:
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import re
-import subprocess
 import time
 from types import SimpleNamespace
 
@@ -34,6 +32,7 @@ from webapp.accounts.models import Profile, Role
 from webapp.classroom.models import Classroom
 from webapp.labs import permissions
 from webapp.labs.models import Lab
+from support import lab_namespaces
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -392,23 +391,6 @@ def _sync(fn):
 
 
 # ---------------------------------------------------------------------------------------------- a real deploy
-
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
-
-
-@pytest.fixture
-def kernel_lock():
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    yield
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
 
 
 def wait_run(run_id: int, timeout: float = 90):

@@ -4,9 +4,7 @@ People: alice and bob in class net101 (instructor irene), oscar in no class.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
 import time
 
 import pytest
@@ -20,6 +18,7 @@ from webapp.classroom.quotas import QuotaExceeded, lab_usage
 from webapp.classroom.services import check_deploy_quota
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
+from support import KERNEL_LOCK, lab_namespaces
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -174,14 +173,6 @@ def test_destroy_is_never_refused_for_quota(people):
 
 # ---------------------------------------------------------------------------------------------- real worker
 
-LOCK_PATH = "/run/topolab-kernel-tests.lock"
-
-
-def lab_namespaces(lab_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
-
 
 def wait_run(run_id: int, timeout: float = 90) -> Run:
     deadline = time.monotonic() + timeout
@@ -207,8 +198,7 @@ def test_a_student_over_quota_gets_nothing_in_the_kernel_until_the_quota_allows_
     client = APIClient()
     client.force_authenticate(alice)
 
-    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    KERNEL_LOCK.acquire()
     try:
         response = client.post(f"/api/labs/{lab.pk}/deploy/")
         assert response.status_code == 403
@@ -232,5 +222,4 @@ def test_a_student_over_quota_gets_nothing_in_the_kernel_until_the_quota_allows_
             from netops import engine
 
             engine.down(lab.lab_id)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        KERNEL_LOCK.release()
