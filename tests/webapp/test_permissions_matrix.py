@@ -85,6 +85,8 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
         ("consoles", "console", "/api/labs/{pk}/captures/{capture}/stop/", None),
     ("api/labs/(?P<pk>[0-9]+)/captures/(?P<capture>[0-9]+)/pcap/?", "get"):
         ("consoles", "console", "/api/labs/{pk}/captures/{capture}/pcap/", None),
+    ("api/labs/(?P<pk>[0-9]+)/console-sessions/?", "get"):
+        ("consoles", "view", "/api/labs/{pk}/console-sessions/", None),
 }
 
 # WebSocket routes: pattern -> capability. Consoles and captures need can_console.

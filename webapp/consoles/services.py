@@ -53,6 +53,11 @@ def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
     return kind, ""
 
 
+def sessions_of(lab: Lab):
+    """The lab's audit log, newest first: its consoles and captures (with the capture of each, when there is one)."""
+    return ConsoleSession.objects.filter(lab=lab).select_related("capture")
+
+
 def open_consoles(user) -> int:
     return ConsoleSession.objects.filter(user=user, kind=ConsoleSession.Kind.CONSOLE, ended__isnull=True).count()
 

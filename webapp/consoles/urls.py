@@ -13,4 +13,6 @@ urlpatterns = [
             name="capture-stop"),
     re_path(r"^api/labs/(?P<pk>[0-9]+)/captures/(?P<capture>[0-9]+)/pcap/?$", views.CaptureDownloadView.as_view(),
             name="capture-download"),
+    re_path(r"^api/labs/(?P<pk>[0-9]+)/console-sessions/?$", views.ConsoleSessionListView.as_view(),
+            name="lab-console-sessions"),
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..models import Capture
+from ..models import Capture, ConsoleSession
 
 
 class CaptureRequestSerializer(serializers.Serializer):
@@ -30,6 +30,19 @@ class CaptureSerializer(serializers.ModelSerializer):
 
     def get_live(self, obj: Capture) -> str:
         return f"/ws/labs/{obj.lab_id}/captures/{obj.pk}/"
+
+
+class ConsoleSessionSerializer(serializers.ModelSerializer):
+    """One row of the audit log: a console opened, or a capture started, on a node or link of the lab."""
+
+    user = serializers.CharField(source="username", read_only=True)
+    capture = serializers.IntegerField(source="capture.pk", default=None, read_only=True,
+                                       help_text="the capture's id, for kind capture")
+
+    class Meta:
+        model = ConsoleSession
+        fields = ["id", "kind", "user", "node", "started", "ended", "bytes_in", "bytes_out", "reason", "capture"]
+        read_only_fields = fields
 
 
 # the same {"errors": [{"path", "message"}]} body as the labs API: one schema component

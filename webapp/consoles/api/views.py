@@ -1,4 +1,4 @@
-"""Capture REST API: start, list, detail, stop, download. Error bodies are {"errors": [{"path", "message"}]}.
+"""Capture REST API: start, list, detail, stop, download; and the lab's console audit log. Error bodies are {"errors": [{"path", "message"}]}.
 
 Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
 not deployed, answers 400 with the reason; no tcpdump runs then.
@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from netops.errors import Problem
+
+from webapp.labs import permissions
 
 from .. import conf, services
 from ..models import Capture
@@ -120,3 +122,16 @@ class CaptureDownloadView(APIView):
             raise Http404("the capture file does not exist (any more)") from None
         name = f"{lab.lab_id}-capture-{cap.pk}.pcap"
         return FileResponse(handle, as_attachment=True, filename=name, content_type="application/vnd.tcpdump.pcap")
+
+
+class ConsoleSessionListView(APIView):
+    @extend_schema(
+        tags=["consoles"], responses=s.ConsoleSessionSerializer(many=True),
+        summary="The lab's console and capture sessions (audit log), newest first",
+        description="Who opened a console or started a capture on which node or link, when, and how it ended "
+                    "(`ended` is null while it is open). The latest 200; visible to whoever may view the lab.")
+    def get(self, request, pk: int):
+        lab = _lab(request, pk)
+        if not permissions.can_view(request.user, lab):
+            raise Http404("no such lab")
+        return Response(s.ConsoleSessionSerializer(services.sessions_of(lab)[:200], many=True).data)
