@@ -96,6 +96,15 @@ def _forward_record():
     return naming.run_root() / "host-ip-forward"
 
 
+def host_forwarding_labs() -> set[str]:
+    """Labs that hold the host's ip_forward (acquired and not yet released)."""
+    try:
+        lines = _forward_record().read_text().split()
+    except FileNotFoundError:
+        return set()
+    return {line for line in lines if "=" not in line}
+
+
 def host_forwarding_acquire(lab: str) -> None:
     """Turn on the host's ip_forward for an external with nat, remembering the previous value and the lab."""
     rec = _forward_record()

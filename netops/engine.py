@@ -214,21 +214,25 @@ class _Applier:
                                       data={"path": step.path, "action": step.action}))
         try:
             getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))(step)
-        except ApplyError as exc:
-            if step.node:
-                with sh.lock:
-                    emit(self.on_event, Event("node.state", node=step.node, state="failed", message=exc.message))
-            raise ApplyError(exc.message, element=exc.element or step.path, step=step.description,
-                             permanent=exc.permanent) from exc
-        except OSError as exc:
-            if step.node:
-                with sh.lock:
-                    emit(self.on_event, Event("node.state", node=step.node, state="failed", message=str(exc)))
-            raise ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
-                             permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS)) from exc
+        except (ApplyError, OSError) as exc:
+            raise self._failure(step, exc) from exc
         if step.node and sh.last_of.get(step.node) == k and not step.action.startswith("remove."):
             with sh.lock:
                 emit(self.on_event, Event("node.state", node=step.node, state="running"))
+
+    def _failure(self, step: Step, exc: BaseException) -> BaseException:
+        """The ApplyError a failed step raises (naming its element), after telling that its node failed."""
+        if not isinstance(exc, (ApplyError, OSError)):
+            return exc
+        message = exc.message if isinstance(exc, ApplyError) else str(exc)
+        if step.node:
+            with self.shared.lock:
+                emit(self.on_event, Event("node.state", node=step.node, state="failed", message=message))
+        if isinstance(exc, ApplyError):
+            return ApplyError(exc.message, element=exc.element or step.path, step=step.description,
+                              permanent=exc.permanent)
+        return ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
+                          permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS))
 
     def _module(self, name: str, step: Step) -> Any:
         mod = optional(name)
@@ -259,6 +263,14 @@ class _Applier:
 
     def do_remove_link(self, step: Step) -> None:
         self.sock(step.params["namespace"]).call(nl.link_del(name=step.params["ifname"]))
+
+    def do_remove_external_nat(self, step: Step) -> None:
+        """The chains of one external in the lab's root table (and the table once empty)."""
+        self._module("nft", step).delete_external_nat(self.lab, step.params["node"])
+
+    def do_remove_host_forwarding(self, step: Step) -> None:
+        """No external with nat left in the lab: give the host's ip_forward back (restored when no lab holds it)."""
+        destroy.host_forwarding_release(self.lab)
 
     # -------------------------------------------------------------------------------------------- build
 

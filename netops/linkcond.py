@@ -114,6 +114,16 @@ def _our_table(lab: str, namespace: str, element: str) -> bool:
     return False
 
 
+def loss_interfaces(namespace: str, ifnames: list[str] | set[str]) -> set[str]:
+    """Which of `ifnames` have their loss chain, with its drop rule, in `namespace` (one `nft -j` run)."""
+    done = procs.run(["nft", "-j", "list", "table", FAMILY, TABLE], namespace=namespace, check=False)
+    if done.returncode != 0:  # no table: no loss chain
+        return set()
+    with_rules = {item["rule"]["chain"] for item in json.loads(done.stdout or b"{}").get("nftables", [])
+                  if "rule" in item and item["rule"].get("table") == TABLE}
+    return {name for name in ifnames if _chain(name) in with_rules}
+
+
 def apply(lab: str, link: Link, namespace: str, ifname: str) -> None:
     """Make the egress of `ifname` in `namespace` match `link.conditions` (idempotent; unset conditions removed)."""
     cond = link.conditions

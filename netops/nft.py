@@ -23,6 +23,8 @@ NODE_TABLE = "topolab"
 FAMILY = "inet"
 _TABLE_LINE = re.compile(r"^table (\w+) (\S+) \{(?: # handle (\d+))?$")
 _COMMENT_LINE = re.compile(r'^\tcomment "([^"]*)"$')
+_CHAIN_LINE = re.compile(r"^\tchain (\w+) \{(?: # handle (\d+))?$")
+_CHAIN_COMMENT_LINE = re.compile(r'^\t\tcomment "([^"]*)"$')
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def check_comment(text: str) -> str:
     return text
 
 
-def _chain_suffix(text: str) -> str:
+def chain_suffix(text: str) -> str:
     """nft 1.0.6 allows neither quoted chain names nor dashes: a stable hash of the node name instead."""
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -107,7 +109,7 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
     table = naming.nft_table(lab)
     ipfam = "ip" if address.version == 4 else "ip6"
     net = address.network
-    suffix = _chain_suffix(node)
+    suffix = chain_suffix(node)
     post, fwd = f"post_{suffix}", f"fwd_{suffix}"
     comment = check_comment(naming.tag(lab, "external", node))
     lines = [
@@ -146,6 +148,24 @@ def parse_tables(text: str) -> list[NftTable]:
     if pending:
         tables.append(NftTable(*pending, None))
     return tables
+
+
+def parse_chains(text: str) -> dict[str, tuple[int | None, str | None]]:
+    """Chains of one table from `nft -a list table ...` text: name -> (handle, comment)."""
+    chains: dict[str, tuple[int | None, str | None]] = {}
+    pending: tuple[str, int | None] | None = None
+    for line in text.splitlines():
+        m = _CHAIN_LINE.match(line)
+        if m:
+            pending = (m.group(1), int(m.group(2)) if m.group(2) else None)
+            chains[pending[0]] = (pending[1], None)
+            continue
+        if pending:
+            c = _CHAIN_COMMENT_LINE.match(line)
+            if c:
+                chains[pending[0]] = (pending[1], c.group(1))
+            pending = None
+    return chains
 
 
 def list_tables(namespace: str | None = None) -> list[NftTable]:
@@ -193,6 +213,51 @@ def apply_external_nat(lab: str, node: str, root_ifname: str, address: IPInterfa
     element = f"nodes.{node}"
     _refuse_foreign(None, FAMILY, naming.nft_table(lab), lab, element)
     _load(external_nat_commands(lab, node, root_ifname, address), None, element)
+
+
+def _lab_table_text(lab: str) -> tuple[NftTable, str] | None:
+    """The lab's root table (only if it carries the lab's tag) and its `nft -a list table` text; None if absent."""
+    naming.check_lab_id(lab)
+    done = procs.run(["nft", "-a", "list", "table", FAMILY, naming.nft_table(lab)], check=False)
+    if done.returncode != 0:
+        return None
+    text = done.stdout.decode()
+    tables = parse_tables(text)
+    if len(tables) != 1 or tables[0].lab != lab:
+        return None
+    return tables[0], text
+
+
+def external_nat_chains(lab: str) -> dict[str, list[str]]:
+    """Externals of `lab` with chains in the lab's root table (one `nft` run): node -> its chain names."""
+    found = _lab_table_text(lab)
+    out: dict[str, list[str]] = {}
+    if found is None:
+        return out
+    for chain, (_, comment) in parse_chains(found[1]).items():
+        tag = naming.parse_tag(comment)
+        if tag and tag[0] == lab and len(tag[1]) == 2 and tag[1][0] == "external":
+            out.setdefault(tag[1][1], []).append(chain)
+    return out
+
+
+def delete_external_nat(lab: str, node: str) -> bool:
+    """Delete the chains of external `node` from the lab's root table (by handle, only those tagged for it); the
+    table too once no chain is left in it. Idempotent. Returns whether the lab's table is gone."""
+    element = f"nodes.{node}"
+    found = _lab_table_text(lab)
+    if found is None:
+        return True
+    table, text = found
+    chains = parse_chains(text)
+    mine = [(name, handle) for name, (handle, comment) in chains.items()
+            if comment == naming.tag(lab, "external", node) and handle is not None]
+    if mine:
+        _load("".join(f"delete chain {FAMILY} {table.name} handle {h}\n" for _, h in mine), None, element)
+    if len(mine) == len(chains) and table.handle is not None:
+        _load(f"delete table {FAMILY} handle {table.handle}\n", None, element)
+        return True
+    return False
 
 
 def delete_lab_tables(lab: str) -> list[str]:

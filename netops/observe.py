@@ -11,7 +11,7 @@ from types import ModuleType
 from . import naming, procs
 from .kernel import netns
 from .kernel.netlink import NetlinkSocket
-from .model import Topology
+from .model import NAMESPACE_KINDS, Topology
 from .plan import Inventory, LinkState, NamespaceState
 
 
@@ -114,13 +114,48 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
             inv.vms_running.add(role.split(":")[1])
     if qemu is not None and hasattr(qemu, "running_vms"):
         inv.vms_running |= set(qemu.running_vms(lab))
-    nft = optional("nft")
-    if nft is not None and hasattr(nft, "nat_applied"):
-        inv.nat_applied = set(nft.nat_applied(lab))
-    elif topology is not None:
+    if topology is not None:
         inv.nat_applied = _nat_tables_present(lab, topology, inv)
+        _observe_loss(lab, topology, inv)
+    _observe_external_nat(lab, topology, inv)
     inv.signatures = read_signatures(lab)
     return inv
+
+
+def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -> None:
+    """Externals whose host masquerade chains exist. Looked up (one `nft` run) only when the document wants such
+    an external or the lab holds the host's ip_forward, which every external with nat acquired."""
+    from .destroy import host_forwarding_labs  # destroy imports this module
+
+    nft = optional("nft")
+    inv.host_forwarding = lab in host_forwarding_labs()
+    wanted = topology is not None and any(nd.kind == "external" and nd.nat_external for nd in topology.nodes.values())
+    if nft is None or not (wanted or inv.host_forwarding):
+        return
+    chains = nft.external_nat_chains(lab)
+    inv.external_nat = set(chains)
+    for node, names in chains.items():
+        suffix = nft.chain_suffix(node)
+        if {f"post_{suffix}", f"fwd_{suffix}"} <= set(names):
+            inv.nat_applied.add(node)
+
+
+def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
+    """Which interfaces have their loss chain, in each namespace holding an end of a link with loss: one `nft` run
+    per such namespace, none at all when the document has no loss (the hot path of big labs)."""
+    lossy = [lk for lk in topology.links if lk.conditions.loss_pct is not None]
+    linkcond = optional("linkcond") if lossy else None
+    if linkcond is None:
+        return
+    spaces = set()
+    for lk in lossy:
+        for ep in (lk.a, lk.b):
+            in_ns = topology.nodes[ep.node].kind in NAMESPACE_KINDS
+            spaces.add(naming.node_namespace(lab, ep.node) if in_ns else naming.fabric_namespace(lab))
+    for name in sorted(spaces):
+        state = inv.namespaces.get(name)
+        if state is not None:
+            state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links))
 
 
 def read_signatures(lab: str) -> dict[str, str | None]:
@@ -142,16 +177,14 @@ def node_namespace_states(spaces: netns.Namespaces, names: list[str]) -> dict[st
 
 
 def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
-    """Routers with NAT whose namespace holds the lab's tagged nft table (one `nft` run per NAT router)."""
+    """Routers with NAT whose namespace holds the lab's tagged nft table (one `nft` run per NAT router); externals
+    are `_observe_external_nat`'s."""
     nft = optional("nft")
     out = set()
     for name, node in topology.nodes.items():
         ns = naming.node_namespace(lab, name)
         if nft is not None and node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
             if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns)):
-                out.add(name)
-        if nft is not None and node.kind == "external" and node.nat_external:
-            if any(t.name == naming.nft_table(lab) for t in nft.list_lab_tables(lab)):
                 out.add(name)
     return out
 

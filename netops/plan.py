@@ -18,7 +18,7 @@ from typing import Any
 
 from . import naming
 from .errors import ApplyError
-from .model import NAMESPACE_KINDS, Endpoint, Interface, Link, Node, Topology
+from .model import NAMESPACE_KINDS, Endpoint, Interface, Link, LinkConditions, Node, Topology
 
 # phases, in execution order
 PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
@@ -65,6 +65,8 @@ class NamespaceState:
     links: dict[str, LinkState] = field(default_factory=dict)
     routes: set[tuple[str, str | None]] = field(default_factory=set)  # (dst cidr, gateway)
     forwarding: bool = False
+    # interfaces whose nft loss chain (netops.linkcond) exists; None = not observed (the document has no loss)
+    loss_ifaces: set[str] | None = None
 
 
 @dataclass
@@ -76,7 +78,9 @@ class Inventory:
     root_links: dict[str, LinkState] = field(default_factory=dict)  # tagged root-namespace links, by name
     processes: dict[str, int] = field(default_factory=dict)  # live tagged processes: role -> pid
     vms_running: set[str] = field(default_factory=set)
-    nat_applied: set[str] = field(default_factory=set)  # routers whose NAT table exists
+    nat_applied: set[str] = field(default_factory=set)  # routers whose NAT table exists, externals whose chains do
+    external_nat: set[str] = field(default_factory=set)  # externals with chains in the lab's root nft table
+    host_forwarding: bool = False  # the lab holds the host's ip_forward (netops.destroy.host_forwarding_acquire)
     signatures: dict[str, str | None] = field(default_factory=dict)  # node -> signature at last deploy
 
     def ns(self, name: str) -> NamespaceState | None:
@@ -288,6 +292,13 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
             steps.append(Step("remove.link", "external", None, f"remove host link {name}",
                               {"namespace": None, "ifname": name}))
     present_fabric = {n for n in fabric_links if n not in rebuilt_fabric}
+    # host masquerade of externals that left the document or turned nat off
+    wanted_nat = {n for n, nd in topology.nodes.items() if nd.kind == "external" and nd.nat_external}
+    for n in sorted(inv.external_nat - wanted_nat):
+        steps.append(Step("remove.external-nat", f"nodes.{n}", n, f"remove host masquerade of {n}",
+                          {"node": n}))
+    if inv.host_forwarding and not wanted_nat:
+        steps.append(Step("remove.host-forwarding", "lab", None, "release the host's ip_forward", {}))
 
     # --- namespaces
     if fabric_fresh:
@@ -365,14 +376,14 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
             fresh = (node, iname) in fresh_ifaces
             st = inv.ns(ns)
             have = None if fresh or st is None else st.links.get(iname)
-            if have is None or (kernel_cond.rate_bps and not have.qdisc):
+            if have is None or _cond_missing(kernel_cond, have, st):
                 steps.append(Step("linkcond.apply", lk.path, node, f"shape {node}:{iname}",
                                   {"namespace": ns, "ifname": iname, "link": lk.index,
                                    "relayed": w.relay is not None}))
         if w.kind in ("ns-bridge", "ns-bridge+relay"):  # the other end of the link: toward the node
             name = w.fabric_names[0]
             have = fabric_links.get(name) if name in present_fabric and lk.index not in relinked else None
-            if have is None or (kernel_cond.rate_bps and not have.qdisc):
+            if have is None or _cond_missing(kernel_cond, have, fabric_state):
                 steps.append(Step("linkcond.apply", lk.path, w.node_ends[0][0], f"shape {lk.b} - {lk.a}",
                                   {"namespace": fabric_ns, "ifname": name, "link": lk.index,
                                    "relayed": w.relay is not None}))
@@ -382,7 +393,7 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
         if not w.node_ends and w.kind == "bridge-bridge":
             name = w.fabric_names[0]
             have = fabric_links.get(name) if name in present_fabric else None
-            if have is None or (lk.conditions.rate_bps and not have.qdisc):
+            if have is None or _cond_missing(lk.conditions, have, fabric_state):
                 steps.append(Step("linkcond.apply", lk.path, None, f"shape {lk.a} - {lk.b}",
                                   {"namespace": fabric_ns, "ifname": name, "link": lk.index}))
 
@@ -417,6 +428,15 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
 
     order = {p: i for i, p in enumerate(PHASES)}
     return sorted(steps, key=lambda s: order[s.phase])  # stable: keeps document order inside a phase
+
+
+def _cond_missing(cond: LinkConditions, have: LinkState, state: NamespaceState | None) -> bool:
+    """Whether an existing interface lacks part of its conditions: the tbf for a rate, the nft chain for a loss
+    (only known when observe looked, see NamespaceState.loss_ifaces)."""
+    if cond.rate_bps and not have.qdisc:
+        return True
+    return (cond.loss_pct is not None and state is not None and state.loss_ifaces is not None
+            and have.name not in state.loss_ifaces)
 
 
 def _iface_ok(iface: Interface, mac: str, have: LinkState) -> bool:

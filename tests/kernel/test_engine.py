@@ -345,3 +345,55 @@ def test_external_on_a_missing_host_bridge_is_refused_naming_the_element(deploy,
     with pytest.raises(ApplyError) as err:
         deploy(parse_document(doc), lab_id)
     assert err.value.element == "nodes.wan.bridge"
+
+
+def test_removing_an_external_with_nat_from_a_running_lab_removes_its_chains(deploy, lab_id):
+    doc = {"version": 1, "name": "ext", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "198.51.100.2/24"}}},
+        "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.5.1/24"}}},
+        "wan": {"kind": "external", "nat": True, "address": "198.51.100.1/24"}},
+        "links": [{"endpoints": ["r1:eth0", "wan"]}, {"endpoints": ["h1:eth0", "r1:eth1"]}]}
+    doc["nodes"]["r1"]["interfaces"]["eth1"] = {"address": "10.0.5.254/24"}
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forwarding_before = f.read()
+    table = naming.nft_table(lab_id)
+    deploy(parse_document(doc), lab_id)
+    listed = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True)
+    assert listed.returncode == 0 and f'comment "{naming.tag(lab_id, "external", "wan")}"' in listed.stdout
+    without = copy.deepcopy(doc)
+    del without["nodes"]["wan"], without["nodes"]["r1"]["interfaces"]["eth0"]
+    without["links"] = without["links"][1:]
+    result = deploy(parse_document(without), lab_id)
+    assert "remove host masquerade of wan" in result.steps
+    assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert naming.tag(lab_id, "external") not in subprocess.run(["nft", "list", "ruleset"], capture_output=True,
+                                                                text=True).stdout
+    assert open("/proc/sys/net/ipv4/ip_forward").read() == forwarding_before
+    assert subprocess.run(["ip", "link", "show", "dev", naming.root_ifname(lab_id, "wan")],
+                          capture_output=True).returncode != 0
+    assert ping(lab_id, "h1", "10.0.5.254")
+    assert deploy(parse_document(without), lab_id).steps == []
+    engine.down(lab_id)
+    assert open("/proc/sys/net/ipv4/ip_forward").read() == forwarding_before
+
+
+def test_a_loss_chain_deleted_by_hand_is_restored_by_up(deploy, lab_id):
+    doc = two_hosts("lossy")
+    doc["links"][0]["loss"] = "30%"
+    topo = parse_document(doc)
+    deploy(topo, lab_id)
+    h1 = naming.node_namespace(lab_id, "h1")
+
+    def loss_chains() -> list[str]:
+        out = ns_exec(h1, ["nft", "-j", "list", "table", "netdev", "topolab_lc"]).stdout
+        items = json.loads(out or "{}").get("nftables", [])
+        return [i["rule"]["chain"] for i in items if "rule" in i and "numgen" in json.dumps(i["rule"]["expr"])]
+
+    chains = loss_chains()
+    assert len(chains) == 1, chains
+    ns_exec(h1, ["nft", "delete", "chain", "netdev", "topolab_lc", chains[0]], check=True)
+    assert loss_chains() == []
+    result = deploy(topo, lab_id)
+    assert result.steps == ["shape h1:eth0"]
+    assert loss_chains() == chains
+    assert deploy(topo, lab_id).steps == []

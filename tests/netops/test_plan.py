@@ -165,3 +165,95 @@ def test_an_external_door_is_part_of_a_deployed_lab():
         fabric.links[name] = LinkState(name, alias=naming.tag(LAB, "door", "wan"))
     inv.root_links[naming.root_ifname(LAB, "wan")] = LinkState(naming.root_ifname(LAB, "wan"))
     assert plan(topo, LAB, inv) == []
+
+
+def nat_external_doc() -> dict:
+    d = doc()
+    d["nodes"]["wan"] = {"kind": "external", "nat": True, "address": "198.51.100.1/24"}
+    d["nodes"]["r1"]["interfaces"]["eth1"] = {"address": "198.51.100.2/24"}
+    d["links"].append({"endpoints": ["r1:eth1", "wan"]})
+    return d
+
+
+def with_door(topo, inv: Inventory, name: str) -> Inventory:
+    fabric = inv.namespaces[naming.fabric_namespace(LAB)]
+    for ifname in (naming.bridge_ifname(name), naming.root_peer_ifname(LAB, name)):
+        fabric.links[ifname] = LinkState(ifname, alias=naming.tag(LAB, "door", name))
+    inv.root_links[naming.root_ifname(LAB, name)] = LinkState(naming.root_ifname(LAB, name))
+    inv.external_nat.add(name)
+    inv.nat_applied.add(name)
+    inv.host_forwarding = True
+    return inv
+
+
+def test_a_deployed_external_with_nat_needs_no_steps():
+    topo = parse_document(nat_external_doc())
+    assert plan(topo, LAB, with_door(topo, deployed(topo), "wan")) == []
+
+
+def test_a_removed_external_with_nat_loses_its_chains_and_gives_back_host_forwarding():
+    before = parse_document(nat_external_doc())
+    inv = with_door(before, deployed(before), "wan")
+    steps = plan(parse_document(doc()), LAB, inv)
+    removals = [(s.action, s.params.get("node")) for s in steps if s.action in (
+        "remove.external-nat", "remove.host-forwarding")]
+    assert removals == [("remove.external-nat", "wan"), ("remove.host-forwarding", None)]
+    assert ("remove.link", naming.root_ifname(LAB, "wan")) in [(s.action, s.params.get("ifname")) for s in steps]
+
+
+def test_turning_nat_off_removes_the_chains_and_keeps_the_door():
+    before = parse_document(nat_external_doc())
+    inv = with_door(before, deployed(before), "wan")
+    edited = nat_external_doc()
+    edited["nodes"]["wan"] = {"kind": "external", "bridge": "br-ex"}
+    steps = plan(parse_document(edited), LAB, inv)
+    actions = [s.action for s in steps]
+    assert "remove.external-nat" in actions and "remove.host-forwarding" in actions
+    assert "link.door" in actions and "nat.external" not in actions
+
+
+def test_removing_one_of_two_nat_externals_keeps_host_forwarding():
+    two = nat_external_doc()
+    two["nodes"]["wan2"] = {"kind": "external", "nat": True, "address": "198.51.101.1/24"}
+    two["nodes"]["r1"]["interfaces"]["eth2"] = {"address": "198.51.101.2/24"}
+    two["links"].append({"endpoints": ["r1:eth2", "wan2"]})
+    before = parse_document(two)
+    inv = with_door(before, with_door(before, deployed(before), "wan"), "wan2")
+    one = copy.deepcopy(two)
+    del one["nodes"]["wan2"], one["nodes"]["r1"]["interfaces"]["eth2"]
+    one["links"] = one["links"][:-1]
+    steps = plan(parse_document(one), LAB, inv)
+    assert [s.params["node"] for s in steps if s.action == "remove.external-nat"] == ["wan2"]
+    assert "remove.host-forwarding" not in [s.action for s in steps]
+
+
+def lossy_doc(loss: str = "30%") -> dict:
+    d = doc()
+    d["links"][1]["loss"] = loss
+    return d
+
+
+def test_a_missing_loss_chain_is_applied_again_on_the_end_that_lost_it():
+    topo = parse_document(lossy_doc())
+    inv = deployed(topo)
+    h1 = inv.namespaces[naming.node_namespace(LAB, "h1")]
+    fabric = inv.namespaces[naming.fabric_namespace(LAB)]
+    fabric.loss_ifaces = {naming.fabric_ifname("h1", "eth0")}
+    h1.loss_ifaces = {"eth0"}
+    assert plan(topo, LAB, inv) == []
+    h1.loss_ifaces = set()
+    steps = plan(topo, LAB, inv)
+    assert [(s.action, s.params["namespace"], s.params["ifname"]) for s in steps] == [
+        ("linkcond.apply", h1.name, "eth0")]
+
+
+def test_loss_is_not_planned_when_it_was_not_observed():
+    topo = parse_document(lossy_doc())
+    assert plan(topo, LAB, deployed(topo)) == []
+
+
+def test_a_changed_loss_rebuilds_the_node_at_the_end_of_the_link():
+    before = parse_document(lossy_doc("30%"))
+    steps = plan(parse_document(lossy_doc("10%")), LAB, deployed(before))
+    assert {s.node for s in steps} == {"h1"}
+    assert ("remove.namespace", "linkcond.apply") == (steps[0].action, steps[-1].action)
