@@ -269,6 +269,30 @@ def read_pcap(path: Path | str, limit: int | None = None) -> list[Packet]:
     return packets
 
 
+def truncate_pcap(path: Path | str, max_bytes: int) -> int:
+    """Cut a pcap file after its last whole packet that ends within `max_bytes`; its size afterwards.
+
+    tcpdump writes faster than a size limit can be noticed; this keeps a capture's file within its limit, and
+    always a valid pcap (never a packet cut in half)."""
+    with open(path, "r+b") as f:
+        head = f.read(24)
+        if len(head) < 24 or head[:4] not in PCAP_MAGIC:
+            raise ValueError("not a pcap file")
+        endian = PCAP_MAGIC[head[:4]][0]
+        end = 24
+        while True:
+            record = f.read(16)
+            if len(record) < 16:
+                break
+            incl = struct.unpack(endian + "I", record[8:12])[0]
+            if end + 16 + incl > max_bytes:
+                break
+            end += 16 + incl
+            f.seek(end)
+        f.truncate(end)
+    return end
+
+
 def summarize(linktype: int, frame: bytes) -> tuple[str, str, str, str]:
     """(source, destination, protocol, info) of one frame; never raises on a short or odd frame."""
     try:

@@ -294,3 +294,75 @@ def test_captures_are_refused_to_strangers(stream_agent, lab, olga, mallory):
     finally:
         owner.post(f"/api/labs/{lab.pk}/captures/{cap['id']}/stop/")
     assert procs.find(lab.lab_id) == []
+
+
+# ---------------------------------------------------------------------------------------------- capture limits
+
+
+def tcpdumps_writing(path) -> list[int]:
+    """Pids of live processes (as the kernel lists them in /proc) whose argv names `path`: not our bookkeeping."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if str(path).encode() in argv:
+                found.append(int(entry))
+    return found
+
+
+def wait_stopped(cap_id: int, timeout: float = 20) -> Capture:
+    wait_for(lambda: Capture.objects.get(pk=cap_id).status not in Capture.ACTIVE, "the capture to stop", timeout)
+    return Capture.objects.get(pk=cap_id)
+
+
+def test_a_capture_of_a_flood_stops_by_itself_at_its_size_limit(stream_agent, lab, olga, settings):
+    from webapp.consoles import conf
+
+    settings.CAPTURE_MAX_BYTES = 20_000
+    client = Client()
+    client.force_login(olga)
+    answer = client.post(f"/api/labs/{lab.pk}/captures/", {"link": 1}, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    cap = answer.json()
+    assert cap["max_bytes"] == 20_000
+    path = conf.capture_path(cap["id"])
+    assert tcpdumps_writing(path)  # the check below can see a tcpdump
+
+    flood = procs.run(["ping", "-f", "-q", "-c", "2000", "-s", "1000", "10.0.1.254"],
+                      namespace=naming.node_namespace(lab.lab_id, "h1"), timeout=60)
+    assert flood.returncode == 0, flood.stderr
+    stopped = wait_stopped(cap["id"])
+    assert stopped.status == "stopped" and stopped.message == "size limit reached (20000 bytes)"
+    assert tcpdumps_writing(path) == [] and procs.find(lab.lab_id) == []
+    # ~1 kB a packet: the file ends at the last whole packet within the limit, however fast they came
+    raw = path.read_bytes()
+    assert 20_000 - 2 * 1100 < len(raw) <= 20_000 and stopped.size == len(raw)
+    frames = list(dpkt.pcap.Reader(__import__("io").BytesIO(raw)))
+    assert len(frames) == stopped.packets and sum(len(buf) > 1000 for _, buf in frames) >= 15  # the flood's
+    session = ConsoleSession.objects.get(capture__pk=cap["id"])
+    assert session.ended is not None and session.reason == stopped.message and session.bytes_out == len(raw)
+
+
+def test_a_capture_stops_by_itself_at_its_time_limit(stream_agent, lab, olga, settings):
+    from webapp.consoles import conf
+
+    settings.CAPTURE_MAX_SECONDS = 2
+    client = Client()
+    client.force_login(olga)
+    started = time.monotonic()
+    answer = client.post(f"/api/labs/{lab.pk}/captures/", {"link": 0}, content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    cap = answer.json()
+    path = conf.capture_path(cap["id"])
+    assert cap["max_seconds"] == 2 and tcpdumps_writing(path)
+    stopped = wait_stopped(cap["id"], timeout=15)
+    took = time.monotonic() - started
+    assert 1.9 <= took <= 5, took
+    assert stopped.status == "stopped" and stopped.message == "time limit reached (2 s)"
+    assert tcpdumps_writing(path) == [] and procs.find(lab.lab_id) == []
+    assert ConsoleSession.objects.get(capture__pk=cap["id"]).reason == stopped.message
+

@@ -345,7 +345,8 @@ class Agent:
                     await asyncio.sleep(TAIL_INTERVAL)
                     alive = bool(await asyncio.to_thread(netcapture.running, r.lab, r.capture))
                     f.seek(offset)
-                    data = f.read(r.max_bytes + 65536 - offset) if offset < r.max_bytes + 65536 else b""
+                    # never past the limit: the live list shows what the (truncated) file keeps
+                    data = f.read(r.max_bytes - offset) if offset < r.max_bytes else b""
                     offset += len(data)
                     packets = reader.feed(data) if data else []
                     if packets:
@@ -381,7 +382,7 @@ class Agent:
         await asyncio.to_thread(netcapture.stop, r.lab, r.capture)
         path = conf.capture_path(r.capture)
         try:
-            size = path.stat().st_size
+            size = await asyncio.to_thread(netcapture.truncate_pcap, path, r.max_bytes)
             count = len(await asyncio.to_thread(netcapture.read_pcap, path))
         except (OSError, ValueError):
             size, count = 0, 0

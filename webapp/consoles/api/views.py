@@ -1,4 +1,5 @@
-"""Capture REST API: start, list, detail, stop, download; and the lab's console audit log. Error bodies are {"errors": [{"path", "message"}]}.
+"""Capture REST API: start, list, detail, stop, download; and the lab's console audit log.
+Error bodies are {"errors": [{"path", "message"}]}.
 
 Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
 not deployed, answers 400 with the reason; no tcpdump runs then.
