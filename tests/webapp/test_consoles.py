@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 
 import dpkt
@@ -366,3 +367,75 @@ def test_a_capture_stops_by_itself_at_its_time_limit(stream_agent, lab, olga, se
     assert tcpdumps_writing(path) == [] and procs.find(lab.lab_id) == []
     assert ConsoleSession.objects.get(capture__pk=cap["id"]).reason == stopped.message
 
+
+# ---------------------------------------------------------------------------------------------- VM console
+
+
+def _tiny_image_missing() -> str:
+    from netops import images
+    from netops.errors import TopologyError
+
+    if not os.path.exists("/usr/bin/qemu-system-x86_64"):
+        return "needs qemu-system-x86"
+    try:
+        images.get_image("tiny")
+    except TopologyError:
+        return "the tiny image is not built (make setup builds it)"
+    return ""
+
+
+@pytest.fixture
+def vm_lab(olga, monkeypatch):
+    """Olga's lab with the tiny VM vm1 on br-in, deployed with netops.engine.up (kernel lock held)."""
+    if why := _tiny_image_missing():
+        pytest.skip(why)
+    monkeypatch.setenv("TOPOLAB_ACCEL", os.environ.get("TOPOLAB_ACCEL", "tcg"))  # as tests/kernel/test_vm.py
+    doc = {**DOC, "name": "vmconsole",
+           "nodes": {**DOC["nodes"], "vm1": {"kind": "vm", "image": "tiny", "memory": 128, "interfaces": {"eth0": {}}}},
+           "links": [*DOC["links"], {"endpoints": ["vm1:eth0", "br-in"]}]}
+    with KERNEL_LOCK.held():
+        lab = Lab.objects.create(owner=olga, name="vmconsole", document=doc)
+        engine.up(parse_document(doc), lab=lab.lab_id)
+        try:
+            yield lab
+        finally:
+            engine.down(lab.lab_id)
+            assert procs.find(lab.lab_id) == []
+
+
+async def guest_command(path: str, cookie: bytes, command: bytes, needle: bytes) -> bytes:
+    """Open the VM's console, press Enter until the guest's prompt shows, run `command`, read until `needle` and
+    the next prompt, close."""
+    comm = communicator(path, cookie)
+    assert (await comm.connect(timeout=10))[0]
+    deadline = time.monotonic() + 120  # tcg boot of the tiny guest
+    while True:
+        await comm.send_to(bytes_data=b"\r")
+        try:
+            await read_terminal(comm, b"vm1:~# ", timeout=3)
+            break
+        except (AssertionError, asyncio.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+    await comm.send_to(bytes_data=command + b"\r")
+    out, _ = await read_terminal(comm, needle, timeout=20)
+    out += (await read_terminal(comm, b"vm1:~# ", timeout=20))[0]
+    await comm.disconnect()
+    return out
+
+
+@pytest.mark.slow
+def test_the_vm_console_through_the_websocket_reaches_the_same_guest_again(stream_agent, vm_lab, olga):
+    path = f"/ws/labs/{vm_lab.pk}/console/vm1/"
+    cookie = cookie_of(olga)
+    run = async_to_sync(guest_command)
+    first = run(path, cookie, b"echo topolab-$((6*7)); echo mark-$((2*3)) > /tmp/topolab-mark; cat /proc/uptime",
+                b"topolab-42")
+    assert b"topolab-42" in first
+    up1 = float(re.search(rb"\n(\d+\.\d+) \d+\.\d+", first).group(1))
+    second = run(path, cookie, b"cat /tmp/topolab-mark; cat /proc/uptime", b"mark-6")
+    up2 = float(re.search(rb"\n(\d+\.\d+) \d+\.\d+", second).group(1))
+    assert up2 > up1  # the same running guest: its file is still there and its clock went on
+    records = ConsoleSession.objects.filter(lab=vm_lab, node="vm1", kind="console")
+    wait_for(lambda: records.filter(ended__isnull=True).count() == 0, "both VM console sessions to be closed")
+    assert records.count() == 2
