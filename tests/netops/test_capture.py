@@ -151,3 +151,22 @@ def test_the_reader_handles_nanosecond_files_short_frames_and_refuses_non_pcap()
     with pytest.raises(ValueError):
         capture.PcapReader().feed(b"not a pcap file at all, certainly")
     assert capture.PcapReader().feed(struct.pack("<I", 0xA1B2C3D4)) == []  # too short to decide yet
+
+
+def test_truncate_keeps_whole_packets_within_the_limit_and_a_valid_pcap(tmp_path):
+    frames = [icmp_echo("10.0.1.1", "10.0.1.254", 8, seq) for seq in range(10)]
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    record = 16 + len(frames[0])
+    limit = 24 + 3 * record + record // 2  # room for three and a half packets
+    size = capture.truncate_pcap(path, limit)
+    assert size == path.stat().st_size == 24 + 3 * record
+    assert len(list(dpkt.pcap.Reader(io.BytesIO(path.read_bytes())))) == 3
+    assert capture.truncate_pcap(path, 10**6) == size  # under the limit: untouched
+
+
+def test_truncate_refuses_what_is_not_a_pcap(tmp_path):
+    path = tmp_path / "x.pcap"
+    path.write_bytes(b"not a capture file at all, no magic here")
+    with pytest.raises(ValueError):
+        capture.truncate_pcap(path, 100)
