@@ -8,8 +8,9 @@ import fcntl
 import os
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 KERNEL_LOCK_PATH = "/run/topolab-kernel-tests.lock"
 
@@ -60,3 +61,16 @@ def lab_namespaces(lab_id: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     return [n for n in names if n == f"tl-{lab_id}" or n.startswith(f"tl-{lab_id}-")]
+
+
+def wait_run(run_id: int, timeout: float = 120) -> Any:
+    """The Run `run_id` once it is no longer queued or running (a real agent works on it); fails after `timeout`."""
+    from webapp.runs.models import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.get(pk=run_id)
+        if not run.active:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {Run.objects.get(pk=run_id).status} after {timeout} s")

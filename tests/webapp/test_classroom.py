@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import threading
-import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -23,7 +22,7 @@ from webapp.classroom import services
 from webapp.classroom.models import InviteCode, LabOrigin, Template, Visibility
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
-from support import KERNEL_LOCK, lab_namespaces
+from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -370,16 +369,6 @@ def lab_leftovers(lab_id: str) -> list[str]:
 
 def mac(ns: str, dev: str) -> str:
     return re.search(r"link/ether (\S+)", sh("ip", "netns", "exec", ns, "ip", "link", "show", dev).stdout).group(1)
-
-
-def wait_run(run_id: int, timeout: float = 120) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(pk=run_id)
-        if not run.active:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} still active after {timeout} s")
 
 
 @pytest.mark.kernel

@@ -6,7 +6,6 @@ in a real namespace. People: the owner (olga), an outsider (mallory), a superuse
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 

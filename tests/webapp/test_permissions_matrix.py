@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -32,7 +31,7 @@ from webapp.accounts.models import Profile, Role
 from webapp.classroom.models import Classroom
 from webapp.labs import permissions
 from webapp.labs.models import Lab
-from support import lab_namespaces
+from support import lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -393,18 +392,6 @@ def _sync(fn):
 
 
 # ---------------------------------------------------------------------------------------------- a real deploy
-
-
-def wait_run(run_id: int, timeout: float = 90):
-    from webapp.runs.models import Run
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(pk=run_id)
-        if not run.active:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} still {Run.objects.get(pk=run_id).status} after {timeout} s")
 
 
 @pytest.mark.kernel

@@ -18,7 +18,7 @@ from webapp.classroom.quotas import QuotaExceeded, lab_usage
 from webapp.classroom.services import check_deploy_quota
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
-from support import KERNEL_LOCK, lab_namespaces
+from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -172,16 +172,6 @@ def test_destroy_is_never_refused_for_quota(people):
 
 
 # ---------------------------------------------------------------------------------------------- real worker
-
-
-def wait_run(run_id: int, timeout: float = 90) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(pk=run_id)
-        if not run.active:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} still active after {timeout} s")
 
 
 @pytest.mark.kernel
