@@ -159,7 +159,7 @@ def vm_argv(
         if not GUEST_IFNAME_RE.match(name):
             raise ApplyError(f"interface name {name!r} cannot be passed to the guest", element=f"{element}.interfaces")
         tap = taps[name]
-        if not isinstance(tap, str) or not re.match(r"^[A-Za-z0-9_.-]{1,15}$", tap):
+        if not isinstance(tap, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", tap):
             raise ApplyError(f"no valid tap device for this interface (got {tap!r})",
                              element=f"{element}.interfaces.{name}")
         device = f"virtio-net-pci,netdev=n{index},mac={macs[name]}"
@@ -167,6 +167,15 @@ def vm_argv(
             device += f",host_mtu={iface.mtu}"
         argv += ["-netdev", f"tap,id=n{index},ifname={opt(tap)},script=no,downscript=no", "-device", device]
     if image.is_disk:
+        # a disk image's guest configures itself; only direct-boot images take addresses on their command line
+        for name in wired:
+            if node.interfaces[name].addresses:
+                raise ApplyError(f"image {image.name} boots from its disk and cannot be given static addresses; use "
+                                 "'dhcp' or configure them inside the guest",
+                                 element=f"{element}.interfaces.{name}.address")
+        if node.routes:
+            raise ApplyError(f"image {image.name} boots from its disk and cannot be given routes",
+                             element=f"{element}.routes")
         if overlay is None:
             raise ApplyError("a disk image needs its overlay", element=f"{element}.image")
         argv += ["-drive", f"file={opt(_inside(overlay, run_dir, element))},format=qcow2,if=virtio,cache=writeback"]

@@ -65,7 +65,7 @@ TOP_KEYS = ("version", "name", "description", "nodes", "links", "ui")
 NODE_KEYS: dict[str, tuple[str, ...]] = {
     "host": ("kind", "description", "interfaces", "routes", "ui"),
     "router": ("kind", "description", "interfaces", "routes", "nat", "ui"),
-    "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "ui"),
+    "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui"),
     "bridge": ("kind", "description", "ui"),
     "external": ("kind", "description", "bridge", "nat", "address", "ui"),
 }
@@ -543,9 +543,6 @@ class _Checker:
             return (), False
         if raw == "dhcp":
             return (), True
-        if kind == "vm":
-            self.add(path, f"{raw!r}: a vm's address is configured inside the guest; use 'dhcp' or leave it out")
-            return (), False
         items = [(path, raw)] if isinstance(raw, str) else None
         if isinstance(raw, list):
             if not raw:

@@ -422,3 +422,32 @@ def test_a_vm_on_a_direct_link_to_a_router_gets_a_lease(deploy, lab_id: str, eng
     console_run(lab_id, "vm1", "ip link show uplink >/dev/null")  # the guest NIC carries the topology's name
     engine.down(lab_id)
     assert_no_vm_traces(lab_id)
+
+
+def test_a_static_vm_behind_a_router_is_pinged_by_a_host_and_routes_through_it(
+        deploy, lab_id: str, engine_env: None) -> None:
+    """Static addresses and routes on a VM, as on a host: the tiny guest takes them from its command line."""
+    from netops import engine
+    from netops.topology import parse_document
+
+    doc = {
+        "version": 1, "name": "static-vm",
+        "nodes": {
+            "r1": {"kind": "router", "interfaces": {"lan": {"address": "10.0.8.1/24"},
+                                                   "far": {"address": "10.0.9.1/24"}}},
+            "lan": {"kind": "bridge"},
+            "far": {"kind": "bridge"},
+            "vm1": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": {"address": "10.0.8.2/24"}},
+                    "routes": [{"to": "default", "via": "10.0.8.1"}]},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.9.2/24"}},
+                   "routes": [{"to": "default", "via": "10.0.9.1"}]},
+        },
+        "links": [{"endpoints": ["r1:lan", "lan"]}, {"endpoints": ["vm1:eth0", "lan"]},
+                  {"endpoints": ["r1:far", "far"]}, {"endpoints": ["h1:eth0", "far"]}],
+    }
+    deploy(parse_document(doc), lab_id)
+    # the guest answers at its static address from another subnet: its address and its default route both hold
+    assert ping(naming.node_namespace(lab_id, "h1"), "10.0.8.2", timeout=60), "h1 cannot reach vm1 at its address"
+    console_run(lab_id, "vm1", "ping -c 2 -W 2 10.0.9.2 >/dev/null")
+    engine.down(lab_id)
+    assert_no_vm_traces(lab_id)

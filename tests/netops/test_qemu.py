@@ -157,3 +157,17 @@ def test_an_unwired_interface_gets_no_nic(tmp_path: Path) -> None:
     assert value_after(argv, "-netdev") == ["tap,id=n0,ifname=vbbb,script=no,downscript=no"]
     assert value_after(argv, "-device") == [f"virtio-net-pci,netdev=n0,mac={qemu.stable_mac('lab1', 'vm1', 'eth1')}"]
     assert "topolab.mac.eth0" not in value_after(argv, "-append")[0]
+
+
+def test_a_disk_image_refuses_static_addresses_and_routes_it_cannot_configure(tmp_path: Path) -> None:
+    image = disk_image(tmp_path / "lib")
+    run = tmp_path / "run"
+    static = vm(image="deb", interfaces={
+        "eth0": model.Interface("eth0", addresses=(ipaddress.ip_interface("10.0.2.5/24"),))})
+    with pytest.raises(ApplyError) as refused:
+        qemu.vm_argv("lab1", static, image, {"eth0": "vaaa"}, accel="tcg", run_dir=run, overlay=run / "o.qcow2")
+    assert refused.value.element == "nodes.vm1.interfaces.eth0.address"
+    routed = vm(image="deb", routes=(model.Route(ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_address("10.0.2.1")),))
+    with pytest.raises(ApplyError) as refused:
+        qemu.vm_argv("lab1", routed, image, {"eth0": "vaaa"}, accel="tcg", run_dir=run, overlay=run / "o.qcow2")
+    assert refused.value.element == "nodes.vm1.routes"
