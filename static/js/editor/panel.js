@@ -187,7 +187,7 @@ export class Panel {
 
     if (kind === "vm") this.renderVm(form, node, name, base);
     if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
-    if (kind === "host" || kind === "router") this.renderRoutes(form, node, name, base);
+    if (kind === "host" || kind === "router" || kind === "vm") this.renderRoutes(form, node, name, base);
     if (kind === "router") this.renderNat(form, doc, node, name, base);
     if (kind === "external") this.renderExternal(form, node, name, base);
 
@@ -217,12 +217,12 @@ export class Panel {
       const dhcp = cfg.address === "dhcp";
       const address = textInput(addressText(cfg.address), (value, input) => {
         this.commit(setCfg((c) => { const a = parseAddress(value); if (a) c.address = a; else delete c.address; }), input);
-      }, { placeholder: node.kind === "vm" ? "configured in the guest" : "10.0.1.1/24", "data-iface": iface, "data-role": "address" });
-      address.disabled = dhcp || node.kind === "vm";
+      }, { placeholder: "10.0.1.1/24", "data-iface": iface, "data-role": "address" });
+      address.disabled = dhcp;
       const dhcpBox = h("input", { type: "checkbox", "data-role": "dhcp", "data-iface": iface });
       dhcpBox.checked = dhcp;
       dhcpBox.addEventListener("change", () => {
-        address.disabled = dhcpBox.checked || node.kind === "vm";
+        address.disabled = dhcpBox.checked;
         this.commit(setCfg((c) => {
           if (dhcpBox.checked) c.address = "dhcp";
           else { const a = parseAddress(address.value); if (a) c.address = a; else delete c.address; }
