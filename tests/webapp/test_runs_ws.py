@@ -52,6 +52,7 @@ async def closed_with(comm: WebsocketCommunicator) -> int | None:
     connected, _ = await comm.connect()
     assert connected  # accepted, then closed with a reason code
     output = await comm.receive_output(timeout=5)
+    await comm.disconnect()  # end the application instance here, not in the event loop's teardown
     assert output["type"] == "websocket.close"
     return output.get("code")
 
@@ -142,4 +143,18 @@ async def test_a_bad_resume_is_answered_with_an_error(lab, people):
     await comm.receive_json_from(timeout=5)
     await comm.send_json_to({"type": "resume", "after": "yesterday"})
     assert (await comm.receive_json_from(timeout=5))["type"] == "error"
+    await comm.disconnect()
+
+
+async def test_a_page_opened_after_a_failed_deploy_is_told_why_and_where(lab, people):
+    await sync_to_async(Run.objects.create)(lab=lab, kind="deploy", status="failed",
+                                            error="host bridge br-ex does not exist", error_element="nodes.wan.bridge")
+    comm = communicator(lab.pk, await sync_to_async(session_cookie)(people[0]))
+    connected, _ = await comm.connect()
+    assert connected
+    snapshot = await comm.receive_json_from(timeout=5)
+    assert snapshot["run"] is None
+    assert snapshot["last_run"]["status"] == "failed"
+    assert snapshot["last_run"]["error"] == "host bridge br-ex does not exist"
+    assert snapshot["last_run"]["error_element"] == "nodes.wan.bridge"
     await comm.disconnect()

@@ -128,6 +128,7 @@ def snapshot(lab: Lab) -> dict:
     """What a browser needs before it resumes: node states, the last seq, and the active run if any."""
     state = LabState.objects.filter(lab=lab).first()
     run = active_run(lab)
+    last = Run.objects.filter(lab=lab).exclude(status__in=Run.ACTIVE).order_by("-pk").first()
     return {
         "type": "snapshot",
         "lab": lab.pk,
@@ -135,6 +136,8 @@ def snapshot(lab: Lab) -> dict:
         "deployed": bool(state and state.deployed),
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
+        # a page opened after a failed run still shows why, and on which element
+        "last_run": run_summary(last) if last else None,
     }
 
 

@@ -125,8 +125,12 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
       paintAll();
       state.run = event.run;
       busy(Boolean(event.run));
+      const last = event.last_run;
       if (event.run) setStatus("running", `${event.run.kind} ${event.run.status}…`);
-      else setStatus(event.deployed ? "deployed" : "idle", event.deployed ? "Deployed" : "Not deployed");
+      else if (last && last.status === "failed") {
+        setStatus("error", `Last ${last.kind} failed: ${last.error}`);
+        markFailure(last.error_element, last.error);
+      } else setStatus(event.deployed ? "deployed" : "idle", event.deployed ? "Deployed" : "Not deployed");
       return;
     }
     if (typeof event.seq !== "number") return;
