@@ -444,6 +444,9 @@ async function start() {
     window.topolabTimings = { fetchMs: fetched - t0, createMs: created - fetched, paintMs: window.topolabReady - created };
     root.dataset.ready = "true";
     loadExtensions(cy); // after the first paint: restyling 500 nodes must not delay it
+    // an imported or API-made lab without positions gets a real layout once (saved like a press on Layout)
+    const nodes = Object.values(state.doc.nodes || {});
+    if (editable && nodes.length > 1 && nodes.every((n) => !n || !n.ui)) $("btn-layout").click();
   }));
   cy.forceRender();
   fetchImages().then((list) => panel.setImages(list)).catch(() => panel.setImages([]));
