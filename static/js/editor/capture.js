@@ -1,25 +1,9 @@
 // A capture tab: starts a capture (REST), shows its packets live (/ws/labs/<pk>/captures/<id>/), stops it,
 // and links the .pcap download. Rows are keyed by packet number, so a backlog and live rows never repeat.
 import { request } from "./api.js";
+import { h, wsUrl } from "./dom.js";
 
 const MAX_ROWS = 2000; // the browser keeps the newest rows; the file keeps everything
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
-  return el;
-}
-
-function wsUrl(path) {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
-}
 
 function size(bytes) {
   return bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1048576).toFixed(1)} MiB`;

@@ -4,30 +4,14 @@
 import { Terminal } from "/static/vendor/@xterm/xterm/lib/xterm.mjs";
 import { FitAddon } from "/static/vendor/@xterm/addon-fit/lib/addon-fit.mjs";
 import { CaptureView } from "./capture.js";
+import { h, wsUrl } from "./dom.js";
 
 const CONSOLE_KINDS = new Set(["host", "router", "vm"]);
 const CLOSE_REASONS = { 4403: "not allowed", 4404: "no such node", 4409: "not running", 4429: "too many consoles" };
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
-  return el;
-}
-
 function loadCss(href) {
   if (document.querySelector(`link[href="${href}"]`)) return;
   document.head.append(h("link", { rel: "stylesheet", href }));
-}
-
-export function wsUrl(path) {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
 }
 
 /** One terminal tab. */

@@ -2,6 +2,7 @@
 // state (Cytoscape classes st-<state>), the failing node marked with its error, and the lab's live events
 // over a WebSocket that reconnects with exponential backoff and resumes after the last seq it saw.
 import { request } from "./api.js";
+import { wsUrl } from "./dom.js";
 
 const STATES = ["absent", "starting", "running", "degraded", "stopped", "failed"];
 const COLOURS = { absent: "#94a3b8", starting: "#f59e0b", running: "#16a34a", degraded: "#ea580c",
@@ -180,8 +181,7 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
 
   function connect() {
     if (state.closed) return;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/labs/${labId}/`);
+    const socket = new WebSocket(wsUrl(`/ws/labs/${labId}/`));
     state.socket = socket;
     socket.addEventListener("message", (msg) => {
       const event = JSON.parse(msg.data);

@@ -3,20 +3,7 @@
 import {
   KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
 } from "./model.js";
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") el.className = value;
-    else if (key === "text") el.textContent = value;
-    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else if (value === true) el.setAttribute(key, "");
-    else el.setAttribute(key, value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
-  return el;
-}
+import { h } from "./dom.js";
 
 function field(label, input, path, hint) {
   const id = `f-${Math.random().toString(36).slice(2, 9)}`;

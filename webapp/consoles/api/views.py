@@ -42,6 +42,18 @@ def _may(request, lab) -> Response | None:
     return None
 
 
+def _capture(request, pk: int, capture: int) -> tuple[Capture | None, Response | None]:
+    """The lab's capture `capture` for a user who may capture there: (capture, None), or (None, the refusal);
+    404 for a lab the user may not see or a capture that is not the lab's."""
+    lab = _lab(request, pk)
+    if (refused := _may(request, lab)) is not None:
+        return None, refused
+    cap = Capture.objects.filter(lab=lab, pk=capture).first()
+    if cap is None:
+        raise Http404("no such capture")
+    return cap, None
+
+
 class CaptureListView(APIView):
     @extend_schema(tags=TAG, responses=s.CaptureSerializer(many=True))
     def get(self, request, pk: int):
@@ -80,24 +92,18 @@ class CaptureListView(APIView):
 class CaptureDetailView(APIView):
     @extend_schema(tags=TAG, responses=s.CaptureSerializer)
     def get(self, request, pk: int, capture: int):
-        lab = _lab(request, pk)
-        if (refused := _may(request, lab)) is not None:
+        cap, refused = _capture(request, pk, capture)
+        if refused is not None:
             return refused
-        cap = Capture.objects.filter(lab=lab, pk=capture).first()
-        if cap is None:
-            raise Http404("no such capture")
         return Response(s.CaptureSerializer(cap).data)
 
 
 class CaptureStopView(APIView):
     @extend_schema(tags=TAG, request=None, responses=s.CaptureSerializer)
     def post(self, request, pk: int, capture: int):
-        lab = _lab(request, pk)
-        if (refused := _may(request, lab)) is not None:
+        cap, refused = _capture(request, pk, capture)
+        if refused is not None:
             return refused
-        cap = Capture.objects.filter(lab=lab, pk=capture).first()
-        if cap is None:
-            raise Http404("no such capture")
         if cap.status in Capture.ACTIVE:
             try:
                 async_to_sync(services.ask_agent)({"type": "capture.stop", "capture": cap.pk},
@@ -111,17 +117,14 @@ class CaptureStopView(APIView):
 class CaptureDownloadView(APIView):
     @extend_schema(tags=TAG, responses={(200, "application/vnd.tcpdump.pcap"): bytes})
     def get(self, request, pk: int, capture: int):
-        lab = _lab(request, pk)
-        if (refused := _may(request, lab)) is not None:
+        cap, refused = _capture(request, pk, capture)
+        if refused is not None:
             return refused
-        cap = Capture.objects.filter(lab=lab, pk=capture).first()
-        if cap is None:
-            raise Http404("no such capture")
         try:
             handle = open(conf.capture_path(cap.pk), "rb")
         except FileNotFoundError:
             raise Http404("the capture file does not exist (any more)") from None
-        name = f"{lab.lab_id}-capture-{cap.pk}.pcap"
+        name = f"{cap.lab.lab_id}-capture-{cap.pk}.pcap"
         return FileResponse(handle, as_attachment=True, filename=name, content_type="application/vnd.tcpdump.pcap")
 
 
