@@ -103,10 +103,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def node_signature(topology: Topology, name: str) -> str:
-    """Hash of a node's definition and its links (canvas data left out): a change means rebuild the node."""
+def node_signature(topology: Topology, name: str, own: list[Link] | None = None) -> str:
+    """Hash of a node's definition and its links (canvas data left out): a change means rebuild the node.
+    `own`: the node's links when the caller has them already."""
     node = replace(topology.nodes[name], ui=None, description=None)
-    own = topology.links_of(name)
+    own = topology.links_of(name) if own is None else own
     if node.kind in ("bridge", "external"):
         # a bridge's ports belong to the nodes plugged into it; only bridge-to-bridge links are its own
         own = [lk for lk in own if all(topology.nodes[ep.node].kind in ("bridge", "external") for ep in (lk.a, lk.b))]
@@ -116,7 +117,12 @@ def node_signature(topology: Topology, name: str) -> str:
 
 
 def signatures(topology: Topology) -> dict[str, str]:
-    return {name: node_signature(topology, name) for name in topology.nodes}
+    links_of: dict[str, list[Link]] = {name: [] for name in topology.nodes}
+    for lk in topology.links:  # one pass, not topology.links_of() per node (quadratic in a 500-host lab)
+        links_of[lk.a.node].append(lk)
+        if lk.b.node != lk.a.node:
+            links_of[lk.b.node].append(lk)
+    return {name: node_signature(topology, name, links_of[name]) for name in topology.nodes}
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -4,6 +4,8 @@ What `ip netns add` does, in-process: make /run/netns a shared mount point, crea
 in a worker thread and bind-mount that thread's /proc/thread-self/ns/net onto the file. Entering a namespace is
 `setns` in a worker thread (never the caller's thread, which must stay in the host namespace), followed by
 `setns` back. Netlink sockets and /proc/sys/net files opened while inside stay bound to that namespace.
+Many namespaces at once (`Namespaces.create_many`): mount points made ahead on one thread, namespaces created by
+two workers.
 """
 from __future__ import annotations
 
@@ -62,7 +64,9 @@ class _Worker(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(name="netops-netns", daemon=True)
-        self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool] | None] = queue.Queue()
+        # (job, its future, namespace to run in, create: False | True | the Future of its mount point being made)
+        self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool | Future] | None] = \
+            queue.Queue()
         self.home_fd = -1
         self.ready = threading.Event()
         self.broken = False
@@ -74,10 +78,13 @@ class _Worker(threading.Thread):
             fn, fut, ns, create = job
             moved = False
             try:
-                if create:
+                if create is not False:
                     assert ns is not None
+                    prepared = isinstance(create, Future)
+                    if prepared:
+                        create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
-                    _create_here(ns)
+                    _create_here(ns, prepared=prepared)
                 elif ns is not None:
                     fd = open_fd(ns)
                     try:
@@ -94,7 +101,17 @@ class _Worker(threading.Thread):
                         libc.setns(self.home_fd)
                     except OSError:
                         self.broken = True  # never run another job in a foreign namespace
+                        self._refuse_queued()
                         return
+
+    def _refuse_queued(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job[1].set_exception(OSError(errno.EIO, "namespace worker could not return to the host namespace"))
 
 
 _ensured_shared = False
@@ -117,12 +134,18 @@ def _ensure_netns_dir() -> None:
     _ensured_shared = True
 
 
-def _create_here(name: str) -> None:
-    """In the worker: create the mount point, unshare a new namespace, pin it by bind-mounting. Stays inside."""
+def _make_mount_point(name: str) -> None:
+    """The empty file a namespace is bind-mounted on; FileExistsError if the name is taken."""
     _ensure_netns_dir()
+    os.close(os.open(path(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+
+
+def _create_here(name: str, prepared: bool = False) -> None:
+    """In the worker: create the mount point (unless `prepared`), unshare a new namespace, pin it by
+    bind-mounting. Stays inside."""
     p = path(name)
-    fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
-    os.close(fd)
+    if not prepared:
+        _make_mount_point(name)
     try:
         libc.unshare(libc.CLONE_NEWNET)
         libc.mount("/proc/thread-self/ns/net", p, "none", libc.MS_BIND)
@@ -131,11 +154,50 @@ def _create_here(name: str) -> None:
         raise
 
 
+class _MountPoints(threading.Thread):
+    """Creates the mount-point files of namespaces about to be created, ahead of them, on another core.
+
+    Creating a file is pure file-system work (no rtnl_lock, no pernet lock), and where /run is not a tmpfs it can
+    cost more than the namespace: on the CI VM's ext4 (no journal) 0.1-0.3 ms per file, and up to 0.8 ms within
+    30 s of many namespaces being deleted, because ext4 then scans past every recently freed inode (perf:
+    recently_deleted). Making them while the workers unshare and mount takes that off the critical path."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(name="netops-mountpoints", daemon=True)
+        self.results: dict[str, Future] = {n: Future() for n in names}
+        self.stop = False
+
+    def run(self) -> None:
+        for name, fut in self.results.items():
+            if self.stop:
+                fut.set_exception(RuntimeError("mount point preparation stopped"))
+                continue
+            try:
+                _make_mount_point(name)
+                fut.set_result(True)
+            except BaseException as exc:  # handed to create() through the future
+                fut.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop, and remove the files made for namespaces that were never created on them."""
+        self.stop = True
+        self.join()
+        for name, fut in self.results.items():
+            if fut.exception() is None and not os.path.ismount(path(name)):
+                try:
+                    os.unlink(path(name))
+                except FileNotFoundError:
+                    pass
+        self.results.clear()
+
+
 class Namespaces:
     """Runs jobs inside namespaces on a private worker thread. One per operation; close() when done."""
 
     def __init__(self) -> None:
         self._worker: _Worker | None = None
+        self._helpers: list[_Worker] = []  # more workers for create_many, kept until close()
+        self._mount_points: list[_MountPoints] = []
 
     def _get(self) -> _Worker:
         if self._worker is None or self._worker.broken or not self._worker.is_alive():
@@ -144,10 +206,13 @@ class Namespaces:
             self._worker.ready.wait()
         return self._worker
 
-    def _submit(self, ns: str | None, fn: Callable[[], T], create: bool = False) -> T:
+    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T], create: bool | Future = False) -> Future:
         fut: Future = Future()
-        self._get().jobs.put((fn, fut, ns, create))
-        return fut.result()
+        worker.jobs.put((fn, fut, ns, create))
+        return fut
+
+    def _submit(self, ns: str | None, fn: Callable[[], T], create: bool = False) -> T:
+        return self._put(self._get(), ns, fn, create).result()
 
     def run_in(self, ns: str, fn: Callable[[], T]) -> T:
         """Run fn inside namespace `ns` and return its result."""
@@ -156,6 +221,27 @@ class Namespaces:
     def create(self, ns: str, then: Callable[[], T]) -> T:
         """Create namespace `ns` (FileExistsError if the name is taken) and run `then` inside it."""
         return self._submit(ns, then, create=True)
+
+    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future]:
+        """Start creating many namespaces, each followed by its job inside it; a Future per (ns, job), in order.
+
+        Their mount points are made ahead on a thread of their own (pure filesystem work: no rtnl_lock, no pernet
+        lock; where /run is not a tmpfs a file costs more than the namespace, 0.35-0.8 ms on ext4 against 0.33 ms
+        for the unshare), and the namespaces are created by `workers` threads in turn (the pernet set-up runs in
+        parallel under a shared lock). Every Future is resolved even when some fail."""
+        if not jobs:
+            return []
+        mount_points = _MountPoints([ns for ns, _ in jobs])
+        self._mount_points.append(mount_points)
+        mount_points.start()
+        while len(self._helpers) < workers - 1:
+            helper = _Worker()
+            helper.start()
+            helper.ready.wait()
+            self._helpers.append(helper)
+        pool = [self._get(), *self._helpers[:workers - 1]]
+        return [self._put(pool[i % len(pool)], ns, then, mount_points.results[ns])
+                for i, (ns, then) in enumerate(jobs)]
 
     def netlink(self, ns: str | None) -> NetlinkSocket:
         """A netlink socket bound to namespace `ns` (None: the host namespace)."""
@@ -177,12 +263,16 @@ class Namespaces:
         return self.run_in(ns, read)
 
     def close(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            self._worker.jobs.put(None)
-            self._worker.join()
-        if self._worker is not None and self._worker.home_fd >= 0:
-            os.close(self._worker.home_fd)
-        self._worker = None
+        for worker in [self._worker, *self._helpers]:
+            if worker is not None and worker.is_alive():
+                worker.jobs.put(None)
+                worker.join()
+            if worker is not None and worker.home_fd >= 0:
+                os.close(worker.home_fd)
+        self._worker, self._helpers = None, []
+        for mount_points in self._mount_points:  # after the workers: no namespace is being made on one now
+            mount_points.close()
+        self._mount_points = []
 
     def __enter__(self) -> Namespaces:
         return self

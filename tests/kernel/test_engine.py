@@ -397,3 +397,73 @@ def test_a_loss_chain_deleted_by_hand_is_restored_by_up(deploy, lab_id):
     assert result.steps == ["shape h1:eth0"]
     assert loss_chains() == chains
     assert deploy(topo, lab_id).steps == []
+
+
+# ---------------------------------------------------------------------------------------------- large labs
+# Runs of at least engine.PARALLEL_MIN namespaces are created by several threads at once (netns.create_many), with
+# their mount points made ahead; these tests cover that path: order of events, a name taken, an interruption.
+
+
+def many_hosts(count: int) -> dict:
+    nodes: dict = {"sw": {"kind": "bridge"}}
+    for i in range(count):
+        nodes[f"h{i}"] = {"kind": "host", "interfaces": {"eth0": {"address": f"10.0.2.{i + 1}/24"}}}
+    links = [{"endpoints": [f"h{i}:eth0", "sw"]} for i in range(count)]
+    return {"version": 1, "name": "many", "nodes": nodes, "links": links}
+
+
+def stray_mount_points(lab: str) -> list[str]:
+    """Entries of the lab in /run/netns that are not namespaces (a mount point made but never mounted on)."""
+    prefix = naming.fabric_namespace(lab)
+    return [n for n in os.listdir("/run/netns") if n.startswith(prefix) and not os.path.ismount(f"/run/netns/{n}")]
+
+
+def test_a_large_lab_is_built_in_parallel_with_events_in_order(deploy, lab_id):
+    count = engine.PARALLEL_MIN + 8
+    events: list = []
+    deploy(parse_document(many_hosts(count)), lab_id, on_event=events.append)
+    steps = [e.step for e in events if e.type == "run.step"]
+    assert steps == list(range(1, len(steps) + 1))
+    states: dict[str, list[str]] = {}
+    for e in events:
+        if e.type == "node.state":
+            states.setdefault(e.node, []).append(e.state)
+    assert states == {n: ["starting", "running"] for n in ["sw", *[f"h{i}" for i in range(count)]]}
+    assert ping(lab_id, "h0", f"10.0.2.{count}")
+    assert ping(lab_id, f"h{count - 1}", "10.0.2.1")
+    assert not stray_mount_points(lab_id)
+
+
+def test_a_taken_name_in_a_large_lab_fails_that_node_and_a_second_up_finishes(deploy, lab_id):
+    count = engine.PARALLEL_MIN + 4
+    topo = parse_document(many_hosts(count))
+    foreign = naming.node_namespace(lab_id, "h5")
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    events: list = []
+    try:
+        with pytest.raises(ApplyError) as failure:
+            deploy(topo, lab_id, on_event=events.append)
+        assert failure.value.element == "nodes.h5"
+        assert "File exists" in str(failure.value)
+        assert [(e.node, e.state) for e in events if e.state == "failed"] == [("h5", "failed")]
+        assert os.path.ismount(f"/run/netns/{foreign}")  # the foreign namespace is left as it was
+        assert ns_exec(foreign, ["ip", "-o", "link"]).stdout.count(": lo:") == 1
+        assert stray_mount_points(lab_id) == []
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign], check=True)
+    deploy(topo, lab_id)
+    assert ping(lab_id, "h5", f"10.0.2.{count}")
+    assert not stray_mount_points(lab_id)
+
+
+def test_a_large_up_interrupted_among_its_namespaces_is_finished_and_removed(deploy, lab_id):
+    count = engine.PARALLEL_MIN + 8
+    topo = parse_document(many_hosts(count))
+    with pytest.raises(ApplyError, match="fault injected after step 20"):
+        deploy(topo, lab_id, fault_after=20)
+    made = [n for n in os.listdir("/run/netns") if n.startswith(naming.fabric_namespace(lab_id))]
+    assert len(made) == 20 and not stray_mount_points(lab_id)  # 20 namespaces made, no file made for the rest
+    deploy(topo, lab_id)
+    assert ping(lab_id, "h0", f"10.0.2.{count}")
+    engine.down(lab_id)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(naming.fabric_namespace(lab_id))]

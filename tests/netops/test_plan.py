@@ -257,3 +257,18 @@ def test_a_changed_loss_rebuilds_the_node_at_the_end_of_the_link():
     steps = plan(parse_document(lossy_doc("10%")), LAB, deployed(before))
     assert {s.node for s in steps} == {"h1"}
     assert ("remove.namespace", "linkcond.apply") == (steps[0].action, steps[-1].action)
+
+
+def test_signatures_of_the_whole_lab_equal_each_node_signature():
+    """signatures() indexes links once per lab; it must hash exactly what node_signature() hashes per node,
+    bridge-to-bridge links and links to externals included."""
+    from netops.plan import node_signature
+
+    d = doc()
+    d["nodes"]["sw2"] = {"kind": "bridge"}
+    d["nodes"]["wan"] = {"kind": "external", "bridge": "br-ex"}
+    d["links"] += [{"endpoints": ["sw", "sw2"]}, {"endpoints": ["sw2", "wan"]}]
+    topo = parse_document(d)
+    sigs = signatures(topo)
+    assert sigs == {name: node_signature(topo, name) for name in topo.nodes}
+    assert len(set(sigs.values())) == len(sigs)  # and they tell the nodes apart

@@ -1,0 +1,102 @@
+"""netops.kernel.netns against the real kernel: many namespaces created at once, and what is left when some fail."""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from netops.kernel import netns
+
+
+def _names(count: int) -> list[str]:
+    tag = uuid.uuid4().hex[:6]
+    return [f"tltest-cm{tag}-{i}" for i in range(count)]
+
+
+def _own_net_ns() -> str:
+    return os.readlink("/proc/thread-self/ns/net")
+
+
+def test_create_many_runs_each_job_inside_its_own_new_namespace():
+    names = _names(12)
+    host = _own_net_ns()
+    spaces = netns.Namespaces()
+    try:
+        futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
+        seen = [f.result(timeout=30) for f in futures]
+        assert host not in seen
+        assert len(set(seen)) == len(names)  # one namespace each
+        for name, ns_id in zip(names, seen):
+            assert os.path.ismount(netns.path(name))
+            # the job ran in the namespace now pinned under that name
+            assert spaces.run_in(name, _own_net_ns) == ns_id
+        assert _own_net_ns() == host  # the caller never left the host namespace
+    finally:
+        spaces.close()
+        for name in names:
+            netns.delete(name)
+
+
+def test_a_taken_name_fails_only_its_own_namespace_and_is_left_alone():
+    names = _names(6)
+    foreign = names[3]
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    spaces = netns.Namespaces()
+    try:
+        futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
+        for name, fut in zip(names, futures):
+            if name == foreign:
+                with pytest.raises(FileExistsError):
+                    fut.result(timeout=30)
+            else:
+                assert fut.result(timeout=30)
+                assert os.path.ismount(netns.path(name))
+        spaces.close()
+        assert os.path.ismount(netns.path(foreign))  # still the foreign one, still mounted
+    finally:
+        spaces.close()
+        for name in names:
+            if name != foreign:
+                netns.delete(name)
+        subprocess.run(["ip", "netns", "del", foreign], check=True)
+
+
+def test_a_failing_job_fails_its_own_future_only_and_workers_return_home():
+    names = _names(6)
+    host = _own_net_ns()
+
+    def job_for(name: str):
+        def job() -> str:
+            if name == names[2]:
+                raise ValueError("job refused")
+            return _own_net_ns()
+        return job
+
+    spaces = netns.Namespaces()
+    try:
+        futures = spaces.create_many([(n, job_for(n)) for n in names], workers=2)
+        with pytest.raises(ValueError, match="job refused"):
+            futures[2].result(timeout=30)
+        others = [f.result(timeout=30) for i, f in enumerate(futures) if i != 2]
+        assert host not in others and len(set(others)) == len(names) - 1
+        assert all(os.path.ismount(netns.path(n)) for n in names)  # made; that job failed afterwards
+        # both workers are back in the host namespace: a job without a namespace runs there
+        assert spaces._submit(None, _own_net_ns) == host
+        assert all(spaces._put(w, None, _own_net_ns).result(timeout=30) == host for w in spaces._helpers)
+    finally:
+        spaces.close()
+        for name in names:
+            netns.delete(name)
+
+
+def test_mount_points_made_but_never_used_are_removed_on_close():
+    names = _names(20)
+    before = set(netns.list_names())
+    mount_points = netns._MountPoints(names)
+    mount_points.start()
+    mount_points.results[names[-1]].result(timeout=30)  # all made by now
+    assert set(names) <= set(netns.list_names())
+    mount_points.close()
+    assert set(netns.list_names()) == before
