@@ -40,7 +40,9 @@ RTM_GETQDISC = 38
 # link attributes
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 16, 18, 20, 28
+IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_BR_MCAST_SNOOPING = 23
 VETH_INFO_PEER = 1
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
@@ -116,8 +118,13 @@ class Request:
 def link_add_veth(name: str, peer: str, peer_ns_fd: int | None, *, master: int = 0, up: bool = True,
                   mac: str | None = None, peer_mac: str | None = None, mtu: int | None = None) -> Request:
     """A veth `name` here with its peer created straight in the namespace behind `peer_ns_fd` (down: the kernel
-    refuses to create a veth peer up)."""
-    peer_attrs = [attr(IFLA_IFNAME, peer)]
+    refuses to create a veth peer up).
+
+    Both ends get one TX and one RX queue. Left to itself the kernel allocates one of each per possible CPU but
+    puts only the first to use (real_num_*_queues 1), and setting up the others makes creating a pair about 30 %
+    dearer (500 pairs onto a bridge: 0.24 s against 0.33-0.40 s on the 2-CPU CI VM)."""
+    queues = [attr(IFLA_NUM_TX_QUEUES, 1), attr(IFLA_NUM_RX_QUEUES, 1)]
+    peer_attrs = [attr(IFLA_IFNAME, peer), *queues]
     if peer_ns_fd is not None:
         peer_attrs.append(attr(IFLA_NET_NS_FD, peer_ns_fd))
     if peer_mac:
@@ -125,7 +132,7 @@ def link_add_veth(name: str, peer: str, peer_ns_fd: int | None, *, master: int =
     if mtu:
         peer_attrs.append(attr(IFLA_MTU, mtu))
     info = [attr(IFLA_INFO_KIND, "veth"), attr(IFLA_INFO_DATA, [attr(VETH_INFO_PEER, ifinfo() + b"".join(peer_attrs))])]
-    attrs = [attr(IFLA_IFNAME, name), attr(IFLA_LINKINFO, info)]
+    attrs = [attr(IFLA_IFNAME, name), attr(IFLA_LINKINFO, info), *queues]
     if master:
         attrs.append(attr(IFLA_MASTER, master))
     if mac:
@@ -136,8 +143,11 @@ def link_add_veth(name: str, peer: str, peer_ns_fd: int | None, *, master: int =
     return Request(RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL, f"create veth {name}/{peer}")
 
 
-def link_add_bridge(name: str, *, up: bool = True, mtu: int | None = None) -> Request:
-    attrs = [attr(IFLA_IFNAME, name), attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "bridge")])]
+def link_add_bridge(name: str, *, up: bool = True, mtu: int | None = None, mcast_snooping: bool = False) -> Request:
+    """A bridge; without IGMP/MLD snooping unless asked (the engine's do_bridge_create says why)."""
+    data = [attr(IFLA_BR_MCAST_SNOOPING, int(mcast_snooping), "=B")]
+    attrs = [attr(IFLA_IFNAME, name),
+             attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "bridge"), attr(IFLA_INFO_DATA, data)])]
     if mtu:
         attrs.append(attr(IFLA_MTU, mtu))
     body = ifinfo(flags=IFF_UP if up else 0, change=IFF_UP) + b"".join(attrs)

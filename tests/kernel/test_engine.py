@@ -79,6 +79,17 @@ def test_two_hosts_on_a_bridge_ping_each_other(deploy, lab_id):
     assert ping(lab_id, "h2", "10.0.1.1")
 
 
+def test_lab_bridges_do_not_snoop_multicast_and_veths_have_one_queue(deploy, lab_id):
+    deploy(parse_document(two_hosts()), lab_id)
+    fabric = naming.fabric_namespace(lab_id)
+    bridge = ns_exec(fabric, ["ip", "-d", "link", "show", naming.bridge_ifname("sw")], check=True).stdout
+    assert "mcast_snooping 0" in bridge
+    for ns, ifname in [(naming.node_namespace(lab_id, "h1"), "eth0"), (fabric, naming.fabric_ifname("h1", "eth0"))]:
+        link = ns_exec(ns, ["ip", "-d", "link", "show", ifname], check=True).stdout
+        assert "numtxqueues 1 numrxqueues 1" in link, link
+    assert ping(lab_id, "h1", "10.0.1.2")
+
+
 def test_down_removes_everything_and_is_idempotent(deploy, lab_id):
     deploy(parse_document(two_hosts()), lab_id)
     removed = engine.down(lab_id)
