@@ -68,6 +68,8 @@ class Node:
     bridge: str | None = None  # an existing bridge in the host's root namespace
     nat_external: bool = False  # `nat: true` on an external: host masquerade through the lab's own nft table
     address: IPInterface | None = None  # external with nat: the gateway address on the host side of the door
+    # bridge: IGMP/MLD snooping (off by default: a lab seldom has a querier; see engine.do_bridge_create)
+    multicast_snooping: bool = False
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
 

@@ -112,7 +112,10 @@ def node_signature(topology: Topology, name: str, own: list[Link] | None = None)
         # a bridge's ports belong to the nodes plugged into it; only bridge-to-bridge links are its own
         own = [lk for lk in own if all(topology.nodes[ep.node].kind in ("bridge", "external") for ep in (lk.a, lk.b))]
     links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0)), sort_keys=True) for lk in own)
-    text = json.dumps({"node": _plain(node), "links": links}, sort_keys=True)
+    plain = _plain(node)
+    if not node.multicast_snooping:  # added later: left out at its default, so labs deployed before keep their hash
+        del plain["multicast_snooping"]
+    text = json.dumps({"node": plain, "links": links}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -320,7 +323,8 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
     for n, nd in topology.nodes.items():
         if nd.kind in ("bridge", "external") and naming.bridge_ifname(n) not in present_fabric:
             steps.append(Step("bridge.create", f"nodes.{n}", n, "create bridge",
-                              {"ifname": naming.bridge_ifname(n), "tag": naming.tag(lab, "bridge", n)}))
+                              {"ifname": naming.bridge_ifname(n), "tag": naming.tag(lab, "bridge", n),
+                               "multicast_snooping": nd.multicast_snooping}))
     for lk in topology.links:
         w = wiring(topology, lk, delay_relay=delay_relay)
         if w.kind in ("ns-tap", "tap-tap") and w.fabric_names[0] not in present_fabric:

@@ -66,7 +66,7 @@ NODE_KEYS: dict[str, tuple[str, ...]] = {
     "host": ("kind", "description", "interfaces", "routes", "ui"),
     "router": ("kind", "description", "interfaces", "routes", "nat", "ui"),
     "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui"),
-    "bridge": ("kind", "description", "ui"),
+    "bridge": ("kind", "description", "multicast_snooping", "ui"),
     "external": ("kind", "description", "bridge", "nat", "address", "ui"),
 }
 INTERFACE_KEYS = ("address", "mac", "mtu", "dhcp_server")
@@ -432,6 +432,12 @@ class _Checker:
             fields = self.check_vm(data, path)
         if kind == "external":
             fields = self.check_external(data, path)
+        if kind == "bridge" and data.get("multicast_snooping") is not None:
+            snooping = data["multicast_snooping"]
+            if isinstance(snooping, bool):
+                fields["multicast_snooping"] = snooping
+            else:
+                self.add(_join(path, "multicast_snooping"), f"{snooping!r} must be true or false")
         if len(self.problems) != before:
             return None
         return Node(
@@ -899,6 +905,8 @@ def _node_document(node: Node) -> dict[str, Any]:
         ]
     if node.nat is not None:
         doc["nat"] = {"masquerade": list(node.nat.masquerade)}
+    if node.multicast_snooping:
+        doc["multicast_snooping"] = True
     if node.kind == "external":
         if node.bridge is not None:
             doc["bridge"] = node.bridge

@@ -102,6 +102,10 @@ def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
     set_address(page, "h1", "eth0", "10.0.1.1/24")
     select_node(page, "h2")
     page.check("#panel input[data-role=dhcp][data-iface=eth0]")
+    select_node(page, "br1")
+    snooping = page.locator("#panel input[data-role=multicast-snooping]")
+    expect(snooping).not_to_be_checked()  # off by default
+    snooping.check()
     expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
     expect(page.locator("#problem-count")).to_have_text("0")
 
@@ -113,6 +117,7 @@ def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
     assert reloaded["nodes"]["r1"]["interfaces"]["eth0"]["address"] == "10.0.1.254/24"
     assert reloaded["nodes"]["h1"]["interfaces"]["eth0"]["address"] == "10.0.1.1/24"
     assert reloaded["nodes"]["h2"]["interfaces"]["eth0"]["address"] == "dhcp"
+    assert reloaded["nodes"]["br1"]["multicast_snooping"] is True
     assert page.evaluate("window.topolab.cy.nodes().length") == 4
     assert page.evaluate("window.topolab.cy.edges().length") == 3
     stored = Lab.objects.get(name="drawn").document

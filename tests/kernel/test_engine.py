@@ -79,7 +79,7 @@ def test_two_hosts_on_a_bridge_ping_each_other(deploy, lab_id):
     assert ping(lab_id, "h2", "10.0.1.1")
 
 
-def test_lab_bridges_do_not_snoop_multicast_and_veths_have_one_queue(deploy, lab_id):
+def test_lab_bridges_snoop_multicast_only_when_asked_and_veths_have_one_queue(deploy, lab_id):
     deploy(parse_document(two_hosts()), lab_id)
     fabric = naming.fabric_namespace(lab_id)
     bridge = ns_exec(fabric, ["ip", "-d", "link", "show", naming.bridge_ifname("sw")], check=True).stdout
@@ -87,6 +87,13 @@ def test_lab_bridges_do_not_snoop_multicast_and_veths_have_one_queue(deploy, lab
     for ns, ifname in [(naming.node_namespace(lab_id, "h1"), "eth0"), (fabric, naming.fabric_ifname("h1", "eth0"))]:
         link = ns_exec(ns, ["ip", "-d", "link", "show", ifname], check=True).stdout
         assert "numtxqueues 1 numrxqueues 1" in link, link
+    assert ping(lab_id, "h1", "10.0.1.2")
+    # asked for, snooping is on: the bridge is rebuilt with it and the hosts are wired to it again
+    snooping = two_hosts()
+    snooping["nodes"]["sw"]["multicast_snooping"] = True
+    deploy(parse_document(snooping), lab_id)
+    bridge = ns_exec(fabric, ["ip", "-d", "link", "show", naming.bridge_ifname("sw")], check=True).stdout
+    assert "mcast_snooping 1" in bridge
     assert ping(lab_id, "h1", "10.0.1.2")
 
 

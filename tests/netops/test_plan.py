@@ -272,3 +272,15 @@ def test_signatures_of_the_whole_lab_equal_each_node_signature():
     sigs = signatures(topo)
     assert sigs == {name: node_signature(topo, name) for name in topo.nodes}
     assert len(set(sigs.values())) == len(sigs)  # and they tell the nodes apart
+
+
+def test_turning_snooping_on_rebuilds_that_bridge_and_passes_it_to_the_step():
+    d = doc()
+    topo = parse_document(d)
+    before = signatures(topo)
+    d["nodes"]["sw"]["multicast_snooping"] = True
+    after_topo = parse_document(d)
+    after = signatures(after_topo)
+    assert [n for n in before if before[n] != after[n]] == ["sw"]
+    bridge = [s for s in plan(after_topo, LAB, Inventory(LAB)) if s.action == "bridge.create"]
+    assert [s.params["multicast_snooping"] for s in bridge] == [True]

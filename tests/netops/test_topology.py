@@ -524,3 +524,18 @@ def test_a_vm_may_have_static_addresses_and_routes_like_a_host():
     topo = parse_document(doc)
     assert [str(a) for a in topo.nodes["vm1"].interfaces["eth0"].addresses] == ["10.0.5.2/24"]
     assert str(topo.nodes["vm1"].routes[0].via) == "10.0.5.1"
+
+
+def test_a_bridge_may_ask_for_multicast_snooping_and_nothing_else_may():
+    doc = seed()
+    doc["nodes"]["br-in"]["multicast_snooping"] = True
+    topo = parse_document(doc)
+    assert topo.nodes["br-in"].multicast_snooping is True
+    assert to_document(topo)["nodes"]["br-in"]["multicast_snooping"] is True
+    doc["nodes"]["br-in"]["multicast_snooping"] = False
+    assert "multicast_snooping" not in to_document(parse_document(doc))["nodes"]["br-in"]  # the default
+    doc["nodes"]["br-in"]["multicast_snooping"] = "yes"
+    assert problems_of(doc) == {"nodes.br-in.multicast_snooping": "'yes' must be true or false"}
+    doc = seed()
+    doc["nodes"]["h1"]["multicast_snooping"] = True
+    assert paths(doc) == ["nodes.h1.multicast_snooping"]

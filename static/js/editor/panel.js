@@ -177,6 +177,7 @@ export class Panel {
     if (kind === "host" || kind === "router" || kind === "vm") this.renderRoutes(form, node, name, base);
     if (kind === "router") this.renderNat(form, doc, node, name, base);
     if (kind === "external") this.renderExternal(form, node, name, base);
+    if (kind === "bridge") this.renderBridge(form, node, name, base);
 
     this.root.append(h("div", { class: "panel-actions" },
       h("button", { class: "btn btn-danger-outline", type: "button", text: `Delete ${name}`, onclick: () => this.onDelete() })));
@@ -242,6 +243,17 @@ export class Panel {
       if (routes.length) d.nodes[name].routes = routes; else delete d.nodes[name].routes;
     }, area));
     form.append(field("Routes", area, `${base}.routes`, "One per line: destination via gateway"));
+  }
+
+  renderBridge(form, node, name, base) {
+    const box = h("input", { type: "checkbox", "data-role": "multicast-snooping" });
+    box.checked = node.multicast_snooping === true;
+    box.addEventListener("change", () => this.commit((d) => {
+      if (box.checked) d.nodes[name].multicast_snooping = true; else delete d.nodes[name].multicast_snooping;
+    }));
+    form.append(field("Multicast", h("label", { class: "check" }, box, " IGMP/MLD snooping"),
+      `${base}.multicast_snooping`,
+      "Off: multicast reaches every port. On: only ports that joined the group (needs a querier in the lab)"));
   }
 
   renderNat(form, doc, node, name, base) {
