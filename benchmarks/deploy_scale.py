@@ -1,9 +1,11 @@
 """Deploy/destroy scale benchmark: the engine against the per-operation `ip` baseline, in the same run.
 
-For each N in --sizes: N hosts with one veth each on one bridge, deployed and destroyed through engine.up/down;
-then the same N-host work done the naive way (one `ip` process per operation, as a shell script would) and
-destroyed with `ip netns del` per namespace. Then a chain of --chain routers in a line, deployed through the
-engine, with a ping from the first to the last. Prints wall times, ratios and the engine's peak RSS.
+For each N in --sizes: N hosts with one veth each on one bridge, deployed and destroyed through engine.up/down
+(with the engine's time per kind of step); then the same N-host work done the naive way, a bash script with one
+`ip` process per operation (or, --baseline spawn, each `ip` spawned from Python), destroyed with `ip netns del` per
+namespace. Then a chain of --chain routers in a line, deployed through the engine, with a ping from the first to
+the last. Every timed deploy starts on a settled machine (--settle, see settle()). Prints wall times, ratios and
+the engine's peak RSS. docs/performance.md has the figures and what they mean.
 
 Run as root:  .venv/bin/python benchmarks/deploy_scale.py --sizes 10,100,500 --chain 20
 """
