@@ -102,6 +102,21 @@ def test_a_users_own_quota_overrides_the_default(people):
     check_deploy_quota(bob, Lab.objects.create(owner=bob, name="b-two"))  # bob keeps the default of 2
 
 
+def test_operator_defaults_do_not_limit_staff_but_a_quota_made_for_them_does(people):
+    User = get_user_model()
+    admin = User.objects.create_user("admin", is_staff=True)
+    running(admin, "one")
+    running(admin, "two", hosts=40)
+    third = Lab.objects.create(owner=admin, name="three", document=host_lab("three", hosts=3))
+    check_deploy_quota(admin, third)  # over every default, and allowed
+    Quota.objects.create(user=admin, running_labs=2)
+    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for user admin"
+    people[4].members.add(admin)  # and a staff member of a class counts against the class
+    Quota.objects.filter(user=admin).delete()
+    Quota.objects.create(classroom=people[4], running_labs=2)
+    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for class net101"
+
+
 @pytest.mark.parametrize("field, kw, message", [
     ("nodes", {"hosts": 4}, "quota exceeded: nodes 5 of 4 for user alice with this lab (now 1)"),
     ("vms", {"vms": 2}, "quota exceeded: VMs 2 of 1 for user alice with this lab (now 0)"),

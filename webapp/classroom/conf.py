@@ -9,7 +9,7 @@ import os
 from django.conf import settings
 
 DEFAULTS = {
-    # per user: what one student may have running at once
+    # per user: what one student (or instructor) may have running at once; staff have no default limits
     "USER_RUNNING_LABS": 2,
     "USER_NODES": 40,
     "USER_VMS": 4,

@@ -133,7 +133,8 @@ class LabOrigin(models.Model):
 
 
 class Quota(models.Model):
-    """Limits for one user or one class; an empty limit falls back to the operator default (settings)."""
+    """Limits for one user or one class; an empty limit falls back to the operator default (settings). Staff
+    accounts get no operator defaults: only the limits of a row made for them."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
                                 related_name="quota")

@@ -97,15 +97,18 @@ def check_deploy_quota(user, lab: Lab) -> None:
     """Raise QuotaExceeded when deploying `lab` would take its owner or one of the owner's classes over quota.
 
     Quotas belong to the lab's owner (an instructor deploying a student's lab spends the student's quota).
-    `user` is who asks; it is part of the contract for future per-requester rules.
+    `user` is who asks; it is part of the contract for future per-requester rules. The operator's defaults are
+    for students and instructors: a staff account (the operators themselves) is limited only by a Quota row made
+    for it, and by its classes if it is a member of one.
     """
     owner = lab.owner
     running = running_labs().exclude(pk=lab.pk)
     this = lab_usage(lab.document)
 
-    mine = usage_of(running.filter(owner=owner))
     quota = Quota.objects.filter(user=owner).first()
-    _check(f"user {owner.get_username()}", limits_for(quota, "USER"), mine, mine + this)
+    if quota is not None or not owner.is_staff:
+        mine = usage_of(running.filter(owner=owner))
+        _check(f"user {owner.get_username()}", limits_for(quota, "USER"), mine, mine + this)
 
     for classroom in Classroom.objects.filter(members=owner).select_related("quota"):
         theirs = usage_of(running.filter(owner__classes=classroom))
