@@ -267,3 +267,20 @@ def test_an_error_on_a_link_marks_the_link(page, login, user):
     expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
     expect(page.locator("#problem-count")).to_have_text("0")
     assert not page.evaluate("window.topolab.cy.getElementById('link-0').hasClass('has-error')")
+
+
+def test_the_lab_description_is_edited_in_the_editor_and_shown_in_my_labs(page, login, user, screenshot):
+    lab = services.create_lab(user, "described").lab
+    login(page, "edna", PASSWORD)
+    open_editor(page, lab.pk)
+    box = page.locator("#panel textarea[data-role=lab-description]")  # nothing selected: the lab's panel
+    expect(box).to_have_value("")
+    box.fill("Two hosts and a router; ping across")
+    box.blur()
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    screenshot(page, "editor-lab-panel")
+    lab.refresh_from_db()
+    assert lab.description == "Two hosts and a router; ping across"
+    assert lab.document["description"] == "Two hosts and a router; ping across"
+    page.goto("/labs/")
+    expect(page.locator(f"tr[data-lab='{lab.pk}']")).to_contain_text("Two hosts and a router; ping across")

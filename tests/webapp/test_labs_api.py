@@ -194,6 +194,23 @@ def test_patch_renames_the_lab_and_its_document(api, lab):
     assert response.status_code == 200
     body = response.json()
     assert (body["name"], body["description"], body["document"]["name"]) == ("renamed", "d", "renamed")
+    assert body["document"]["description"] == "d"
+
+
+def test_the_description_lives_in_the_document_and_the_lab_follows_it(api, lab):
+    doc = api.get(f"/api/labs/{lab['id']}/").json()["document"]
+    doc["description"] = "OSPF between three routers"
+    body = api.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": doc}, format="json").json()
+    assert body["description"] == "OSPF between three routers"  # what the lab list shows
+    del doc["description"]
+    body = api.put(f"/api/labs/{lab['id']}/", {"version": 2, "document": doc}, format="json").json()
+    assert body["description"] == "" and "description" not in body["document"]
+    body = api.patch(f"/api/labs/{lab['id']}/", {"version": 3, "description": "back"}, format="json").json()
+    assert body["document"]["description"] == "back" and body["valid"]
+    body = api.patch(f"/api/labs/{lab['id']}/", {"version": 4, "description": ""}, format="json").json()
+    assert body["description"] == "" and "description" not in body["document"]
+    created = api.post("/api/labs/", {"name": "with words", "description": "made here"}, format="json").json()
+    assert created["document"]["description"] == "made here"
 
 
 @pytest.mark.parametrize(

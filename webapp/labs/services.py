@@ -314,6 +314,10 @@ def create_lab(owner, name: str, description: str = "", document: dict | None = 
         name = document.get("name") or "untitled"
     name = name[:NAME_MAX]
     document["name"] = name
+    if description:
+        document["description"] = description
+    elif isinstance(document.get("description"), str):
+        description = document["description"]
     lab = Lab.objects.create(owner=owner, name=name, description=description, document=document)
     return Saved(lab, validate(document))
 
@@ -322,10 +326,21 @@ def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, *
     """Store a new document and/or name/description if the lab is still at `expected_version`.
 
     Compare-and-set in one UPDATE, so two writers starting from the same version cannot both win.
-    Raises VersionConflict carrying the current lab.
+    Raises VersionConflict carrying the current lab. The name and description live in the document too: a new
+    one given here is written into it, and a document stored on its own gives them to the lab.
     """
     if document is not None:
         document = check_shape(document)
+    description = fields.get("description")
+    if description is not None:
+        if document is None:
+            document = copy.deepcopy(lab.document)
+        if description:
+            document["description"] = description
+        else:
+            document.pop("description", None)
+    elif document is not None:
+        fields["description"] = document.get("description") or ""
     name = fields.get("name")
     if document is not None:
         if name:

@@ -129,8 +129,15 @@ export class Panel {
 
   renderLab(doc) {
     const nodes = Object.keys(doc.nodes).length;
+    const description = h("textarea", { class: "prose", rows: 3, maxlength: 2000, spellcheck: "true", "data-role": "lab-description" });
+    description.value = typeof doc.description === "string" ? doc.description : "";
+    description.addEventListener("change", () => this.commit((d) => {
+      const value = description.value.trim();
+      if (value) d.description = value; else delete d.description;
+    }, description));
     this.root.append(
       this.header("Lab", `${nodes} node${nodes === 1 ? "" : "s"}, ${doc.links.length} link${doc.links.length === 1 ? "" : "s"}`),
+      h("div", { class: "form-grid" }, field("Description", description, "description", "Shown in My labs")),
       h("p", { class: "muted", text: "Select a node or a link to edit its properties." }),
       h("h3", { text: "Shortcuts" }),
       this.shortcuts(),
