@@ -1,4 +1,4 @@
-"""`python -m netops`: validate, up, down, status, exec, clean (and `image ...` when netops.images exists)."""
+"""`python -m netops`: validate, up, down, status, exec, clean, image ..."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-from . import naming
+from . import images, naming
 from .errors import ApplyError, LabBusyError, NetopsError, TopologyError
 from .events import Event
-from .observe import optional
 
 
 def _print_event(event: Event) -> None:
@@ -123,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_exec)
     p = sub.add_parser("clean", help="destroy every Topolab object on this host")
     p.set_defaults(func=cmd_clean)
-    images = optional("images")
-    if images is not None and hasattr(images, "add_cli"):
-        images.add_cli(sub)
+    images.add_cli(sub)
     return parser
 
 

@@ -8,29 +8,26 @@ from __future__ import annotations
 import errno
 import shutil
 
-from . import naming, procs
+from . import naming, nft, procs, qemu
 from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
 from .kernel import netns
-from .observe import Found, find_tagged, optional
+from .observe import Found, find_tagged
 
 
 def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_event: EventSink = None) -> list[str]:
     removed: list[str] = []
-    qemu = optional("qemu")
-    nft = optional("nft")
     total = 0
     for lab in labs:
         # VMs first (graceful power-down), then every other tagged process of the lab
-        if qemu is not None and hasattr(qemu, "stop_vm"):
-            for proc in procs.find(lab=lab):
-                if proc.role.startswith("qemu:"):
-                    node = proc.role.split(":")[1]
-                    try:
-                        qemu.stop_vm(lab, node)
-                    except Exception as exc:  # the process is killed below anyway; say why it was not graceful
-                        emit(on_event, Event("run.warning", f"{node}: graceful VM stop failed: {exc}", node=node))
+        for proc in procs.find(lab=lab):
+            if proc.role.startswith("qemu:"):
+                node = proc.role.split(":")[1]
+                try:
+                    qemu.stop_vm(lab, node)
+                except Exception as exc:  # the process is killed below anyway; say why it was not graceful
+                    emit(on_event, Event("run.warning", f"{node}: graceful VM stop failed: {exc}", node=node))
         for proc in procs.find(lab=lab):
             procs.stop(proc)
             removed.append(f"process {proc.pid} ({proc.role})")
@@ -48,9 +45,8 @@ def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_ev
             total += 1
             emit(on_event, Event("run.step", f"delete host link {name}", step=total))
     for lab in labs:
-        if nft is not None and hasattr(nft, "delete_lab_tables"):
-            for table in nft.delete_lab_tables(lab) or []:
-                removed.append(f"nft table {table}")
+        for table in nft.delete_lab_tables(lab) or []:
+            removed.append(f"nft table {table}")
     for name, (lab, node) in sorted(found.namespaces.items()):
         if lab not in labs:
             continue

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Callable, NoReturn
 
-from . import destroy, naming, observe, plan as planning
+from . import destroy, dhcpclient, dnsmasq, linkcond, naming, nft, observe, plan as planning, procs, qemu
 from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
@@ -25,7 +25,6 @@ from .kernel import netns
 from .kernel.tap import create_persistent_tap
 from .lock import lab_lock
 from .model import Topology
-from .observe import optional
 from .plan import Step
 
 # a run of at least this many namespace.create steps is created by several threads (netns.create_many); shorter
@@ -87,8 +86,7 @@ def _needs_delay_relay(topology: Topology) -> bool:
     """Whether links with delay/jitter must be carried by netops.delayd (no sch_netem in this kernel)."""
     if not any(planning.needs_delay(lk) for lk in topology.links):
         return False
-    linkcond = optional("linkcond")
-    return linkcond is None or not linkcond.supports_delay()
+    return not linkcond.supports_delay()
 
 
 def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
@@ -247,20 +245,11 @@ class _Applier:
         return ApplyError(f"{step.description}: {exc}", element=step.path, step=step.description,
                           permanent=exc.errno not in (errno.EBUSY, errno.EAGAIN, errno.ENOBUFS))
 
-    def _module(self, name: str, step: Step) -> Any:
-        mod = optional(name)
-        if mod is None:
-            raise ApplyError(f"needs netops.{name}, which is not available", element=step.path)
-        return mod
-
     # -------------------------------------------------------------------------------------------- removal
 
     def do_remove_processes(self, step: Step) -> None:
-        procs = self._module("procs", step)
         if step.params.get("vm"):
-            qemu = optional("qemu")
-            if qemu is not None and hasattr(qemu, "stop_vm"):
-                qemu.stop_vm(self.lab, step.node)
+            qemu.stop_vm(self.lab, step.node)
         for role in step.params["roles"]:
             for proc in procs.find(lab=self.lab, role=role):
                 procs.stop(proc)
@@ -283,7 +272,7 @@ class _Applier:
 
     def do_remove_external_nat(self, step: Step) -> None:
         """The chains of one external in the lab's root table (and the table once empty)."""
-        self._module("nft", step).delete_external_nat(self.lab, step.params["node"])
+        nft.delete_external_nat(self.lab, step.params["node"])
 
     def do_remove_host_forwarding(self, step: Step) -> None:
         """No external with nat left in the lab: give the host's ip_forward back (restored when no lab holds it)."""
@@ -471,12 +460,11 @@ class _Applier:
         link = self.topology.links[p["link"]]
         if p.get("relayed"):  # delay and jitter are the relay's; the kernel keeps rate and loss
             link = replace(link, conditions=replace(link.conditions, delay_ms=None, jitter_ms=None))
-        self._module("linkcond", step).apply(self.lab, link, p["namespace"], p["ifname"])
+        linkcond.apply(self.lab, link, p["namespace"], p["ifname"])
 
     def do_relay_start(self, step: Step) -> None:
         """(Re)start the link's delay relay: a fresh link has fresh interfaces, so an old relay is stopped first."""
         p = step.params
-        procs = self._module("procs", step)
         for old in procs.find(lab=self.lab, role=p["role"]):
             procs.stop(old)
         argv = [sys.executable, "-I", str(DELAYD), "--a", p["a"], "--b", p["b"],
@@ -486,23 +474,23 @@ class _Applier:
 
     def do_nat_router(self, step: Step) -> None:
         p = step.params
-        self._module("nft", step).apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
+        nft.apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
 
     def do_nat_external(self, step: Step) -> None:
         p = step.params
         destroy.host_forwarding_acquire(self.lab)
         import ipaddress
         address = ipaddress.ip_interface(p["address"]) if p["address"] else None
-        self._module("nft", step).apply_external_nat(self.lab, step.node, p["root"], address)
+        nft.apply_external_nat(self.lab, step.node, p["root"], address)
 
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
         iface = self.topology.nodes[step.node].interfaces[p["ifname"]]
-        self._module("dnsmasq", step).start(self.lab, step.node, iface, p["namespace"])
+        dnsmasq.start(self.lab, step.node, iface, p["namespace"])
 
     def do_dhcp_client_start(self, step: Step) -> None:
         p = step.params
-        self._module("dhcpclient", step).start(self.lab, step.node, p["ifname"], p["namespace"])
+        dhcpclient.start(self.lab, step.node, p["ifname"], p["namespace"])
         s = self.sock(p["namespace"])
         deadline = time.monotonic() + DHCP_TIMEOUT
         while True:  # the client returns once it has a lease; confirm the address is on the interface
@@ -516,7 +504,7 @@ class _Applier:
 
     def do_vm_start(self, step: Step) -> None:
         node = self.topology.nodes[step.node]
-        self._module("qemu", step).start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
+        qemu.start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
 
 
 def _raise_first(errors: list[nl.NetlinkError | None]) -> None:

@@ -2,27 +2,15 @@
 from __future__ import annotations
 
 import errno
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
-from types import ModuleType
 
-from . import naming, procs
+from . import dnsmasq, linkcond, naming, nft, procs, qemu
 from .kernel import netns
 from .kernel.netlink import NetlinkSocket
 from .model import NAMESPACE_KINDS, Topology
 from .plan import Inventory, LinkState, NamespaceState
-
-
-def optional(module: str) -> ModuleType | None:
-    """A sibling netops module written by another part of the team, or None while it does not exist."""
-    try:
-        return importlib.import_module(f"netops.{module}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"netops.{module}":
-            raise
-        return None
 
 
 @dataclass
@@ -108,12 +96,9 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
                                                  by_index.get(lk.master))
     for proc in procs.find(lab=lab):
         inv.processes[proc.role] = proc.pid
-    qemu = optional("qemu")
     for role in list(inv.processes):
         if role.startswith("qemu:"):
             inv.vms_running.add(role.split(":")[1])
-    if qemu is not None and hasattr(qemu, "running_vms"):
-        inv.vms_running |= set(qemu.running_vms(lab))
     if topology is not None:
         inv.nat_applied = _nat_tables_present(lab, topology, inv)
         _observe_loss(lab, topology, inv)
@@ -127,10 +112,9 @@ def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -
     an external or the lab holds the host's ip_forward, which every external with nat acquired."""
     from .destroy import host_forwarding_labs  # destroy imports this module
 
-    nft = optional("nft")
     inv.host_forwarding = lab in host_forwarding_labs()
     wanted = topology is not None and any(nd.kind == "external" and nd.nat_external for nd in topology.nodes.values())
-    if nft is None or not (wanted or inv.host_forwarding):
+    if not (wanted or inv.host_forwarding):
         return
     chains = nft.external_nat_chains(lab)
     inv.external_nat = set(chains)
@@ -144,8 +128,7 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
     """Which interfaces have their loss chain, in each namespace holding an end of a link with loss: one `nft` run
     per such namespace, none at all when the document has no loss (the hot path of big labs)."""
     lossy = [lk for lk in topology.links if lk.conditions.loss_pct is not None]
-    linkcond = optional("linkcond") if lossy else None
-    if linkcond is None:
+    if not lossy:
         return
     spaces = set()
     for lk in lossy:
@@ -179,11 +162,10 @@ def node_namespace_states(spaces: netns.Namespaces, names: list[str]) -> dict[st
 def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
     """Routers with NAT whose namespace holds the lab's tagged nft table (one `nft` run per NAT router); externals
     are `_observe_external_nat`'s."""
-    nft = optional("nft")
     out = set()
     for name, node in topology.nodes.items():
         ns = naming.node_namespace(lab, name)
-        if nft is not None and node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
+        if node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
             if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns)):
                 out.add(name)
     return out
@@ -227,8 +209,6 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
     inv = inventory(spaces, lab, topology)
     st = LabStatus(lab)
     fabric = inv.namespaces.get(naming.fabric_namespace(lab))
-    dnsmasq = optional("dnsmasq")
-    qemu = optional("qemu")
     if topology is None:  # nothing stored: report what the kernel holds
         for name, ns in inv.namespaces.items():
             node = naming.parse_namespace(name)[1]  # type: ignore[index]
@@ -284,7 +264,7 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
                 drift.append(f"{path}: forwarding is off")
             state = "stopped" if stopped else ("degraded" if drift else "running")
             ns_status = NodeStatus(node.kind, state, ifaces)
-            if dnsmasq is not None and any(i.dhcp_server for i in node.interfaces.values()):
+            if any(i.dhcp_server for i in node.interfaces.values()):
                 ns_status.leases = [
                     {"mac": le.mac, "ip": str(le.ip), "hostname": le.hostname, "expires": le.expiry}
                     for iname, i in node.interfaces.items() if i.dhcp_server
@@ -299,7 +279,7 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
             state = "absent" if fabric is None else ("degraded" if drift else "running")
             st.nodes[name] = NodeStatus(node.kind, state)
         elif node.kind == "vm":
-            vm = qemu.vm_status(lab, name) if qemu is not None and hasattr(qemu, "vm_status") else None
+            vm = qemu.vm_status(lab, name)
             running = name in inv.vms_running
             if not running:
                 drift.append(f"{path}: VM not running")
