@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,11 +21,23 @@ def _own_net_ns() -> str:
     return os.readlink("/proc/thread-self/ns/net")
 
 
+@contextmanager
+def _spaces(names: list[str], keep: tuple[str, ...] = ()) -> Iterator[netns.Namespaces]:
+    """A Namespaces for the test; afterwards it is closed and every name but `keep` is deleted."""
+    spaces = netns.Namespaces()
+    try:
+        yield spaces
+    finally:
+        spaces.close()
+        for name in names:
+            if name not in keep:
+                netns.delete(name)
+
+
 def test_create_many_runs_each_job_inside_its_own_new_namespace():
     names = _names(12)
     host = _own_net_ns()
-    spaces = netns.Namespaces()
-    try:
+    with _spaces(names) as spaces:
         futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
         seen = [f.result(timeout=30) for f in futures]
         assert host not in seen
@@ -33,33 +47,25 @@ def test_create_many_runs_each_job_inside_its_own_new_namespace():
             # the job ran in the namespace now pinned under that name
             assert spaces.run_in(name, _own_net_ns) == ns_id
         assert _own_net_ns() == host  # the caller never left the host namespace
-    finally:
-        spaces.close()
-        for name in names:
-            netns.delete(name)
 
 
 def test_a_taken_name_fails_only_its_own_namespace_and_is_left_alone():
     names = _names(6)
     foreign = names[3]
     subprocess.run(["ip", "netns", "add", foreign], check=True)
-    spaces = netns.Namespaces()
     try:
-        futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
-        for name, fut in zip(names, futures):
-            if name == foreign:
-                with pytest.raises(FileExistsError):
-                    fut.result(timeout=30)
-            else:
-                assert fut.result(timeout=30)
-                assert os.path.ismount(netns.path(name))
-        spaces.close()
-        assert os.path.ismount(netns.path(foreign))  # still the foreign one, still mounted
+        with _spaces(names, keep=(foreign,)) as spaces:
+            futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
+            for name, fut in zip(names, futures):
+                if name == foreign:
+                    with pytest.raises(FileExistsError):
+                        fut.result(timeout=30)
+                else:
+                    assert fut.result(timeout=30)
+                    assert os.path.ismount(netns.path(name))
+            spaces.close()
+            assert os.path.ismount(netns.path(foreign))  # still the foreign one, still mounted
     finally:
-        spaces.close()
-        for name in names:
-            if name != foreign:
-                netns.delete(name)
         subprocess.run(["ip", "netns", "del", foreign], check=True)
 
 
@@ -74,8 +80,7 @@ def test_a_failing_job_fails_its_own_future_only_and_workers_return_home():
             return _own_net_ns()
         return job
 
-    spaces = netns.Namespaces()
-    try:
+    with _spaces(names) as spaces:
         futures = spaces.create_many([(n, job_for(n)) for n in names], workers=2)
         with pytest.raises(ValueError, match="job refused"):
             futures[2].result(timeout=30)
@@ -85,10 +90,6 @@ def test_a_failing_job_fails_its_own_future_only_and_workers_return_home():
         # both workers are back in the host namespace: a job without a namespace runs there
         assert spaces._submit(None, _own_net_ns) == host
         assert all(spaces._put(w, None, _own_net_ns).result(timeout=30) == host for w in spaces._helpers)
-    finally:
-        spaces.close()
-        for name in names:
-            netns.delete(name)
 
 
 def test_mount_points_made_but_never_used_are_removed_on_close():
