@@ -3,6 +3,8 @@
 `open_shell()` runs, on a new pty, the argv chain (each step execs the next, so one pid from start to end)::
 
     nsenter --net=/run/netns/tl-<lab>-<node> --    (engine.exec_argv: the namespace, after checking its tag)
+    python -I -S netops/_console_ns.py <node> --    (own UTS namespace named after the node, own mount
+                                                     namespace with /sys for the node, as `ip netns exec`)
     setsid --ctty                                   (own session, the pty as controlling terminal)
     setpriv --reuid U --regid G --clear-groups --inh-caps +net_admin,+net_raw --ambient-caps +... --
     bash --noprofile --norc -i                      (or busybox sh -i)
@@ -28,15 +30,18 @@ import socket
 import stat
 import struct
 import subprocess
+import sys
 import termios
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import engine, naming, procs, qemu
 from .errors import ApplyError
 
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
 DEFAULT_USER = "nobody"
+CONSOLE_NS = Path(__file__).with_name("_console_ns.py")  # run by path with `python -I -S`
 CAPS = "+net_admin,+net_raw"
 
 
@@ -55,13 +60,13 @@ def shell_program() -> list[str]:
     raise ApplyError("neither bash nor busybox is installed on the agent host")
 
 
-def shell_argv(prefix: list[str], user: str = DEFAULT_USER) -> list[str]:
+def shell_argv(prefix: list[str], node: str, user: str = DEFAULT_USER) -> list[str]:
     """The whole argv after `prefix` (engine.exec_argv). Pure but for the user lookup."""
     try:
         entry = pwd.getpwnam(user)
     except KeyError as exc:
         raise ApplyError(f"console user {user!r} does not exist on the agent host") from exc
-    return [*prefix, "setsid", "--ctty",
+    return [*prefix, sys.executable, "-I", "-S", str(CONSOLE_NS), node, "--", "setsid", "--ctty",
             "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
             f"--inh-caps={CAPS}", f"--ambient-caps={CAPS}", "--",
             *shell_program()]
@@ -152,7 +157,7 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
     if not isinstance(node, str) or not naming.NODE_NAME_RE.fullmatch(node):
         raise ApplyError(f"node name {node!r} is not valid", element="nodes")
     prefix = engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
-    argv = procs.check_argv(shell_argv(prefix, user))
+    argv = procs.check_argv(shell_argv(prefix, node, user))
     env = dict(procs.BASE_ENV, TERM="xterm-256color", HOME="/tmp", LANG="C.UTF-8", LC_ALL="C.UTF-8",
                PS1=f"{node}:\\w\\$ ", HISTFILE="/dev/null",
                **{naming.PROCESS_TAG_ENV: lab, naming.PROCESS_ROLE_ENV: role(session)})

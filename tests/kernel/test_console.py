@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import re
 import select
+import socket
 import time
 from pathlib import Path
 
@@ -101,6 +102,20 @@ def test_a_shell_runs_inside_the_node_and_sees_its_address(deployed):
     finally:
         shell.close()
     assert not shell.alive()
+
+
+def test_the_shell_is_named_after_its_node_and_sees_its_own_sys(deployed):
+    host_name = socket.gethostname()
+    shell = console.open_shell(deployed, "h1", "t5")
+    try:
+        shell.write(b"echo host-$(hostname); echo net-$(ls /sys/class/net | tr '\\n' ,); echo done-$((3*3))\n")
+        out = read_until(shell.read, b"done-9")
+        assert b"host-h1\r\n" in out
+        assert b"net-eth0,lo,\r\n" in out  # the node's interfaces, not the host's
+    finally:
+        shell.close()
+    assert socket.gethostname() == host_name  # the host keeps its name
+    assert sorted(os.listdir("/sys/class/net")) != ["eth0", "lo"]  # and its /sys
 
 
 def test_closing_a_console_leaves_no_process_even_background_jobs(deployed):
