@@ -127,6 +127,8 @@ export function createCanvas(container, doc, { iconBase }) {
     hideLabelsOnViewport: big,
     motionBlur: false,
     pixelRatio: big ? 1 : "auto",
+    // a double click (rename) may be as slow as the desktop's default, not only cytoscape's 250 ms
+    multiClickDebounceTime: 400,
   });
   if (names.length === 1) cy.zoom(1).center();
   return cy;
