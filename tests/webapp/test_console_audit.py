@@ -29,15 +29,6 @@ pytestmark = [pytest.mark.webapp]
 DOC = {"version": 1, "name": "audit", "nodes": {"h1": {"kind": "host"}}, "links": []}
 
 
-@pytest.fixture
-def olga():
-    return get_user_model().objects.create_user("olga", password="pw-olga-123")
-
-
-@pytest.fixture
-def mallory():
-    return get_user_model().objects.create_user("mallory", password="pw-mallory-123")
-
 
 def client_of(user) -> Client:
     client = Client()

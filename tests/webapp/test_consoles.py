@@ -15,7 +15,6 @@ import dpkt
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from netops import engine, naming, procs
@@ -45,15 +44,6 @@ DOC = {
     "links": [{"endpoints": ["r1:eth0", "br-in"]}, {"endpoints": ["h1:eth0", "br-in"]}],
 }
 
-
-@pytest.fixture
-def olga():
-    return get_user_model().objects.create_user("olga", password="pw-olga-123")
-
-
-@pytest.fixture
-def mallory():
-    return get_user_model().objects.create_user("mallory", password="pw-mallory-123")
 
 
 def cookie_of(user) -> bytes:

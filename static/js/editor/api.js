@@ -55,5 +55,13 @@ export const labs = {
   exportUrl: (id, format) => `/api/labs/${id}/export?format=${encodeURIComponent(format)}`,
 };
 
+/** Import a lab file and open the new lab; its import warnings wait in sessionStorage for the editor to show. */
+export async function importAndOpen(file) {
+  const result = await labs.importFile(file);
+  const warnings = result.warnings.map((w) => `${w.path}: ${w.message}`);
+  if (warnings.length) sessionStorage.setItem("topolab-import-warnings", JSON.stringify(warnings));
+  window.location.assign(`/labs/${result.lab.id}/`);
+}
+
 export const validate = (document) => request("POST", "/api/validate/", { document });
 export const images = () => request("GET", "/api/images/");

@@ -1,5 +1,5 @@
 // "My labs": create, rename, duplicate, delete and import, through the REST API; the table is server-rendered.
-import { labs } from "./api.js";
+import { importAndOpen, labs } from "./api.js";
 
 const message = document.getElementById("labs-message");
 
@@ -29,10 +29,7 @@ document.getElementById("import-lab-file").addEventListener("change", async (eve
   const file = event.target.files[0];
   if (!file) return;
   try {
-    const result = await labs.importFile(file);
-    const warnings = result.warnings.map((w) => `${w.path}: ${w.message}`);
-    if (warnings.length) sessionStorage.setItem("topolab-import-warnings", JSON.stringify(warnings));
-    window.location.assign(`/labs/${result.lab.id}/`);
+    await importAndOpen(file);
   } catch (err) {
     say(`Could not import ${file.name}: ${describe(err)}`, true);
   } finally {

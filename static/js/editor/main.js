@@ -1,7 +1,7 @@
 // The lab editor: loads a lab, wires the canvas, palette, panel, history and autosave together.
 // The topology document in `state.doc` is the only model; the canvas is redrawn from it after every change.
 import cytoscape from "cytoscape";
-import { images as fetchImages, labs } from "./api.js";
+import { images as fetchImages, importAndOpen, labs } from "./api.js";
 import { Autosave } from "./autosave.js";
 import { createCanvas, markProblems, syncCanvas } from "./canvas.js";
 import { History } from "./history.js";
@@ -389,10 +389,7 @@ function wireToolbar(cy) {
     const file = e.target.files[0];
     if (!file) return;
     try {
-      const result = await labs.importFile(file);
-      const warnings = result.warnings.map((w) => `${w.path}: ${w.message}`);
-      if (warnings.length) sessionStorage.setItem("topolab-import-warnings", JSON.stringify(warnings));
-      window.location.assign(`/labs/${result.lab.id}/`);
+      await importAndOpen(file);
     } catch (err) {
       setStatus("error", `Error: import failed: ${err.message}`);
     } finally {
