@@ -68,6 +68,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/(?P<pk>[0-9]+)/links/(?P<index>[0-9]+)/", "delete"): ("labs", "edit", "/api/labs/{pk}/links/0/?version=1", None),
     ("api/labs/(?P<pk>[0-9]+)/duplicate/", "post"): ("labs", "edit", "/api/labs/{pk}/duplicate/", {}),
     ("api/labs/(?P<pk>[0-9]+)/export/", "get"): ("labs", "view", "/api/labs/{pk}/export/", None),
+    ("api/labs/(?P<pk>[0-9]+)/uplinks/", "get"): ("labs", "view", "/api/labs/{pk}/uplinks/", None),
     ("api/labs/<int:pk>/export", "get"): ("labs", "view", "/api/labs/{pk}/export", None),
     ("api/labs/(?P<pk>[0-9]+)/deploy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/deploy/", None),
     ("api/labs/(?P<pk>[0-9]+)/destroy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/destroy/", None),

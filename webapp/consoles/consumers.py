@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from netops import capture as netcapture
 
 from . import conf, services
-from .models import Capture, ConsoleSession
+from .models import Capture
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -53,8 +53,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if refusal:
             return await self.refuse(*refusal)
         self.pending = bytearray()
-        self.session_pk = await database_sync_to_async(
-            lambda: services.start_session(user, lab, node, ConsoleSession.Kind.CONSOLE).pk)()
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
@@ -71,9 +69,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return (CLOSE_FORBIDDEN, "you may not open consoles in this lab"), None
         if why:
             return (CLOSE_NOT_FOUND, "no such node with a console in this lab"), None
-        if services.open_consoles(user) >= conf.console_max_open():
+        session = services.claim_console(user, lab, node)  # the limit checked and claimed atomically
+        if session is None:
             return (CLOSE_TOO_MANY, f"at most {conf.console_max_open()} consoles may be open at once"), None
         self.kind = kind
+        self.session_pk = session.pk
         return None, lab
 
     async def refuse(self, code: int, message: str) -> None:

@@ -98,6 +98,15 @@ def validate(document: dict) -> list[Problem]:
         return exc.problems
 
 
+def lab_problems(lab: Lab, requester=None, document: dict | None = None) -> list[Problem]:
+    """Every problem of the lab's document (or `document`), including host bridges its owner (and the requester,
+    when someone else asks) may not use (webapp.labs.uplinks)."""
+    from . import uplinks
+
+    document = lab.document if document is None else document
+    return validate(document) + uplinks.uplink_problems(document, uplinks.bridges_for_lab(lab, requester))
+
+
 def problems_as_dicts(problems: list[Problem]) -> list[dict[str, str]]:
     return [{"path": p.path, "message": p.message} for p in problems]
 
@@ -319,7 +328,7 @@ def create_lab(owner, name: str, description: str = "", document: dict | None = 
     elif isinstance(document.get("description"), str):
         description = document["description"]
     lab = Lab.objects.create(owner=owner, name=name, description=description, document=document)
-    return Saved(lab, validate(document))
+    return Saved(lab, lab_problems(lab))
 
 
 def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, **fields: Any) -> Saved:
@@ -362,7 +371,7 @@ def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, *
         lab = Lab.objects.get(pk=lab.pk)
     if not changed:
         raise VersionConflict(lab)
-    return Saved(lab, validate(lab.document))
+    return Saved(lab, lab_problems(lab))
 
 
 def apply_operation(lab: Lab, expected_version: int, operation, *args, **kwargs) -> tuple[Saved, Any]:
@@ -372,6 +381,34 @@ def apply_operation(lab: Lab, expected_version: int, operation, *args, **kwargs)
     document = copy.deepcopy(lab.document)
     result = operation(document, *args, **kwargs)
     return save_lab(lab, expected_version, document=document), result
+
+
+class LabInUse(Exception):
+    """The lab may have kernel objects (deployed) or a run in progress, so it may not be deleted yet."""
+
+
+def delete_lab(lab: Lab) -> None:
+    """Delete a lab that has nothing in the kernel; raise LabInUse (naming the Destroy button) otherwise.
+
+    The check and the delete are one transaction, so a deploy started in between cannot slip through: on
+    SQLite every write transaction is IMMEDIATE (one writer at a time), elsewhere the lab row is locked.
+    """
+    with transaction.atomic():
+        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        refusal = _deletion_refusal(lab)
+        if refusal:
+            raise LabInUse(refusal)
+        lab.delete()
+
+
+def _deletion_refusal(lab: Lab) -> str | None:
+    from django.apps import apps
+
+    if not apps.is_installed("webapp.runs"):
+        return None
+    from webapp.runs.services import deletion_refusal
+
+    return deletion_refusal(lab)
 
 
 def duplicate_lab(lab: Lab, owner, name: str | None = None) -> Saved:

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from netops.errors import Problem, TopologyError
 
-from .. import services
+from .. import services, uplinks
 from ..models import Lab
 from ..permissions import LabAccess, visible_labs
 from . import serializers as s
@@ -83,7 +83,7 @@ class LabViewSet(viewsets.GenericViewSet):
         return Response({**body, **extra} if extra else body, status=code)
 
     def _conflict(self, exc: services.VersionConflict) -> Response:
-        saved = services.Saved(exc.lab, services.validate(exc.lab.document))
+        saved = services.Saved(exc.lab, services.lab_problems(exc.lab))
         lab = s.LabSerializer(saved.lab, context={"problems": services.problems_as_dicts(saved.problems)}).data
         return Response(
             {"detail": f"The lab was changed elsewhere; it is now at version {exc.lab.version}.", "lab": lab},
@@ -128,7 +128,7 @@ class LabViewSet(viewsets.GenericViewSet):
                    responses={200: s.LabSerializer, 404: OpenApiResponse(description="No such lab (or not yours)")})
     def retrieve(self, request: Request, pk=None) -> Response:
         lab = self.get_object()
-        return self._lab_response(services.Saved(lab, services.validate(lab.document)))
+        return self._lab_response(services.Saved(lab, services.lab_problems(lab)))
 
     @extend_schema(operation_id="labs_update", tags=LAB_TAG, summary="Replace a lab's document",
                    description="Stores the whole document (and name/description) if `version` is current. "
@@ -157,10 +157,23 @@ class LabViewSet(viewsets.GenericViewSet):
         return self._lab_response(saved)
 
     @extend_schema(operation_id="labs_destroy", tags=LAB_TAG, summary="Delete a lab",
-                   responses={204: None})
+                   description="Only a lab with nothing in the kernel: a deployed lab (or one with a deploy or "
+                               "destroy in progress) answers 409; press Destroy first.",
+                   responses={204: None, 409: OpenApiResponse(s.DetailSerializer, description="Still deployed")})
     def destroy(self, request: Request, pk=None) -> Response:
-        self.get_object().delete()
+        try:
+            services.delete_lab(self.get_object())
+        except services.LabInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(operation_id="labs_uplinks", tags=LAB_TAG, summary="Host bridges this lab may attach to",
+                   description="The host bridges an `external` node of this lab may name (the operator's list, "
+                               "narrowed by the owner's role or class, and the caller's); NAT is always open.",
+                   responses={200: s.UplinksSerializer})
+    @action(detail=True, methods=["get"])
+    def uplinks(self, request: Request, pk=None) -> Response:
+        return Response(uplinks.uplinks_for_lab(self.get_object(), request.user))
 
     # -- document operations ------------------------------------------------------------------------------------
 
@@ -308,7 +321,7 @@ class ValidateView(APIView):
             document = services.check_shape(serializer.validated_data["document"])
         except services.DocumentError as exc:
             return errors_response(exc.problems)
-        problems = services.validate(document)
+        problems = services.validate(document) + uplinks.uplink_problems(document, uplinks.bridges_for(request.user))
         return Response({"valid": not problems, "errors": services.problems_as_dicts(problems)})
 
 

@@ -6,8 +6,6 @@ Labs the user may not see answer 404, as in the labs API.
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from django.apps import apps
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -17,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.strict import body_problems
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, can_view, visible_labs
 
@@ -35,14 +34,6 @@ def _lab(request: Request, pk: int) -> Lab:
     return lab
 
 
-def _check_quota(user, lab: Lab) -> None:
-    """The classroom app's quotas, checked before anything is created (no-op without that app)."""
-    if apps.is_installed("webapp.classroom"):
-        from webapp.classroom.services import check_deploy_quota
-
-        check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
-
-
 class _StartRunView(APIView):
     kind: str = ""
 
@@ -50,11 +41,12 @@ class _StartRunView(APIView):
         lab = _lab(request, pk)
         if not can_deploy(request.user, lab):
             raise PermissionDenied("You may view this lab but not deploy or destroy it.")
+        unknown = body_problems(request)
+        if unknown:
+            return Response({"errors": [{"path": k, "message": m} for k, m in unknown]},
+                            status=status.HTTP_400_BAD_REQUEST)
         try:
-            with transaction.atomic():  # the quota check and the new run see the same running labs
-                if self.kind == Run.Kind.DEPLOY:
-                    _check_quota(request.user, lab)
-                run = services.start_run(lab, request.user, self.kind)
+            run = services.start_run(lab, request.user, self.kind)  # quotas, in the same transaction
         except services.InvalidDocument as exc:
             return Response({"errors": [p.as_dict() for p in exc.problems]}, status=status.HTTP_400_BAD_REQUEST)
         except services.LabBusy as exc:
@@ -67,7 +59,8 @@ _START_RESPONSES = {
     202: s.RunSerializer,
     400: OpenApiResponse(s.ErrorsSerializer, description="The document is invalid; each error names its path"),
     403: OpenApiResponse(description="You may view this lab but not deploy it, or (deploy) a quota would be "
-                                     "exceeded: 'quota exceeded: running labs 2 of 2 for user alice'"),
+                                     "exceeded: {detail: 'quota exceeded: running labs 2 of 2 for user alice "
+                                     "(lab1, lab2)', labs: [{id, name, url}]}"),
     404: OpenApiResponse(description="No such lab, or not yours"),
     409: OpenApiResponse(s.BusySerializer, description="Another deploy or destroy of this lab is active"),
 }
