@@ -43,10 +43,14 @@ def live_server_url(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn)
     """http://127.0.0.1:<port> of a real daphne serving webapp.asgi against the test DB and Redis."""
     port = _free_port()
     log_path = test_tmpdir / "daphne.log"
+    # DEBUG stays off, as `make run` has it (static files and error pages are tested that way). Every test signs
+    # in from 127.0.0.1 against this one daphne: the sign-in limit is the operator's, not a test's.
+    env = {**topolab_subprocess_env, "TOPOLAB_THROTTLE_LOGIN": "1000/minute"}
+    env.pop("TOPOLAB_DEBUG", None)
     proc = spawn(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
         log_path=log_path,
-        env=topolab_subprocess_env,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -9,6 +9,7 @@ import { autoLayout, fit, zoomBy } from "./layout.js";
 import * as M from "./model.js";
 import { createPalette } from "./palette.js";
 import { Panel } from "./panel.js";
+import { initVersions } from "./versions.js";
 
 const root = document.getElementById("editor");
 const labPk = root.dataset.lab;
@@ -29,12 +30,14 @@ function setStatus(kind, text) {
 }
 
 const autosave = new Autosave({ delay: 800, save, onState: setStatus });
+const versions = initVersions(statusEl);
 
 async function save() {
   const sent = M.clone(state.doc);
   try {
     const lab = await labs.save(labPk, state.version, sent, sent.name || undefined);
     state.version = lab.version;
+    versions.editing(lab.version);
     showProblems(lab.errors);
     return "saved";
   } catch (err) {
@@ -51,6 +54,7 @@ async function save() {
 function adopt(lab) {
   state.doc = M.normalise(lab.document);
   state.version = lab.version;
+  versions.editing(lab.version);
   $("lab-name").value = lab.name;
   if (state.cy) {
     syncCanvas(state.cy, state.doc);
@@ -447,6 +451,8 @@ async function start() {
   }));
   cy.forceRender();
   fetchImages().then((list) => panel.setImages(list)).catch(() => panel.setImages([]));
+  versions.deployed(lab.deployed_version);
+  labs.uplinks(labPk).then((u) => panel.setUplinks(u)).catch(() => {});
 }
 
 /** Deploy/Destroy controls live in their own module (runs app); the editor works without them. */
@@ -456,7 +462,10 @@ async function loadExtensions(cy) {
     window.topolab.deploy = initDeploy({
       labId: labPk, cy, editable, toolbarEl: root.querySelector(".toolbar"), container: document.body,
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
-      onEvent: () => window.topolab.consoles?.render(), // Console/Capture follow the nodes' states
+      onEvent: (event) => { // Console/Capture follow the nodes' states; the versions line follows deploys
+        versions.event(event);
+        window.topolab.consoles?.render();
+      },
     });
   } catch (err) {
     console.warn("deploy controls unavailable:", err);

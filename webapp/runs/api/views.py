@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.core.strict import body_problems
+from webapp.core.throttling import ScopedThrottle
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, can_view, visible_labs
 
@@ -36,6 +37,8 @@ def _lab(request: Request, pk: int) -> Lab:
 
 class _StartRunView(APIView):
     kind: str = ""
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "deploy"
 
     def post(self, request: Request, pk: int) -> Response:
         lab = _lab(request, pk)
@@ -120,6 +123,9 @@ class LabEventsView(APIView):
 
 
 class LabStatusView(APIView):
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "status"
+
     @extend_schema(operation_id="labs_status", tags=TAGS,
                    responses={200: s.LabStatusSerializer,
                               503: OpenApiResponse(s.DetailSerializer, description="The agent did not answer")},
