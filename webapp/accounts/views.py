@@ -36,9 +36,8 @@ class ThrottledLoginView(LoginView):
     def post(self, request, *args, **kwargs):
         allowed, wait = login_allowed(request)
         if not allowed:
-            form = self.get_form()
-            form.add_error(None, f"Too many sign-in attempts; try again in {int(wait or 60) + 1} seconds.")
-            response = self.render_to_response(self.get_context_data(form=form))
+            message = f"Too many sign-in attempts; try again in {int(wait or 60) + 1} seconds."
+            response = self.render_to_response(self.get_context_data(form=self.get_form(), throttled=message))
             response.status_code = 429
             return response
         return super().post(request, *args, **kwargs)
