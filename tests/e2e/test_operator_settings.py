@@ -1,0 +1,61 @@
+"""Operator settings in Chromium, against daphne as `make run` starts it (DEBUG off): every static file of the
+editor loads (ours and /static/vendor/ from node_modules), an error page shows no traceback, and the editor says
+which version runs when it is not the one being edited."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from webapp.labs.models import Lab
+from webapp.runs import services as run_services
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+DOC = {"version": 1, "name": "v", "nodes": {"h1": {"kind": "host"}}, "links": []}
+
+
+@pytest.fixture
+def dora(login, page):
+    user = get_user_model().objects.create_user("dora", password="correct horse battery")
+    login(page, "dora", "correct horse battery")
+    return user
+
+
+def test_with_debug_off_every_static_file_of_the_editor_loads(page, dora):
+    lab = Lab.objects.create(owner=dora, name="static", document=DOC)
+    statics: dict[str, int] = {}
+    page.on("response", lambda r: statics.__setitem__(r.url, r.status) if "/static/" in r.url else None)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_selector("#editor[data-ready=true]")
+    page.wait_for_load_state("networkidle")
+    vendor = [u for u in statics if "/static/vendor/" in u]
+    ours = [u for u in statics if "/static/js/" in u or "/static/css/" in u]
+    assert vendor and ours, statics
+    assert {u: s for u, s in statics.items() if s not in (200, 304)} == {}
+
+
+def test_an_error_page_shows_no_traceback_and_no_url_list(page, dora):
+    response = page.goto("/labs/999999/")
+    assert response.status == 404
+    text = page.content()
+    assert "Traceback" not in text and "URLconf" not in text and "api/labs" not in text
+    response = page.goto("/static/js/editor/no-such-file.js")
+    assert response.status == 404 and "Traceback" not in page.content()
+
+
+def test_the_editor_says_which_version_runs_while_another_is_edited(page, dora, screenshot):
+    lab = Lab.objects.create(owner=dora, name="versions", document=DOC, version=3)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_selector("#editor[data-ready=true]")
+    assert page.locator("#deploy-versions").is_hidden()  # nothing deployed: nothing to compare
+    run_services.set_deployed(lab.pk, True, DOC, 1)
+    page.reload()
+    page.wait_for_selector("#editor[data-ready=true]")
+    line = page.locator("#deploy-versions")
+    line.wait_for(state="visible")
+    assert line.inner_text() == "deployed: version 1, editing: version 3"
+    screenshot(page, "e2e/versions-line")
+    run_services.set_deployed(lab.pk, True, DOC, 3)
+    page.reload()
+    page.wait_for_selector("#editor[data-ready=true]")
+    assert page.locator("#deploy-versions").is_hidden()
