@@ -59,3 +59,83 @@ def test_the_editor_says_which_version_runs_while_another_is_edited(page, dora, 
     page.reload()
     page.wait_for_selector("#editor[data-ready=true]")
     assert page.locator("#deploy-versions").is_hidden()
+
+
+def test_a_students_docker0_uplink_shows_on_the_canvas_and_deploy_is_refused(page, dora, screenshot):
+    doc = {"version": 1, "name": "up", "links": [{"endpoints": ["r1:eth0", "wan"]}],
+           "nodes": {"r1": {"kind": "router", "interfaces": {"eth0": {"address": "203.0.113.2/24"}},
+                            "ui": {"x": 100, "y": 100}},
+                     "wan": {"kind": "external", "bridge": "docker0", "ui": {"x": 300, "y": 100}}}}
+    lab = Lab.objects.create(owner=dora, name="uplink", document=doc)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_selector("#editor[data-ready=true]")
+    problems = page.locator("#problem-list li")
+    problems.first.wait_for()
+    assert "'docker0' is not a bridge labs may use on this server" in problems.first.inner_text()
+    page.click("#btn-deploy")
+    page.locator("#deploy-status[data-state=error]").wait_for()
+    screenshot(page, "e2e/docker0-refused")
+    from webapp.runs.models import Run
+
+    assert not Run.objects.filter(lab=lab).exists()
+
+
+@pytest.fixture(scope="module")
+def bridges_server(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
+    """A second daphne whose operator allows the host bridges br-lab and br-e2e (TOPOLAB_UPLINK_BRIDGES)."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**topolab_subprocess_env, "TOPOLAB_UPLINK_BRIDGES": "br-lab,br-e2e", "TOPOLAB_THROTTLE_LOGIN": "1000/minute"}
+    log = test_tmpdir / "daphne-bridges.log"
+    proc = spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+                 log_path=log, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"daphne did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_external_panel_offers_the_bridges_the_operator_allows(browser, bridges_server, screenshot):
+    from webapp.accounts.models import Profile, Role
+
+    user = get_user_model().objects.create_user("ivy", password="correct horse battery")
+    Profile.objects.create(user=user, role=Role.INSTRUCTOR)
+    doc = {"version": 1, "name": "panel", "links": [],
+           "nodes": {"wan": {"kind": "external", "bridge": "br-lab", "ui": {"x": 200, "y": 200}}}}
+    lab = Lab.objects.create(owner=user, name="panel", document=doc)
+    context = browser.new_context(base_url=bridges_server, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto("/accounts/login/")
+        page.fill("#id_username", "ivy")
+        page.fill("#id_password", "correct horse battery")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.goto(f"/labs/{lab.pk}/")
+        page.wait_for_selector("#editor[data-ready=true]")
+        assert page.locator("#problem-list li.empty").count() == 1  # br-lab is allowed for an instructor
+        page.evaluate("() => window.topolab.cy.getElementById('wan').select()")
+        options = page.locator("datalist[data-role=uplink-bridges] option")
+        options.first.wait_for(state="attached")
+        assert [options.nth(i).get_attribute("value") for i in range(options.count())] == ["br-lab", "br-e2e"]
+        assert "Allowed on this server: br-lab, br-e2e" in page.locator("#panel").inner_text()
+        screenshot(page, "e2e/external-panel-bridges")
+    finally:
+        context.close()
