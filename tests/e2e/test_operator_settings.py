@@ -81,35 +81,10 @@ def test_a_students_docker0_uplink_shows_on_the_canvas_and_deploy_is_refused(pag
 
 
 @pytest.fixture(scope="module")
-def bridges_server(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
+def bridges_server(daphne_with):
     """A second daphne whose operator allows the host bridges br-lab and br-e2e (TOPOLAB_UPLINK_BRIDGES)."""
-    import socket
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**topolab_subprocess_env, "TOPOLAB_UPLINK_BRIDGES": "br-lab,br-e2e", "TOPOLAB_THROTTLE_LOGIN": "1000/minute"}
-    log = test_tmpdir / "daphne-bridges.log"
-    proc = spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
-                 log_path=log, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"daphne did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+    with daphne_with("daphne-bridges", TOPOLAB_UPLINK_BRIDGES="br-lab,br-e2e") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_external_panel_offers_the_bridges_the_operator_allows(browser, bridges_server, screenshot):

@@ -220,15 +220,8 @@ def test_parallel_deploys_of_two_labs_never_both_take_the_last_slot(people, tran
     sam = people["sam"]
     Quota.objects.create(user=sam, running_labs=1)
     labs = [Lab.objects.create(owner=sam, name=f"l{i}", document=hosts(1)) for i in range(2)]
-    codes, barrier = [], threading.Barrier(2)
-
-    def deploy(lab):
-        barrier.wait()
-        codes.append(client(sam).post(f"/api/labs/{lab.pk}/deploy/").status_code)
-
-    threads = [threading.Thread(target=deploy, args=(lab,)) for lab in labs]
-    [t.start() for t in threads]
-    [t.join(30) for t in threads]
+    pending = list(labs)
+    codes = at_once(2, lambda: client(sam).post(f"/api/labs/{pending.pop().pk}/deploy/").status_code)
     assert sorted(codes) == [202, 403]
     assert Run.objects.count() == 1
 
@@ -417,20 +410,31 @@ def test_captures_go_with_their_lab_and_after_the_retention_period(people, setti
 # ------------------------------------------------------------------------------------------------ atomic limits
 
 
+def at_once(n: int, fn) -> list:
+    """fn() in n threads released together (each with its own database connection); their results."""
+    from django.db import connection
+
+    barrier, results = threading.Barrier(n), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(fn())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    return results
+
+
 @pytest.mark.django_db(transaction=True)
 def test_twenty_parallel_console_claims_never_exceed_the_limit(settings):
     settings.CONSOLE_MAX_OPEN = 5
     user = get_user_model().objects.create_user("para")
     lab = Lab.objects.create(owner=user, name="p", document=hosts(1))
-    barrier, results = threading.Barrier(20), []
-
-    def claim():
-        barrier.wait()
-        results.append(console_services.claim_console(user, lab, "h1"))
-
-    threads = [threading.Thread(target=claim) for _ in range(20)]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
+    results = at_once(20, lambda: console_services.claim_console(user, lab, "h1"))
     assert sum(r is not None for r in results) == 5
     assert ConsoleSession.objects.filter(user=user, ended__isnull=True).count() == 5
 
@@ -441,15 +445,7 @@ def test_twenty_parallel_capture_claims_never_exceed_the_limit(settings):
     user = get_user_model().objects.create_user("cappara")
     lab = Lab.objects.create(owner=user, name="p", document=hosts(1))
     clean = {"link": None, "node": "h1", "interface": "eth0", "filter": ""}
-    barrier, results = threading.Barrier(20), []
-
-    def claim():
-        barrier.wait()
-        results.append(console_services.claim_capture(user, lab, clean))
-
-    threads = [threading.Thread(target=claim) for _ in range(20)]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
+    results = at_once(20, lambda: console_services.claim_capture(user, lab, clean))
     assert sum(r is not None for r in results) == 3
     assert Capture.objects.filter(started_by=user, status__in=Capture.ACTIVE).count() == 3
 
