@@ -494,3 +494,22 @@ async def test_twenty_parallel_console_websockets_never_exceed_the_limit(setting
         for comm in comms:
             if not comm.future.done():
                 await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_labs_capture_files_are_deleted_by_the_agent_at_once(celery_worker):
+    """The web tier cannot delete pcap files (they are the agent's): deleting the lab asks the real agent to."""
+    import time
+
+    user = get_user_model().objects.create_user("capdel")
+    lab = Lab.objects.create(owner=user, name="c", document=hosts(1))
+    caps = [Capture.objects.create(lab=lab, link=0, status=Capture.Status.STOPPED, max_bytes=1, max_seconds=1)
+            for _ in range(2)]
+    paths = [console_conf.capture_path(c.pk) for c in caps]
+    for path in paths:
+        path.write_bytes(b"pcap")
+    assert client(user).delete(f"/api/labs/{lab.pk}/").status_code == 204
+    deadline = time.monotonic() + 30
+    while any(p.exists() for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(p.exists() for p in paths)
