@@ -118,6 +118,9 @@ def test_roles_staff_all_instructors_the_allowed_students_what_their_class_allow
 def test_the_uplinks_api_lists_what_the_lab_may_use_for_the_properties_panel(people, settings):
     settings.TOPOLAB_UPLINK_BRIDGES = "br-ex,br-lan"
     ines, sam = people["ines"], people["sam"]
+    assert client(ines).get("/api/uplinks/").json() == {"bridges": ["br-ex", "br-lan"], "nat": True}
+    assert client(sam).get("/api/uplinks/").json() == {"bridges": [], "nat": True}
+    assert APIClient().get("/api/uplinks/").status_code in (401, 403)
     mine = Lab.objects.create(owner=ines, name="mine")
     assert client(ines).get(f"/api/labs/{mine.pk}/uplinks/").json() == {"bridges": ["br-ex", "br-lan"], "nat": True}
     theirs = Lab.objects.create(owner=sam, name="theirs")

@@ -332,3 +332,12 @@ class ImageListView(APIView):
                    responses=s.ImageSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(services.list_images())
+
+
+class UplinkListView(APIView):
+    """The host bridges the signed-in user may attach labs to (GET /api/labs/<pk>/uplinks/ narrows it to a lab)."""
+
+    @extend_schema(operation_id="uplinks_list", tags=["labs"], summary="Host bridges I may attach labs to",
+                   responses=s.UplinksSerializer)
+    def get(self, request: Request) -> Response:
+        return Response({"bridges": list(uplinks.bridges_for(request.user)), "nat": True})
