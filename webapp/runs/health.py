@@ -21,8 +21,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from netops import cell as cells
 from netops import engine, naming, procs
-from netops.kernel import netns
+from netops.kernel import cgroups, netns
 from netops.observe import find_tagged
 from webapp.labs.models import Lab, LabId
 
@@ -41,18 +42,21 @@ class Sweep:
     vanished: list[int]
 
 
-def kernel_lab_ids(*, with_run_dirs: bool = False) -> set[str]:
-    """Ids of every lab with a tagged namespace, host link or process on this host (and run dir, if asked).
+def kernel_lab_ids(*, everything: bool = False) -> set[str]:
+    """Ids of every lab with a tagged namespace, host link or process on this host; with `everything`, also those
+    with only a cgroup, a cell or a run dir left (what destroy would still clean up).
 
-    The same inventory netops' destroy_all() builds; it has no public function for it yet.
+    The same inventory netops' destroy_all() builds; netops has no public function for it yet.
     """
     with netns.Namespaces() as spaces:
         found = find_tagged(spaces, None)
     labs = {lab for lab, _ in found.namespaces.values()} | set(found.root_links.values())
     labs |= {p.lab for p in procs.find()}
-    root = naming.run_root()
-    if with_run_dirs and root.exists():
-        labs |= {p.name for p in root.iterdir() if p.is_dir() and naming.LAB_ID_RE.match(p.name)}
+    if everything:
+        labs |= set(cgroups.labs()) | set(cells.allocated())
+        root = naming.run_root()
+        if root.exists():
+            labs |= {p.name for p in root.iterdir() if p.is_dir() and naming.LAB_ID_RE.match(p.name)}
     return labs
 
 
@@ -98,8 +102,8 @@ def mark_vanished(kernel_ids: set[str], scan_started) -> list[int]:
 def sweep() -> Sweep:
     """Orphans destroyed, vanished labs marked (one kernel scan for both)."""
     scan_started = timezone.now()
-    kernel_ids = kernel_lab_ids(with_run_dirs=True)
-    alive = kernel_lab_ids()  # a run dir alone is not a deployed lab
+    kernel_ids = kernel_lab_ids(everything=True)
+    alive = kernel_lab_ids()  # a run dir or an empty cgroup alone is not a deployed lab
     return Sweep(orphans=remove_orphans(kernel_ids), vanished=mark_vanished(alive, scan_started))
 
 
