@@ -125,7 +125,9 @@ ensure_database() {
 ensure_var_permissions() {
   is_root || return 0
   local db=${TOPOLAB_DB:-$VAR/db/db.sqlite3} f
-  chown root:"$WEB_USER" "$VAR" && chmod 0750 "$VAR" && chmod g-s "$VAR"  # (chmod keeps a dir's setgid bit)
+  # 0751: anyone may pass through (a lab's own uid reads var/images for qemu, in the lab's cell), nobody but root
+  # lists or writes it. (chmod keeps a directory's setgid bit unless told.)
+  chown root:"$WEB_USER" "$VAR" && chmod 0751 "$VAR" && chmod g-s "$VAR"
   mkdir -p "$VAR/run" "$VAR/redis" "$VAR/db" "$VAR/agent" "$VAR/images"
   chown "$WEB_USER:$WEB_USER" "$VAR/run" "$VAR/redis" "$VAR/db"
   chmod 2770 "$VAR/run" "$VAR/redis" "$VAR/db"

@@ -464,6 +464,9 @@ async def test_twenty_parallel_console_websockets_never_exceed_the_limit(setting
     from webapp.asgi import application
 
     settings.CONSOLE_MAX_OPEN = 5
+    # no stream agent listens here: the 5 consoles stay "connecting" (a live agent would end them at once, the lab
+    # not being deployed, and free their places while the others still arrive)
+    settings.AGENT_CHANNEL = "topolab-agent.nobody-listens"
 
     def setup():
         user = get_user_model().objects.create_user("wsuser")

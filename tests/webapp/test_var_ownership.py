@@ -54,3 +54,12 @@ def test_the_web_user_writes_its_own_database_and_run_directories(var):
 def test_make_run_keeps_the_beat_schedule_in_var_agent():
     script = (settings.BASE_DIR / "scripts" / "run.sh").read_text()
     assert '-s "$VAR/agent/celerybeat-schedule"' in script and "run/celerybeat-schedule" not in script
+
+
+def test_a_labs_own_uid_reads_the_image_library(var):
+    """qemu runs in the lab's cell as the lab's uid (neither root nor topolab): it must reach var/images."""
+    images = [p for p in (var / "images").rglob("*") if p.is_file()]
+    if not images:
+        pytest.skip("no image built in var/images")
+    argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "test", "-r", str(images[0])]
+    assert subprocess.run(argv).returncode == 0, f"a lab uid cannot read {images[0]}"
