@@ -134,11 +134,20 @@ def snapshot(lab: Lab) -> dict:
         "lab": lab.pk,
         "seq": state.last_seq if state else 0,
         "deployed": bool(state and state.deployed),
+        "deployed_version": deployed_version(lab) if state and state.deployed else None,
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
     }
+
+
+def deployed_version(lab: Lab) -> int | None:
+    """The document version the last successful deploy ran (its run.finished event says), or None."""
+    event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
+                                     run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
+    version = event.payload.get("version") if event else None
+    return version if isinstance(version, int) else None
 
 
 def run_summary(run: Run) -> dict:
@@ -157,14 +166,16 @@ def claim(run_id: int) -> Run | None:
     return Run.objects.select_related("lab").get(pk=run_id)
 
 
-def finish(run: Run, *, error: str = "", element: str = "") -> None:
+def finish(run: Run, *, error: str = "", element: str = "", version: int | None = None) -> None:
+    """End a run; a successful deploy's run.finished event carries the document `version` it deployed."""
     status = Run.Status.FAILED if error else Run.Status.SUCCEEDED
     Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error,
                                          error_element=element)
     if error:
         record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=error, element=element)
     else:
-        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished")
+        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished",
+                     version=version)
 
 
 @dataclass

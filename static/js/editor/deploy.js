@@ -1,6 +1,7 @@
-// Deploy and Destroy for the editor: buttons, a progress bar, a collapsible log of steps, node colours by
-// state (Cytoscape classes st-<state>), the failing node marked with its error, and the lab's live events
-// over a WebSocket that reconnects with exponential backoff and resumes after the last seq it saw.
+// Deploy and Destroy for the editor: buttons, a progress bar, a log of steps (a tab of the dock; after a reload it
+// shows the last run), node colours by state (Cytoscape classes st-<state>), the failing node marked with its
+// error, a status that tells undeployed edits apart, and the lab's live events over a WebSocket that reconnects
+// with exponential backoff and resumes after the last seq it saw.
 import { request } from "./api.js";
 import { wsUrl } from "./dom.js";
 
@@ -34,16 +35,32 @@ function styleStates(cy) {
   style.update();
 }
 
+/** One line of the log for an event: [text, class] or null. */
+function describe(event) {
+  switch (event.type) {
+    case "run.started": return [`${event.kind} #${event.run} started`, "started"];
+    case "run.step":
+      return [`${event.total ? `[${event.step}/${event.total}] ` : ""}${event.node ? `${event.node}: ` : ""}${event.message || "step"}`, ""];
+    case "node.state":
+      return event.state === "failed" || event.state === "degraded"
+        ? [`${event.node}: ${event.state}${event.message ? ` (${event.message})` : ""}`, "bad"] : null;
+    case "run.finished": return [event.message || "finished", "ok"];
+    case "run.failed": return [`failed: ${event.element ? `${event.element}: ` : ""}${event.message}`, "bad"];
+    default: return event.message ? [event.message, ""] : null;
+  }
+}
+
 /**
- * initDeploy({labId, cy, toolbarEl, container?, editable?, beforeDeploy?, onEvent?}) -> controller
- * labId: the lab's primary key (URLs use it). toolbarEl: where the buttons go. container: where the log goes.
+ * initDeploy({labId, cy, toolbarEl, dock, editable?, beforeDeploy?, onEvent?}) -> controller
+ * labId: the lab's primary key (URLs use it). toolbarEl: where the buttons go. dock: where the log goes (dock.js).
+ * The controller's editing(version) and problemsChanged(problems) keep the status true to the document.
  */
-export function initDeploy({ labId, cy, toolbarEl, container = document.body, editable = true,
-  beforeDeploy = null, onEvent = null }) {
+export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, beforeDeploy = null, onEvent = null }) {
   loadCss();
   styleStates(cy);
   const state = { lastSeq: null, nodes: {}, run: null, socket: null, retry: 0, timer: null, closed: false,
-    failedNode: null };
+    failedNode: null, deployed: false, deployedVersion: null, version: null, refused: false, failure: null,
+    outcome: null, historyLoaded: false };
 
   const deployBtn = el("button", { className: "tool deploy-btn", id: "btn-deploy", title: "Deploy the lab" },
     "\u25B6", el("span", { textContent: "Deploy" }));
@@ -57,29 +74,67 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
     deployBtn, destroyBtn, bar, statusEl, logToggle));
 
   const logList = el("ol", { className: "deploy-log-list", id: "deploy-log-list" });
-  const panel = el("section", { className: "deploy-log", id: "deploy-log", hidden: true, ariaLabel: "Deploy log" },
-    el("header", {}, el("h2", { textContent: "Deploy log" }),
-      el("button", { className: "tool icon", title: "Hide", textContent: "\u2715",
-        onclick: () => setLog(false) })),
-    logList);
-  container.append(panel);
+  const logPanel = el("section", { className: "deploy-log", id: "deploy-log", ariaLabel: "Deploy log" }, logList);
 
   function setLog(open) {
-    panel.hidden = !open;
+    const item = dock.find("log");
+    if (open && !item) {
+      dock.open("log", "Deploy log", "log", (body) => {
+        body.append(logPanel);
+        logPanel.scrollTop = logPanel.scrollHeight;
+        return { dispose: () => logToggle.setAttribute("aria-pressed", "false") };
+      });
+    } else if (open) dock.show(item);
+    else if (item) dock.remove(item);
     logToggle.setAttribute("aria-pressed", String(open));
   }
-  logToggle.addEventListener("click", () => setLog(panel.hidden));
+  logToggle.addEventListener("click", () => setLog(!dock.find("log") || dock.active !== dock.find("log")));
 
-  function setStatus(kind, text) {
+  function setStatus(kind, text, title = text) {
     statusEl.dataset.state = kind;
     statusEl.textContent = text;
-    statusEl.title = text;
+    statusEl.title = title;
   }
 
-  function log(text, kind = "") {
-    logList.append(el("li", { className: kind, textContent: text }));
+  /** The status from what is known: a run, a refusal, a failure, or deployed (with or without newer edits). */
+  function showStatus() {
+    if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
+    if (state.refused) return setStatus("error", "The lab has problems; fix them first");
+    if (state.failure) return setStatus("error", state.failure);
+    if (state.deployed) {
+      const behind = state.deployedVersion !== null && state.version !== null && state.version > state.deployedVersion;
+      if (behind) {
+        return setStatus("stale", "Deployed · edits not deployed",
+          `Running version ${state.deployedVersion}; you are editing version ${state.version}. Deploy applies the edits.`);
+      }
+      return setStatus("deployed", "Deployed");
+    }
+    return setStatus("idle", state.outcome === "destroyed" ? "Destroyed" : "Not deployed");
+  }
+
+  function log(text, kind = "", { before = null } = {}) {
+    const line = el("li", { className: kind, textContent: text });
+    if (before) logList.insertBefore(line, before); else logList.append(line);
     while (logList.children.length > MAX_LOG) logList.firstChild.remove();
-    logList.scrollTop = logList.scrollHeight;
+    logPanel.scrollTop = logPanel.scrollHeight;
+  }
+
+  /** After a reload the log starts with the last run's lines (older than anything the socket brings). */
+  async function loadHistory(upTo) {
+    if (state.historyLoaded) return;
+    state.historyLoaded = true;
+    try {
+      const runs = await request("GET", `/api/labs/${labId}/runs`);
+      if (!runs.length) return;
+      const run = await request("GET", `/api/runs/${runs[0].id}`);
+      const first = logList.firstChild;
+      for (const event of run.events) {
+        const line = event.seq <= upTo ? describe(event) : null;
+        if (line) log(line[0], line[1], { before: first });
+      }
+    } catch (err) {
+      console.warn("the last run's log is unavailable:", err);
+    }
   }
 
   function busy(active) {
@@ -125,57 +180,59 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
       state.nodes = { ...event.nodes };
       paintAll();
       state.run = event.run;
+      state.deployed = Boolean(event.deployed);
+      state.deployedVersion = event.deployed_version ?? null;
       busy(Boolean(event.run));
       const last = event.last_run;
-      if (event.run) setStatus("running", `${event.run.kind} ${event.run.status}…`);
-      else if (last && last.status === "failed") {
-        setStatus("error", `Last ${last.kind} failed: ${last.error}`);
+      if (!event.run && last && last.status === "failed") {
+        state.failure = `Last ${last.kind} failed: ${last.error}`;
         markFailure(last.error_element, last.error);
-      } else setStatus(event.deployed ? "deployed" : "idle", event.deployed ? "Deployed" : "Not deployed");
+      }
+      showStatus();
+      loadHistory(event.seq);
+      if (onEvent) onEvent(event);
       return;
     }
     if (typeof event.seq !== "number") return;
     if (state.lastSeq !== null && event.seq <= state.lastSeq) return; // seen already
     state.lastSeq = event.seq;
+    const line = describe(event);
+    if (line) log(...line);
     switch (event.type) {
       case "run.started":
         state.run = { id: event.run, kind: event.kind, status: "running" };
+        state.failure = null;
+        state.refused = false;
         busy(true);
         clearFailure();
         bar.value = 0;
-        setStatus("running", `${event.kind === "destroy" ? "Destroying" : "Deploying"}…`);
-        log(`${event.kind} #${event.run} started`, "started");
         break;
       case "run.step":
         if (event.total) { bar.max = event.total; bar.value = event.step || 0; }
-        log(`${event.total ? `[${event.step}/${event.total}] ` : ""}${event.node ? `${event.node}: ` : ""}${event.message || "step"}`);
         break;
       case "node.state":
         state.nodes[event.node] = event.state;
         paint(event.node, event.state);
-        if (event.state === "failed" || event.state === "degraded") {
-          log(`${event.node}: ${event.state}${event.message ? ` (${event.message})` : ""}`, "bad");
-          if (event.state === "failed" && event.message) markFailure(`nodes.${event.node}`, event.message);
-        }
+        if (event.state === "failed" && event.message) markFailure(`nodes.${event.node}`, event.message);
         break;
       case "run.finished":
         state.run = null;
         busy(false);
         bar.value = bar.max;
-        setStatus(event.kind === "destroy" ? "idle" : "deployed", event.kind === "destroy" ? "Destroyed" : "Deployed");
-        log(event.message || "finished", "ok");
+        state.deployed = event.kind !== "destroy";
+        state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
+        state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";
         break;
       case "run.failed":
         state.run = null;
         busy(false);
-        setStatus("error", `Failed: ${event.message}`);
-        log(`failed: ${event.element ? `${event.element}: ` : ""}${event.message}`, "bad");
+        state.failure = `Failed: ${event.message}`;
         markFailure(event.element, event.message);
         setLog(true);
         break;
       default:
-        if (event.message) log(event.message);
     }
+    showStatus();
     if (onEvent) onEvent(event);
   }
 
@@ -218,7 +275,8 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
       busy(false);
       if (err.status === 400 && err.body && err.body.errors) {
         for (const e of err.body.errors) log(`${e.path}: ${e.message}`, "bad");
-        setStatus("error", "The lab has problems; fix them first");
+        state.refused = true; // until the problems are fixed (problemsChanged)
+        showStatus();
         const first = err.body.errors[0];
         if (first) markFailure(first.path, first.message);
         setLog(true);
@@ -241,6 +299,17 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
   connect();
   return {
     state,
+    /** The editor saved version `version` of the document. */
+    editing(version) { state.version = version; if (state.lastSeq !== null) showStatus(); },
+    /** The document's problems changed: a deploy refused for them stops saying so once none is left. */
+    problemsChanged(problems) {
+      if (!state.refused) return;
+      const at = `nodes.${state.failedNode}`;
+      if (!problems.some((p) => p.path === at || p.path.startsWith(`${at}.`))) clearFailure();
+      if (problems.length) return;
+      state.refused = false;
+      showStatus();
+    },
     close() { state.closed = true; clearTimeout(state.timer); if (state.socket) state.socket.close(); },
     reconnect() { if (state.socket) state.socket.close(); },
   };
