@@ -60,8 +60,8 @@ function wireDrawing(cy) {
       addLink(source.id(), target.id());
     }, 0);
   });
-  // edgehandles refuses a link back to its own node without a word: say why
-  cy.on("ehcancel", (event, source) => {
+  // edgehandles refuses a link back to its own node without a word (no cancel event either): say why
+  cy.on("ehstop", (event, source) => {
     if (inside(source, event.position)) {
       notify(`A link joins two different nodes: ${source.id()} cannot be linked to itself. Drag onto another node.`);
     }
@@ -93,6 +93,22 @@ export function wireCanvas(cy) {
   });
   wireTooltip(cy);
   if (editable && typeof cy.edgehandles === "function") wireDrawing(cy);
-  // the canvas shrinks and grows with the dock and the window: Cytoscape only watches the window by itself
-  new ResizeObserver(() => cy.resize()).observe(cy.container());
+  // the canvas shrinks and grows with the dock and the window (Cytoscape only watches the window by itself);
+  // a lab that was all in view stays all in view
+  let wasInView = true;
+  const inView = () => {
+    const ext = cy.extent();
+    const box = cy.nodes().boundingBox({ includeLabels: true });
+    return cy.nodes().empty() || (box.x1 >= ext.x1 && box.x2 <= ext.x2 && box.y1 >= ext.y1 && box.y2 <= ext.y2);
+  };
+  cy.on("viewport", () => { wasInView = inView(); });
+  new ResizeObserver(() => {
+    cy.resize();
+    if (wasInView && !inView()) {
+      const zoom = cy.zoom();
+      cy.fit(undefined, 30);
+      if (cy.zoom() > zoom) cy.zoom({ level: zoom, renderedPosition: { x: cy.width() / 2, y: cy.height() / 2 } });
+    }
+    wasInView = inView();
+  }).observe(cy.container());
 }
