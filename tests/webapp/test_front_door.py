@@ -1,0 +1,59 @@
+"""The front door as a new user meets it: the favicon, the sign-in page's way to sign up, where sign-in lands,
+and the snapshot's deployed version (the editor's "Deployed" only while no newer edit exists)."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from webapp.labs import services as lab_services
+from webapp.runs import services as runs
+from webapp.runs.models import Run
+
+pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
+PASSWORD = "correct horse battery"
+
+
+def test_favicon_ico_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(response.streaming_content)
+
+
+def test_every_page_names_its_icon(client):
+    assert 'rel="icon"' in client.get("/accounts/login/").content.decode()
+
+
+def test_the_sign_in_page_links_to_sign_up(client):
+    body = client.get("/accounts/login/").content.decode()
+    assert 'href="/accounts/signup/"' in body
+    assert client.get("/accounts/signup/").status_code == 200
+
+
+def test_signing_in_lands_on_my_labs(client):
+    get_user_model().objects.create_user("bob", password=PASSWORD)
+    response = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == "/labs/"
+
+
+def test_signing_in_still_follows_next(client):
+    get_user_model().objects.create_user("bob", password=PASSWORD)
+    response = client.post("/accounts/login/?next=/templates/", {"username": "bob", "password": PASSWORD,
+                                                                 "next": "/templates/"})
+    assert response["Location"] == "/templates/"
+
+
+def test_the_snapshot_says_which_version_is_deployed():
+    user = get_user_model().objects.create_user("dee", password=PASSWORD)
+    lab = lab_services.create_lab(user, "versions").lab
+    assert runs.snapshot(lab)["deployed_version"] is None
+    run = Run.objects.create(lab=lab, kind="deploy", status="running")
+    runs.set_deployed(lab.pk, True)
+    runs.finish(run, version=lab.version)
+    snap = runs.snapshot(lab)
+    assert snap["deployed"] is True and snap["deployed_version"] == lab.version
+    destroy = Run.objects.create(lab=lab, kind="destroy", status="running")
+    runs.set_deployed(lab.pk, False)
+    runs.finish(destroy)
+    assert runs.snapshot(lab)["deployed_version"] is None  # nothing runs
