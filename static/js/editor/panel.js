@@ -187,7 +187,7 @@ export class Panel {
     form.append(field("Name", nameInput, `${base}`));
     form.append(field("Description", textInput(node.description, (value) => this.commit((d) => {
       if (value) d.nodes[name].description = value; else delete d.nodes[name].description;
-    })), `${base}.description`));
+    }), { "data-role": "node-description" }), `${base}.description`));
 
     if (kind === "vm") this.renderVm(form, node, name, base);
     if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
