@@ -57,3 +57,21 @@ def test_the_snapshot_says_which_version_is_deployed():
     runs.set_deployed(lab.pk, False)
     runs.finish(destroy)
     assert runs.snapshot(lab)["deployed_version"] is None  # nothing runs
+
+
+def test_a_vms_status_lists_the_address_its_router_leased_it():
+    observed = {"nodes": {
+        "r1": {"kind": "router", "state": "running", "interfaces": {}, "leases": [
+            {"mac": "52:54:00:AA:BB:CC", "ip": "10.0.1.120", "hostname": "vm1", "expires": 1},
+            {"mac": "52:54:00:00:00:02", "ip": "10.0.1.121", "hostname": "", "expires": 1}]},
+        "vm1": {"kind": "vm", "state": "running", "interfaces": {"eth0": {"addresses": [], "mac": "52:54:00:aa:bb:cc"}}},
+        # no MAC in the document: the one qemu was given
+        "vm2": {"kind": "vm", "state": "running", "interfaces": {"eth0": {"addresses": [], "mac": None}},
+                "vm": {"macs": {"eth0": "52:54:00:00:00:02"}}},
+        "vm3": {"kind": "vm", "state": "running", "interfaces": {"eth0": {"addresses": [], "mac": "52:54:00:00:00:09"}}},
+    }}
+    nodes = runs.with_leased_addresses(observed)["nodes"]
+    assert nodes["vm1"]["interfaces"]["eth0"]["addresses"] == ["10.0.1.120"]
+    assert nodes["vm2"]["interfaces"]["eth0"] == {"addresses": ["10.0.1.121"], "mac": "52:54:00:00:00:02"}
+    assert nodes["vm3"]["interfaces"]["eth0"]["addresses"] == []  # no lease yet
+    assert runs.with_leased_addresses(observed)["nodes"]["vm1"]["interfaces"]["eth0"]["addresses"] == ["10.0.1.120"]

@@ -150,6 +150,23 @@ def deployed_version(lab: Lab) -> int | None:
     return version if isinstance(version, int) else None
 
 
+def with_leased_addresses(observed: dict) -> dict:
+    """Give each VM interface the address its router leased it (netops lists the lease under the router only):
+    matched by the interface's MAC (the document's, or the one qemu was given). Hosts list theirs already."""
+    nodes = observed.get("nodes") or {}
+    leases = {le.get("mac", "").lower(): le for n in nodes.values() for le in (n.get("leases") or [])}
+    for status in nodes.values():
+        if status.get("kind") != "vm":
+            continue
+        macs = (status.get("vm") or {}).get("macs") or {}
+        for name, iface in (status.get("interfaces") or {}).items():
+            iface["mac"] = iface.get("mac") or macs.get(name)
+            lease = leases.get((iface["mac"] or "").lower())
+            if lease and lease.get("ip") and lease["ip"] not in iface.setdefault("addresses", []):
+                iface["addresses"].append(lease["ip"])
+    return observed
+
+
 def run_summary(run: Run) -> dict:
     return {"id": run.pk, "kind": run.kind, "status": run.status, "error": run.error,
             "error_element": run.error_element}

@@ -70,8 +70,9 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   const bar = el("progress", { className: "deploy-progress", id: "deploy-progress", max: 1, value: 0 });
   const logToggle = el("button", { className: "tool", id: "btn-deploy-log", title: "Show the deploy log",
     ariaPressed: "false" }, "\u2630", el("span", { textContent: "Log" }));
+  // the progress runs along the bottom of the status pill: one fixed-width slot for both
   toolbarEl.append(el("div", { className: "toolbar-group deploy-group" },
-    deployBtn, destroyBtn, bar, statusEl, logToggle));
+    deployBtn, destroyBtn, el("div", { className: "deploy-meter" }, statusEl, bar), logToggle));
 
   const logList = el("ol", { className: "deploy-log-list", id: "deploy-log-list" });
   const logPanel = el("section", { className: "deploy-log", id: "deploy-log", ariaLabel: "Deploy log" }, logList);
@@ -98,6 +99,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
 
   /** The status from what is known: a run, a refusal, a failure, or deployed (with or without newer edits). */
   function showStatus() {
+    bar.hidden = !state.run; // only while a run goes
     if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
     if (state.refused) return setStatus("error", "The lab has problems; fix them first");
     if (state.failure) return setStatus("error", state.failure);

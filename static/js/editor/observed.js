@@ -1,6 +1,6 @@
 // Addresses a running lab has that its document does not say: what DHCP clients leased. Read from the lab's
-// status (GET /api/labs/<pk>/status: a host's interface lists its addresses; a VM's lease is listed under the
-// router that served it, matched by MAC or hostname), shown on the node's label and in its panel.
+// status (GET /api/labs/<pk>/status: each host's and VM's interface lists its addresses, a VM's from its
+// router's lease), shown on the node's label and in its panel.
 import { request } from "./api.js";
 import { labPk, state } from "./context.js";
 import { splitEndpoint } from "./model.js";
@@ -27,17 +27,11 @@ function linked(doc, name, iface) {
 /** {node: {iface: address}} for the document's DHCP interfaces that have an address in `status`. */
 export function leasedAddresses(doc, status) {
   const nodes = (status && status.nodes) || {};
-  const leases = Object.values(nodes).flatMap((n) => n.leases || []);
   const out = {};
-  for (const [name, iface, node] of dhcpInterfaces(doc)) {
+  for (const [name, iface] of dhcpInterfaces(doc)) {
     if (!linked(doc, name, iface)) continue;
     const seen = ((nodes[name] || {}).interfaces || {})[iface] || {};
-    let address = (seen.addresses || []).find((a) => /^\d+\.\d+\.\d+\.\d+/.test(a));
-    if (!address) {
-      const mac = (seen.mac || (node.interfaces[iface] || {}).mac || "").toLowerCase();
-      const lease = leases.find((l) => (mac && l.mac === mac) || (!mac && l.hostname === name));
-      if (lease) address = lease.ip;
-    }
+    const address = (seen.addresses || []).find((a) => /^\d+\.\d+\.\d+\.\d+/.test(a));
     if (address) (out[name] || (out[name] = {}))[iface] = address;
   }
   return out;
