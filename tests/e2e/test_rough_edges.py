@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from e2e.editor_page import centre, doc, double_click, drop, open_editor, rect, saved, select_node, wire
 from webapp.labs import services
+from webapp.labs.models import Lab
 from webapp.runs import services as runs
 from webapp.runs.models import LabState, Run
 
@@ -313,7 +314,7 @@ def deployed_by_a_run(lab) -> Run:
     for node in LAN["nodes"]:
         runs.record_event(lab.pk, run.pk, "node.state", node=node, state="running")
     runs.set_deployed(lab.pk, True)
-    runs.finish(run, version=lab.version)
+    runs.finish(run, version=lab.version, document=lab.document)
     return run
 
 
@@ -331,10 +332,27 @@ def test_deployed_means_no_undeployed_edits_and_the_log_shows_the_last_run_after
     expect(lines.filter(has_text="[1/2] h1: create namespace")).to_have_count(1)
     expect(lines.last).to_have_text("deploy finished")
 
-    select_node(page, "h1")
-    page.locator("#panel input[data-role=address][data-iface=eth0]").fill("10.0.1.9/24")
-    page.locator("#panel input[data-role=address][data-iface=eth0]").press("Enter")
-    saved(page)
     status = page.locator("#deploy-status")
+    moved_from = doc(page)["nodes"]["h2"]["ui"]
+    p = centre(page, "h2")  # moving a node is not an edit of what runs
+    page.mouse.move(p["x"], p["y"])
+    page.mouse.down()
+    page.mouse.move(p["x"] + 30, p["y"] - 10, steps=5)
+    page.mouse.move(p["x"] + 60, p["y"] - 20, steps=5)
+    page.mouse.up()
+    page.wait_for_function("(ui) => window.topolab.state.doc.nodes.h2.ui.x !== ui.x", arg=moved_from)
+    saved(page)
+    assert Lab.objects.get(pk=lab.pk).version > lab.version
+    expect(status).to_have_text("Deployed")
+
+    select_node(page, "h1")
+    address = page.locator("#panel input[data-role=address][data-iface=eth0]")
+    address.fill("10.0.1.9/24")
+    address.press("Enter")
+    saved(page)
     expect(status).to_have_text("Deployed · edits not deployed")
     assert "you are editing version" in status.get_attribute("title")
+    address.fill("10.0.1.1/24")  # back as deployed
+    address.press("Enter")
+    saved(page)
+    expect(status).to_have_text("Deployed")

@@ -50,13 +50,18 @@ def test_the_snapshot_says_which_version_is_deployed():
     assert runs.snapshot(lab)["deployed_version"] is None
     run = Run.objects.create(lab=lab, kind="deploy", status="running")
     runs.set_deployed(lab.pk, True)
-    runs.finish(run, version=lab.version)
+    document = {"version": 1, "name": "versions", "links": [],
+                "nodes": {"h1": {"kind": "host", "ui": {"x": 1, "y": 2}}}}
+    runs.finish(run, version=lab.version, document=document)
     snap = runs.snapshot(lab)
     assert snap["deployed"] is True and snap["deployed_version"] == lab.version
+    # what runs, without the canvas positions (moving a node is no edit of it)
+    assert snap["deployed_document"] == {"version": 1, "name": "versions", "links": [], "nodes": {"h1": {"kind": "host"}}}
     destroy = Run.objects.create(lab=lab, kind="destroy", status="running")
     runs.set_deployed(lab.pk, False)
     runs.finish(destroy)
     assert runs.snapshot(lab)["deployed_version"] is None  # nothing runs
+    assert runs.snapshot(lab)["deployed_document"] is None
 
 
 def test_a_vms_status_lists_the_address_its_router_leased_it():

@@ -57,7 +57,10 @@ def execute(run_id: int) -> str:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
-        services.finish(run, version=lab.version if run.kind == Run.Kind.DEPLOY else None)
+        if run.kind == Run.Kind.DEPLOY:
+            services.finish(run, version=lab.version, document=lab.document)
+        else:
+            services.finish(run)
     if run.kind == Run.Kind.DEPLOY:
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)

@@ -134,7 +134,7 @@ def snapshot(lab: Lab) -> dict:
         "lab": lab.pk,
         "seq": state.last_seq if state else 0,
         "deployed": bool(state and state.deployed),
-        "deployed_version": deployed_version(lab) if state and state.deployed else None,
+        **deployed(lab, bool(state and state.deployed)),
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
@@ -142,12 +142,24 @@ def snapshot(lab: Lab) -> dict:
     }
 
 
-def deployed_version(lab: Lab) -> int | None:
-    """The document version the last successful deploy ran (its run.finished event says), or None."""
-    event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
-                                     run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
-    version = event.payload.get("version") if event else None
-    return version if isinstance(version, int) else None
+def running_part(document: dict) -> dict:
+    """A document without what only the canvas uses (node positions): what a deploy makes run."""
+    nodes = document.get("nodes") if isinstance(document.get("nodes"), dict) else {}
+    return {**document, "nodes": {name: {k: v for k, v in node.items() if k != "ui"} if isinstance(node, dict) else node
+                                  for name, node in nodes.items()}}
+
+
+def deployed(lab: Lab, is_deployed: bool) -> dict:
+    """{deployed_version, deployed_document}: what the last successful deploy ran (its run.finished event says),
+    both None when nothing runs."""
+    event = None
+    if is_deployed:
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
+                                         run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
+    payload = event.payload if event else {}
+    version = payload.get("version")
+    return {"deployed_version": version if isinstance(version, int) else None,
+            "deployed_document": payload.get("document")}
 
 
 def with_leased_addresses(observed: dict) -> dict:
@@ -183,8 +195,10 @@ def claim(run_id: int) -> Run | None:
     return Run.objects.select_related("lab").get(pk=run_id)
 
 
-def finish(run: Run, *, error: str = "", element: str = "", version: int | None = None) -> None:
-    """End a run; a successful deploy's run.finished event carries the document `version` it deployed."""
+def finish(run: Run, *, error: str = "", element: str = "", version: int | None = None,
+           document: dict | None = None) -> None:
+    """End a run. A successful deploy's run.finished event carries the document `version` it deployed and that
+    document without its canvas positions (what runs), so the editor can tell edits that are not deployed yet."""
     status = Run.Status.FAILED if error else Run.Status.SUCCEEDED
     Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error,
                                          error_element=element)
@@ -192,7 +206,7 @@ def finish(run: Run, *, error: str = "", element: str = "", version: int | None 
         record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=error, element=element)
     else:
         record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished",
-                     version=version)
+                     version=version, document=running_part(document) if document is not None else None)
 
 
 @dataclass

@@ -4,6 +4,7 @@
 // with exponential backoff and resumes after the last seq it saw.
 import { request } from "./api.js";
 import { wsUrl } from "./dom.js";
+import { clone, normalise } from "./model.js";
 
 const STATES = ["absent", "starting", "running", "degraded", "stopped", "failed"];
 const COLOURS = { absent: "#94a3b8", starting: "#f59e0b", running: "#16a34a", degraded: "#ea580c",
@@ -35,6 +36,24 @@ function styleStates(cy) {
   style.update();
 }
 
+/** The document without node positions (webapp runs.services.running_part does the same on the server). */
+function runningPart(doc) {
+  const nodes = {};
+  for (const [name, node] of Object.entries(doc.nodes || {})) {
+    if (node && typeof node === "object") { const { ui, ...rest } = node; nodes[name] = rest; } else nodes[name] = node;
+  }
+  return { ...doc, nodes };
+}
+
+/** JSON with sorted keys: two documents compare equal whatever order their keys came in. */
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** One line of the log for an event: [text, class] or null. */
 function describe(event) {
   switch (event.type) {
@@ -53,13 +72,14 @@ function describe(event) {
 /**
  * initDeploy({labId, cy, toolbarEl, dock, editable?, beforeDeploy?, onEvent?}) -> controller
  * labId: the lab's primary key (URLs use it). toolbarEl: where the buttons go. dock: where the log goes (dock.js).
- * The controller's editing(version) and problemsChanged(problems) keep the status true to the document.
+ * The controller's editing(version, doc) and problemsChanged(problems) keep the status true to the document.
  */
 export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, beforeDeploy = null, onEvent = null }) {
   loadCss();
   styleStates(cy);
   const state = { lastSeq: null, nodes: {}, run: null, socket: null, retry: 0, timer: null, closed: false,
-    failedNode: null, deployed: false, deployedVersion: null, version: null, refused: false, failure: null,
+    failedNode: null, deployed: false, deployedVersion: null, deployedDoc: null, version: null, doc: null,
+    refused: false, failure: null,
     outcome: null, historyLoaded: false };
 
   const deployBtn = el("button", { className: "tool deploy-btn", id: "btn-deploy", title: "Deploy the lab" },
@@ -104,14 +124,20 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
     if (state.refused) return setStatus("error", "The lab has problems; fix them first");
     if (state.failure) return setStatus("error", state.failure);
     if (state.deployed) {
-      const behind = state.deployedVersion !== null && state.version !== null && state.version > state.deployedVersion;
-      if (behind) {
+      if (behind()) {
         return setStatus("stale", "Deployed · edits not deployed",
-          `Running version ${state.deployedVersion}; you are editing version ${state.version}. Deploy applies the edits.`);
+          `Running version ${state.deployedVersion ?? "?"}; you are editing version ${state.version}. Deploy applies the edits.`);
       }
       return setStatus("deployed", "Deployed");
     }
     return setStatus("idle", state.outcome === "destroyed" ? "Destroyed" : "Not deployed");
+  }
+
+  /** Whether the document being edited differs from the one running (canvas positions do not count). */
+  function behind() {
+    if (state.deployedDoc && state.doc) return canonical(runningPart(state.doc)) !== canonical(state.deployedDoc);
+    // no document to compare with (a deploy older than this page's server): any newer version counts
+    return state.deployedVersion !== null && state.version !== null && state.version > state.deployedVersion;
   }
 
   function log(text, kind = "", { before = null } = {}) {
@@ -184,6 +210,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
       state.run = event.run;
       state.deployed = Boolean(event.deployed);
       state.deployedVersion = event.deployed_version ?? null;
+      state.deployedDoc = event.deployed_document ? runningPart(normalise(clone(event.deployed_document))) : null;
       busy(Boolean(event.run));
       const last = event.last_run;
       if (!event.run && last && last.status === "failed") {
@@ -223,6 +250,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
         bar.value = bar.max;
         state.deployed = event.kind !== "destroy";
         state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
+        state.deployedDoc = state.deployed && event.document ? runningPart(normalise(clone(event.document))) : null;
         state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";
         break;
       case "run.failed":
@@ -301,8 +329,8 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   connect();
   return {
     state,
-    /** The editor saved version `version` of the document. */
-    editing(version) { state.version = version; if (state.lastSeq !== null) showStatus(); },
+    /** The editor saved version `version` of the document `doc`. */
+    editing(version, doc) { state.version = version; state.doc = doc; if (state.lastSeq !== null) showStatus(); },
     /** The document's problems changed: a deploy refused for them stops saying so once none is left. */
     problemsChanged(problems) {
       if (!state.refused) return;

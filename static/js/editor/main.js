@@ -102,7 +102,7 @@ async function loadExtensions(cy) {
         onLeaseEvent(event);
       },
     });
-    state.deploy.editing(state.version);
+    state.deploy.editing(state.version, state.doc);
     window.topolab.deploy = state.deploy;
   } catch (err) {
     console.warn("deploy controls unavailable:", err);

@@ -17,7 +17,7 @@ async function save() {
     const lab = await labs.save(labPk, state.version, sent, sent.name || undefined);
     state.version = lab.version;
     showProblems(lab.errors);
-    if (state.deploy) state.deploy.editing(state.version);
+    if (state.deploy) state.deploy.editing(state.version, state.doc);
     return "saved";
   } catch (err) {
     if (err.status === 409 && err.body && err.body.lab) {
@@ -40,7 +40,7 @@ export function adopt(lab) {
   }
   showProblems(lab.errors);
   updateChrome();
-  if (state.deploy) state.deploy.editing(state.version);
+  if (state.deploy) state.deploy.editing(state.version, state.doc);
 }
 
 /** Apply `mutator` to a copy of the document; on success it becomes current (undoable) and is saved soon.
