@@ -19,9 +19,7 @@ export class Dock {
       "aria-label": "Resize the dock (drag, or arrow keys)", title: "Drag to resize" });
     this.root = h("section", { class: "term-dock", id: "term-dock", hidden: true, "aria-label": "Consoles and captures" },
       this.handle,
-      h("div", { class: "dock-bar" }, this.tabs, this.collapseBtn,
-        h("button", { class: "tool icon dock-hide", type: "button", title: "Close every tab", text: "\u2715",
-          onclick: () => { for (const item of [...this.items]) this.remove(item); } })),
+      h("div", { class: "dock-bar" }, this.tabs, this.collapseBtn),
       this.bodies);
     container.append(this.root);
     this.collapsed = false;
