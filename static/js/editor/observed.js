@@ -42,7 +42,10 @@ export function watchLeases(onChange) {
   let timer = null;
   let generation = 0;
 
+  const wanted = () => dhcpInterfaces(state.doc).filter(([n, i]) => linked(state.doc, n, i)).length;
+
   async function attempt(gen, tries) {
+    if (!wanted()) return; // nothing to lease: no need to ask the agent
     let status;
     try {
       status = await request("GET", `/api/labs/${labPk}/status`);
@@ -54,9 +57,8 @@ export function watchLeases(onChange) {
       state.observed = leasedAddresses(state.doc, status);
       onChange();
     }
-    const wanted = dhcpInterfaces(state.doc).filter(([n, i]) => linked(state.doc, n, i)).length;
     const have = Object.values(state.observed).reduce((sum, m) => sum + Object.keys(m).length, 0);
-    if (have < wanted && tries < RETRIES.length) timer = setTimeout(() => attempt(gen, tries + 1), RETRIES[tries]);
+    if (have < wanted() && tries < RETRIES.length) timer = setTimeout(() => attempt(gen, tries + 1), RETRIES[tries]);
   }
 
   return {
