@@ -70,3 +70,9 @@ def rect(page, selector: str) -> dict:
 
 def saved(page) -> None:
     expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+
+
+def fits(page, selector: str) -> bool:
+    """Whether an element's text shows whole (not cut with an ellipsis)."""
+    return page.evaluate("(s) => { const e = document.querySelector(s); return e.scrollWidth <= e.clientWidth; }",
+                         selector)

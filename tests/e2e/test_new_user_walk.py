@@ -93,12 +93,12 @@ def test_a_new_user_builds_deploys_edits_and_destroys_a_lan(page, screenshot, ce
 
         fill(page, "#panel input[data-role=node-description]", "the static one")
         saved(page)
-        expect(page.locator("#deploy-status")).to_have_text("Deployed · edits not deployed")
+        expect(page.locator("#deploy-status")).to_have_text("Edits not deployed")
         screenshot(page, "walk-3-edited")
 
         page.reload()
         page.wait_for_function("window.topolab && window.topolab.deploy")
-        expect(page.locator("#deploy-status")).to_have_text("Deployed · edits not deployed")
+        expect(page.locator("#deploy-status")).to_have_text("Edits not deployed")
         page.click("#btn-deploy-log")
         expect(page.locator("#deploy-log-list li").last).to_have_text("deploy finished")
         page.click("#btn-deploy")

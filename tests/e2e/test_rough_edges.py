@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from e2e.editor_page import centre, doc, double_click, drop, open_editor, rect, saved, select_node, wire
+from e2e.editor_page import centre, doc, double_click, drop, fits, open_editor, rect, saved, select_node, wire
 from webapp.labs import services
 from webapp.labs.models import Lab
 from webapp.runs import services as runs
@@ -190,7 +190,8 @@ def test_a_refused_deploy_stops_saying_so_once_its_problems_are_fixed(editor):
     address.press("Enter")
     saved(page)
     page.click("#btn-deploy")
-    expect(page.locator("#deploy-status")).to_have_text("The lab has problems; fix them first")
+    expect(page.locator("#deploy-status")).to_have_text("Fix the problems first")
+    assert fits(page, "#deploy-status")
     assert page.evaluate("window.topolab.cy.getElementById('h1').hasClass('deploy-failed')")
     address.fill("10.0.1.3/24")
     address.press("Enter")
@@ -354,7 +355,8 @@ def test_deployed_means_no_undeployed_edits_and_the_log_shows_the_last_run_after
     address.fill("10.0.1.9/24")
     address.press("Enter")
     saved(page)
-    expect(status).to_have_text("Deployed · edits not deployed")
+    expect(status).to_have_text("Edits not deployed")
+    assert fits(page, "#deploy-status")
     assert "you are editing version" in status.get_attribute("title")
     address.fill("10.0.1.1/24")  # back as deployed
     address.press("Enter")

@@ -121,11 +121,14 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   function showStatus() {
     bar.hidden = !state.run; // only while a run goes
     if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
-    if (state.refused) return setStatus("error", "The lab has problems; fix them first");
+    if (state.refused) {
+      return setStatus("error", "Fix the problems first",
+        "The lab has problems (listed on the left and in the log): fix them, then deploy");
+    }
     if (state.failure) return setStatus("error", state.failure);
     if (state.deployed) {
       if (behind()) {
-        return setStatus("stale", "Deployed · edits not deployed",
+        return setStatus("stale", "Edits not deployed",
           `Running version ${state.deployedVersion ?? "?"}; you are editing version ${state.version}. Deploy applies the edits.`);
       }
       return setStatus("deployed", "Deployed");
