@@ -193,25 +193,30 @@ class CellNamespaces:
     def maker(self) -> userns.Maker:
         with self._lock:
             if self._userns_fd < 0:
-                for name in self.existing:
-                    if exists(name):
-                        fd = userns.owner_fd(path(name))
-                        if os.fstat(fd).st_ino == userns.initial_inode():
-                            os.close(fd)
-                            raise OSError(errno.EPERM, f"namespace {name} is not in a lab cell (deployed by an older "
-                                          "Topolab?): destroy the lab and deploy it again")
-                        self._userns_fd = fd
-                        break
+                self._userns_fd = self._find_existing()
             if self._userns_fd < 0:
                 first = userns.Maker(ids=self.ids)
                 self._userns_fd = first.userns_fd()
                 return first
-            m = userns.Maker(userns_fd=self._userns_fd)
-            if m.uid_map() != [(self.ids.inside, self.ids.outside, self.ids.count)]:
-                m.close()
-                raise OSError(errno.EPERM, f"the lab's namespaces are owned by a user namespace mapping "
-                              f"{m.uid_map()}, not the lab's {self.ids}")
-            return m
+            return userns.Maker(userns_fd=self._userns_fd)
+
+    def _find_existing(self) -> int:
+        """An fd on the user namespace of the lab's existing namespaces: the first whose owner maps the lab's ids.
+        A namespace with the lab's name that is not in the lab's cell (a foreign one, or one made before cells) is
+        passed over, never adopted: it keeps its owner and nothing of the lab runs in it."""
+        for name in self.existing:
+            if not exists(name):
+                continue
+            fd = userns.owner_fd(path(name))
+            if os.fstat(fd).st_ino != userns.initial_inode():
+                probe = userns.Maker(userns_fd=fd)
+                try:
+                    if probe.uid_map() == [(self.ids.inside, self.ids.outside, self.ids.count)]:
+                        return fd
+                finally:
+                    probe.close()
+            os.close(fd)
+        return -1
 
     def close(self) -> None:
         if self._userns_fd >= 0:
