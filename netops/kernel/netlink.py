@@ -1,26 +1,15 @@
 """rtnetlink for Topolab: pyroute2's message classes are the codec, the socket loop is Topolab's own.
 
-The codec is pyroute2 0.9.7's: every request is built, and every reply parsed, by its message classes (`ifinfmsg`,
-`ifaddrmsg`, `rtmsg`, `tcmsg`, `nlmsgerr`), their NLA maps and its tc plugins, which encode and decode without any
-socket; the constants are pyroute2's too (the one it lacks is named below). What this module adds:
+The codec is pyroute2 0.9.7's (through `netops.kernel.nlcodec`, which caches its encodings as templates): every
+request here is built, and every reply parsed, by its message classes (`ifinfmsg`, `ifaddrmsg`, `rtmsg`, `tcmsg`,
+`nlmsgerr`), their NLA maps and its tc plugins, with its constants (the one it lacks is named below). This module
+says which messages Topolab sends and what it reads from the replies, and runs the socket.
 
-- Templates. pyroute2's encoder is generic Python and costs more than the kernel work it describes (on the CI VM,
-  idle: about 150 us for a veth create, 40 us for an address; the whole 500-host deploy spends about 1.3 ms per
-  host). So a request of a given shape (message class, type, flags, which attributes in which nesting, the values
-  that decide how pyroute2 encodes the rest, and the byte length of each string) is encoded by pyroute2 once;
-  where each value lies in those bytes, and in which format, is read off the encoded pyroute2 objects. Later
-  requests of that shape are a copy of those bytes with their own values written at those offsets (a few us).
-  `encode(..., template=False)` goes straight through pyroute2; the unit tests check both give the same bytes.
-- Replies are decoded by pyroute2 (`ifinfmsg(data, offset).decode()`; each attribute's value is decoded when it is
-  first read, and only the few Topolab reads are).
-- Acks are matched by the sequence number in the netlink header (its layout taken from pyroute2's `nlmsg.header`);
-  only an ack that reports an error is decoded, by pyroute2's `nlmsgerr`.
-
-Why not pyroute2's sockets: creating an IPRoute costs far more than the kernel work it wraps, and `IPRoute(netns=...)`
-and `NetNS` fork (12-15 ms each, measured in FACTS.md). A raw NETLINK_ROUTE socket is bound to the namespace of the
-thread that creates it, so `netops.kernel.netns` opens one per namespace from a thread that has entered it.
-Requests are packed many to one `sendmsg` and the acks read back by sequence number, so building a lab costs a few
-syscalls per object.
+Why not pyroute2's sockets: creating an IPRoute costs far more than the kernel work it wraps, and
+`IPRoute(netns=...)` and `NetNS` fork (12-15 ms each, measured in FACTS.md). A raw NETLINK_ROUTE socket is bound
+to the namespace of the thread that creates it, so `netops.kernel.netns` opens one per namespace from a thread that
+has entered it. Requests are packed many to one `sendmsg` and the acks matched by the sequence number in the
+netlink header (only an ack that reports an error is decoded), so building a lab costs a few syscalls per object.
 """
 from __future__ import annotations
 
@@ -30,30 +19,22 @@ import os
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_DUMP,
-                              NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, SOL_NETLINK, nla,
-                              nlmsg, nlmsg_atoms, nlmsgerr)
+from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+                              NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, SOL_NETLINK, nlmsg)
 from pyroute2.netlink.rtnl import (RTM_DELLINK, RTM_DELQDISC, RTM_GETADDR, RTM_GETLINK, RTM_GETQDISC, RTM_GETROUTE,
                                    RTM_NEWADDR, RTM_NEWLINK, RTM_NEWQDISC, RTM_NEWROUTE, TC_H_ROOT, rt_proto,
                                    rt_scope, rt_type)
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP, ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from pyroute2.netlink.rtnl.tcmsg import sched_netem, sched_tbf, tcmsg
 
+from .nlcodec import HEADER, SEQ_OFFSET, attr_values, decode, decode_error, encode, nla_numbers
+
 NETLINK_CAP_ACK = 10  # linux/netlink.h, not in pyroute2 0.9.7: acks echo the request's header, not the request
-
 RT_TABLE_MAIN = 254  # the main table, as pyroute2's IPRoute.route defaults to
-
-_HEADER = struct.Struct("=" + "".join(fmt for _name, fmt in nlmsg.header))  # length, type, flags, seq, pid
-_SEQ_OFFSET = struct.calcsize("=" + "".join(fmt for _name, fmt in nlmsg.header[:3]))
-assert nlmsg.header[3][0] == "sequence_number"
-_NLA_HEADER = struct.calcsize("=" + "".join(fmt for _name, fmt in nla.header))
-_ERROR = struct.Struct("=" + nlmsgerr.fields[0][1])
-_MESSAGES = MarshalRtnl.msg_map  # rtnetlink message type -> pyroute2 class
 
 
 class NetlinkError(OSError):
@@ -63,135 +44,6 @@ class NetlinkError(OSError):
         text = os.strerror(err) + (f" ({extack})" if extack else "")
         super().__init__(err, f"{what}: {text}" if what else text)
         self.extack = extack
-
-
-# ----------------------------------------------------------------------------------------------------- encoding
-
-# values that decide how pyroute2 encodes the rest of the message (the NLA classes of the data that follows, the
-# address family of IP attributes): part of a template's shape, never written into a template
-_STRUCTURAL = frozenset({"family", "IFLA_INFO_KIND", "TCA_KIND"})
-
-Writer = Callable[[bytearray, int, Any], None]
-
-
-def _write_str(buf: bytearray, offset: int, value: str) -> None:
-    raw = value.encode()
-    buf[offset:offset + len(raw)] = raw  # the NUL after it is the template's (same length by shape)
-
-
-def _write_mac(buf: bytearray, offset: int, value: str) -> None:
-    buf[offset:offset + 6] = bytes.fromhex(value.replace(":", ""))
-
-
-def _write_ip(buf: bytearray, offset: int, value: str) -> None:
-    raw = ipaddress.ip_address(value).packed
-    buf[offset:offset + len(raw)] = raw
-
-
-def _writer(cell: nlmsg_atoms) -> Writer:
-    """How to write a new value into an NLA pyroute2 encoded, by its pyroute2 class."""
-    if isinstance(cell, nlmsg_atoms.asciiz):
-        return _write_str
-    if isinstance(cell, nlmsg_atoms.l2addr):
-        return _write_mac
-    if isinstance(cell, (nlmsg_atoms.ipaddr, nlmsg_atoms.target)):
-        return _write_ip
-    fields = list(cell.fields)
-    if len(fields) == 1 and len(fields[0][1]) == 1 and fields[0][1] in "bBhHiIqQ":
-        return struct.Struct(fields[0][1]).pack_into
-    raise TypeError(f"no template writer for {type(cell).__name__}")
-
-
-def _field_offsets(cls: type) -> dict[str, tuple[int, str]]:
-    """Offset (after the netlink header) and format of each fixed field, laid out as pyroute2's ft_encode does:
-    one after the other."""
-    out, offset = {}, _HEADER.size
-    for name, fmt in cls.fields:
-        out[name] = (offset, fmt)
-        offset += struct.calcsize(fmt)
-    return out
-
-
-def _shape(attrs: list, values: list) -> tuple:
-    """The shape of an attribute list (names, nesting, structural values, string lengths); its other values are
-    appended to `values` in order."""
-    out = []
-    for name, value in attrs:
-        if isinstance(value, dict):
-            if set(value) - {"attrs"}:
-                raise TypeError(f"{name}: only nested attribute lists can be templated")
-            out.append((name, "nested", _shape(value["attrs"], values)))
-        elif name in _STRUCTURAL:
-            out.append((name, "const", value))
-        else:
-            values.append(value)
-            out.append((name, len(value.encode()) if isinstance(value, str) else type(value).__name__))
-    return tuple(out)
-
-
-@dataclass
-class _Template:
-    data: bytes
-    slots: list[tuple[int, Writer]]  # in the order `_shape` lists the values
-
-    def fill(self, values: list) -> bytearray:
-        buf = bytearray(self.data)
-        for (offset, write), value in zip(self.slots, values):
-            write(buf, offset, value)
-        return buf
-
-
-def _pyroute2_message(cls: type, mtype: int, flags: int, fields: dict, attrs: list) -> nlmsg:
-    msg = cls()
-    for name, value in fields.items():
-        msg[name] = value
-    msg["attrs"] = list(attrs)
-    msg["header"]["type"] = mtype
-    msg["header"]["flags"] = flags
-    msg.encode()
-    return msg
-
-
-def _slots(cell: nlmsg, attrs: list, out: list[tuple[int, Writer]]) -> None:
-    """Where pyroute2 put each non-structural value of `attrs`: walk the encoded NLA objects alongside."""
-    for (name, value), slot in zip(attrs, cell["attrs"]):
-        encoded = slot.cell[1]
-        if isinstance(value, dict):
-            _slots(encoded, value["attrs"], out)
-        elif name not in _STRUCTURAL:
-            out.append((encoded.offset + _NLA_HEADER, _writer(encoded)))
-
-
-def _build_template(cls: type, mtype: int, flags: int, fields: dict, attrs: list) -> _Template:
-    msg = _pyroute2_message(cls, mtype, flags, fields, attrs)
-    offsets = _field_offsets(cls)
-    slots: list[tuple[int, Writer]] = []
-    for name in fields:
-        if name not in _STRUCTURAL:
-            offset, fmt = offsets[name]
-            slots.append((offset, struct.Struct(fmt).pack_into))
-    _slots(msg, attrs, slots)
-    return _Template(bytes(msg.data), slots)
-
-
-_templates: dict[tuple, _Template] = {}
-
-
-def encode(cls: type, mtype: int, flags: int, fields: dict, attrs: list, *, template: bool = True) -> bytearray:
-    """One netlink message (header included, sequence number 0) encoded by pyroute2's `cls`.
-
-    `fields` are the message's fixed fields, `attrs` its NLAs as pyroute2 takes them ((name, value) pairs, nested
-    ones as {"attrs": [...]}). With `template`, the bytes come from the template of the message's shape (encoded
-    by pyroute2 the first time it is seen) with these values written in."""
-    if not template:
-        return _pyroute2_message(cls, mtype, flags, fields, attrs).data
-    values = [v for k, v in fields.items() if k not in _STRUCTURAL]
-    key = (cls, mtype, flags, tuple((k, v if k in _STRUCTURAL else None) for k, v in fields.items()),
-           _shape(attrs, values))
-    tpl = _templates.get(key)
-    if tpl is None:
-        tpl = _templates[key] = _build_template(cls, mtype, flags, fields, attrs)
-    return tpl.fill(values)
 
 
 @dataclass
@@ -205,7 +57,7 @@ class Request:
 
     @property
     def type(self) -> int:
-        return _HEADER.unpack_from(self.data)[1]
+        return HEADER.unpack_from(self.data)[1]
 
 
 _WRITE = NLM_F_REQUEST | NLM_F_ACK
@@ -353,15 +205,6 @@ def _dump(cls: type, mtype: int, fields: dict, attrs: list | None = None) -> byt
 # ----------------------------------------------------------------------------------------------------- decoding
 
 
-def _decode(data: bytes, offset: int) -> nlmsg:
-    """The message at `offset` (its netlink header first), decoded by the pyroute2 class of its type. pyroute2
-    decodes each attribute when it is first read."""
-    mtype = _HEADER.unpack_from(data, offset)[1]
-    msg = _MESSAGES.get(mtype, nlmsg)(data, offset=offset)
-    msg.decode()
-    return msg
-
-
 @dataclass
 class LinkInfo:
     index: int
@@ -375,18 +218,12 @@ class LinkInfo:
     master: int  # ifindex of the bridge it is enslaved to, 0 if none
     addresses: list[str] = field(default_factory=list)  # cidr, filled by observers from an address dump
 
-
-def _attrs(msg: nlmsg, names: frozenset[str]) -> dict[str, Any]:
-    """The decoded values of the attributes in `names` (the last of repeated ones), in one pass over the message's
-    attribute slots (pyroute2's get_attr scans them all for each name)."""
-    return {slot[0]: slot[1] for slot in msg["attrs"] if slot[0] in names}
-
-
 _LINK_ATTRS = frozenset({"IFLA_IFNAME", "IFLA_LINKINFO", "IFLA_ADDRESS", "IFLA_MTU", "IFLA_IFALIAS", "IFLA_MASTER"})
+LINK_KEEP = frozenset(nla_numbers(ifinfmsg)[name] for name in _LINK_ATTRS)  # what nlcodec.decode keeps
 
 
 def decode_link(msg: nlmsg) -> LinkInfo:
-    attrs = _attrs(msg, _LINK_ATTRS)
+    attrs = attr_values(msg, _LINK_ATTRS)
     info = attrs.get("IFLA_LINKINFO")
     mac = attrs.get("IFLA_ADDRESS")
     return LinkInfo(
@@ -448,26 +285,6 @@ class QdiscInfo:
 def decode_qdisc(msg: nlmsg) -> QdiscInfo:
     return QdiscInfo(msg["index"], msg["parent"], msg["handle"], msg.get_attr("TCA_KIND") or "")
 
-
-def decode_error(data: bytes, offset: int) -> tuple[int, str]:
-    """(errno, the kernel's extended ack message or "") of an NLMSG_ERROR message at `offset`.
-
-    The attributes follow the request's header echoed after the error code (or the whole request without
-    NETLINK_CAP_ACK), which pyroute2's `nlmsgerr` does not skip: it decodes a copy without the echo."""
-    length, _type, flags, _seq, _pid = _HEADER.unpack_from(data, offset)
-    err = -_ERROR.unpack_from(data, offset + _HEADER.size)[0]
-    if not err or not flags & NLM_F_ACK_TLVS:
-        return err, ""
-    start = offset + _HEADER.size + _ERROR.size
-    echoed = _HEADER.size if flags & NLM_F_CAPPED else _HEADER.unpack_from(data, start)[0]
-    tlvs = data[start + echoed: offset + length]
-    head = bytearray(data[offset: start])
-    struct.pack_into("=I", head, 0, len(head) + len(tlvs))
-    msg = nlmsgerr(bytes(head) + tlvs)
-    msg.decode()
-    return err, msg.get_attr("NLMSGERR_ATTR_MSG") or ""
-
-
 # ----------------------------------------------------------------------------------------------------- socket
 
 
@@ -501,16 +318,16 @@ class NetlinkSocket:
 
     def _number(self, data: bytearray) -> int:
         self.seq += 1
-        struct.pack_into("=I", data, _SEQ_OFFSET, self.seq)
+        struct.pack_into("=I", data, SEQ_OFFSET, self.seq)
         return self.seq
 
     def _messages(self) -> Iterator[tuple[int, int, int, bytes, int]]:
         """(type, flags, seq, datagram, offset) of every message in the next datagram."""
         data = self.sock.recv(1024 * 1024)
         offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, kind, flags, seq, _pid = _HEADER.unpack_from(data, offset)
-            if length < _HEADER.size:
+        while offset + HEADER.size <= len(data):
+            length, kind, flags, seq, _pid = HEADER.unpack_from(data, offset)
+            if length < HEADER.size:
                 break
             yield kind, flags, seq, data, offset
             offset += (length + 3) & ~3
@@ -551,8 +368,8 @@ class NetlinkSocket:
         if err is not None:
             raise err
 
-    def dump(self, request: bytearray) -> list[nlmsg]:
-        """Every message a dump request returns, decoded by pyroute2."""
+    def dump(self, request: bytearray, keep: frozenset[int] | None = None) -> list[nlmsg]:
+        """Every message a dump request returns, decoded by pyroute2 (`keep`: see _decode)."""
         seq = self._number(request)
         self.sock.send(request)
         out: list[nlmsg] = []
@@ -565,15 +382,15 @@ class NetlinkSocket:
                 if mtype == NLMSG_ERROR:
                     err, extack = decode_error(data, offset)
                     if err:
-                        raise NetlinkError(err, extack, f"dump {_HEADER.unpack_from(request)[1]}")
+                        raise NetlinkError(err, extack, f"dump {HEADER.unpack_from(request)[1]}")
                     return out
-                out.append(_decode(data, offset))
+                out.append(decode(data, offset, keep))
 
     # convenience dumps
     _LINK_FIELDS = {"family": socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0}
 
     def links(self) -> list[LinkInfo]:
-        return [decode_link(m) for m in self.dump(_dump(ifinfmsg, RTM_GETLINK, self._LINK_FIELDS))]
+        return [decode_link(m) for m in self.dump(_dump(ifinfmsg, RTM_GETLINK, self._LINK_FIELDS), LINK_KEEP)]
 
     def addresses(self) -> list[AddrInfo]:
         fields = {"family": socket.AF_UNSPEC, "prefixlen": 0, "flags": 0, "scope": 0, "index": 0}
@@ -607,4 +424,4 @@ class NetlinkSocket:
                     if err in (errno_mod.ENODEV, errno_mod.ENOENT):
                         return None
                     raise NetlinkError(err, extack, f"get link {name or index}")
-                return decode_link(_decode(data, offset))
+                return decode_link(decode(data, offset, LINK_KEEP))

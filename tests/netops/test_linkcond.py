@@ -5,6 +5,7 @@ import pytest
 
 from netops import linkcond
 from netops.kernel import netlink as nl
+from netops.kernel import nlcodec
 from netops.errors import ApplyError
 from netops.model import Endpoint, Link, LinkConditions
 
@@ -19,7 +20,7 @@ def test_rate_alone_is_a_tbf_root():
     small = linkcond.qdiscs("eth0", LinkConditions(rate_bps=64_000), netem=False)[0]
     assert small.params["burst"] == 3200  # at least a couple of full frames
     # over rtnetlink: the same qdisc, as pyroute2 encodes it for the link's index
-    msg = nl._decode(bytes(linkcond.request(4, plan[0]).data), 0)
+    msg = nlcodec.decode(bytes(linkcond.request(4, plan[0]).data), 0)
     assert (msg.get_attr("TCA_KIND"), msg["index"], msg["handle"], msg["parent"]) == ("tbf", 4, 0x10000, nl.TC_H_ROOT)
     assert msg.get_attr("TCA_OPTIONS").get_attr("TCA_TBF_PARMS")["rate"] == 10_000_000 // 8
 
@@ -44,7 +45,7 @@ def test_delay_with_netem_puts_tbf_under_netem():
     assert plan[0].kind == "netem" and plan[0].params == {"delay_ms": 20, "jitter_ms": 5}
     assert (plan[0].parent, plan[0].handle) == ("root", "1:")
     assert (plan[1].parent, plan[1].handle) == ("1:1", "10:") and plan[1].kind == "tbf"
-    netem, tbf = (nl._decode(bytes(linkcond.request(4, q).data), 0) for q in plan)
+    netem, tbf = (nlcodec.decode(bytes(linkcond.request(4, q).data), 0) for q in plan)
     assert (netem.get_attr("TCA_KIND"), netem["handle"], netem["parent"]) == ("netem", 0x10000, nl.TC_H_ROOT)
     assert (tbf.get_attr("TCA_KIND"), tbf["handle"], tbf["parent"]) == ("tbf", 0x100000, 0x10001)  # tc: hex
 

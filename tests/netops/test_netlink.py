@@ -22,6 +22,7 @@ from pyroute2.netlink import NLM_F_MULTI
 from pyroute2.netlink.rtnl.tcmsg.common import tick_in_usec
 
 from netops.kernel import netlink as nl
+from netops.kernel import nlcodec
 
 REPLIES = json.loads((Path(__file__).parent / "data" / "rtnetlink_replies.json").read_text())
 
@@ -42,7 +43,7 @@ def direct(monkeypatch):
 
 
 def decoded(request: nl.Request):
-    return nl._decode(bytes(request.data), 0)
+    return nlcodec.decode(bytes(request.data), 0)
 
 
 # ------------------------------------------------------------------------------------------------ requests
@@ -58,7 +59,7 @@ def _mac(rng: random.Random) -> str:
 
 def test_templates_give_exactly_pyroute2s_encoding(direct):
     rng = random.Random(7)
-    nl._templates.clear()
+    nlcodec._templates.clear()
     for _ in range(150):
         v4 = ia.ip_interface(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/{rng.randint(1, 32)}")
         v6 = ia.ip_interface(f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}/{rng.randint(1, 128)}")
@@ -80,7 +81,7 @@ def test_templates_give_exactly_pyroute2s_encoding(direct):
         ]
         for builder, args, kwargs in cases:
             assert builder(*args, **kwargs).data == direct(builder, *args, **kwargs).data, (builder, args, kwargs)
-    assert 0 < len(nl._templates) < 150 * 11  # shapes are reused
+    assert 0 < len(nlcodec._templates) < 150 * 11  # shapes are reused
 
 
 def test_veth_create_is_what_the_engine_asked_for():
@@ -167,7 +168,7 @@ def test_tbf_is_encoded_as_tc_would_by_pyroute2s_plugin():
 
 
 def test_real_link_dump_parses():
-    links = {lk.name: lk for lk in (nl.decode_link(nl._decode(m, 0)) for m in raw("links"))}
+    links = {lk.name: lk for lk in (nl.decode_link(nlcodec.decode(m, 0)) for m in raw("links"))}
     assert set(links) == {"lo", "br0", "p0", "v0"}
     lo, br, p0, v0 = links["lo"], links["br0"], links["p0"], links["v0"]
     assert (lo.index, lo.kind, lo.up, lo.mtu, lo.alias) == (1, None, True, 65536, "topolab:lab1:ns:h1")
@@ -177,7 +178,7 @@ def test_real_link_dump_parses():
 
 
 def test_real_address_dump_parses_and_tells_leases_from_static():
-    addrs = [nl.decode_addr(nl._decode(m, 0)) for m in raw("addresses")]
+    addrs = [nl.decode_addr(nlcodec.decode(m, 0)) for m in raw("addresses")]
     by_cidr = {a.cidr: a for a in addrs}
     assert by_cidr["192.0.2.1/24"].dynamic is False and by_cidr["198.51.100.7/24"].dynamic is True  # valid_lft 300
     assert by_cidr["2001:db8::1/64"].family == socket.AF_INET6 and by_cidr["2001:db8::1/64"].scope == 0
@@ -186,7 +187,7 @@ def test_real_address_dump_parses_and_tells_leases_from_static():
 
 
 def test_real_route_dumps_keep_unicast_routes_of_the_main_table():
-    routes = [r for r in (nl.decode_route(nl._decode(m, 0)) for m in raw("routes4") + raw("routes6")) if r]
+    routes = [r for r in (nl.decode_route(nlcodec.decode(m, 0)) for m in raw("routes4") + raw("routes6")) if r]
     got = {(r.dst, r.gateway) for r in routes}
     assert ("203.0.113.0/24", "192.0.2.254") in got and ("2001:db8:1::/48", "2001:db8::fe") in got
     assert ("192.0.2.0/24", None) in got
@@ -195,16 +196,16 @@ def test_real_route_dumps_keep_unicast_routes_of_the_main_table():
 
 
 def test_real_qdisc_dump_parses():
-    qdiscs = [nl.decode_qdisc(nl._decode(m, 0)) for m in raw("qdiscs")]
+    qdiscs = [nl.decode_qdisc(nlcodec.decode(m, 0)) for m in raw("qdiscs")]
     tbf = [q for q in qdiscs if q.kind == "tbf"]
     assert len(tbf) == 1 and (tbf[0].handle, tbf[0].parent) == (nl.tc_handle(1), nl.TC_H_ROOT)
     assert {q.kind for q in qdiscs} == {"tbf", "noqueue"}
 
 
 def test_error_acks_carry_errno_and_the_kernels_message():
-    assert nl.decode_error(raw("error_unknown_kind")[0], 0) == (errno.EOPNOTSUPP, "Unknown device type")
-    assert nl.decode_error(raw("error_exists")[0], 0) == (errno.EEXIST, "")
-    assert nl.decode_error(raw("ack")[0], 0) == (0, "")
+    assert nlcodec.decode_error(raw("error_unknown_kind")[0], 0) == (errno.EOPNOTSUPP, "Unknown device type")
+    assert nlcodec.decode_error(raw("error_exists")[0], 0) == (errno.EEXIST, "")
+    assert nlcodec.decode_error(raw("ack")[0], 0) == (0, "")
 
 
 # --------------------------------------------------------------------------------------------- socket loop
