@@ -5,9 +5,8 @@
   TCA_TBF_RATE64) go through `tc`, which has.
 - loss: nft, a netdev `egress` chain bound to the device in the namespace's table `netdev topolab_lc` (tagged),
   `numgen random mod 10000 < k drop`. The egress hook sees bridged frames too (fabric veths are bridge ports),
-  which an inet postrouting chain would not. Kept as `nft -f -` (argv): pyroute2 0.9.7's nftables support is a
-  socket class of its own (NFTSocket, not a codec for our socket loop) whose rule builder has no numgen or
-  comparison expressions, and `nft -f` applies the table, chain and rule in one transaction.
+  which an inet postrouting chain would not. Kept as `nft -f -` (argv): pyroute2 0.9.7's ready-made
+  nftables expressions do not cover numgen, device hooks or comments (netops.nft says more).
 - delay/jitter: sch_netem when the kernel has it (probed once in a throwaway anonymous namespace). The CI kernel
   lacks it; then the engine carries delay on links with a host/router end through a userspace relay in the fabric
   (netops.delayd, planned by netops.plan) and calls `apply()` with rate and loss only. Asked for delay without
@@ -168,18 +167,19 @@ def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str) -> None
         dev = sock.link(name=ifname)
         if dev is None:
             raise ApplyError(f"interface {ifname} is missing in {namespace}", element=element)
+        for q in plan:
+            req = request(dev.index, q)
+            try:
+                if req is None:
+                    procs.run(tc_argv(ifname, q), namespace=namespace, element=element)
+                else:
+                    sock.call(req)
+            except nl.NetlinkError as exc:
+                raise ApplyError(f"{q.kind} qdisc on {ifname}: {exc.strerror}", element=element) from exc
         if plan:
-            requests = [(q, request(dev.index, q)) for q in plan]
-            for q, req in requests:
-                try:
-                    if req is None:
-                        procs.run(tc_argv(ifname, q), namespace=namespace, element=element)
-                    else:
-                        sock.call(req)
-                except nl.NetlinkError as exc:
-                    raise ApplyError(f"{q.kind} qdisc on {ifname}: {exc.strerror}", element=element) from exc
-        elif any(q.index == dev.index and q.parent == nl.TC_H_ROOT and q.handle == OURS
-                 and q.kind not in ("noqueue", "pfifo_fast", "mq") for q in sock.qdiscs()):
+            return
+        if any(q.index == dev.index and q.parent == nl.TC_H_ROOT and q.handle == OURS
+               and q.kind not in ("noqueue", "pfifo_fast", "mq") for q in sock.qdiscs()):
             try:
                 sock.call(nl.qdisc_del_root(dev.index))
             except nl.NetlinkError as exc:

@@ -23,7 +23,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pyroute2.netlink import NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLM_F_ACK_TLVS, NLM_F_CAPPED, nla, nlmsg, nlmsg_atoms, nlmsgerr
+from pyroute2.netlink import (NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLM_F_ACK_TLVS, NLM_F_CAPPED, nla, nla_slot, nlmsg,
+                              nlmsg_atoms, nlmsgerr)
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 HEADER = struct.Struct("=" + "".join(fmt for _name, fmt in nlmsg.header))  # length, type, flags, seq, pid
@@ -122,6 +123,8 @@ def _pyroute2_message(cls: type, mtype: int, flags: int, fields: dict, attrs: li
 def _slots(cell: nlmsg, attrs: list, out: list[tuple[int, Writer]]) -> None:
     """Where pyroute2 put each non-structural value of `attrs`: walk the encoded NLA objects alongside."""
     for (name, value), slot in zip(attrs, cell["attrs"]):
+        if not isinstance(slot, nla_slot):  # pyroute2 skips names its NLA map does not have
+            raise KeyError(f"{name} is not an attribute of {type(cell).__name__}")
         encoded = slot.cell[1]
         if isinstance(value, dict):
             _slots(encoded, value["attrs"], out)
