@@ -31,7 +31,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from pyroute2.netlink.rtnl.tcmsg import sched_netem, sched_tbf, tcmsg
 
-from .nlcodec import HEADER, SEQ_OFFSET, attr_values, decode, decode_error, encode, nla_numbers
+from .nlcodec import HEADER, SEQ_OFFSET, Keep, attr_values, decode, decode_error, encode, keep_only
 
 NETLINK_CAP_ACK = 10  # linux/netlink.h, not in pyroute2 0.9.7: acks echo the request's header, not the request
 RT_TABLE_MAIN = 254  # the main table, as pyroute2's IPRoute.route defaults to
@@ -218,8 +218,11 @@ class LinkInfo:
     master: int  # ifindex of the bridge it is enslaved to, 0 if none
     addresses: list[str] = field(default_factory=list)  # cidr, filled by observers from an address dump
 
+
 _LINK_ATTRS = frozenset({"IFLA_IFNAME", "IFLA_LINKINFO", "IFLA_ADDRESS", "IFLA_MTU", "IFLA_IFALIAS", "IFLA_MASTER"})
-LINK_KEEP = frozenset(nla_numbers(ifinfmsg)[name] for name in _LINK_ATTRS)  # what nlcodec.decode keeps
+LINK_KEEP = keep_only(ifinfmsg, {**dict.fromkeys(_LINK_ATTRS - {"IFLA_LINKINFO"}),
+                                 "IFLA_LINKINFO": {"IFLA_INFO_KIND": None}})  # what nlcodec.decode keeps of a link
+_KIND = frozenset({"IFLA_INFO_KIND"})
 
 
 def decode_link(msg: nlmsg) -> LinkInfo:
@@ -229,7 +232,7 @@ def decode_link(msg: nlmsg) -> LinkInfo:
     return LinkInfo(
         index=msg["index"],
         name=attrs.get("IFLA_IFNAME") or "",
-        kind=info.get_attr("IFLA_INFO_KIND") if info is not None else None,
+        kind=attr_values(info, _KIND).get("IFLA_INFO_KIND") if info is not None else None,
         up=bool(msg["flags"] & IFF_UP),
         carrier=bool(msg["flags"] & IFF_LOWER_UP),
         mac=mac if isinstance(mac, str) and mac.count(":") == 5 else None,
@@ -368,8 +371,8 @@ class NetlinkSocket:
         if err is not None:
             raise err
 
-    def dump(self, request: bytearray, keep: frozenset[int] | None = None) -> list[nlmsg]:
-        """Every message a dump request returns, decoded by pyroute2 (`keep`: see _decode)."""
+    def dump(self, request: bytearray, keep: Keep | None = None) -> list[nlmsg]:
+        """Every message a dump request returns, decoded by pyroute2 (`keep`: see nlcodec.decode)."""
         seq = self._number(request)
         self.sock.send(request)
         out: list[nlmsg] = []

@@ -61,17 +61,21 @@ def test_templates_give_exactly_pyroute2s_encoding(direct):
     rng = random.Random(7)
     nlcodec._templates.clear()
     for _ in range(150):
-        v4 = ia.ip_interface(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/{rng.randint(1, 32)}")
+        v4 = ia.ip_interface(f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                             f"/{rng.randint(1, 32)}")
         v6 = ia.ip_interface(f"2001:db8:{rng.randrange(65536):x}::{rng.randrange(1, 65536):x}/{rng.randint(1, 128)}")
         net = ia.ip_network(f"10.{rng.randrange(256)}.0.0/16")
         cases = [
             (nl.link_add_veth, (_name(rng), _name(rng), rng.randrange(1000)),
-             {"master": rng.randrange(1, 2**31), "mac": _mac(rng), "peer_mac": _mac(rng), "mtu": rng.randint(68, 9000)}),
+             {"master": rng.randrange(1, 2**31), "mac": _mac(rng), "peer_mac": _mac(rng),
+              "mtu": rng.randint(68, 9000)}),
             (nl.link_add_veth, (_name(rng), _name(rng), None), {"up": rng.random() < 0.5}),
-            (nl.link_add_bridge, (_name(rng),), {"mcast_snooping": rng.random() < 0.5, "mtu": rng.randint(68, 9000)}),
+            (nl.link_add_bridge, (_name(rng),),
+             {"mcast_snooping": rng.random() < 0.5, "mtu": rng.randint(68, 9000)}),
             (nl.link_set, (), {"index": rng.randrange(1, 2**31), "up": True, "alias": _name(rng) * 3}),
             (nl.link_set, (), {"name": _name(rng), "up": rng.choice([None, False, True]), "mac": _mac(rng),
-                               "mtu": rng.randint(68, 9000), "master": rng.randrange(2**31), "ns_fd": rng.randrange(99)}),
+                               "mtu": rng.randint(68, 9000), "master": rng.randrange(2**31),
+                               "ns_fd": rng.randrange(99)}),
             (nl.link_del, (), {"name": _name(rng)}),
             (nl.link_del, (), {"index": rng.randrange(1, 2**31)}),
             (nl.addr_add, (rng.randrange(1, 2**31), v4), {}),
