@@ -137,8 +137,7 @@ def link_del(*, index: int = 0, name: str | None = None) -> Request:
 
 
 def addr_add(index: int, address: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> Request:
-    ip = str(address.ip)
-    attrs: list[tuple[str, Any]] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+    attrs: list[tuple[str, Any]] = [("IFA_LOCAL", address.ip), ("IFA_ADDRESS", address.ip)]
     if address.version == 6:
         attrs.append(("IFA_FLAGS", IFA_F_NODAD))
     family = socket.AF_INET if address.version == 4 else socket.AF_INET6
@@ -149,9 +148,9 @@ def addr_add(index: int, address: ipaddress.IPv4Interface | ipaddress.IPv6Interf
 
 def route_add(to: ipaddress.IPv4Network | ipaddress.IPv6Network,
               via: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Request:
-    attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", str(via))]
+    attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
     if to.prefixlen:
-        attrs.append(("RTA_DST", str(to.network_address)))
+        attrs.append(("RTA_DST", to.network_address))
     fields = {"family": socket.AF_INET if to.version == 4 else socket.AF_INET6, "dst_len": to.prefixlen,
               "src_len": 0, "tos": 0, "table": RT_TABLE_MAIN, "proto": rt_proto["static"],
               "scope": rt_scope["universe"], "type": rt_type["unicast"]}

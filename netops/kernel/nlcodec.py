@@ -40,6 +40,7 @@ _MESSAGES = MarshalRtnl.msg_map  # rtnetlink message type -> pyroute2 class
 _STRUCTURAL = frozenset({"family", "IFLA_INFO_KIND", "TCA_KIND"})
 
 Writer = Callable[[bytearray, int, Any], None]
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address  # IP attribute values: pyroute2 gets them as text
 
 
 def _write_str(buf: bytearray, offset: int, value: str) -> None:
@@ -51,8 +52,8 @@ def _write_mac(buf: bytearray, offset: int, value: str) -> None:
     buf[offset:offset + 6] = bytes.fromhex(value.replace(":", ""))
 
 
-def _write_ip(buf: bytearray, offset: int, value: str) -> None:
-    raw = ipaddress.ip_address(value).packed
+def _write_ip(buf: bytearray, offset: int, value: IP) -> None:
+    raw = value.packed
     buf[offset:offset + len(raw)] = raw
 
 
@@ -93,7 +94,10 @@ def _shape(attrs: list, values: list) -> tuple:
             out.append((name, "const", value))
         else:
             values.append(value)
-            out.append((name, len(value.encode()) if isinstance(value, str) else type(value).__name__))
+            if isinstance(value, str):
+                out.append((name, len(value.encode())))
+            else:  # an int, or an IP address (its width is its version's, whatever its text)
+                out.append((name, value.version if isinstance(value, IP) else type(value).__name__))
     return tuple(out)
 
 
@@ -109,11 +113,17 @@ class _Template:
         return buf
 
 
+def _as_pyroute2(attrs: list) -> list:
+    """`attrs` as pyroute2 takes them: IP addresses as text."""
+    return [(name, {"attrs": _as_pyroute2(value["attrs"])} if isinstance(value, dict) and "attrs" in value
+             else str(value) if isinstance(value, IP) else value) for name, value in attrs]
+
+
 def _pyroute2_message(cls: type, mtype: int, flags: int, fields: dict, attrs: list) -> nlmsg:
     msg = cls()
     for name, value in fields.items():
         msg[name] = value
-    msg["attrs"] = list(attrs)
+    msg["attrs"] = _as_pyroute2(attrs)
     msg["header"]["type"] = mtype
     msg["header"]["flags"] = flags
     msg.encode()
@@ -152,7 +162,7 @@ def encode(cls: type, mtype: int, flags: int, fields: dict, attrs: list, *, temp
     """One netlink message (header included, sequence number 0) encoded by pyroute2's `cls`.
 
     `fields` are the message's fixed fields, `attrs` its NLAs as pyroute2 takes them ((name, value) pairs, nested
-    ones as {"attrs": [...]}). With `template`, the bytes come from the template of the message's shape (encoded
+    ones as {"attrs": [...]}), but IP addresses as `ipaddress` objects. With `template`, the bytes come from the template of the message's shape (encoded
     by pyroute2 the first time it is seen) with these values written in."""
     if not template:
         return _pyroute2_message(cls, mtype, flags, fields, attrs).data
