@@ -54,6 +54,15 @@ class Nat:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """What a node's cgroup may use at most, lowering the operator's defaults (None: the default)."""
+
+    memory: int | None = None  # bytes
+    pids: int | None = None
+    cpu: float | None = None  # CPUs
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     kind: str  # one of NODE_KINDS
@@ -72,6 +81,7 @@ class Node:
     multicast_snooping: bool = False
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
+    limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)
 
 
 @dataclass(frozen=True)
