@@ -287,6 +287,7 @@ class QdiscInfo:
 def decode_qdisc(msg: nlmsg) -> QdiscInfo:
     return QdiscInfo(msg["index"], msg["parent"], msg["handle"], msg.get_attr("TCA_KIND") or "")
 
+
 # ----------------------------------------------------------------------------------------------------- socket
 
 
