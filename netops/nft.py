@@ -7,6 +7,12 @@ never modified or deleted, whatever it is called.
 
 nft 1.0.6 leaves table comments out of its JSON output, so `list_tables()` reads them from `nft -a -t list
 ruleset` text (the `comment` line that directly follows each `table ... { # handle N` line).
+
+Why a program and not netlink (rtnetlink goes through pyroute2's codec in netops.kernel.netlink): pyroute2 0.9.7
+has nfnetlink message classes for nftables, but its ready-made rule expressions are only masquerade, verdicts and
+IPv4 address matches; everything else these rulesets use (interface-name matches, `numgen`, `ct state`, nat
+statements, rule and table comments) would be raw expression attributes assembled here, a re-implementation of
+what nft compiles from text. So the text is the interface.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import dnsmasq, linkcond, naming, nft, procs, qemu
 from .kernel import cgroups, netns
-from .kernel.netlink import NetlinkSocket
+from .kernel.netlink import TC_H_ROOT, NetlinkSocket
 from .model import NAMESPACE_KINDS, Topology
 from .plan import Inventory, LinkState, NamespaceState
 
@@ -64,9 +64,9 @@ def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> Namespac
             target.append(addr.cidr)
     for route in nl.routes():
         state.routes.add((route.dst, route.gateway))
-    for ifindex, parent, kind in nl.qdiscs():
-        if parent == 0xFFFFFFFF and ifindex in by_index and kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
-            state.links[by_index[ifindex].name].qdisc = kind
+    for q in nl.qdiscs():
+        if q.parent == TC_H_ROOT and q.index in by_index and q.kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
+            state.links[by_index[q.index].name].qdisc = q.kind
     return state
 
 

@@ -18,7 +18,8 @@ import os
 import queue
 import threading
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
 
 from . import libc, userns
 from .netlink import NetlinkSocket
@@ -359,3 +360,28 @@ class Namespaces:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def netlink_in(ns: str) -> Iterator[NetlinkSocket]:
+    """A netlink socket bound to namespace `ns` for one short job (a fresh worker thread opens it), closed after."""
+    with Namespaces() as spaces, spaces.netlink(ns) as sock:
+        yield sock
+
+
+def in_throwaway(fn: Callable[[], T]) -> T:
+    """Run fn on a thread of its own inside a new anonymous namespace, which the kernel frees when the thread ends
+    (for probes of what the kernel supports)."""
+    fut: Future = Future()
+
+    def run() -> None:
+        try:
+            libc.unshare(libc.CLONE_NEWNET)
+            fut.set_result(fn())
+        except BaseException as exc:  # handed to the caller through the future
+            fut.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="netops-probe", daemon=True)
+    thread.start()
+    thread.join()
+    return fut.result()
