@@ -14,13 +14,6 @@ IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
-NODE_KINDS = ("host", "router", "bridge", "vm", "external")
-#: kinds whose nodes own interfaces (endpoints `node:iface`); the others are endpoints by bare name
-INTERFACE_KINDS = ("host", "router", "vm")
-#: kinds that get a network namespace of their own
-NAMESPACE_KINDS = ("host", "router")
-
-
 @dataclass(frozen=True)
 class DhcpServer:
     """dnsmasq serving one interface's subnet: addresses `start`..`end`, gateway = the interface's own address."""
@@ -56,7 +49,7 @@ class Nat:
 @dataclass(frozen=True)
 class Node:
     name: str
-    kind: str  # one of NODE_KINDS
+    kind: str  # a kind of the registry (netops.kinds)
     interfaces: dict[str, Interface] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     nat: Nat | None = None  # routers only

@@ -301,7 +301,7 @@ def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespa
     """Start the VM node's qemu inside `fabric_namespace` (whose taps `taps` names); its pid. Idempotent: when the
     VM already runs, its pid. ApplyError (element `nodes.<vm>...`) when qemu does not come up."""
     element = f"nodes.{node.name}"
-    if node.kind != "vm" or not node.image:
+    if not node.image:
         raise ApplyError("not a vm node with an image", element=element)
     running = _find(lab, node.name)
     if running is not None:

@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from netops.errors import Problem, TopologyError
-from netops.model import INTERFACE_KINDS
+from netops import kinds
 from netops.naming import NODE_NAME_RE
 
 from .models import Lab
@@ -27,7 +27,6 @@ MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 NAME_MAX = 100  # Lab.name max_length
 
 #: the prefix of automatic node names, per kind (h1, r1, br1, vm1, wan1)
-NAME_PREFIX = {"host": "h", "router": "r", "bridge": "br", "vm": "vm", "external": "wan"}
 
 
 class DocumentError(Exception):
@@ -139,7 +138,7 @@ def _jsonable(value: Any) -> Any:
 # --- node operations ------------------------------------------------------------------------------------------
 
 def next_node_name(document: dict, kind: str) -> str:
-    prefix = NAME_PREFIX.get(kind, "n")
+    prefix = kinds.get(kind).prefix if kinds.known(kind) else "n"
     taken = set(_nodes(document))
     n = 1
     while f"{prefix}{n}" in taken:
@@ -149,8 +148,8 @@ def next_node_name(document: dict, kind: str) -> str:
 
 def add_node(document: dict, kind: str, name: str | None = None, properties: dict | None = None) -> str:
     """Add a node of `kind` (auto-named h1, r1, br1, vm1, wan1 when `name` is empty); returns its name."""
-    if kind not in NAME_PREFIX:
-        raise DocumentError(Problem("kind", f"unknown node kind {kind!r}; one of {', '.join(NAME_PREFIX)}"))
+    if not kinds.known(kind):
+        raise DocumentError(Problem("kind", f"unknown node kind {kind!r}; one of {', '.join(kinds.names())}"))
     nodes = _nodes(document)
     name = name or next_node_name(document, kind)
     _check_new_name(nodes, name)
@@ -255,7 +254,7 @@ def complete_endpoint(document: dict, endpoint: str) -> str:
         raise DocumentError(Problem("endpoints", f"{endpoint!r} is not an endpoint (node or node:interface)"))
     name, sep, iface = endpoint.partition(":")
     node = get_node(document, name)
-    if node.get("kind") in INTERFACE_KINDS:
+    if kinds.known(node.get("kind")) and kinds.get(node["kind"]).interfaces:
         iface = iface if sep and iface else next_interface(document, name)
         interfaces = node.setdefault("interfaces", {})
         if isinstance(interfaces, dict):

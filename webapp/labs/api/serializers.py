@@ -5,7 +5,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Lab
-from ..services import EXPORT_FORMATS, NAME_PREFIX
+from netops import kinds
+
+from ..services import EXPORT_FORMATS
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -89,7 +91,7 @@ class VersionedSerializer(serializers.Serializer):
 
 
 class NodeCreateSerializer(VersionedSerializer):
-    kind = serializers.ChoiceField(choices=list(NAME_PREFIX))
+    kind = serializers.ChoiceField(choices=list(kinds.names()))
     name = serializers.CharField(required=False, allow_blank=True, help_text="Default: next free h1, r1, br1, vm1, wan1")
     ui = serializers.DictField(required=False, help_text="Canvas position {x, y}")
     properties = serializers.DictField(required=False, help_text="Other node keys (interfaces, routes, image, ...)")

@@ -1,0 +1,78 @@
+"""The registry of node kinds: one module per kind, each one class, registered here in one line.
+
+    get(kind) -> Kind              KeyError for an unknown kind (validation reports those first)
+    names() -> tuple of kind names
+    all_kinds() -> tuple of Kind instances
+    handler(action) -> (Kind, method name) or None: which kind applies a plan action
+    public() -> JSON-able description served by GET /api/kinds/
+
+Nothing outside this package compares a kind's name (tests/netops/test_kinds.py greps for it): ask the kind.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Kind, NamespaceKind, SegmentKind
+from .bridge import Bridge
+from .external import External
+from .host import Host
+from .router import Router
+from .vm import Vm
+
+#: the registered kinds (in the order messages list them; the palette orders them by `Kind.palette`).
+#: Adding a kind: its module in this package, and one entry here.
+_KINDS: dict[str, Kind] = {k.name: k for k in (Host(), Router(), Bridge(), Vm(), External())}
+
+
+def get(kind: str) -> Kind:
+    return _KINDS[kind]
+
+
+def known(kind: object) -> bool:
+    return isinstance(kind, str) and kind in _KINDS
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def all_kinds() -> tuple[Kind, ...]:
+    return tuple(_KINDS.values())
+
+
+def with_key(key: str) -> list[str]:
+    """Kinds whose nodes may carry `key`."""
+    return [k.name for k in _KINDS.values() if key in k.keys]
+
+
+def handler(action: str) -> tuple[Kind, str] | None:
+    for kind in _KINDS.values():
+        if action in kind.actions:
+            return kind, kind.actions[action]
+    return None
+
+
+def clab_kind_for(clab_kind: object, labels: dict[str, Any], forwarding: bool) -> Kind | None:
+    """The kind a containerlab node is imported as (the most specific claim wins), or None."""
+    claims = [k for k in _KINDS.values() if k.clab_claims(clab_kind, labels, forwarding)]
+    return min(claims, key=lambda k: k.clab_rank) if claims else None
+
+
+def clab_host_kind() -> Kind:
+    """The kind containerlab's `host:<port>` endpoints become."""
+    return next(k for k in _KINDS.values() if k.clab_host_endpoint)
+
+
+def public() -> dict[str, Any]:
+    from .. import naming
+    from ..status import NODE_STATES
+
+    return {
+        "kinds": [k.public() for k in _KINDS.values()],
+        "node_states": list(NODE_STATES),
+        "node_name_re": naming.NODE_NAME_RE.pattern.replace("\\Z", "$"),
+    }
+
+
+__all__ = ["Kind", "NamespaceKind", "SegmentKind", "get", "known", "names", "all_kinds", "with_key", "handler",
+           "clab_kind_for", "clab_host_kind", "public"]
