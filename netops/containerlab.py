@@ -54,10 +54,10 @@ from .topology import dump_yaml as _dump
 
 DEFAULT_IMAGE = "alpine:3.20"
 LABEL = "topolab."
-_LABEL_ORDER = ("external", "bridge", "nat", "address", "delay", "jitter", "loss", "rate")
+_CONDITIONS = ("delay", "jitter", "loss", "rate")
+_LABEL_ORDER = (*kinds.clab_host_kind().clab_labels, *_CONDITIONS)  # link labels, in the order they are written
 _NODE_LABEL_ORDER = ("kind", "image", "memory", "cpus", "description")
 _KNOWN_NODE_KEYS = {"kind", "image", "network-mode", "exec", "labels", "sysctls"}
-_CONDITIONS = ("delay", "jitter", "loss", "rate")
 CLAB_HOST = "host"  # containerlab's name for the host namespace in an endpoint (`host:<port>`)
 
 

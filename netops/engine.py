@@ -6,18 +6,21 @@ Everything kernel-side goes through `netops.kernel`; planning is pure (`netops.p
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import os
 import resource
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
-from . import destroy, dhcpclient, dnsmasq, linkcond, naming, nft, observe, plan as planning, procs, qemu
+from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu
+from . import plan as planning
 from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
@@ -26,6 +29,7 @@ from .kernel.tap import create_persistent_tap
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
+from .wiring import SHAPES
 
 # a run of at least this many namespace.create steps is created by several threads (netns.create_many); shorter
 # runs are created one by one (no thread start-up)
@@ -38,6 +42,7 @@ CREATE_WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("TOPOLAB_
 # this process may open.
 SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
 DHCP_TIMEOUT = 20.0
+LINK_BRIDGE = "bridge"  # the rtnetlink link kind of a Linux bridge (not a node kind)
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
 
 
@@ -74,11 +79,11 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
             sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
             sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
                          if n not in sigs and n not in applier.touched})
-            _write_signatures(lab, sigs)
+            observe.write_signatures(lab, sigs)
             raise
         finally:
             applier.close()
-        _write_signatures(lab, planning.signatures(topology))
+        observe.write_signatures(lab, planning.signatures(topology))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
 
 
@@ -87,13 +92,6 @@ def _needs_delay_relay(topology: Topology) -> bool:
     if not any(planning.needs_delay(lk) for lk in topology.links):
         return False
     return not linkcond.supports_delay()
-
-
-def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
-    path = naming.run_dir(lab) / "signatures.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sigs, sort_keys=True))
-    os.replace(tmp, path)
 
 
 class _Applier:
@@ -227,10 +225,21 @@ class _Applier:
     def _run_step(self, k: int, step: Step, total: int) -> None:
         self._announce(k, step, total)
         try:
-            getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))(step)
+            self._handler(step.action)(step)
         except (ApplyError, OSError) as exc:
             raise self._failure(step, exc) from exc
         self._finish(k, step)
+
+    def _handler(self, action: str) -> Callable[[Step], None]:
+        """What applies a step: its kind's method when a kind declares the action (netops.kinds), the link's
+        shape for link.create (netops.wiring), else this class's do_<phase>_<action>."""
+        if action == "link.create":
+            return lambda step: SHAPES[step.params["kind"]].create(self, step)
+        owner = kinds.handler(action)
+        if owner is not None:
+            kind, method = owner
+            return lambda step: getattr(kind, method)(self, step)
+        return getattr(self, "do_" + action.replace(".", "_").replace("-", "_"))
 
     def _failure(self, step: Step, exc: BaseException) -> BaseException:
         """The ApplyError a failed step raises (naming its element), after telling that its node failed."""
@@ -312,11 +321,11 @@ class _Applier:
 
         return inside
 
-    def _bridge_index(self, name: str, element: str) -> int:
+    def bridge_index(self, name: str, element: str) -> int:
         index = self.bridges.get(name)
         if index is None:
             br = self.sock(self.fabric).link(name=name)
-            if br is None or br.kind != "bridge":
+            if br is None or br.kind != LINK_BRIDGE:
                 raise ApplyError(f"bridge {name} is missing in {self.fabric}", element=element)
             index = self.bridges[name] = br.index
         return index
@@ -332,14 +341,14 @@ class _Applier:
         name = step.params["ifname"]
         have = s.link(name=name)
         self.bridges.pop(name, None)
-        if have is not None and have.kind != "bridge":
+        if have is not None and have.kind != LINK_BRIDGE:
             s.call(nl.link_del(index=have.index))
             have = None
         if have is None:
             s.call(nl.link_add_bridge(name, mcast_snooping=step.params.get("multicast_snooping", False)))
         s.call(nl.link_set(name=name, up=True, alias=step.params["tag"]))
 
-    def _fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0,
+    def fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0,
                     a_mac: str | None = None, b_mac: str | None = None, a_alias: str | None = None) -> None:
         """Create veth a_if (in a_ns, up, enslaved to `master`, tagged `a_alias`) with peer b_if straight in b_ns.
         If a name is taken (an end left over from a pair whose namespace the kernel is still freeing), delete and
@@ -363,73 +372,21 @@ class _Applier:
             if fd >= 0:
                 os.close(fd)
 
-    def _taps(self, taps: list[str], bridge: int, tag: str) -> None:
+    def taps(self, taps: list[str], bridge: int, tag: str) -> None:
         s = self.sock(self.fabric)
         for tap in taps:
             if s.link(name=tap) is None:
                 self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t))
             s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
 
-    def do_link_create(self, step: Step) -> None:
-        p = step.params
-        kind, tag = p["kind"], p["tag"]
-        if kind == "ns-ns":
-            self._fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"], a_mac=p["a_mac"], b_mac=p["b_mac"])
-        elif kind in ("ns-bridge", "ns-bridge+tap"):
-            master = self._bridge_index(p["bridge"], step.path)
-            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], master=master, b_mac=p["a_mac"],
-                             a_alias=tag)
-            if kind == "ns-bridge+tap":
-                self._taps(p["taps"], master, tag)
-        elif kind == "ns-bridge+relay":
-            # the node's end stays out of the bridge: netops.delayd joins it to a port pair after the delay
-            master = self._bridge_index(p["bridge"], step.path)
-            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
-            self._fresh_veth(self.fabric, p["relay_if"], self.fabric, p["port_if"])
-            _raise_first(self.sock(self.fabric).batch([
-                nl.link_set(name=p["fabric_if"], alias=tag), nl.link_set(name=p["relay_if"], alias=tag),
-                nl.link_set(name=p["port_if"], up=True, master=master, alias=tag)]))
-        elif kind == "ns-ns+relay":
-            self._fresh_veth(self.fabric, p["a_fabric"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
-            self._fresh_veth(self.fabric, p["b_fabric"], p["b_ns"], p["b_if"], b_mac=p["b_mac"])
-            _raise_first(self.sock(self.fabric).batch([
-                nl.link_set(name=p["a_fabric"], alias=tag), nl.link_set(name=p["b_fabric"], alias=tag)]))
-        elif kind == "bridge-bridge":
-            a_master = self._bridge_index(p["a_bridge"], step.path)
-            b_master = self._bridge_index(p["b_bridge"], step.path)
-            self._fresh_veth(self.fabric, p["a_if"], self.fabric, p["b_if"], master=a_master)
-            errs = self.sock(self.fabric).batch([
-                nl.link_set(name=p["a_if"], alias=tag),
-                nl.link_set(name=p["b_if"], up=True, master=b_master, alias=tag)])
-            _raise_first(errs)
-        elif kind in ("tap-bridge", "tap-tap"):
-            self._taps(p["taps"], self._bridge_index(p["bridge"], step.path), tag)
-        else:
-            raise ApplyError(f"unknown link kind {kind}", element=step.path)
-
-    def do_link_door(self, step: Step) -> None:
-        p = step.params
-        root = self.sock(None)
-        host_bridge = None
-        if p["host_bridge"]:
-            host_bridge = root.link(name=p["host_bridge"])
-            if host_bridge is None or host_bridge.kind != "bridge":
-                what = "does not exist" if host_bridge is None else "is not a bridge"
-                raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
-        master = self._bridge_index(p["bridge"], step.path)
-        self._fresh_veth(self.fabric, p["peer"], None, p["root"], master=master, a_alias=p["tag"])
-        door = root.link(name=p["root"])
-        if door is None:
-            raise ApplyError(f"door {p['root']} vanished", element=step.path)
-        reqs = [nl.link_set(index=door.index, up=True, alias=p["tag"],
-                            master=host_bridge.index if host_bridge else None)]
-        if p["nat"] and p["address"]:
-            import ipaddress
-            reqs.append(nl.addr_add(door.index, ipaddress.ip_interface(p["address"])))
-        _raise_first(root.batch(reqs))
+    def set_links(self, ns: str | None, changes: list[dict[str, Any]],
+                  addresses: Sequence[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = ()) -> None:
+        """Set attributes of links of `ns` (each change a link_set's keywords: name or index, up, master, alias) and
+        add `addresses` ((ifindex, address)), in one batch."""
+        reqs = [nl.link_set(**change) for change in changes] + [nl.addr_add(i, a) for i, a in addresses]
+        _raise_first(self.sock(ns).batch(reqs))
 
     def do_configure_interface(self, step: Step) -> None:
-        import ipaddress
         p = step.params
         s = self.sock(p["namespace"])
         link = s.link(name=p["ifname"])
@@ -443,15 +400,9 @@ class _Applier:
         _raise_first(s.batch(reqs))
 
     def do_route_add(self, step: Step) -> None:
-        import ipaddress
         p = step.params
         reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
         _raise_first(self.sock(p["namespace"]).batch(reqs))
-
-    def do_sysctl_forwarding(self, step: Step) -> None:
-        ns = step.params["namespace"]
-        self.spaces.write_sysctl(ns, "net.ipv4.ip_forward", "1")
-        self.spaces.write_sysctl(ns, "net.ipv6.conf.all.forwarding", "1")
 
     # -------------------------------------------------------------------------------------------- services
 
@@ -471,17 +422,6 @@ class _Applier:
                 "--delay-ms", f"{float(p['delay_ms']):g}", "--jitter-ms", f"{float(p['jitter_ms']):g}"]
         procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"],
                     log_path=naming.run_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
-
-    def do_nat_router(self, step: Step) -> None:
-        p = step.params
-        nft.apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
-
-    def do_nat_external(self, step: Step) -> None:
-        p = step.params
-        destroy.host_forwarding_acquire(self.lab)
-        import ipaddress
-        address = ipaddress.ip_interface(p["address"]) if p["address"] else None
-        nft.apply_external_nat(self.lab, step.node, p["root"], address)
 
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
@@ -544,8 +484,6 @@ def exec_argv(lab: str, node: str) -> list[str]:
     return ["nsenter", f"--net={netns.path(ns)}", "--"]
 
 
-# ------------------------------------------------------------------------------------------------ status
-
 def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
@@ -560,5 +498,4 @@ def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
 
 
 LabStatus = observe.LabStatus
-
 __all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from dataclasses import dataclass, field
 
 from . import kinds, linkcond, naming, nft, procs
@@ -139,6 +140,14 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
         state = inv.namespaces.get(name)
         if state is not None:
             state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links))
+
+
+def write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
+    """Store the node signatures of a deploy (netops.plan.signatures), atomically."""
+    path = naming.run_dir(lab) / "signatures.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sigs, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def read_signatures(lab: str) -> dict[str, str | None]:

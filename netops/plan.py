@@ -75,7 +75,7 @@ def signatures(topology: Topology) -> dict[str, str]:
 
 
 def _segment(node: Node) -> bool:
-    return kinds.get(node.kind).link_end == "bridge"
+    return kinds.get(node.kind).link_end == "segment"
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -1,8 +1,8 @@
 """How a link is realised in the kernel: written once, for the planner and the engine.
 
 Each end of a link is of one class, given by its node's kind (`Kind.link_end`): "ns" (a veth end inside the node's
-namespace), "tap" (a VM's tap in the fabric namespace) or "bridge" (a port of a bridge or external's bridge in the
-fabric namespace). The pair of classes picks one `Shape`, which says which fabric interfaces the link creates, the
+namespace), "tap" (a VM's tap in the fabric namespace) or "segment" (a port of a bridge or an external's bridge in
+the fabric namespace). The pair of classes picks one `Shape`, which says which fabric interfaces the link creates, the
 parameters of its `link.create` step, whether something of it is missing, and how the engine builds it:
 
     ns-ns            a veth between the two namespaces
@@ -28,12 +28,12 @@ from .model import Endpoint, Link, Topology
 if TYPE_CHECKING:
     from .engine import _Applier
 
-_ORDER = {"ns": 0, "tap": 1, "bridge": 2}
+_ORDER = {"ns": 0, "tap": 1, "segment": 2}
 
 
 @dataclass
 class Wiring:
-    """How one link is realised: its ends ordered ns < tap < bridge, its shape and the objects it creates."""
+    """How one link is realised: its ends ordered ns < tap < segment, its shape and the objects it creates."""
 
     link: Link
     kind: str  # the shape's name (see the module docstring)
@@ -290,10 +290,11 @@ class TapTap(Shape):
 
 SHAPES: dict[str, Shape] = {s.name: s for s in (NsNs(), NsNsRelay(), NsBridge(), NsBridgeRelay(), BridgeBridge(),
                                                  TapBridge(), NsBridgeTap(), TapTap())}
-#: the shape of a link by the classes of its ends (ordered ns < tap < bridge)
+#: the shape of a link by the classes of its ends (ordered ns < tap < segment)
 PAIRS: dict[tuple[str, str], Shape] = {
-    ("ns", "ns"): SHAPES["ns-ns"], ("ns", "bridge"): SHAPES["ns-bridge"], ("bridge", "bridge"): SHAPES["bridge-bridge"],
-    ("tap", "bridge"): SHAPES["tap-bridge"], ("ns", "tap"): SHAPES["ns-bridge+tap"], ("tap", "tap"): SHAPES["tap-tap"],
+    ("ns", "ns"): SHAPES["ns-ns"], ("ns", "segment"): SHAPES["ns-bridge"], ("tap", "segment"): SHAPES["tap-bridge"],
+    ("segment", "segment"): SHAPES["bridge-bridge"], ("ns", "tap"): SHAPES["ns-bridge+tap"],
+    ("tap", "tap"): SHAPES["tap-tap"],
 }
 
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from ..plan import PlanContext
 
 #: how a link reaches a node: "ns" (a veth end inside its namespace), "tap" (a tap in the fabric namespace),
-#: "bridge" (a port of its bridge in the fabric namespace)
-LINK_ENDS = ("ns", "tap", "bridge")
+#: "segment" (a port of its bridge in the fabric namespace)
+LINK_ENDS = ("ns", "tap", "segment")
 
 
 class Kind:
@@ -40,16 +40,18 @@ class Kind:
     keys: ClassVar[tuple[str, ...]] = ("kind", "description", "ui")
     #: sections of the canvas's properties panel, in order (static/js/editor/panel.js renders each by name)
     sections: ClassVar[tuple[str, ...]] = ()
+    interface_keys: ClassVar[tuple[str, ...]] = ()  # keys the properties panel offers on each interface
     interfaces: ClassVar[bool] = False  # endpoints are `node:iface` (else the bare node name)
     namespace: ClassVar[bool] = False  # gets a network namespace of its own
     console: ClassVar[str | None] = None  # "shell" (a shell in its namespace), "serial" (its serial port), None
     capture: ClassVar[bool] = False  # its interfaces can be captured on
-    link_end: ClassVar[str] = "bridge"  # one of LINK_ENDS
+    link_end: ClassVar[str] = "segment"  # one of LINK_ENDS
     serves_dhcp: ClassVar[bool] = False  # its interfaces may carry dhcp_server
     forwarding: ClassVar[bool] = False  # ip_forward on in its namespace
     masquerade: ClassVar[bool] = False  # `nat: {masquerade: [...]}` on its interfaces
     clab_rank: ClassVar[int] = 1  # the smallest rank wins when several kinds claim a containerlab node
     clab_host_endpoint: ClassVar[bool] = False  # containerlab's `host:<port>` endpoints become nodes of this kind
+    clab_labels: ClassVar[tuple[str, ...]] = ()  # link labels (topolab.*) its clab_endpoint() writes, in order
     #: plan actions this kind's methods apply: action -> method name (called as method(applier, step))
     actions: ClassVar[dict[str, str]] = {}
 
@@ -142,7 +144,7 @@ class Kind:
         return {
             "name": self.name, "label": self.label, "help": self.help, "prefix": self.prefix,
             "palette": self.palette, "icon": self.icon or f"img/nodes/{self.name}.svg", "keys": list(self.keys),
-            "sections": list(self.sections), "interfaces": self.interfaces, "namespace": self.namespace,
+            "sections": list(self.sections), "interface_keys": list(self.interface_keys), "interfaces": self.interfaces, "namespace": self.namespace,
             "console": self.console, "capture": self.capture, "link_end": self.link_end,
             "serves_dhcp": self.serves_dhcp, "masquerade": self.masquerade,
         }
@@ -153,6 +155,7 @@ class NamespaceKind(Kind):
 
     keys = ("kind", "description", "interfaces", "routes", "ui")
     sections = ("interfaces", "routes")
+    interface_keys = ("address",)
     interfaces = True
     namespace = True
     console = "shell"
@@ -237,7 +240,7 @@ class NamespaceKind(Kind):
 class SegmentKind(Kind):
     """A node realised as a bridge in the lab's fabric namespace, linked by its bare name (bridge, external)."""
 
-    link_end = "bridge"
+    link_end = "segment"
 
     def fabric_links(self, lab: str, node: Node) -> set[str]:
         return {naming.bridge_ifname(node.name)}

@@ -28,6 +28,7 @@ class External(SegmentKind):
     keys = ("kind", "description", "bridge", "nat", "address", "ui")
     sections = ("external",)
     clab_host_endpoint = True
+    clab_labels = ("external", "bridge", "nat", "address")  # the link labels saying which external it is
     actions = {"link.door": "apply_door", "nat.external": "apply_nat"}
 
     # ---- validation and writing
@@ -108,6 +109,7 @@ class External(SegmentKind):
     def apply_door(self, ap: _Applier, step: Step) -> None:
         """The veth from the external's bridge in the fabric to the host: enslaved to the host bridge, or holding
         the host-side gateway address for masquerade."""
+        from ..engine import LINK_BRIDGE
         from ..errors import ApplyError
 
         p = step.params
@@ -115,7 +117,7 @@ class External(SegmentKind):
         host_bridge = None
         if p["host_bridge"]:
             host_bridge = root.link(name=p["host_bridge"])
-            if host_bridge is None or host_bridge.kind != "bridge":
+            if host_bridge is None or host_bridge.kind != LINK_BRIDGE:
                 what = "does not exist" if host_bridge is None else "is not a bridge"
                 raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
         master = ap.bridge_index(p["bridge"], step.path)
@@ -123,8 +125,9 @@ class External(SegmentKind):
         door = root.link(name=p["root"])
         if door is None:
             raise ApplyError(f"door {p['root']} vanished", element=step.path)
-        ap.link_up(None, door.index, alias=p["tag"], master=host_bridge.index if host_bridge else None,
-                   address=ipaddress.ip_interface(p["address"]) if p["nat"] and p["address"] else None)
+        change = {"index": door.index, "up": True, "alias": p["tag"], "master": host_bridge.index if host_bridge else None}
+        address = [(door.index, ipaddress.ip_interface(p["address"]))] if p["nat"] and p["address"] else []
+        ap.set_links(None, [change], address)
 
     def apply_nat(self, ap: _Applier, step: Step) -> None:
         from .. import destroy, nft

@@ -21,6 +21,7 @@ class Router(NamespaceKind):
     palette = 0
     keys = ("kind", "description", "interfaces", "routes", "nat", "ui")
     sections = ("interfaces", "routes", "nat")
+    interface_keys = ("address", "dhcp_server")
     serves_dhcp = True
     forwarding = True
     masquerade = True

@@ -27,6 +27,7 @@ class Vm(Kind):
     palette = 3
     keys = ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui")
     sections = ("vm", "interfaces", "routes")
+    interface_keys = ("address", "mac")
     interfaces = True
     console = "serial"
     capture = True

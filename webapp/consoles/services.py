@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from netops import capture as netcapture
+from netops import kinds
 from netops.errors import Problem, TopologyError
 from netops.naming import NODE_NAME_RE
 from webapp.labs.models import Lab
@@ -21,7 +22,6 @@ from webapp.labs.permissions import visible_labs
 from . import conf
 from .models import Capture, ConsoleSession
 
-CONSOLE_KINDS = ("host", "router", "vm")
 IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # fullmatch only
 AGENT_TIMEOUT = 15.0
 
@@ -48,7 +48,7 @@ def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
     if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         return "", "not-found"
     kind = ((lab.document or {}).get("nodes") or {}).get(node, {}).get("kind")
-    if kind not in CONSOLE_KINDS:
+    if not kinds.known(kind) or kinds.get(kind).console is None:
         return "", "not-found"
     return kind, ""
 

@@ -1,15 +1,9 @@
 // Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/services.py.
 // The document is a plain object; every function here mutates the one it is given.
 
-export const KINDS = {
-  router: { label: "Router", prefix: "r", interfaces: true, help: "Forwards between networks; NAT and DHCP" },
-  bridge: { label: "Switch", prefix: "br", interfaces: false, help: "A bridge inside the lab" },
-  host: { label: "Host", prefix: "h", interfaces: true, help: "A Linux network namespace" },
-  vm: { label: "VM", prefix: "vm", interfaces: true, help: "A qemu virtual machine" },
-  external: { label: "External", prefix: "wan", interfaces: false, help: "The door to the host's network" },
-};
+import { KINDS, NODE_NAME_RE } from "./kinds.js";
 
-export const NODE_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+export { KINDS, NODE_NAME_RE };
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export const clone = (doc) => JSON.parse(JSON.stringify(doc));

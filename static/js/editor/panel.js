@@ -1,7 +1,8 @@
 // The properties panel: a form for the selected node or link, committed field by field on "change".
 // Fields carry data-path (the document path they edit) so validation problems show next to them.
+import { KINDS, hasInterfaceKey } from "./kinds.js";
 import {
-  KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
+  interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
 } from "./model.js";
 import { h } from "./dom.js";
 
@@ -179,12 +180,16 @@ export class Panel {
       if (value) d.nodes[name].description = value; else delete d.nodes[name].description;
     })), `${base}.description`));
 
-    if (kind === "vm") this.renderVm(form, node, name, base);
-    if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
-    if (kind === "host" || kind === "router" || kind === "vm") this.renderRoutes(form, node, name, base);
-    if (kind === "router") this.renderNat(form, doc, node, name, base);
-    if (kind === "external") this.renderExternal(form, node, name, base);
-    if (kind === "bridge") this.renderBridge(form, node, name, base);
+    // the sections the node's kind declares (netops.kinds), in its order
+    const sections = {
+      vm: () => this.renderVm(form, node, name, base),
+      interfaces: () => this.renderInterfaces(form, doc, node, name, base),
+      routes: () => this.renderRoutes(form, node, name, base),
+      nat: () => this.renderNat(form, doc, node, name, base),
+      external: () => this.renderExternal(form, node, name, base),
+      bridge: () => this.renderBridge(form, node, name, base),
+    };
+    for (const section of (info ? info.sections : [])) if (sections[section]) sections[section]();
 
     this.root.append(h("div", { class: "panel-actions" },
       h("button", { class: "btn btn-danger-outline", type: "button", text: `Delete ${name}`, onclick: () => this.onDelete() })));
@@ -226,13 +231,13 @@ export class Panel {
       const addressField = field("Address", address, `${path}.address`);
       addressField.append(h("label", { class: "check" }, dhcpBox, " DHCP client"));
       box.append(addressField);
-      if (node.kind === "router") {
+      if (hasInterfaceKey(node.kind, "dhcp_server")) {
         const range = cfg.dhcp_server && cfg.dhcp_server.range;
         box.append(field("DHCP server range", textInput(range, (value, input) => this.commit(setCfg((c) => {
           if (value) c.dhcp_server = { ...(c.dhcp_server || {}), range: value }; else delete c.dhcp_server;
         }), input), { placeholder: "10.0.1.100-10.0.1.150", "data-role": "dhcp-range" }), `${path}.dhcp_server`));
       }
-      if (node.kind === "vm") {
+      if (hasInterfaceKey(node.kind, "mac")) {
         box.append(field("MAC", textInput(cfg.mac, (value, input) => this.commit(setCfg((c) => {
           if (value) c.mac = value.toLowerCase(); else delete c.mac;
         }), input), { placeholder: "automatic" }), `${path}.mac`));

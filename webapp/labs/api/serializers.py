@@ -146,3 +146,31 @@ class ImageSerializer(serializers.Serializer):
     format = serializers.CharField(required=False, help_text="qcow2, raw or kernel")
     memory = serializers.IntegerField(required=False, help_text="Default memory in MiB")
     os_hint = serializers.CharField(required=False, allow_null=True)
+
+
+class KindSerializer(serializers.Serializer):
+    """One node kind of the registry (netops.kinds): what the canvas builds its palette and panels from."""
+
+    name = serializers.CharField()
+    label = serializers.CharField()
+    help = serializers.CharField()
+    prefix = serializers.CharField(help_text="New nodes are named prefix + a number (h1, r2)")
+    palette = serializers.IntegerField(help_text="Place in the palette, smallest first")
+    icon = serializers.CharField(help_text="Static path of the kind's icon")
+    keys = serializers.ListField(child=serializers.CharField(), help_text="Keys a node of this kind may have")
+    sections = serializers.ListField(child=serializers.CharField(), help_text="Sections of the properties panel")
+    interface_keys = serializers.ListField(child=serializers.CharField(),
+                                           help_text="Keys the properties panel offers per interface")
+    interfaces = serializers.BooleanField(help_text="Links end on node:interface (else on the bare name)")
+    namespace = serializers.BooleanField()
+    console = serializers.ChoiceField(choices=["shell", "serial"], allow_null=True)
+    capture = serializers.BooleanField(help_text="Its interfaces can be captured on")
+    link_end = serializers.ChoiceField(choices=["ns", "tap", "segment"])
+    serves_dhcp = serializers.BooleanField()
+    masquerade = serializers.BooleanField()
+
+
+class KindsSerializer(serializers.Serializer):
+    kinds = KindSerializer(many=True)
+    node_states = serializers.ListField(child=serializers.CharField(), help_text="States a node is reported in")
+    node_name_re = serializers.CharField(help_text="What a node name must match (a JavaScript regular expression)")

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from netops import kinds
 from netops.errors import Problem, TopologyError
 
 from .. import services
@@ -319,3 +320,12 @@ class ImageListView(APIView):
                    responses=s.ImageSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(services.list_images())
+
+
+class KindListView(APIView):
+    """The node kinds (netops.kinds): their keys, name prefix, interfaces, console, capture, icon; node states."""
+
+    @extend_schema(operation_id="kinds_list", tags=["kinds"], summary="List node kinds",
+                   responses=s.KindsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(kinds.public())
