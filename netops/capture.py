@@ -16,9 +16,10 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import kinds, naming, procs
-from .errors import ApplyError, TopologyError
+from .errors import ApplyError, Problem, TopologyError
 from .model import Endpoint, Topology
 
 TCPDUMP = "tcpdump"
@@ -55,9 +56,7 @@ def check_filter(text: str | None) -> str:
     return text
 
 
-def _problem(message: str):
-    from .errors import Problem
-
+def _problem(message: str) -> Problem:
     return Problem("filter", message)
 
 
@@ -125,9 +124,7 @@ def capture_point(topology: Topology, lab: str, *, link: int | None = None, node
     return point
 
 
-def _where(path: str, message: str):
-    from .errors import Problem
-
+def _where(path: str, message: str) -> Problem:
     return Problem(path, message)
 
 
@@ -213,7 +210,7 @@ class Packet:
     protocol: str
     info: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"no": self.number, "time": round(self.time, 6), "len": self.length, "src": self.src,
                 "dst": self.dst, "proto": self.protocol, "info": self.info}
 

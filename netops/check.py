@@ -7,22 +7,13 @@ checker asks the node's kind which keys it allows and lets it check them.
 from __future__ import annotations
 
 import copy
-import ipaddress
-import re
 from collections.abc import Collection
 from typing import Any
 
 from . import kinds, naming, units
-from .check_iface import (  # noqa: F401 - the value parsers are part of this module's API
-    InterfaceChecks,
-    describe,
-    ifname_problem,
-    is_int,
-    parse_interface_address,
-    parse_ip,
-)
+from .check_iface import InterfaceChecks, describe, ifname_problem, is_int, parse_interface_address, parse_ip
 from .errors import Problem
-from .model import Endpoint, Interface, IPAddress, IPInterface, Link, LinkConditions, Node, Topology
+from .model import Endpoint, Interface, Link, LinkConditions, Node, Topology
 from .yamlsafe import join as _join
 
 MAX_NODES = 2000
@@ -33,6 +24,10 @@ VERSION = 1
 
 TOP_KEYS = ("version", "name", "description", "nodes", "links", "ui")
 LINK_KEYS = ("endpoints", "delay", "jitter", "loss", "rate", "ui")
+
+
+__all__ = ["Checker", "describe", "ifname_problem", "is_int", "parse_interface_address", "parse_ip", "MAX_NODES",
+           "MAX_LINKS", "MAX_NAME_CHARS", "MAX_DESCRIPTION_CHARS", "VERSION"]
 
 
 class Checker(InterfaceChecks):
@@ -90,7 +85,7 @@ class Checker(InterfaceChecks):
             return None, self.problems
         return Topology(name=name, nodes=nodes, links=links, version=VERSION, description=description, ui=ui), []
 
-    def check_name(self, data: dict) -> str | None:
+    def check_name(self, data: dict[str, Any]) -> str | None:
         if "name" not in data:
             self.add("name", "is required")
             return None
@@ -108,7 +103,7 @@ class Checker(InterfaceChecks):
             return None
         return name
 
-    def check_description(self, data: dict, path: str) -> str | None:
+    def check_description(self, data: dict[str, Any], path: str) -> str | None:
         if "description" not in data or data["description"] is None:
             return None
         text = data["description"]
@@ -117,7 +112,7 @@ class Checker(InterfaceChecks):
             return None
         return text
 
-    def check_ui(self, data: dict, path: str) -> dict | None:
+    def check_ui(self, data: dict[str, Any], path: str) -> dict[str, Any] | None:
         if "ui" not in data or data["ui"] is None:
             return None
         ui = self.mapping(data["ui"], _join(path, "ui"), "canvas data such as {x, y}")
@@ -149,6 +144,7 @@ class Checker(InterfaceChecks):
         if data is None or not kinds.known(kind_name):
             self.kinds[name] = None
             return None
+        assert isinstance(kind_name, str)
         kind = kinds.get(kind_name)
         self.kinds[name] = kind
         before = len(self.problems)
@@ -165,7 +161,7 @@ class Checker(InterfaceChecks):
             return None
         return Node(name=name, kind=kind.name, ui=ui, description=description, **fields)
 
-    def check_links(self, raw_links: list) -> list[Link]:
+    def check_links(self, raw_links: list[Any]) -> list[Link]:
         links: list[Link] = []
         used: dict[Endpoint, str] = {}
         for index, raw in enumerate(raw_links):
@@ -198,8 +194,8 @@ class Checker(InterfaceChecks):
         else:
             for i, text in enumerate(raw_eps):
                 endpoints.append(self.check_endpoint(text, _join(ep_path, i)))
-        if len(endpoints) == 2 and endpoints[0] is not None and endpoints[1] is not None:
-            a, b = endpoints
+        a, b = (endpoints + [None, None])[:2]
+        if len(endpoints) == 2 and a is not None and b is not None:
             if a == b:
                 self.add(_join(ep_path, 1), f"a link cannot connect {str(a)!r} to itself")
             else:
@@ -247,7 +243,7 @@ class Checker(InterfaceChecks):
             return None
         return Endpoint(node, iface if kind.interfaces else None)
 
-    def check_conditions(self, data: dict, path: str) -> LinkConditions:
+    def check_conditions(self, data: dict[str, Any], path: str) -> LinkConditions:
         values: dict[str, Any] = {}
         parsers = {
             "delay": ("delay_ms", units.parse_duration_ms),

@@ -219,7 +219,8 @@ class InterfaceChecks:
                         ip = parse_ip(value, "an IPv4 address")
                         if ip.version != 4:
                             raise ValueError(f"{value!r} is not an IPv4 address")
-                        dns.append(ip)  # type: ignore[arg-type]
+                        assert isinstance(ip, ipaddress.IPv4Address)
+                        dns.append(ip)
                     except ValueError as exc:
                         self.add(_join(path, f"dns.{i}"), str(exc))
         if len(self.problems) != before or start is None or end is None:

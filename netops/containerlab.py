@@ -49,8 +49,8 @@ from . import kinds
 from .errors import Problem
 from .kinds import Kind
 from .model import Node, Topology
-from .topology import ifname_problem, load_yaml, to_document
 from .topology import dump_yaml as _dump
+from .topology import ifname_problem, load_yaml, to_document
 
 DEFAULT_IMAGE = "alpine:3.20"
 LABEL = "topolab."
@@ -116,15 +116,15 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
             text, extra = kind.clab_endpoint(node, _port_name(ep.node, ports[ep.node]))
             endpoints.append(text)
             labels.update(extra)
-        entry: dict[str, Any] = {"endpoints": endpoints}
+        link_entry: dict[str, Any] = {"endpoints": endpoints}
         for key in _CONDITIONS:
             value = doc["links"][link.index].get(key)
             if value is not None:
                 labels[key] = str(value)
                 conditioned = True
         if labels:
-            entry["labels"] = {LABEL + k: labels[k] for k in _LABEL_ORDER if k in labels}
-        links.append(entry)
+            link_entry["labels"] = {LABEL + k: labels[k] for k in _LABEL_ORDER if k in labels}
+        links.append(link_entry)
     if conditioned:
         warnings.append(Problem("links", "link conditions are kept as labels; containerlab does not apply them (see `containerlab tools netem`)"))
     clab = {"name": topology.name, "topology": {"nodes": nodes, "links": links}}
@@ -245,12 +245,12 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
             warnings.append(Problem(f"{path}.{key}", "not imported"))
     if raw.get("image", DEFAULT_IMAGE) != DEFAULT_IMAGE:
         warnings.append(Problem(f"{path}.image", f"{raw.get('image')!r} is not kept (Topolab nodes are namespaces)"))
-    labels = raw.get("labels") if isinstance(raw.get("labels"), dict) else {}
+    labels = _mapping(raw.get("labels"))
     for key in labels:
         if not str(key).startswith(LABEL) or str(key)[len(LABEL):] not in _NODE_LABEL_ORDER:
             warnings.append(Problem(f"{path}.labels.{key}", "not imported"))
     label = {str(k)[len(LABEL):]: v for k, v in labels.items() if str(k).startswith(LABEL)}
-    sysctls = raw.get("sysctls") if isinstance(raw.get("sysctls"), dict) else {}
+    sysctls = _mapping(raw.get("sysctls"))
     router = str(sysctls.get("net.ipv4.ip_forward", "0")) == "1"
     for key in sysctls:
         if key != "net.ipv4.ip_forward":
@@ -259,12 +259,15 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
     interfaces: dict[str, dict[str, Any]] = {}
     routes: list[dict[str, str]] = []
     masquerade: list[str] = []
-    exec_lines = raw.get("exec") if isinstance(raw.get("exec"), list) else []
+    exec_lines: list[Any] = raw["exec"] if isinstance(raw.get("exec"), list) else []
     if raw.get("exec") is not None and not isinstance(raw.get("exec"), list):
         warnings.append(Problem(f"{path}.exec", "not a list; not imported"))
     for i, line in enumerate(exec_lines):
         line = " ".join(str(line).split())
-        iface = lambda n: interfaces.setdefault(n, {})  # noqa: E731 - a tiny local helper
+
+        def iface(name: str) -> dict[str, Any]:
+            return interfaces.setdefault(name, {})
+
         if m := _RE_ADDR.match(line):
             current = iface(m.group(2)).get("address")
             iface(m.group(2))["address"] = m.group(1) if current is None else _as_list(current) + [m.group(1)]
@@ -303,13 +306,18 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
     return node
 
 
-def _as_list(value: Any) -> list:
+def _mapping(value: object) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
 def _parse_dnsmasq(line: str) -> tuple[str, dict[str, Any]] | None:
     """The interface and dhcp_server settings of a dnsmasq line this module wrote, or None."""
-    interface, settings = None, {}
+    interface: str | None = None
+    settings: dict[str, Any] = {}
     for arg in shlex.split(line)[1:]:
         key, _, value = arg.partition("=")
         if key in ("--port", "--bind-interfaces") and value in ("0", ""):
@@ -342,7 +350,7 @@ def _import_link(
     for key in raw:
         if key not in ("endpoints", "labels"):
             warnings.append(Problem(f"{path}.{key}", "not imported"))
-    labels = raw.get("labels") if isinstance(raw.get("labels"), dict) else {}
+    labels = _mapping(raw.get("labels"))
     label = {str(k)[len(LABEL):]: v for k, v in labels.items() if str(k).startswith(LABEL)}
     for key in labels:
         if not str(key).startswith(LABEL) or str(key)[len(LABEL):] not in _LABEL_ORDER:

@@ -6,6 +6,7 @@ Everything kernel-side goes through `netops.kernel`; planning is pure (`netops.p
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import json
 import os
@@ -13,15 +14,15 @@ import resource
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu
 from . import plan as planning
-from .errors import ApplyError, TopologyError
+from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
 from .kernel import netns
@@ -29,6 +30,7 @@ from .kernel.tap import create_persistent_tap
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
+from .status import LabStatus
 from .wiring import SHAPES
 
 # a run of at least this many namespace.create steps is created by several threads (netns.create_many); shorter
@@ -109,13 +111,13 @@ class _Applier:
         self.last_of: dict[str, int] = {}  # node -> index of its last step
         # namespaces being made by netns.create_many and not yet taken: name -> (step index, step, Future of its
         # netlink socket)
-        self.pending: dict[str, tuple[int, Step, Future]] = {}
+        self.pending: dict[str, tuple[int, Step, Future[nl.NetlinkSocket]]] = {}
 
     def close(self) -> None:
         for _k, _step, fut in self.pending.values():  # after a failure: let them finish, close their sockets
             try:
                 fut.result().close()
-            except BaseException:  # noqa: S110 - the failure that matters is being raised already
+            except BaseException:  # noqa: BLE001, S110 - the failure that matters is being raised already
                 pass
         self.pending.clear()
         while self.socks:
@@ -183,9 +185,9 @@ class _Applier:
         finished in order as its namespace is ready, so events and failures are those of the one-by-one loop."""
         runs = [(steps[k].params["namespace"], self._namespace_job(steps[k])) for k in indexes]
         futures = self.spaces.create_many(runs, workers=CREATE_WORKERS)
-        for k, (ns, _job), fut in zip(indexes, runs, futures):
+        for k, (ns, _job), fut in zip(indexes, runs, futures, strict=True):
             self.pending[ns] = (k, steps[k], fut)
-        for k, (ns, _job), fut in zip(indexes, runs, futures):
+        for k, (ns, _job), fut in zip(indexes, runs, futures, strict=True):
             self._announce(k, steps[k], total)
             if fut.exception() is not None:
                 self._fail_first()
@@ -238,8 +240,10 @@ class _Applier:
         owner = kinds.handler(action)
         if owner is not None:
             kind, method = owner
-            return lambda step: getattr(kind, method)(self, step)
-        return getattr(self, "do_" + action.replace(".", "_").replace("-", "_"))
+            apply: Callable[[_Applier, Step], None] = getattr(kind, method)
+            return lambda step: apply(self, step)
+        do: Callable[[Step], None] = getattr(self, "do_" + action.replace(".", "_").replace("-", "_"))
+        return do
 
     def _failure(self, step: Step, exc: BaseException) -> BaseException:
         """The ApplyError a failed step raises (naming its element), after telling that its node failed."""
@@ -376,7 +380,7 @@ class _Applier:
         s = self.sock(self.fabric)
         for tap in taps:
             if s.link(name=tap) is None:
-                self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t))
+                self.spaces.run_in(self.fabric, functools.partial(create_persistent_tap, tap))
             s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
 
     def set_links(self, ns: str | None, changes: list[dict[str, Any]],
@@ -484,7 +488,7 @@ def exec_argv(lab: str, node: str) -> list[str]:
     return ["nsenter", f"--net={netns.path(ns)}", "--"]
 
 
-def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
+def status(lab: str, topology: Topology | None = None) -> LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
     lab = naming.check_lab_id(lab)
@@ -497,5 +501,4 @@ def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
         return observe.lab_status(spaces, lab, topology)
 
 
-LabStatus = observe.LabStatus
 __all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

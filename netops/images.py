@@ -60,9 +60,11 @@ class Image:
     def is_disk(self) -> bool:
         return self.format in DISK_FORMATS
 
-    def file(self, member: str) -> Path:
+    def file(self, member: str | None) -> Path:
         """Resolved path of one of the image's files; TopologyError unless it is a regular file inside the image's
         own directory (which itself lies inside the library)."""
+        if member is None:
+            raise TopologyError(Problem("", f"image {self.name} has no such file for its format {self.format}"))
         return checked_inside(self.directory / member, self.directory, what=f"image {self.name} file {member!r}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ def _load(directory: Path, library: Path, *, element: str) -> Image:
     if problems:
         raise TopologyError([Problem(element, f"image {name}: {p}") for p in problems])
     image = Image(
-        name=name, format=fmt, directory=Path(os.path.realpath(directory)), library=Path(os.path.realpath(library)),
+        name=name, format=str(fmt), directory=Path(os.path.realpath(directory)), library=Path(os.path.realpath(library)),
         disk=data.get("disk") if fmt in DISK_FORMATS else None,
         kernel=data.get("kernel") if fmt == "kernel" else None,
         initrd=data.get("initrd") if fmt == "kernel" else None,
@@ -219,7 +221,7 @@ def check_disk(path: Path | str, *, element: str = "image.file") -> str:
         problems.append("it is marked corrupt")
     if problems:
         raise TopologyError([Problem(element, f"{path}: {p}") for p in problems])
-    return fmt
+    return str(fmt)
 
 
 def _sha256(path: Path) -> str:
@@ -280,7 +282,7 @@ def add_image(
             "name": name, "format": fmt, "disk": disk,
             "memory": memory or DEFAULT_DISK_MEMORY, "os_hint": os_hint,
             "size": (staging / disk).stat().st_size, "sha256": {disk: _sha256(staging / disk)},
-            "added": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "added": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)
@@ -308,7 +310,7 @@ def remove_image(name: str, *, directory: Path | str | None = None) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`python -m netops image list|add NAME FILE|remove NAME`; each command's `func(args) -> int`."""
     parser = subparsers.add_parser("image", help="the VM image library")
     parser.add_argument("--dir", default=None, help="library directory (default $TOPOLAB_IMAGE_DIR or var/images)")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import kinds, linkcond, naming, nft, procs
@@ -59,9 +61,9 @@ def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> Namespac
         master = by_index[lk.master].name if lk.master in by_index else None
         state.links[lk.name] = LinkState(lk.name, lk.kind, lk.up, lk.mac, lk.mtu, lk.alias, master)
     for addr in nl.addresses():
-        lk = by_index.get(addr.index)
-        if lk is not None and not addr.cidr.startswith("fe80:"):
-            target = state.links[lk.name].dynamic_addresses if addr.dynamic else state.links[lk.name].addresses
+        owner = by_index.get(addr.index)
+        if owner is not None and not addr.cidr.startswith("fe80:"):
+            target = state.links[owner.name].dynamic_addresses if addr.dynamic else state.links[owner.name].addresses
             target.append(addr.cidr)
     for route in nl.routes():
         state.routes.add((route.dst, route.gateway))
@@ -84,7 +86,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
     inv = Inventory(lab)
     for name in found.namespaces:
         try:
-            inv.namespaces[name] = spaces.run_in(name, lambda n=name: _observe_here(n))
+            inv.namespaces[name] = spaces.run_in(name, functools.partial(_observe_here, name))
         except FileNotFoundError:
             continue
     if found.root_links:
@@ -142,7 +144,7 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
             state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links))
 
 
-def write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
+def write_signatures(lab: str, sigs: Mapping[str, str | None]) -> None:
     """Store the node signatures of a deploy (netops.plan.signatures), atomically."""
     path = naming.run_dir(lab) / "signatures.json"
     tmp = path.with_suffix(".tmp")

@@ -24,8 +24,9 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import images, model, naming, procs
 from .errors import ApplyError, TopologyError
@@ -43,7 +44,7 @@ SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=de
 # ---------------------------------------------------------------------------------------------- pure helpers
 
 
-def opt(value: str | os.PathLike) -> str:
+def opt(value: str | os.PathLike[str]) -> str:
     """A value for qemu's `key=value,...` option syntax: commas doubled."""
     return str(value).replace(",", ",,")
 
@@ -260,7 +261,7 @@ def accel_info(*, probe_image: str = "tiny") -> dict[str, Any]:
 
 def accel() -> str:
     """"kvm" when /dev/kvm exists and a probe boot under KVM works, else "tcg" (cached per host boot)."""
-    return accel_info()["accel"]
+    return str(accel_info()["accel"])
 
 
 # ---------------------------------------------------------------------------------------------- processes

@@ -122,7 +122,7 @@ class Shape:
 
 class NsNs(Shape):
     name = "ns-ns"
-    relayed = "ns-ns+relay"
+    relayed: ClassVar[str | None] = "ns-ns+relay"
 
     def missing(self, ctx: PlanContext, w: Wiring) -> bool:
         return not (_ns_has(ctx, w.link.a) and _ns_has(ctx, w.link.b))
@@ -162,7 +162,7 @@ class NsNsRelay(NsNs):
 
 class NsBridge(Shape):
     name = "ns-bridge"
-    relayed = "ns-bridge+relay"
+    relayed: ClassVar[str | None] = "ns-bridge+relay"
 
     def fabric(self, link: Link) -> list[str]:
         return [_fabric_if(link.a)]

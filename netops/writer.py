@@ -17,6 +17,7 @@ from . import kinds, units
 from .check_iface import DEFAULT_LEASE_S
 from .model import Interface, Link, Node, Topology
 
+
 def to_document(topology: Topology) -> dict[str, Any]:
     """The normalised document of a validated topology: canonical values, fixed key order, `ui` kept."""
     doc: dict[str, Any] = {"version": topology.version, "name": topology.name}
@@ -91,17 +92,17 @@ def _leaf(value: Any) -> bool:
     return not isinstance(value, (dict, list, tuple))
 
 
-def _inline(items: list) -> bool:
+def _inline(items: list[Any]) -> bool:
     """Write a collection inline when it holds only scalars and stays short (so lines never wrap)."""
     return all(_leaf(v) for v in items) and sum(len(str(v)) + 2 for v in items) <= 80
 
 
-def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
     flow = _inline([*data.keys(), *data.values()])
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_inline(data))
 
 

@@ -34,9 +34,9 @@ class _Refused(Exception):
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader without anchors/aliases and with YAML 1.2-like implicit scalars."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         # Refusing every anchor refuses every alias too: an alias needs an anchor defined before it.
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if getattr(event, "anchor", None) and not isinstance(event, yaml.AliasEvent):
             raise _Refused(f"anchors and aliases (&{event.anchor}) are not allowed", event.start_mark)
         return super().compose_node(parent, index)
@@ -60,7 +60,7 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
-def _load(source: Source) -> tuple[Any, list[Problem]]:
+def _load(source: object) -> tuple[Any, list[Problem]]:
     if isinstance(source, dict):
         return source, []
     if isinstance(source, bytes):

@@ -153,9 +153,9 @@ class Kind:
 class NamespaceKind(Kind):
     """A node with a network namespace of its own and interfaces inside it (host, router)."""
 
-    keys = ("kind", "description", "interfaces", "routes", "ui")
-    sections = ("interfaces", "routes")
-    interface_keys = ("address",)
+    keys: ClassVar[tuple[str, ...]] = ("kind", "description", "interfaces", "routes", "ui")
+    sections: ClassVar[tuple[str, ...]] = ("interfaces", "routes")
+    interface_keys: ClassVar[tuple[str, ...]] = ("address",)
     interfaces = True
     namespace = True
     console = "shell"
@@ -262,6 +262,12 @@ class SegmentKind(Kind):
         if ctx.fabric is not None and naming.bridge_ifname(name) in ctx.fabric.links:
             return []
         return [f"nodes.{name}: bridge missing"]
+
+
+def node_of(step: Step) -> str:
+    """The node a kind's step is about (every step a kind plans names its node)."""
+    assert step.node is not None, step
+    return step.node
 
 
 def uses_ipv6(node: Node) -> bool:

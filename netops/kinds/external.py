@@ -10,7 +10,7 @@ from .. import naming
 from ..errors import Problem
 from ..inventory import Step
 from ..status import ObserveContext
-from .base import Kind, SegmentKind
+from .base import Kind, SegmentKind, node_of
 
 if TYPE_CHECKING:
     from ..check import Checker
@@ -134,8 +134,8 @@ class External(SegmentKind):
 
         p = step.params
         destroy.host_forwarding_acquire(ap.lab)
-        address = ipaddress.ip_interface(p["address"]) if p["address"] else None
-        nft.apply_external_nat(ap.lab, step.node, p["root"], address)
+        address = ipaddress.ip_interface(p["address"])  # nat: true requires it (checked with the document)
+        nft.apply_external_nat(ap.lab, node_of(step), p["root"], address)
 
     def drift(self, ctx: ObserveContext, name: str, node: Node) -> list[str]:
         drift = super().drift(ctx, name, node)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..inventory import Step
-from .base import NamespaceKind
+from .base import NamespaceKind, node_of
 
 if TYPE_CHECKING:
     from ..check import Checker
@@ -60,7 +60,7 @@ class Router(NamespaceKind):
         from .. import nft
 
         p = step.params
-        nft.apply_router_nat(ap.lab, step.node, p["namespace"], p["masquerade"])
+        nft.apply_router_nat(ap.lab, node_of(step), p["namespace"], p["masquerade"])
 
     def clab_exec(self, node: Node) -> list[str]:
         return ["sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1"]

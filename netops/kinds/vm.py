@@ -77,7 +77,7 @@ class Vm(Kind):
         vm = qemu.vm_status(ctx.lab, name)
         running = name in ctx.inv.vms_running
         drift = [] if running else [f"nodes.{name}: VM not running"]
-        ifaces = {}
+        ifaces: dict[str, dict[str, Any]] = {}
         for iname in node.interfaces:
             tap = naming.fabric_ifname(name, iname)
             if ctx.fabric is not None and tap in ctx.fabric.links:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
 import re
 import select
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 

@@ -16,13 +16,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from support import KERNEL_LOCK
 
 from netops import engine, naming, procs
 from netops.topology import parse_document
 from webapp.asgi import application
 from webapp.consoles.models import Capture, ConsoleSession
 from webapp.labs.models import Lab
-from support import KERNEL_LOCK
 
 pytestmark = [
     pytest.mark.webapp,
@@ -404,7 +404,7 @@ async def guest_command(path: str, cookie: bytes, command: bytes, needle: bytes)
         try:
             await read_terminal(comm, b"vm1:~# ", timeout=3)
             break
-        except (AssertionError, asyncio.TimeoutError):
+        except (TimeoutError, AssertionError):
             if time.monotonic() > deadline:
                 raise
     await comm.send_to(bytes_data=command + b"\r")

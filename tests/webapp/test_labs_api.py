@@ -252,7 +252,7 @@ def test_validate_returns_the_paths_of_problems(api):
     body = api.post("/api/validate/", {"document": doc}, format="json").json()
     assert body["valid"] is False
     assert "nodes.h1.interfaces.eth0.address" in paths(body)
-    assert any(p.startswith("nodes.h1") and "colour" in e["message"] for e, p in zip(body["errors"], paths(body)))
+    assert any(p.startswith("nodes.h1") and "colour" in e["message"] for e, p in zip(body["errors"], paths(body), strict=True))
 
 
 def test_validate_refuses_a_non_mapping_with_400(api):

@@ -49,7 +49,7 @@ class Console:
     node: str
     reply: str  # the consumer's channel
     shell: netconsole.Shell | None = None
-    vm: "VmLine | None" = None
+    vm: VmLine | None = None
     last_seen: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None
 
@@ -106,7 +106,7 @@ class Agent:
             message = await self.layer.receive(channel)
             try:
                 await self.dispatch(message)
-            except Exception:  # noqa: BLE001 - one bad message must not stop the agent; it is logged with its cause
+            except Exception:
                 log.exception("message %s failed", message.get("type"))
 
     async def dispatch(self, m: dict) -> None:

@@ -15,8 +15,8 @@ from netops import capture as netcapture
 from netops import kinds
 from netops.errors import Problem, TopologyError
 from netops.naming import NODE_NAME_RE
-from webapp.labs.models import Lab
 from webapp.labs import permissions
+from webapp.labs.models import Lab
 from webapp.labs.permissions import visible_labs
 
 from . import conf
@@ -162,7 +162,7 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
     await layer.send(channel or conf.agent_channel(), {**message, "reply": reply})
     try:
         return await asyncio.wait_for(layer.receive(reply), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
 
 

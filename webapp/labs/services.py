@@ -17,8 +17,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from netops.errors import Problem, TopologyError
 from netops import kinds
+from netops.errors import Problem, TopologyError
 from netops.naming import NODE_NAME_RE
 
 from .models import Lab

@@ -53,7 +53,7 @@ def execute(run_id: int) -> str:
         services.finish(run, error=exc.message, element=exc.element)
     except LabBusyError as exc:
         services.finish(run, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - the run must end failed, with the reason, whatever happened
+    except Exception as exc:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:
@@ -116,6 +116,6 @@ def check_deployed_labs() -> int:
     for lab in labs:
         try:
             count += len(check_lab(lab))
-        except Exception:  # noqa: BLE001 - one broken lab must not stop the check of the others
+        except Exception:
             log.exception("health check of lab %s failed", lab.pk)
     return count

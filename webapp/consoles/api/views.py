@@ -14,7 +14,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from netops.errors import Problem
-
 from webapp.labs import permissions
 
 from .. import conf, services

@@ -4,9 +4,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Lab
 from netops import kinds
 
+from ..models import Lab
 from ..services import EXPORT_FORMATS
 
 
