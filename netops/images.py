@@ -5,6 +5,11 @@ Layout: `<library>/<name>/manifest.json` plus the image's files, all inside `<li
 (file name, disk formats), kernel + initrd + append (direct boot), memory (default MiB), os_hint, size (bytes),
 sha256 (file name -> hex digest), added (UTC ISO time).
 
+Listing: `index()` serves the library's public index (each image's `as_dict()`), kept in `<library>/.index/images.json`
+and rebuilt only when the library's top directory changed (an image added, removed or renamed changes its mtime),
+so the web tier does not read and check every manifest on every request. A manifest edited in place by hand shows
+after the next change of the library (or `python -m netops image list`, which scans).
+
 Safety: `add_image()` copies a file into the library only after `qemu-img info` of the copy shows a plain qcow2 or
 raw image (no backing file, no external data file, not encrypted) and the source's real path (symlinks resolved)
 lies inside the allowed source directory. Every path handed out (`Image.file()`) is re-resolved and must stay inside
@@ -34,6 +39,8 @@ IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 DISK_FORMATS = ("qcow2", "raw")
 FORMATS = (*DISK_FORMATS, "kernel")
 MANIFEST = "manifest.json"
+INDEX_DIR = ".index"  # inside the library; a dot name, so never taken for an image
+INDEX_FILE = "images.json"
 DEFAULT_DISK_MEMORY = 256  # MiB, for added disk images without `memory`
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,6 +184,48 @@ def list_images(directory: Path | str | None = None) -> list[Image]:
         except TopologyError as exc:
             log.warning("skipping broken image %s: %s", entry, exc)
     return images
+
+
+_INDEXES: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # library -> (its mtime_ns, index), per process
+
+
+def index(directory: Path | str | None = None) -> list[dict[str, Any]]:
+    """The library's images as `Image.as_dict()`, by name, from its index (rebuilt by a scan when the library's
+    top directory changed since the index was written). Never raises for a broken entry (logged, left out)."""
+    library = library_dir(directory)
+    try:
+        stamp = library.stat().st_mtime_ns
+    except FileNotFoundError:
+        return []
+    cached = _INDEXES.get(str(library))
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    path = library / INDEX_DIR / INDEX_FILE
+    try:
+        stored = json.loads(path.read_text())
+        entries = stored["images"] if stored.get("library_mtime_ns") == stamp else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        entries = None
+    if entries is None:
+        entries = [image.as_dict() for image in list_images(library)]
+        stamp = _write_index(library, entries) or stamp
+    _INDEXES[str(library)] = (stamp, entries)
+    return entries
+
+
+def _write_index(library: Path, entries: list[dict[str, Any]]) -> int | None:
+    """Store the index (atomically, in its own directory so writing it leaves the library's mtime alone); the
+    library mtime it is valid for, or None when this process may not write there (the web tier)."""
+    try:
+        (library / INDEX_DIR).mkdir(exist_ok=True)  # first time only: changes the library's mtime, read after
+        stamp = library.stat().st_mtime_ns
+        tmp = library / INDEX_DIR / f".{INDEX_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"library_mtime_ns": stamp, "images": entries}, sort_keys=True))
+        os.replace(tmp, library / INDEX_DIR / INDEX_FILE)
+        return stamp
+    except OSError as exc:
+        log.info("image index of %s not written: %s", library, exc)
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- checking disks

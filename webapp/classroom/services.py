@@ -120,7 +120,7 @@ class LabRow:
 
 def lab_rows(labs: QuerySet[Lab]) -> list[LabRow]:
     """Labs with the runs app's last known state (all "not deployed" when the runs app is absent)."""
-    labs = labs.select_related("owner", "origin__template_version__template").order_by("owner__username", "name")
+    labs = labs.select_related("owner", "origin__template_version__template").order_by("owner__username", "document__name")
     states, active = {}, {}
     if apps.is_installed("webapp.runs"):
         LabState = apps.get_model("runs", "LabState")
@@ -190,7 +190,7 @@ def _check_publish(user, lab: Lab, visibility: str, classrooms: list[Classroom])
     foreign = [c.name for c in classrooms if not c.instructors.filter(pk=user.pk).exists()]
     if foreign:
         raise ValidationError({"classrooms": f"you do not instruct {', '.join(foreign)}"})
-    problems = lab_services.validate(lab.document)
+    problems = lab_services.lab_problems(lab)
     if problems:
         raise ValidationError({"document": [f"{p.path}: {p.message}" for p in problems]})
 

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException
 
+from netops.errors import LabBusyError
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, visible_labs
 
@@ -100,7 +101,7 @@ def class_lab_destroy(request: HttpRequest, pk: int, lab_pk: int) -> HttpRespons
 
     try:
         runs.start_run(lab, request.user, "destroy")
-    except runs.LabBusy as exc:
+    except LabBusyError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Destroying {lab.name} ({lab.lab_id}) of {lab.owner.get_username()}.")
