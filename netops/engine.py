@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,7 +30,7 @@ from .kernel.tap import create_persistent_tap
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
-from .status import LabStatus
+from .status import LabStatus, UpResult
 from .wiring import SHAPES
 
 # a run of at least this many namespace.create steps is created by several threads (netns.create_many); shorter
@@ -46,17 +46,6 @@ SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] /
 DHCP_TIMEOUT = 20.0
 LINK_BRIDGE = "bridge"  # the rtnetlink link kind of a Linux bridge (not a node kind)
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
-
-
-@dataclass
-class UpResult:
-    lab: str
-    steps: list[str] = field(default_factory=list)  # descriptions of the steps applied, in order
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.steps)
 
 
 # ------------------------------------------------------------------------------------------------ up
@@ -233,15 +222,13 @@ class _Applier:
         self._finish(k, step)
 
     def _handler(self, action: str) -> Callable[[Step], None]:
-        """What applies a step: its kind's method when a kind declares the action (netops.kinds), the link's
-        shape for link.create (netops.wiring), else this class's do_<phase>_<action>."""
+        """A kind's method for its actions (netops.kinds), the link's shape for link.create (netops.wiring), else
+        this class's do_<phase>_<action>."""
+        by_kind = kinds.handler(action)
+        if by_kind is not None:
+            return functools.partial(by_kind, self)
         if action == "link.create":
             return lambda step: SHAPES[step.params["kind"]].create(self, step)
-        owner = kinds.handler(action)
-        if owner is not None:
-            kind, method = owner
-            apply: Callable[[_Applier, Step], None] = getattr(kind, method)
-            return lambda step: apply(self, step)
         do: Callable[[Step], None] = getattr(self, "do_" + action.replace(".", "_").replace("-", "_"))
         return do
 

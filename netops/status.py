@@ -1,4 +1,4 @@
-"""What `netops.engine.status` reports: per-node state and drift. Plain dataclasses; computed by netops.observe
+"""What `netops.engine` reports: per-node state and drift (`status`), what a deploy did (`up`). Plain dataclasses; computed by netops.observe
 with each node's kind (netops.kinds) saying how its state is read."""
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ class LabStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {"lab": self.lab, "nodes": {n: s.as_dict() for n, s in self.nodes.items()}, "drift": self.drift}
+
+
+@dataclass
+class UpResult:
+    """What `netops.engine.up` did."""
+
+    lab: str
+    steps: list[str] = field(default_factory=list)  # descriptions of the steps applied, in order
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
 
 
 @dataclass

@@ -3,15 +3,17 @@
     get(kind) -> Kind              KeyError for an unknown kind (validation reports those first)
     names() -> tuple of kind names
     all_kinds() -> tuple of Kind instances
-    handler(action) -> (Kind, method name) or None: which kind applies a plan action
+    handler(action) -> the kind's method that applies a plan action, or None
     public() -> JSON-able description served by GET /api/kinds/
 
 Nothing outside this package compares a kind's name (tests/netops/test_kinds.py greps for it): ask the kind.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from ..inventory import Step
 from .base import Kind, NamespaceKind, SegmentKind
 from .bridge import Bridge
 from .external import External
@@ -45,10 +47,12 @@ def with_key(key: str) -> list[str]:
     return [k.name for k in _KINDS.values() if key in k.keys]
 
 
-def handler(action: str) -> tuple[Kind, str] | None:
+def handler(action: str) -> Callable[[Any, Step], None] | None:
+    """The kind's method that applies `action`, called as method(applier, step); None when no kind owns it."""
     for kind in _KINDS.values():
         if action in kind.actions:
-            return kind, kind.actions[action]
+            method: Callable[[Any, Step], None] = getattr(kind, kind.actions[action])
+            return method
     return None
 
 

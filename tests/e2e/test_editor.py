@@ -8,7 +8,7 @@ import yaml
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from webapp.labs import services
+from webapp.labs import operations, services
 from webapp.labs.models import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -183,7 +183,7 @@ def test_a_change_made_elsewhere_is_reloaded_as_a_conflict(page, login, user):
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     # someone else (another tab, a script) saves first
-    other = services.apply_operation(lab, lab.version, services.add_node, "router", "elsewhere")[0].lab
+    other = services.apply_operation(lab, lab.version, operations.add_node, "router", "elsewhere")[0].lab
     assert other.version == 2
     drop(page, "host", 300, 200)
     expect(page.locator("#save-status")).to_have_text("Conflict: reloaded newer version", timeout=10_000)
@@ -255,7 +255,7 @@ def test_auto_layout_puts_routers_above_switches_above_hosts_and_saves_it(page, 
     }}
     lab = services.create_lab(user, "messy", "", document).lab
     for a, b in [("h1", "br1"), ("br1", "r1")]:
-        lab = services.apply_operation(lab, lab.version, services.add_link, a, b)[0].lab
+        lab = services.apply_operation(lab, lab.version, operations.add_link, a, b)[0].lab
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     page.click("#btn-layout")

@@ -23,7 +23,7 @@ from netops import kinds
 from netops.errors import Problem
 from webapp.core import errors
 
-from .. import services
+from .. import operations, services
 from ..models import Lab
 from ..permissions import LabAccess, visible_labs
 from . import serializers as s
@@ -152,7 +152,7 @@ class LabViewSet(viewsets.GenericViewSet):
         properties = dict(data.get("properties") or {})
         if data.get("ui"):
             properties["ui"] = data["ui"]
-        return self._operate(lab, data["version"], services.add_node, data["kind"], data.get("name") or None,
+        return self._operate(lab, data["version"], operations.add_node, data["kind"], data.get("name") or None,
                              properties, code=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="labs_nodes_update", tags=LAB_TAG, summary="Move, rename or change a node",
@@ -168,7 +168,7 @@ class LabViewSet(viewsets.GenericViewSet):
             changes["ui"] = data["ui"]
         if data.get("name"):
             changes["name"] = data["name"]
-        return self._operate(lab, data["version"], services.update_node, node, changes)
+        return self._operate(lab, data["version"], operations.update_node, node, changes)
 
     @extend_schema(operation_id="labs_nodes_destroy", tags=LAB_TAG, summary="Delete a node and its links",
                    parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
@@ -176,7 +176,7 @@ class LabViewSet(viewsets.GenericViewSet):
     @change_node.mapping.delete
     def delete_node(self, request: Request, pk=None, node: str = "") -> Response:
         lab = self.get_object()
-        return self._operate(lab, self._version_param(), services.delete_node, node)
+        return self._operate(lab, self._version_param(), operations.delete_node, node)
 
     @extend_schema(operation_id="labs_links_create", tags=LAB_TAG, summary="Wire two nodes",
                    request=s.LinkCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
@@ -186,7 +186,7 @@ class LabViewSet(viewsets.GenericViewSet):
         data = self._input(s.LinkCreateSerializer)
         conditions = {k: data[k] for k in ("delay", "jitter", "loss", "rate") if k in data}
         a, b = data["endpoints"]
-        return self._operate(lab, data["version"], services.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
+        return self._operate(lab, data["version"], operations.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="labs_links_destroy", tags=LAB_TAG, summary="Delete a link by its index",
                    parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
@@ -194,7 +194,7 @@ class LabViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["delete"], url_path=r"links/(?P<index>[0-9]+)")
     def delete_link(self, request: Request, pk=None, index: str = "0") -> Response:
         lab = self.get_object()
-        return self._operate(lab, self._version_param(), services.delete_link, int(index))
+        return self._operate(lab, self._version_param(), operations.delete_link, int(index))
 
     def _version_param(self) -> int:
         """DELETE carries `version` in the query string (or a JSON body, for clients that send one)."""
