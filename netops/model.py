@@ -65,6 +65,8 @@ class Node:
     multicast_snooping: bool = False
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
+    # values of the kind's plain settings (netops.kinds `Kind.settings`), by key; a new kind's options live here
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,9 @@ def node_signature(topology: Topology, name: str, own: list[Link] | None = None)
         own = [lk for lk in own if all(_segment(topology.nodes[ep.node]) for ep in (lk.a, lk.b))]
     links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0)), sort_keys=True) for lk in own)
     plain = _plain(node)
-    if not node.multicast_snooping:  # added later: left out at its default, so labs deployed before keep their hash
-        del plain["multicast_snooping"]
+    for added in ("multicast_snooping", "settings"):  # added later: left out at their defaults, so labs deployed
+        if not plain[added]:                          # before keep their hash
+            del plain[added]
     text = json.dumps({"node": plain, "links": links}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

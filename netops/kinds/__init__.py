@@ -1,4 +1,6 @@
-"""The registry of node kinds: one module per kind, each one class, registered here in one line.
+"""The registry of node kinds: one module per kind in this package, each defining one `Kind` subclass; every
+module here (but base.py) is found and registered when the package is imported, so adding a kind is adding its
+module (docs/development/adding-a-node-kind.md).
 
     get(kind) -> Kind              KeyError for an unknown kind (validation reports those first)
     names() -> tuple of kind names
@@ -10,20 +12,36 @@ Nothing outside this package compares a kind's name (tests/netops/test_kinds.py 
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 from ..inventory import Step
-from .base import Kind, NamespaceKind, SegmentKind
-from .bridge import Bridge
-from .external import External
-from .host import Host
-from .router import Router
-from .vm import Vm
+from .base import Kind, NamespaceKind, SegmentKind, Setting
 
-#: the registered kinds (in the order messages list them; the palette orders them by `Kind.palette`).
-#: Adding a kind: its module in this package, and one entry here.
-_KINDS: dict[str, Kind] = {k.name: k for k in (Host(), Router(), Bridge(), Vm(), External())}
+
+def _discover() -> dict[str, Kind]:
+    """One instance of the Kind subclass each module of this package defines, in palette order."""
+    found: list[Kind] = []
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        classes = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Kind)
+                   and c.__module__ == module.__name__ and c.name]
+        if len(classes) != 1:
+            raise ImportError(f"{module.__name__} must define exactly one Kind with a name, found {len(classes)}")
+        found.append(classes[0]())
+    found.sort(key=lambda k: (k.palette, k.name))
+    names = [k.name for k in found]
+    if len(set(names)) != len(names):
+        raise ImportError(f"two node kinds share a name: {names}")
+    return {k.name: k for k in found}
+
+
+#: the registered kinds, in palette order
+_KINDS: dict[str, Kind] = _discover()
 
 
 def get(kind: str) -> Kind:
@@ -78,5 +96,5 @@ def public() -> dict[str, Any]:
     }
 
 
-__all__ = ["Kind", "NamespaceKind", "SegmentKind", "get", "known", "names", "all_kinds", "with_key", "handler",
+__all__ = ["Kind", "NamespaceKind", "SegmentKind", "Setting", "get", "known", "names", "all_kinds", "with_key", "handler",
            "clab_kind_for", "clab_host_kind", "public"]

@@ -11,6 +11,7 @@ mapping and quota cost that differ between kinds. Everything outside this packag
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import naming
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
     from ..check import Checker
     from ..model import Node
     from ..plan import PlanContext
+
+@dataclass(frozen=True)
+class Setting:
+    """A plain key of a kind (true/false, an integer, a text) that the canvas's properties panel edits without code
+    of its own: listed in `Kind.settings`, shown in the panel's "settings" section."""
+
+    key: str
+    label: str
+    type: str  # "bool" | "int" | "text"
+    help: str = ""
+    min: int | None = None
+    max: int | None = None
+
 
 #: how a link reaches a node: "ns" (a veth end inside its namespace), "tap" (a tap in the fabric namespace),
 #: "segment" (a port of its bridge in the fabric namespace)
@@ -41,6 +55,7 @@ class Kind:
     #: sections of the canvas's properties panel, in order (static/js/editor/panel.js renders each by name)
     sections: ClassVar[tuple[str, ...]] = ()
     interface_keys: ClassVar[tuple[str, ...]] = ()  # keys the properties panel offers on each interface
+    settings: ClassVar[tuple[Setting, ...]] = ()  # plain keys the panel's "settings" section edits
     interfaces: ClassVar[bool] = False  # endpoints are `node:iface` (else the bare node name)
     namespace: ClassVar[bool] = False  # gets a network namespace of its own
     console: ClassVar[str | None] = None  # "shell" (a shell in its namespace), "serial" (its serial port), None
@@ -59,8 +74,30 @@ class Kind:
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
         """Check the kind's own keys of node `name` (the generic ones are checked already); the `Node` fields
-        they give. Problems go to `checker.add(path, message)`."""
-        return {}
+        they give. Problems go to `checker.add(path, message)`. By default: the kind's `settings`."""
+        return self.check_settings(checker, data, path)
+
+    def check_settings(self, checker: Checker, data: dict[str, Any], path: str) -> dict[str, Any]:
+        """The values of the kind's plain settings present in `data`, as the `settings` field of its Node."""
+        values: dict[str, Any] = {}
+        for s in self.settings:
+            value = data.get(s.key)
+            if value is None:
+                continue
+            where = f"{path}.{s.key}"
+            if s.type == "bool" and not isinstance(value, bool):
+                checker.add(where, f"{value!r} must be true or false")
+            elif s.type == "int":
+                low = s.min if s.min is not None else -(1 << 31)
+                high = s.max if s.max is not None else (1 << 31) - 1
+                if checker.int_in(value, where, (low, high)) is not None:
+                    values[s.key] = value
+                continue
+            elif s.type == "text" and (not isinstance(value, str) or len(value) > 200 or not value.isprintable()):
+                checker.add(where, f"{value!r} must be a line of text of at most 200 characters")
+            else:
+                values[s.key] = value
+        return {"settings": values} if values else {}
 
     def link_problem(self, other: Kind, a: str, b: str) -> str | None:
         """Why a link from this node (`a`) to a node of kind `other` (`b`) cannot be, or None."""
@@ -69,8 +106,9 @@ class Kind:
     # ---------------------------------------------------------------------------------------------- writing
 
     def document(self, node: Node) -> dict[str, Any]:
-        """The kind's keys of the normalised document (between `description` and `ui`), in order."""
-        return {}
+        """The kind's keys of the normalised document (between `description` and `ui`), in order. By default: the
+        kind's settings, in the order of `keys`."""
+        return settings_document(self, node)
 
     # ---------------------------------------------------------------------------------------------- planning
 
@@ -144,7 +182,8 @@ class Kind:
         return {
             "name": self.name, "label": self.label, "help": self.help, "prefix": self.prefix,
             "palette": self.palette, "icon": self.icon or f"img/nodes/{self.name}.svg", "keys": list(self.keys),
-            "sections": list(self.sections), "interface_keys": list(self.interface_keys), "interfaces": self.interfaces, "namespace": self.namespace,
+            "sections": list(self.sections), "interface_keys": list(self.interface_keys),
+            "settings": [asdict(s) for s in self.settings], "interfaces": self.interfaces, "namespace": self.namespace,
             "console": self.console, "capture": self.capture, "link_end": self.link_end,
             "serves_dhcp": self.serves_dhcp, "masquerade": self.masquerade,
         }
@@ -163,10 +202,10 @@ class NamespaceKind(Kind):
     link_end = "ns"
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
-        return checker.interfaces_and_routes(name, self, data, path)
+        return {**checker.interfaces_and_routes(name, self, data, path), **self.check_settings(checker, data, path)}
 
     def document(self, node: Node) -> dict[str, Any]:
-        return interfaces_document(node)
+        return {**settings_document(self, node), **interfaces_document(node)}
 
     def steps(self, ctx: PlanContext, node: Node) -> list[Step]:
         n = node.name
@@ -274,6 +313,11 @@ def uses_ipv6(node: Node) -> bool:
     """Whether a node's definition mentions IPv6 (addresses or routes); if not, IPv6 stays off in its namespace."""
     return any(a.version == 6 for i in node.interfaces.values() for a in i.addresses) or any(
         r.to.version == 6 for r in node.routes)
+
+
+def settings_document(kind: Kind, node: Node) -> dict[str, Any]:
+    """The node's plain settings (netops.kinds `Kind.settings`), in the order of the kind's keys."""
+    return {key: node.settings[key] for key in kind.keys if key in node.settings}
 
 
 def interfaces_document(node: Node) -> dict[str, Any]:

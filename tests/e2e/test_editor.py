@@ -135,7 +135,7 @@ def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
     assert reloaded["nodes"]["br1"]["multicast_snooping"] is True
     assert page.evaluate("window.topolab.cy.nodes().length") == 4
     assert page.evaluate("window.topolab.cy.edges().length") == 3
-    stored = Lab.objects.get(name="drawn").document
+    stored = Lab.objects.get(document__name="drawn").document
     assert stored["nodes"]["h1"]["ui"]["x"] < stored["nodes"]["h2"]["ui"]["x"]  # positions were saved too
 
     # An invalid address is saved, and the node it belongs to shows the problem.
@@ -229,7 +229,7 @@ def test_my_labs_page_renames_duplicates_deletes_and_imports(page, login, user, 
     with page.expect_navigation():
         page.click(f"tr[data-lab='{lab.pk}'] [data-action=duplicate]")
     expect(page.locator(".lab-link")).to_have_count(2)
-    copy = Lab.objects.get(owner=user, name="renamed copy")
+    copy = Lab.objects.get(owner=user, document__name="renamed copy")
     assert copy.pk != lab.pk and copy.lab_id != lab.lab_id
 
     page.once("dialog", lambda dialog: dialog.accept())

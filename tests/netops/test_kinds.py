@@ -90,3 +90,59 @@ def test_a_key_of_another_kind_is_refused_naming_the_kinds_that_have_it(kind):
     problems = [(p.path, p.message) for p in info.value.problems]
     assert (f"nodes.n1.{key}", f"unknown key {key!r} for a {kind} node (only "
             + ", ".join(k + "s" for k in kinds.with_key(key)) + " have it)") in problems
+
+
+class _Probe(kinds.NamespaceKind):
+    """A kind as a next issue would add it: one class, nothing else in netops or the web tier changes."""
+
+    name = "probe"
+    label = "Probe"
+    help = "A namespace that samples traffic"
+    prefix = "p"
+    palette = 50
+    keys = ("kind", "description", "sampling", "verbose", "interfaces", "routes", "ui")
+    sections = ("settings", "interfaces", "routes")
+    settings = (kinds.Setting("sampling", "Sampling (1 in N)", "int", min=1, max=1000),
+                kinds.Setting("verbose", "Verbose", "bool"))
+
+
+@pytest.fixture
+def probe_kind(monkeypatch):
+    monkeypatch.setitem(kinds._KINDS, "probe", _Probe())
+    yield kinds.get("probe")
+
+
+def _probe_lab(**probe):
+    return {"version": 1, "name": "probe", "nodes": {
+        "p1": {"kind": "probe", "interfaces": {"eth0": {"address": "10.0.9.2/24"}}, **probe},
+        "sw": {"kind": "bridge"}}, "links": [{"endpoints": ["p1:eth0", "sw"]}]}
+
+
+def test_a_new_kind_is_one_class_validated_written_planned_and_served(probe_kind):
+    from netops.inventory import Inventory
+    from netops.plan import plan
+    from netops.topology import dump_yaml, to_document, validate_document
+
+    topo = parse_document(_probe_lab(sampling=10, verbose=True))
+    assert topo.nodes["p1"].settings == {"sampling": 10, "verbose": True}
+    doc = to_document(topo)
+    assert list(doc["nodes"]["p1"]) == ["kind", "sampling", "verbose", "interfaces"]
+    assert parse_document(dump_yaml(topo)).document == doc
+    steps = plan(topo, "tk1", Inventory("tk1"))
+    assert ("namespace.create", "p1") in [(s.action, s.node) for s in steps]
+    assert [s.params["kind"] for s in steps if s.action == "link.create"] == ["ns-bridge"]
+    problems = {p.path: p.message for p in validate_document(_probe_lab(sampling=0, verbose="yes"))}
+    assert problems == {"nodes.p1.sampling": "0 must be an integer from 1 to 1000",
+                        "nodes.p1.verbose": "'yes' must be true or false"}
+    served = next(k for k in kinds.public()["kinds"] if k["name"] == "probe")
+    assert served["settings"][0] == {"key": "sampling", "label": "Sampling (1 in N)", "type": "int", "help": "",
+                                     "min": 1, "max": 1000}
+    assert served["console"] == "shell" and served["prefix"] == "p"
+
+
+def test_settings_left_out_keep_the_signatures_of_labs_deployed_before(probe_kind):
+    from netops.plan import signatures
+
+    before = signatures(parse_document(_probe_lab()))
+    assert before == signatures(parse_document(_probe_lab()))
+    assert before["p1"] != signatures(parse_document(_probe_lab(sampling=5)))["p1"]

@@ -1,7 +1,6 @@
 """Classroom pages. Thin: they authorise through services / labs.permissions and render."""
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -67,7 +66,6 @@ def class_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
         "invites": classroom.invite_codes.all(),
         "rows": services.class_labs(classroom),
         "invite_form": InviteForm(),
-        "runs_installed": apps.is_installed("webapp.runs"),
     })
 
 
@@ -95,7 +93,7 @@ def class_lab_destroy(request: HttpRequest, pk: int, lab_pk: int) -> HttpRespons
     """Destroy a member's lab from the dashboard (the same rule as the API: can_deploy)."""
     classroom = _class(request, pk)
     lab = get_object_or_404(visible_labs(request.user), pk=lab_pk, owner__classes=classroom)
-    if not can_deploy(request.user, lab) or not apps.is_installed("webapp.runs"):
+    if not can_deploy(request.user, lab):
         raise Http404
     from webapp.runs import services as runs
 

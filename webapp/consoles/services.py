@@ -31,9 +31,7 @@ class AgentUnavailable(Exception):
 
 
 def can_console(user, lab: Lab) -> bool:
-    """permissions.can_console (the classroom feature extends it); can_deploy where it does not exist yet."""
-    check = getattr(permissions, "can_console", None) or permissions.can_deploy
-    return bool(check(user, lab))
+    return permissions.can_console(user, lab)
 
 
 def lab_for(user, pk: int) -> Lab | None:

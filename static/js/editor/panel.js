@@ -188,6 +188,7 @@ export class Panel {
       nat: () => this.renderNat(form, doc, node, name, base),
       external: () => this.renderExternal(form, node, name, base),
       bridge: () => this.renderBridge(form, node, name, base),
+      settings: () => this.renderSettings(form, info.settings, node, name, base),
     };
     for (const section of (info ? info.sections : [])) if (sections[section]) sections[section]();
 
@@ -255,6 +256,27 @@ export class Panel {
       if (routes.length) d.nodes[name].routes = routes; else delete d.nodes[name].routes;
     }, area));
     form.append(field("Routes", area, `${base}.routes`, "One per line: destination via gateway"));
+  }
+
+  /** The kind's plain settings (netops.kinds `Kind.settings`): a checkbox, a number or a text field each. */
+  renderSettings(form, settings, node, name, base) {
+    for (const s of settings || []) {
+      const set = (value, input) => this.commit((d) => {
+        if (value === null || value === "" || value === false) delete d.nodes[name][s.key]; else d.nodes[name][s.key] = value;
+      }, input);
+      let input;
+      if (s.type === "bool") {
+        const box = h("input", { type: "checkbox", "data-role": `setting-${s.key}` });
+        box.checked = node[s.key] === true;
+        box.addEventListener("change", () => set(box.checked, box));
+        input = h("label", { class: "check" }, box, ` ${s.label}`);
+      } else if (s.type === "int") {
+        input = numberInput(node[s.key], set, { min: s.min ?? undefined, max: s.max ?? undefined, "data-role": `setting-${s.key}` });
+      } else {
+        input = textInput(node[s.key], set, { "data-role": `setting-${s.key}` });
+      }
+      form.append(field(s.label, input, `${base}.${s.key}`, s.help || undefined));
+    }
   }
 
   renderBridge(form, node, name, base) {

@@ -148,6 +148,15 @@ class ImageSerializer(serializers.Serializer):
     os_hint = serializers.CharField(required=False, allow_null=True)
 
 
+class SettingSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    type = serializers.ChoiceField(choices=["bool", "int", "text"])
+    help = serializers.CharField(allow_blank=True)
+    min = serializers.IntegerField(allow_null=True)
+    max = serializers.IntegerField(allow_null=True)
+
+
 class KindSerializer(serializers.Serializer):
     """One node kind of the registry (netops.kinds): what the canvas builds its palette and panels from."""
 
@@ -161,6 +170,7 @@ class KindSerializer(serializers.Serializer):
     sections = serializers.ListField(child=serializers.CharField(), help_text="Sections of the properties panel")
     interface_keys = serializers.ListField(child=serializers.CharField(),
                                            help_text="Keys the properties panel offers per interface")
+    settings = SettingSerializer(many=True, help_text="Plain keys the properties panel's settings section edits")
     interfaces = serializers.BooleanField(help_text="Links end on node:interface (else on the bare name)")
     namespace = serializers.BooleanField()
     console = serializers.ChoiceField(choices=["shell", "serial"], allow_null=True)

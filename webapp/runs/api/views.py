@@ -6,7 +6,6 @@ Labs the user may not see answer 404, as in the labs API.
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from django.apps import apps
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -38,11 +37,10 @@ def _lab(request: Request, pk: int) -> Lab:
 
 
 def _check_quota(user, lab: Lab) -> None:
-    """The classroom app's quotas, checked before anything is created (no-op without that app)."""
-    if apps.is_installed("webapp.classroom"):
-        from webapp.classroom.services import check_deploy_quota
+    """The classroom app's quotas, checked before anything is created."""
+    from webapp.classroom.services import check_deploy_quota  # classroom imports runs: imported here
 
-        check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
+    check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
 
 
 class _StartRunView(APIView):
