@@ -1,4 +1,5 @@
-// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/services.py.
+// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/operations.py, both
+// held to the cases of tests/shared/document_operations.json (tests/webapp/test_document_operations.py).
 // The document is a plain object; every function here mutates the one it is given.
 
 import { KINDS, NODE_NAME_RE } from "./kinds.js";
