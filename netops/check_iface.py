@@ -77,13 +77,13 @@ class InterfaceChecks:
             if problem:
                 self.add(if_path, problem)
                 continue
-            iface = self.check_interface(node, kind, if_name, if_raw, if_path)
+            iface = self.check_interface(kind, if_name, if_raw, if_path)
             self.interfaces[node][if_name] = iface
             if iface is not None:
                 result[if_name] = iface
         return result
 
-    def check_interface(self, node: str, kind: Kind, name: str, raw: object, path: str) -> Interface | None:
+    def check_interface(self, kind: Kind, name: str, raw: object, path: str) -> Interface | None:
         if raw is None:
             return Interface(name=name)
         data = self.mapping(raw, path, "address, mac, mtu, dhcp_server")
