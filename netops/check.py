@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from . import kinds, naming, units
+from . import limits as cell_limits
 from .check_iface import InterfaceChecks, describe, ifname_problem, is_int, parse_interface_address, parse_ip
 from .errors import Problem
 from .model import Endpoint, Interface, Link, LinkConditions, Node, Topology
@@ -157,6 +158,13 @@ class Checker(InterfaceChecks):
         description = self.check_description(data, path)
         ui = self.check_ui(data, path)
         fields = kind.check(self, name, data, path)
+        if "limits" in kind.keys and data.get("limits") is not None:  # the node's cgroup (netops.cell)
+            limits, problems = cell_limits.check_limits(data["limits"], _join(path, "limits"),
+                                                        vm_memory_mib=fields.get("memory"))
+            for problem_path, message in problems:
+                self.add(problem_path, message)
+            if limits is not None:
+                fields["limits"] = limits
         if len(self.problems) != before:
             return None
         return Node(name=name, kind=kind.name, ui=ui, description=description, **fields)

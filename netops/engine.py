@@ -14,19 +14,20 @@ import resource
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from . import cell as cells
 from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu
 from . import plan as planning
 from .errors import ApplyError
 from .events import Event, EventSink, emit
+from .kernel import cgroups, netns
 from .kernel import netlink as nl
-from .kernel import netns
-from .kernel.tap import create_persistent_tap
+from .linkops import LinkOps, raise_first
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
@@ -44,7 +45,6 @@ CREATE_WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("TOPOLAB_
 # this process may open.
 SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
 DHCP_TIMEOUT = 20.0
-LINK_BRIDGE = "bridge"  # the rtnetlink link kind of a Linux bridge (not a node kind)
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
 
 
@@ -56,25 +56,58 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
     """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs."""
     lab = naming.check_lab_id(lab if lab is not None else naming.derive_lab_id(topology.name))
     started = time.monotonic()
-    with lab_lock(lab), netns.Namespaces() as spaces:
-        inv = observe.inventory(spaces, lab, topology)
-        steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
+    with lab_lock(lab):
+        cell = cells.allocate(lab)
+        cells.prepare_dirs(cell)
         rundir = naming.run_dir(lab)
-        rundir.mkdir(parents=True, exist_ok=True)
-        (rundir / "topology.json").write_text(json.dumps(topology.document, indent=1, sort_keys=True))
-        applier = _Applier(spaces, topology, lab, on_event)
-        try:
-            applier.apply(steps, fault_after)
-        except BaseException:
-            sigs = dict(inv.signatures)
-            sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
-            sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
-                         if n not in sigs and n not in applier.touched})
-            observe.write_signatures(lab, sigs)
-            raise
-        finally:
-            applier.close()
-        observe.write_signatures(lab, planning.signatures(topology))
+        limits = _node_limits(topology)
+        _write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
+        for node, values in limits.items():  # nodes that run processes already: their limits as now written
+            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))
+        existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
+                          key=lambda n: n != naming.fabric_namespace(lab))
+        with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
+            return _up(spaces, topology, lab, on_event, fault_after, started)
+
+
+def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]:
+    """The cgroup limits of every node that runs processes: the operator's defaults lowered by the document's
+    `limits:`, a VM's memory added to its node's default."""
+    out = {}
+    for name, node in topology.nodes.items():
+        extra = (node.memory or 0) << 20 if node.memory else 0
+        limits = cells.node_limits(node.limits, extra_memory=extra)
+        out[name] = {"memory": limits.memory, "pids": limits.pids, "cpu": limits.cpu}
+    return out
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file of the agent's (root, 0600) atomically, never through a link planted in its place."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
+        started: float) -> UpResult:
+    inv = observe.inventory(spaces, lab, topology)
+    steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
+    _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
+    applier = _Applier(spaces, topology, lab, on_event)
+    try:
+        applier.apply(steps, fault_after)
+    except BaseException:
+        sigs = dict(inv.signatures)
+        sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
+        sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
+                     if n not in sigs and n not in applier.touched})
+        _write_signatures(lab, sigs)
+        raise
+    finally:
+        applier.close()
+    _write_signatures(lab, planning.signatures(topology))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
 
 
@@ -85,7 +118,11 @@ def _needs_delay_relay(topology: Topology) -> bool:
     return not linkcond.supports_delay()
 
 
-class _Applier:
+def _write_signatures(lab: str, sigs: Mapping[str, str | None]) -> None:
+    _write_private(naming.run_dir(lab) / "signatures.json", json.dumps(sigs, sort_keys=True))
+
+
+class _Applier(LinkOps):
     """Executes steps. Keeps a bounded cache of netlink sockets, one per namespace, all closed at the end."""
 
     def __init__(self, spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink):
@@ -101,6 +138,12 @@ class _Applier:
         # namespaces being made by netns.create_many and not yet taken: name -> (step index, step, Future of its
         # netlink socket)
         self.pending: dict[str, tuple[int, Step, Future[nl.NetlinkSocket]]] = {}
+
+    def cell_uid(self) -> int:
+        cell = cells.get(self.lab)
+        if cell is None:
+            raise ApplyError(f"lab {self.lab} has no cell", element="lab")
+        return cell.uid
 
     def close(self) -> None:
         for _k, _step, fut in self.pending.values():  # after a failure: let them finish, close their sockets
@@ -312,71 +355,6 @@ class _Applier:
 
         return inside
 
-    def bridge_index(self, name: str, element: str) -> int:
-        index = self.bridges.get(name)
-        if index is None:
-            br = self.sock(self.fabric).link(name=name)
-            if br is None or br.kind != LINK_BRIDGE:
-                raise ApplyError(f"bridge {name} is missing in {self.fabric}", element=element)
-            index = self.bridges[name] = br.index
-        return index
-
-    def do_bridge_create(self, step: Step) -> None:
-        """A lab bridge is a plain learning switch: no STP and, unless the node asks for `multicast_snooping`, no
-        IGMP/MLD snooping, so multicast reaches every port. A snooping bridge needs a querier, which a lab seldom
-        has: without one it stops forwarding a group (other than 224.0.0.x) once its membership times out, a
-        classic trap in a lab. It is also what the kernel spends most on in a big lab: every port coming up
-        re-arms the multicast timers of every other port (measured, 500 hosts on one bridge: deploy 0.62-0.69 s
-        without snooping, 0.82-0.95 s with it)."""
-        s = self.sock(self.fabric)
-        name = step.params["ifname"]
-        have = s.link(name=name)
-        self.bridges.pop(name, None)
-        if have is not None and have.kind != LINK_BRIDGE:
-            s.call(nl.link_del(index=have.index))
-            have = None
-        if have is None:
-            s.call(nl.link_add_bridge(name, mcast_snooping=step.params.get("multicast_snooping", False)))
-        s.call(nl.link_set(name=name, up=True, alias=step.params["tag"]))
-
-    def fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0,
-                    a_mac: str | None = None, b_mac: str | None = None, a_alias: str | None = None) -> None:
-        """Create veth a_if (in a_ns, up, enslaved to `master`, tagged `a_alias`) with peer b_if straight in b_ns.
-        If a name is taken (an end left over from a pair whose namespace the kernel is still freeing), delete and
-        retry."""
-        sa = self.sock(a_ns)
-        fd = -1
-        if b_ns != a_ns:
-            fd = netns.open_fd(b_ns) if b_ns is not None else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            request = nl.link_add_veth(a_if, b_if, fd if fd >= 0 else None, master=master, mac=a_mac,
-                                       peer_mac=b_mac)
-            # the alias rides in the same sendmsg (the kernel ignores IFLA_IFALIAS when it creates a link)
-            requests = [request] + ([nl.link_set(name=a_if, alias=a_alias)] if a_alias is not None else [])
-            errs = sa.batch(requests)
-            if errs[0] is not None and errs[0].errno == errno.EEXIST:
-                sa.call(nl.link_del(name=a_if))
-                self.sock(b_ns).call(nl.link_del(name=b_if))
-                errs = sa.batch(requests)
-            _raise_first(errs)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-    def taps(self, taps: list[str], bridge: int, tag: str) -> None:
-        s = self.sock(self.fabric)
-        for tap in taps:
-            if s.link(name=tap) is None:
-                self.spaces.run_in(self.fabric, functools.partial(create_persistent_tap, tap))
-            s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
-
-    def set_links(self, ns: str | None, changes: list[dict[str, Any]],
-                  addresses: Sequence[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = ()) -> None:
-        """Set attributes of links of `ns` (each change a link_set's keywords: name or index, up, master, alias) and
-        add `addresses` ((ifindex, address)), in one batch."""
-        reqs = [nl.link_set(**change) for change in changes] + [nl.addr_add(i, a) for i, a in addresses]
-        _raise_first(self.sock(ns).batch(reqs))
-
     def do_configure_interface(self, step: Step) -> None:
         p = step.params
         s = self.sock(p["namespace"])
@@ -388,12 +366,12 @@ class _Applier:
         if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or not link.up:
             reqs.append(nl.link_set(index=link.index, up=True, mac=p["mac"] if link.mac != p["mac"] else None,
                                     mtu=p["mtu"] if link.mtu != p["mtu"] else None))
-        _raise_first(s.batch(reqs))
+        raise_first(s.batch(reqs))
 
     def do_route_add(self, step: Step) -> None:
         p = step.params
         reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
-        _raise_first(self.sock(p["namespace"]).batch(reqs))
+        raise_first(self.sock(p["namespace"]).batch(reqs))
 
     # -------------------------------------------------------------------------------------------- services
 
@@ -411,8 +389,8 @@ class _Applier:
             procs.stop(old)
         argv = [sys.executable, "-I", str(DELAYD), "--a", p["a"], "--b", p["b"],
                 "--delay-ms", f"{float(p['delay_ms']):g}", "--jitter-ms", f"{float(p['jitter_ms']):g}"]
-        procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"],
-                    log_path=naming.run_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
+        procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"], caps=("net_raw", "net_admin"),
+                    log_path=cells.cell_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
 
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
@@ -436,12 +414,6 @@ class _Applier:
     def do_vm_start(self, step: Step) -> None:
         node = self.topology.nodes[step.node]
         qemu.start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
-
-
-def _raise_first(errors: list[nl.NetlinkError | None]) -> None:
-    for err in errors:
-        if err is not None:
-            raise err
 
 
 # ------------------------------------------------------------------------------------------------ down / clean

@@ -47,6 +47,15 @@ class Nat:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """What a node's cgroup may use at most, lowering the operator's defaults (None: the default)."""
+
+    memory: int | None = None  # bytes
+    pids: int | None = None
+    cpu: float | None = None  # CPUs
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     kind: str  # a kind of the registry (netops.kinds)
@@ -65,6 +74,7 @@ class Node:
     multicast_snooping: bool = False
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
+    limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)
     # values of the kind's plain settings (netops.kinds `Kind.settings`), by key; a new kind's options live here
     settings: dict[str, Any] = field(default_factory=dict)
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 import errno
 import functools
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import kinds, linkcond, naming, nft, procs
 from .inventory import Inventory, LinkState, NamespaceState
-from .kernel import netns
+from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
@@ -144,14 +142,6 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
             state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links))
 
 
-def write_signatures(lab: str, sigs: Mapping[str, str | None]) -> None:
-    """Store the node signatures of a deploy (netops.plan.signatures), atomically."""
-    path = naming.run_dir(lab) / "signatures.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sigs, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def read_signatures(lab: str) -> dict[str, str | None]:
     path = naming.run_dir(lab) / "signatures.json"
     try:
@@ -192,6 +182,8 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
     for name, node in topology.nodes.items():
         st.nodes[name], drift = kinds.get(node.kind).status(ctx, name, node)
         st.drift.extend(drift)
+    for name, node_status in st.nodes.items():
+        node_status.usage = cgroups.node_usage(lab, name)
     for ns_name in inv.namespaces:
         node = naming.parse_namespace(ns_name)[1]  # type: ignore[index]
         if node and node not in topology.nodes:

@@ -18,9 +18,11 @@ class NodeStatus:
     interfaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     leases: list[dict[str, Any]] | None = None
     vm: dict[str, Any] | None = None
+    usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces}
+        out: dict[str, Any] = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces,
+                               "usage": self.usage}
         if self.leases is not None:
             out["leases"] = self.leases
         if self.vm is not None:

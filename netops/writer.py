@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from . import kinds, units
+from . import limits as cell_limits
 from .check_iface import DEFAULT_LEASE_S
 from .model import Interface, Link, Node, Topology
 
@@ -35,6 +36,8 @@ def _node_document(node: Node) -> dict[str, Any]:
     if node.description is not None:
         doc["description"] = node.description
     doc.update(kinds.get(node.kind).document(node))
+    if node.limits is not None:
+        doc["limits"] = cell_limits.limits_document(node.limits)
     if node.ui is not None:
         doc["ui"] = copy.deepcopy(node.ui)
     return doc

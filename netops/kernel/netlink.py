@@ -12,8 +12,8 @@ import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 # netlink
 NLM_F_REQUEST = 0x1

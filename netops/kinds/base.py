@@ -192,7 +192,7 @@ class Kind:
 class NamespaceKind(Kind):
     """A node with a network namespace of its own and interfaces inside it (host, router)."""
 
-    keys: ClassVar[tuple[str, ...]] = ("kind", "description", "interfaces", "routes", "ui")
+    keys: ClassVar[tuple[str, ...]] = ("kind", "description", "interfaces", "routes", "limits", "ui")
     sections: ClassVar[tuple[str, ...]] = ("interfaces", "routes")
     interface_keys: ClassVar[tuple[str, ...]] = ("address",)
     interfaces = True

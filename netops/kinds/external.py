@@ -109,8 +109,8 @@ class External(SegmentKind):
     def apply_door(self, ap: _Applier, step: Step) -> None:
         """The veth from the external's bridge in the fabric to the host: enslaved to the host bridge, or holding
         the host-side gateway address for masquerade."""
-        from ..engine import LINK_BRIDGE
         from ..errors import ApplyError
+        from ..linkops import LINK_BRIDGE
 
         p = step.params
         root = ap.sock(None)

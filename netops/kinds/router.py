@@ -19,7 +19,7 @@ class Router(NamespaceKind):
     help = "Forwards between networks; NAT and DHCP"
     prefix = "r"
     palette = 0
-    keys = ("kind", "description", "interfaces", "routes", "nat", "ui")
+    keys = ("kind", "description", "interfaces", "routes", "nat", "limits", "ui")
     sections = ("interfaces", "routes", "nat")
     interface_keys = ("address", "dhcp_server")
     serves_dhcp = True

@@ -25,7 +25,7 @@ class Vm(Kind):
     help = "A qemu virtual machine"
     prefix = "vm"
     palette = 3
-    keys = ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui")
+    keys = ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "limits", "ui")
     sections = ("vm", "interfaces", "routes")
     interface_keys = ("address", "mac")
     interfaces = True

@@ -15,7 +15,6 @@ from django.utils import timezone
 from netops import console as netconsole
 from netops import naming
 from netops.errors import NetopsError
-from webapp.consoles import conf
 from webapp.consoles.models import ConsoleSession
 
 log = logging.getLogger("topolab.agent")
@@ -68,7 +67,7 @@ class ConsoleStreams:
             else:
                 c.shell = await asyncio.to_thread(
                     netconsole.open_shell, c.lab, c.node, f"s{session}",
-                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)), user=conf.console_user())
+                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)))
                 c.task = asyncio.ensure_future(self._pump_shell(c))
         except NetopsError as exc:
             await database_sync_to_async(_end_session)(session, f"refused: {exc}")
