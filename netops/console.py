@@ -69,7 +69,7 @@ class Shell:
     node: str
     session: str
     fd: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     closed: bool = field(default=False)
 
     @property

@@ -27,6 +27,7 @@ from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import cgroups, netns
 from .kernel import netlink as nl
+from .kinds.base import node_of
 from .linkops import LinkOps, raise_first
 from .lock import lab_lock
 from .model import Topology
@@ -63,7 +64,7 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
         limits = _node_limits(topology)
         _write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
         for node, values in limits.items():  # nodes that run processes already: their limits as now written
-            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))
+            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))  # type: ignore[arg-type]
         existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
                           key=lambda n: n != naming.fabric_namespace(lab))
         with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
@@ -292,7 +293,7 @@ class _Applier(LinkOps):
 
     def do_remove_processes(self, step: Step) -> None:
         if step.params.get("vm"):
-            qemu.stop_vm(self.lab, step.node)
+            qemu.stop_vm(self.lab, node_of(step))
         for role in step.params["roles"]:
             for proc in procs.find(lab=self.lab, role=role):
                 procs.stop(proc)
@@ -394,12 +395,12 @@ class _Applier(LinkOps):
 
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
-        iface = self.topology.nodes[step.node].interfaces[p["ifname"]]
-        dnsmasq.start(self.lab, step.node, iface, p["namespace"])
+        iface = self.topology.nodes[node_of(step)].interfaces[p["ifname"]]
+        dnsmasq.start(self.lab, node_of(step), iface, p["namespace"])
 
     def do_dhcp_client_start(self, step: Step) -> None:
         p = step.params
-        dhcpclient.start(self.lab, step.node, p["ifname"], p["namespace"])
+        dhcpclient.start(self.lab, node_of(step), p["ifname"], p["namespace"])
         s = self.sock(p["namespace"])
         deadline = time.monotonic() + DHCP_TIMEOUT
         while True:  # the client returns once it has a lease; confirm the address is on the interface
@@ -412,7 +413,7 @@ class _Applier(LinkOps):
             time.sleep(0.05)
 
     def do_vm_start(self, step: Step) -> None:
-        node = self.topology.nodes[step.node]
+        node = self.topology.nodes[node_of(step)]
         qemu.start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
 
 

@@ -271,7 +271,7 @@ def decode_addr(msg: bytes) -> AddrInfo:
     raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or b""
     ip = ipaddress.ip_address(raw)
     cacheinfo = attrs.get(6)  # IFA_CACHEINFO: prefered, valid, cstamp, tstamp
-    dynamic = bool(cacheinfo) and struct.unpack_from("=I", cacheinfo, 4)[0] != 0xFFFFFFFF
+    dynamic = cacheinfo is not None and len(cacheinfo) >= 8 and struct.unpack_from("=I", cacheinfo, 4)[0] != 0xFFFFFFFF
     return AddrInfo(index, f"{ip}/{prefixlen}", dynamic)
 
 
@@ -420,7 +420,7 @@ class NetlinkSocket:
         return [decode_addr(m) for m in self.dump(RTM_GETADDR, _IFADDRMSG.pack(0, 0, 0, 0, 0))]
 
     def routes(self) -> list[RouteInfo]:
-        out = []
+        out: list[RouteInfo] = []
         for family in (socket.AF_INET, socket.AF_INET6):
             body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
             out.extend(r for r in (decode_route(m) for m in self.dump(RTM_GETROUTE, body)) if r)

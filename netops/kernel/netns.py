@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import libc, userns
 from .netlink import NetlinkSocket
@@ -72,7 +72,7 @@ class _Worker(threading.Thread):
         self.cell = cell
         self.maker: userns.Maker | None = None
         # (job, its future, namespace to run in, create: False | True | the Future of its mount point being made)
-        self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool | Future] | None] = \
+        self.jobs: queue.Queue[tuple[Callable[[], object], Future[Any], str | None, bool | Future[bool]] | None] = \
             queue.Queue()
         self.home_fd = -1
         self.ready = threading.Event()
@@ -88,7 +88,7 @@ class _Worker(threading.Thread):
                 if create is not False:
                     assert ns is not None
                     prepared = isinstance(create, Future)
-                    if prepared:
+                    if isinstance(create, Future):
                         create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
                     _create_here(ns, prepared=prepared, maker=self._maker())
@@ -230,7 +230,7 @@ class _MountPoints(threading.Thread):
 
     def __init__(self, names: list[str]) -> None:
         super().__init__(name="netops-mountpoints", daemon=True)
-        self.results: dict[str, Future] = {n: Future() for n in names}
+        self.results: dict[str, Future[bool]] = {n: Future() for n in names}
         self.stop = False
 
     def run(self) -> None:
@@ -273,8 +273,9 @@ class Namespaces:
             self._worker.ready.wait()
         return self._worker
 
-    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T], create: bool | Future = False) -> Future:
-        fut: Future = Future()
+    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T],
+             create: bool | Future[bool] = False) -> Future[T]:
+        fut: Future[T] = Future()
         worker.jobs.put((fn, fut, ns, create))
         return fut
 
@@ -289,7 +290,7 @@ class Namespaces:
         """Create namespace `ns` (FileExistsError if the name is taken) and run `then` inside it."""
         return self._submit(ns, then, create=True)
 
-    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future]:
+    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future[T]]:
         """Start creating many namespaces, each followed by its job inside it; a Future per (ns, job), in order.
 
         Their mount points are made ahead on a thread of their own (pure filesystem work: no rtnl_lock, no pernet

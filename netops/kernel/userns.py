@@ -39,7 +39,7 @@ class IdMap:
         return f"{self.inside} {self.outside} {self.count}\n"
 
 
-def owner_fd(netns_path: str | os.PathLike) -> int:
+def owner_fd(netns_path: str | os.PathLike[str]) -> int:
     """An fd on the user namespace that owns the network namespace at `netns_path` (the caller closes it)."""
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
