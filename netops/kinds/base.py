@@ -64,6 +64,7 @@ class Kind:
     serves_dhcp: ClassVar[bool] = False  # its interfaces may carry dhcp_server
     forwarding: ClassVar[bool] = False  # ip_forward on in its namespace
     masquerade: ClassVar[bool] = False  # `nat: {masquerade: [...]}` on its interfaces
+    uplink: ClassVar[bool] = False  # the lab's door to the host's networks (not a switch inside the lab)
     clab_rank: ClassVar[int] = 1  # the smallest rank wins when several kinds claim a containerlab node
     clab_host_endpoint: ClassVar[bool] = False  # containerlab's `host:<port>` endpoints become nodes of this kind
     clab_labels: ClassVar[tuple[str, ...]] = ()  # link labels (topolab.*) its clab_endpoint() writes, in order
@@ -185,7 +186,8 @@ class Kind:
             "sections": list(self.sections), "interface_keys": list(self.interface_keys),
             "settings": [asdict(s) for s in self.settings], "interfaces": self.interfaces, "namespace": self.namespace,
             "console": self.console, "capture": self.capture, "link_end": self.link_end,
-            "serves_dhcp": self.serves_dhcp, "masquerade": self.masquerade,
+            "serves_dhcp": self.serves_dhcp, "masquerade": self.masquerade, "forwarding": self.forwarding,
+            "uplink": self.uplink,
         }
 
 

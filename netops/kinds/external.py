@@ -28,6 +28,7 @@ class External(SegmentKind):
     keys = ("kind", "description", "bridge", "nat", "address", "ui")
     sections = ("external",)
     clab_host_endpoint = True
+    uplink = True
     clab_labels = ("external", "bridge", "nat", "address")  # the link labels saying which external it is
     actions = {"link.door": "apply_door", "nat.external": "apply_nat"}
 

@@ -178,6 +178,8 @@ class KindSerializer(serializers.Serializer):
     link_end = serializers.ChoiceField(choices=["ns", "tap", "segment"])
     serves_dhcp = serializers.BooleanField()
     masquerade = serializers.BooleanField()
+    forwarding = serializers.BooleanField(help_text="Forwards between its interfaces (a router)")
+    uplink = serializers.BooleanField(help_text="The lab's door to the host's networks")
 
 
 class KindsSerializer(serializers.Serializer):

@@ -142,6 +142,7 @@ class LabStatusView(APIView):
                           code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
         finally:
             result.forget()
+        observed = services.with_leased_addresses(observed)
         state = LabState.objects.filter(lab=lab).first()
         observed["known"] = dict(state.nodes) if state else {}
         observed["deployed"] = bool(state and state.deployed)
