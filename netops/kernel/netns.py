@@ -17,9 +17,10 @@ import errno
 import os
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Iterator, TypeVar
 
 from . import libc, userns
 from .netlink import NetlinkSocket
@@ -67,12 +68,12 @@ def delete(name: str) -> bool:
 class _Worker(threading.Thread):
     """A thread that runs jobs inside namespaces and always returns to the host namespace between jobs."""
 
-    def __init__(self, cell: "CellNamespaces | None" = None) -> None:
+    def __init__(self, cell: CellNamespaces | None = None) -> None:
         super().__init__(name="netops-netns", daemon=True)
         self.cell = cell
         self.maker: userns.Maker | None = None
         # (job, its future, namespace to run in, create: False | True | the Future of its mount point being made)
-        self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool | Future] | None] = \
+        self.jobs: queue.Queue[tuple[Callable[[], object], Future[Any], str | None, bool | Future[bool]] | None] = \
             queue.Queue()
         self.home_fd = -1
         self.ready = threading.Event()
@@ -88,7 +89,7 @@ class _Worker(threading.Thread):
                 if create is not False:
                     assert ns is not None
                     prepared = isinstance(create, Future)
-                    if prepared:
+                    if isinstance(create, Future):
                         create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
                     _create_here(ns, prepared=prepared, maker=self._maker())
@@ -100,7 +101,7 @@ class _Worker(threading.Thread):
                     finally:
                         os.close(fd)
                 fut.set_result(fn())
-            except BaseException as exc:  # handed to the caller through the future
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
                 fut.set_exception(exc)
             finally:
                 if moved:
@@ -235,7 +236,7 @@ class _MountPoints(threading.Thread):
 
     def __init__(self, names: list[str]) -> None:
         super().__init__(name="netops-mountpoints", daemon=True)
-        self.results: dict[str, Future] = {n: Future() for n in names}
+        self.results: dict[str, Future[bool]] = {n: Future() for n in names}
         self.stop = False
 
     def run(self) -> None:
@@ -246,7 +247,7 @@ class _MountPoints(threading.Thread):
             try:
                 _make_mount_point(name)
                 fut.set_result(True)
-            except BaseException as exc:  # handed to create() through the future
+            except BaseException as exc:  # noqa: BLE001 - handed to create() through the future
                 fut.set_exception(exc)
 
     def close(self) -> None:
@@ -278,8 +279,9 @@ class Namespaces:
             self._worker.ready.wait()
         return self._worker
 
-    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T], create: bool | Future = False) -> Future:
-        fut: Future = Future()
+    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T],
+             create: bool | Future[bool] = False) -> Future[T]:
+        fut: Future[T] = Future()
         worker.jobs.put((fn, fut, ns, create))
         return fut
 
@@ -294,7 +296,7 @@ class Namespaces:
         """Create namespace `ns` (FileExistsError if the name is taken) and run `then` inside it."""
         return self._submit(ns, then, create=True)
 
-    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future]:
+    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future[T]]:
         """Start creating many namespaces, each followed by its job inside it; a Future per (ns, job), in order.
 
         Their mount points are made ahead on a thread of their own (pure filesystem work: no rtnl_lock, no pernet

@@ -16,13 +16,13 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from support import KERNEL_LOCK
 
 from netops import engine, naming, procs
 from netops.topology import parse_document
 from webapp.asgi import application
 from webapp.consoles.models import Capture, ConsoleSession
 from webapp.labs.models import Lab
-from support import KERNEL_LOCK
 
 pytestmark = [
     pytest.mark.webapp,
