@@ -7,6 +7,12 @@ never modified or deleted, whatever it is called.
 
 nft 1.0.6 leaves table comments out of its JSON output, so `list_tables()` reads them from `nft -a -t list
 ruleset` text (the `comment` line that directly follows each `table ... { # handle N` line).
+
+Why a program and not netlink (rtnetlink goes through pyroute2's codec in netops.kernel.netlink): pyroute2 0.9.7
+has nfnetlink message classes for nftables, but its ready-made rule expressions are only masquerade, verdicts and
+IPv4 address matches; everything else these rulesets use (interface-name matches, `numgen`, `ct state`, nat
+statements, rule and table comments) would be raw expression attributes assembled here, a re-implementation of
+what nft compiles from text. So the text is the interface.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from .model import IPInterface
 
 NODE_TABLE = "topolab"
 FAMILY = "inet"
+EXTERNAL_TAG = "external"  # second part of the tag of an external's chains in the lab's root table
 _TABLE_LINE = re.compile(r"^table (\w+) (\S+) \{(?: # handle (\d+))?$")
 _COMMENT_LINE = re.compile(r'^\tcomment "([^"]*)"$')
 _CHAIN_LINE = re.compile(r"^\tchain (\w+) \{(?: # handle (\d+))?$")
@@ -111,7 +118,7 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
     net = address.network
     suffix = chain_suffix(node)
     post, fwd = f"post_{suffix}", f"fwd_{suffix}"
-    comment = check_comment(naming.tag(lab, "external", node))
+    comment = check_comment(naming.tag(lab, EXTERNAL_TAG, node))
     lines = [
         f'add table {FAMILY} {table} {{ comment "{check_comment(naming.tag(lab))}" ; }}',
         f'add chain {FAMILY} {table} {post} {{ type nat hook postrouting priority srcnat; policy accept; '
@@ -236,7 +243,7 @@ def external_nat_chains(lab: str) -> dict[str, list[str]]:
         return out
     for chain, (_, comment) in parse_chains(found[1]).items():
         tag = naming.parse_tag(comment)
-        if tag and tag[0] == lab and len(tag[1]) == 2 and tag[1][0] == "external":
+        if tag and tag[0] == lab and len(tag[1]) == 2 and tag[1][0] == EXTERNAL_TAG:
             out.setdefault(tag[1][1], []).append(chain)
     return out
 
@@ -251,7 +258,7 @@ def delete_external_nat(lab: str, node: str) -> bool:
     table, text = found
     chains = parse_chains(text)
     mine = [(name, handle) for name, (handle, comment) in chains.items()
-            if comment == naming.tag(lab, "external", node) and handle is not None]
+            if comment == naming.tag(lab, EXTERNAL_TAG, node) and handle is not None]
     if mine:
         _load("".join(f"delete chain {FAMILY} {table.name} handle {h}\n" for _, h in mine), None, element)
     if len(mine) == len(chains) and table.handle is not None:

@@ -52,12 +52,6 @@ DEBUG = _env_bool("TOPOLAB_DEBUG", False)
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS += [h for h in os.environ.get("TOPOLAB_ALLOWED_HOSTS", "").split(",") if h]
 
-# Apps written by other parts of the project plug in by existing: no settings edit needed.
-OPTIONAL_APPS = ["labs", "runs", "accounts", "classroom", "consoles"]
-PRESENT_OPTIONAL_APPS = [
-    name for name in OPTIONAL_APPS if (BASE_DIR / "webapp" / name / "apps.py").exists()
-]
-
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -72,7 +66,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.core",
-] + [f"webapp.{name}" for name in PRESENT_OPTIONAL_APPS]
+    "webapp.labs",
+    "webapp.runs",
+    "webapp.accounts",
+    "webapp.classroom",
+    "webapp.consoles",
+]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -143,7 +142,7 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor", BASE_DIR / "node_modules")]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/labs/"  # My labs: where a signed-in user works
 LOGOUT_REDIRECT_URL = "/"
 
 # --- Redis: Celery broker, results and the Channels layer -------------------------------
@@ -202,6 +201,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Throttles key on the connection's address, never on a client-supplied X-Forwarded-For.
     "NUM_PROXIES": int(os.environ.get("TOPOLAB_NUM_PROXIES", "0")),
+    "EXCEPTION_HANDLER": "webapp.core.errors.exception_handler",
 }
 
 # Rate limits (DRF throttles, webapp/core/throttling.py): "<count>/<second|minute|hour|day>". Login and token per

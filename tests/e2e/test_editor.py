@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 from django.contrib.auth import get_user_model
+from e2e.editor_page import doc, double_click, drop, open_editor, select_node, wire
 from playwright.sync_api import expect
 
-from webapp.labs import services
+from webapp.labs import operations, services
 from webapp.labs.models import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -16,64 +17,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
-NODE_CENTRE = """(name) => {
-    const n = window.topolab.cy.getElementById(name);
-    const p = n.renderedPosition();
-    const r = window.topolab.cy.container().getBoundingClientRect();
-    return {x: r.left + p.x, y: r.top + p.y};
-}"""
-
 
 @pytest.fixture
 def user():
     return get_user_model().objects.create_user("edna", password=PASSWORD)
-
-
-def open_editor(page, lab_pk: int) -> None:
-    page.goto(f"/labs/{lab_pk}/")
-    page.wait_for_function("window.topolabReady !== undefined")
-
-
-def centre(page, name: str) -> dict:
-    return page.evaluate(NODE_CENTRE, name)
-
-
-def drop(page, kind: str, x: int, y: int) -> None:
-    page.drag_and_drop(f".palette-item[data-kind={kind}]", "#canvas", target_position={"x": x, "y": y})
-
-
-def wire(page, a: str, b: str) -> None:
-    """Draw a link with the mouse from node a to node b (link mode must be on)."""
-    start, end = centre(page, a), centre(page, b)
-    links_before = page.evaluate("window.topolab.state.doc.links.length")
-    page.mouse.move(start["x"], start["y"])
-    page.mouse.down()
-    page.mouse.move((start["x"] + end["x"]) / 2, (start["y"] + end["y"]) / 2, steps=5)
-    page.mouse.move(end["x"], end["y"], steps=10)
-    page.wait_for_timeout(150)  # edgehandles' hover delay
-    page.mouse.up()
-    page.wait_for_function("n => window.topolab.state.doc.links.length === n + 1", arg=links_before)
-
-
-def select_node(page, name: str) -> None:
-    point = centre(page, name)
-    page.mouse.click(point["x"], point["y"])
-    expect(page.locator("#panel [data-role=node-name]")).to_have_value(name)
-
-
-def double_click(page, name: str) -> None:
-    """Double-click a node until its inline rename opens. Cytoscape tells a double click by the time between the
-    two clicks' events; on a loaded CI machine the browser can take longer than that between them, so try again."""
-    rename = page.locator("#inline-rename")
-    for _ in range(3):
-        point = centre(page, name)
-        page.mouse.dblclick(point["x"], point["y"])
-        try:
-            expect(rename).to_be_visible(timeout=3_000)
-            return
-        except AssertionError:
-            page.keyboard.press("Escape")
-    expect(rename).to_be_visible()
 
 
 def set_address(page, node: str, iface: str, address: str) -> None:
@@ -81,10 +28,6 @@ def set_address(page, node: str, iface: str, address: str) -> None:
     field = page.locator(f"#panel input[data-role=address][data-iface={iface}]")
     field.fill(address)
     field.press("Enter")
-
-
-def doc(page) -> dict:
-    return page.evaluate("window.topolab.state.doc")
 
 
 def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
@@ -135,7 +78,7 @@ def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
     assert reloaded["nodes"]["br1"]["multicast_snooping"] is True
     assert page.evaluate("window.topolab.cy.nodes().length") == 4
     assert page.evaluate("window.topolab.cy.edges().length") == 3
-    stored = Lab.objects.get(name="drawn").document
+    stored = Lab.objects.get(document__name="drawn").document
     assert stored["nodes"]["h1"]["ui"]["x"] < stored["nodes"]["h2"]["ui"]["x"]  # positions were saved too
 
     # An invalid address is saved, and the node it belongs to shows the problem.
@@ -183,7 +126,7 @@ def test_a_change_made_elsewhere_is_reloaded_as_a_conflict(page, login, user):
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     # someone else (another tab, a script) saves first
-    other = services.apply_operation(lab, lab.version, services.add_node, "router", "elsewhere")[0].lab
+    other = services.apply_operation(lab, lab.version, operations.add_node, "router", "elsewhere")[0].lab
     assert other.version == 2
     drop(page, "host", 300, 200)
     expect(page.locator("#save-status")).to_have_text("Conflict: reloaded newer version", timeout=10_000)
@@ -229,7 +172,7 @@ def test_my_labs_page_renames_duplicates_deletes_and_imports(page, login, user, 
     with page.expect_navigation():
         page.click(f"tr[data-lab='{lab.pk}'] [data-action=duplicate]")
     expect(page.locator(".lab-link")).to_have_count(2)
-    copy = Lab.objects.get(owner=user, name="renamed copy")
+    copy = Lab.objects.get(owner=user, document__name="renamed copy")
     assert copy.pk != lab.pk and copy.lab_id != lab.lab_id
 
     page.once("dialog", lambda dialog: dialog.accept())
@@ -255,7 +198,7 @@ def test_auto_layout_puts_routers_above_switches_above_hosts_and_saves_it(page, 
     }}
     lab = services.create_lab(user, "messy", "", document).lab
     for a, b in [("h1", "br1"), ("br1", "r1")]:
-        lab = services.apply_operation(lab, lab.version, services.add_link, a, b)[0].lab
+        lab = services.apply_operation(lab, lab.version, operations.add_link, a, b)[0].lab
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     page.click("#btn-layout")

@@ -15,7 +15,6 @@ from netops import engine, naming
 from netops.errors import ApplyError
 from netops.topology import parse_document
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 

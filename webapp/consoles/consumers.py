@@ -20,6 +20,7 @@ from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from netops import capture as netcapture
+from netops import kinds
 
 from . import conf, services
 from .models import Capture
@@ -56,7 +57,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
-            "vm": self.kind == "vm", "rows": 24, "cols": 80, "reply": self.channel_name})
+            "vm": kinds.get(self.kind).console == "serial", "rows": 24, "cols": 80, "reply": self.channel_name})
         self.keepalive = asyncio.ensure_future(self._keepalive())
 
     @database_sync_to_async

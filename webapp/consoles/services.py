@@ -14,16 +14,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from netops import capture as netcapture
+from netops import kinds
 from netops.errors import Problem, TopologyError
 from netops.naming import NODE_NAME_RE
-from webapp.labs.models import Lab
 from webapp.labs import permissions
+from webapp.labs.models import Lab
 from webapp.labs.permissions import visible_labs
 
 from . import conf
 from .models import Capture, ConsoleSession
 
-CONSOLE_KINDS = ("host", "router", "vm")
 IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # fullmatch only
 AGENT_TIMEOUT = 15.0
 
@@ -33,9 +33,7 @@ class AgentUnavailable(Exception):
 
 
 def can_console(user, lab: Lab) -> bool:
-    """permissions.can_console (the classroom feature extends it); can_deploy where it does not exist yet."""
-    check = getattr(permissions, "can_console", None) or permissions.can_deploy
-    return bool(check(user, lab))
+    return permissions.can_console(user, lab)
 
 
 def lab_for(user, pk: int) -> Lab | None:
@@ -50,7 +48,7 @@ def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
     if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         return "", "not-found"
     kind = ((lab.document or {}).get("nodes") or {}).get(node, {}).get("kind")
-    if kind not in CONSOLE_KINDS:
+    if not kinds.known(kind) or kinds.get(kind).console is None:
         return "", "not-found"
     return kind, ""
 
@@ -190,7 +188,7 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
     await layer.send(channel or conf.agent_channel(), {**message, "reply": reply})
     try:
         return await asyncio.wait_for(layer.receive(reply), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
 
 

@@ -20,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from netops.errors import Problem
+from netops import kinds
+from netops.errors import LabBusyError, TopologyError
 from webapp.labs import services as lab_services
 from webapp.labs.models import Lab
 
@@ -44,19 +45,10 @@ def lab_group(lab_pk: int) -> str:
 # ------------------------------------------------------------------------------------------------ starting runs
 
 
-class LabBusy(Exception):
-    """Another run of this lab is queued or running."""
-
-    def __init__(self, run: Run | None):
-        self.run = run
-        what = f"{run.kind} #{run.pk} is {run.status}" if run else "another run is active"
-        super().__init__(f"this lab is busy: {what}; wait for it to finish")
-
-
-class InvalidDocument(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+def lab_busy(run: Run | None) -> LabBusyError:
+    """The error of starting a run while `run` of the same lab is queued or running."""
+    what = f"{run.kind} #{run.pk} is {run.status}" if run else "another run is active"
+    return LabBusyError(f"this lab is busy: {what}; wait for it to finish", run=run)
 
 
 def active_run(lab: Lab) -> Run | None:
@@ -64,8 +56,8 @@ def active_run(lab: Lab) -> Run | None:
 
 
 def start_run(lab: Lab, user, kind: str) -> Run:
-    """Create a queued run and enqueue its task (by id, after commit). Raises InvalidDocument, LabBusy or (deploy,
-    classroom app) QuotaExceeded.
+    """Create a queued run and enqueue its task (by id, after commit). Raises TopologyError (the document is
+    invalid, 400), LabBusyError (409) or (deploy, classroom app) QuotaExceeded (403).
 
     One transaction: the lab is re-read (locked where the database can), its document validated (with the host
     bridges the owner and `user` may use) and counted against the quotas, and exactly that document is stored on
@@ -77,18 +69,18 @@ def start_run(lab: Lab, user, kind: str) -> Run:
         if kind == Run.Kind.DEPLOY:
             problems = lab_services.lab_problems(lab, requester=user)
             if problems:
-                raise InvalidDocument(problems)
+                raise TopologyError(problems)
             document, version = copy.deepcopy(lab.document), lab.version
             _check_quota(user, lab, document)
         busy = active_run(lab)
         if busy is not None:
-            raise LabBusy(busy)
+            raise lab_busy(busy)
         try:
             with transaction.atomic():
                 run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None,
                                          document=document, lab_version=version)
         except IntegrityError:  # the conditional unique constraint: someone started one in between
-            raise LabBusy(active_run(lab)) from None
+            raise lab_busy(active_run(lab)) from None
         transaction.on_commit(lambda: _enqueue(run))
     return run
 
@@ -144,7 +136,7 @@ def broadcast(lab_pk: int, message: dict) -> None:
     """Send to every browser watching the lab. A channel-layer hiccup never fails the run: the event is stored."""
     try:
         async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.event", "event": message})
-    except Exception:  # noqa: BLE001 - browsers catch up from the database on their next resume
+    except Exception:
         log.exception("could not stream event %s of lab %s", message.get("seq"), lab_pk)
 
 
@@ -170,12 +162,53 @@ def snapshot(lab: Lab) -> dict:
         "lab": lab.pk,
         "seq": state.last_seq if state else 0,
         "deployed": bool(state and state.deployed),
-        "deployed_version": state.deployed_version if state and state.deployed else None,
+        **deployed(lab, bool(state and state.deployed)),
+        # what LabState recorded when the deploy started wins (events of old runs are pruned)
+        **({"deployed_version": state.deployed_version} if state and state.deployed and state.deployed_version else {}),
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
     }
+
+
+def running_part(document: dict) -> dict:
+    """A document without what only the canvas uses (node positions): what a deploy makes run."""
+    nodes = document.get("nodes") if isinstance(document.get("nodes"), dict) else {}
+    return {**document, "nodes": {name: {k: v for k, v in node.items() if k != "ui"} if isinstance(node, dict) else node
+                                  for name, node in nodes.items()}}
+
+
+def deployed(lab: Lab, is_deployed: bool) -> dict:
+    """{deployed_version, deployed_document}: what the last successful deploy ran (its run.finished event says),
+    both None when nothing runs."""
+    event = None
+    if is_deployed:
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
+                                         run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
+    payload = event.payload if event else {}
+    version = payload.get("version")
+    return {"deployed_version": version if isinstance(version, int) else None,
+            "deployed_document": payload.get("document")}
+
+
+def with_leased_addresses(observed: dict) -> dict:
+    """Give each VM interface the address its router leased it (netops lists the lease under the router only):
+    matched by the interface's MAC (the document's, or the one qemu was given). Hosts list theirs already."""
+    nodes = observed.get("nodes") or {}
+    leases = {le.get("mac", "").lower(): le for n in nodes.values() for le in (n.get("leases") or [])}
+    for status in nodes.values():
+        kind = status.get("kind")
+        # only nodes with interfaces but no namespace of ours (VMs): netops cannot read their addresses
+        if not kinds.known(kind) or not kinds.get(kind).interfaces or kinds.get(kind).namespace:
+            continue
+        macs = (status.get("vm") or {}).get("macs") or {}
+        for name, iface in (status.get("interfaces") or {}).items():
+            iface["mac"] = iface.get("mac") or macs.get(name)
+            lease = leases.get((iface["mac"] or "").lower())
+            if lease and lease.get("ip") and lease["ip"] not in iface.setdefault("addresses", []):
+                iface["addresses"].append(lease["ip"])
+    return observed
 
 
 def run_summary(run: Run) -> dict:
@@ -194,14 +227,18 @@ def claim(run_id: int) -> Run | None:
     return Run.objects.select_related("lab").get(pk=run_id)
 
 
-def finish(run: Run, *, error: str = "", element: str = "") -> None:
+def finish(run: Run, *, error: str = "", element: str = "", version: int | None = None,
+           document: dict | None = None) -> None:
+    """End a run. A successful deploy's run.finished event carries the document `version` it deployed and that
+    document without its canvas positions (what runs), so the editor can tell edits that are not deployed yet."""
     status = Run.Status.FAILED if error else Run.Status.SUCCEEDED
     Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error,
                                          error_element=element)
     if error:
         record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=error, element=element)
     else:
-        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished")
+        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished",
+                     version=version, document=running_part(document) if document is not None else None)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 // document being edited (a deploy applies the edits). The deployed version comes with the lab (GET
 // /api/labs/<pk>/ `deployed_version`) and then from the lab's events: a deploy's run.started carries the version
 // it applies; a destroy, or the health check finding the lab gone (lab.undeployed), clears it.
-export function initVersions(anchor) {
+// The editing version is read with `getEditing()` whenever the save status beside it changes (a save, a conflict).
+export function initVersions(anchor, getEditing = () => null) {
   const el = document.createElement("span");
   el.id = "deploy-versions";
   el.className = "deploy-versions";
@@ -18,6 +19,9 @@ export function initVersions(anchor) {
     el.title = differ ? "The running lab is an older version of this document; Deploy applies the difference" : "";
   }
 
+  new MutationObserver(() => api.editing(getEditing())).observe(anchor, { childList: true, characterData: true,
+    subtree: true });
+
   const api = {
     editing(version) { state.editing = version ?? null; render(); },
     deployed(version) { state.deployed = version ?? null; render(); },
@@ -27,5 +31,6 @@ export function initVersions(anchor) {
     },
     state,
   };
+  api.editing(getEditing());
   return api;
 }

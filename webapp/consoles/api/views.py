@@ -1,5 +1,5 @@
 """Capture REST API: start, list, detail, stop, download; and the lab's console audit log.
-Error bodies are {"errors": [{"path", "message"}]}.
+Error bodies are {"errors": [{"path", "message"}]} (webapp.core.errors).
 
 Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
 not deployed, answers 400 with the reason; no tcpdump runs then.
@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from netops.errors import Problem
-
+from webapp.core.errors import response as error_response
 from webapp.core.strict import body_problems
 from webapp.labs import permissions
 
@@ -26,9 +26,6 @@ TAG = ["captures"]
 BAD = OpenApiResponse(s.ErrorsSerializer, description="Refused; each error names its field")
 
 
-def errors(problems: list[Problem], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"errors": [p.as_dict() for p in problems]}, status=code)
-
 
 def _lab(request, pk: int):
     lab = services.lab_for(request.user, pk)
@@ -39,7 +36,7 @@ def _lab(request, pk: int):
 
 def _may(request, lab) -> Response | None:
     if not services.can_console(request.user, lab):
-        return errors([Problem("", "you may not capture packets in this lab")], status.HTTP_403_FORBIDDEN)
+        return error_response([Problem("", "you may not capture packets in this lab")], status.HTTP_403_FORBIDDEN)
     return None
 
 
@@ -71,22 +68,22 @@ class CaptureListView(APIView):
             return refused
         body = s.CaptureRequestSerializer(data=request.data)
         if not body.is_valid():
-            return errors([Problem(k, str(v[0])) for k, v in body.errors.items()])  # unknown fields too
+            return error_response([Problem(k, str(v[0])) for k, v in body.errors.items()])  # unknown fields too
         clean, problems = services.check_capture_request(lab, body.validated_data)
         if problems:
-            return errors(problems)
-        cap = services.claim_capture(request.user, lab, clean)
+            return error_response(problems)
+        cap = services.claim_capture(request.user, lab, clean)  # the limit checked and claimed atomically
         if cap is None:
-            return errors([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
+            return error_response([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
                           status.HTTP_429_TOO_MANY_REQUESTS)
         try:
             reply = async_to_sync(services.ask_agent)(services.start_message(cap))
         except services.AgentUnavailable as exc:
             services.fail_capture(cap, str(exc))
-            return errors([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
+            return error_response([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
         cap = services.apply_start_reply(cap, reply)
         if cap.status == Capture.Status.FAILED:
-            return errors([Problem(reply.get("path", ""), cap.message)])
+            return error_response([Problem(reply.get("path", ""), cap.message)])
         return Response(s.CaptureSerializer(cap).data, status=status.HTTP_201_CREATED)
 
 
@@ -106,7 +103,7 @@ class CaptureStopView(APIView):
         if refused is not None:
             return refused
         if unknown := body_problems(request):
-            return errors([Problem(k, m) for k, m in unknown])
+            return error_response([Problem(k, m) for k, m in unknown])
         if cap.status in Capture.ACTIVE:
             try:
                 async_to_sync(services.ask_agent)({"type": "capture.stop", "capture": cap.pk},

@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from netops.errors import LabBusyError, Problem
+from webapp.core.errors import Refusal
 from webapp.core.strict import body_problems
 from webapp.core.throttling import ScopedThrottle
 from webapp.labs.models import Lab
@@ -46,15 +48,12 @@ class _StartRunView(APIView):
             raise PermissionDenied("You may view this lab but not deploy or destroy it.")
         unknown = body_problems(request)
         if unknown:
-            return Response({"errors": [{"path": k, "message": m} for k, m in unknown]},
-                            status=status.HTTP_400_BAD_REQUEST)
-        try:
+            raise Refusal([Problem(k, m) for k, m in unknown])
+        try:  # an invalid document (TopologyError) answers 400 through webapp.core.errors
             run = services.start_run(lab, request.user, self.kind)  # quotas, in the same transaction
-        except services.InvalidDocument as exc:
-            return Response({"errors": [p.as_dict() for p in exc.problems]}, status=status.HTTP_400_BAD_REQUEST)
-        except services.LabBusy as exc:
-            body = {"detail": str(exc), "run": s.RunSerializer(exc.run).data if exc.run else None}
-            return Response(body, status=status.HTTP_409_CONFLICT)
+        except LabBusyError as exc:  # 409 with the run that holds the lab
+            raise Refusal(str(exc), code=status.HTTP_409_CONFLICT,
+                          run=s.RunSerializer(exc.run).data if exc.run else None) from exc
         return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -139,10 +138,11 @@ class LabStatusView(APIView):
             observed = result.get(timeout=STATUS_TIMEOUT)
         except CeleryTimeout:
             result.revoke()
-            return Response({"detail": f"the agent did not answer within {STATUS_TIMEOUT} s"},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            raise Refusal(f"the agent did not answer within {STATUS_TIMEOUT} s",
+                          code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
         finally:
             result.forget()
+        observed = services.with_leased_addresses(observed)
         state = LabState.objects.filter(lab=lab).first()
         observed["known"] = dict(state.nodes) if state else {}
         observed["deployed"] = bool(state and state.deployed)
