@@ -175,10 +175,8 @@ def test_the_deploy_api_refuses_over_quota_and_creates_no_run(people):
     client.force_authenticate(alice)
     response = client.post(f"/api/labs/{lab.pk}/deploy/")
     assert response.status_code == 403
-    assert response.json() == {
-        "detail": "quota exceeded: running labs 1 of 1 for user alice" + in_use(one),
-        "labs": [{"id": one.pk, "name": "one", "owner": "alice", "url": f"/labs/{one.pk}/"}],
-    }
+    assert response.json()["detail"] == "quota exceeded: running labs 1 of 1 for user alice" + in_use(one)
+    assert response.json()["labs"] == [{"id": one.pk, "name": "one", "owner": "alice", "url": f"/labs/{one.pk}/"}]
     assert not Run.objects.filter(lab=lab).exists()
     assert not LabState.objects.filter(lab=lab).exists()
 

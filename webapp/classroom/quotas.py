@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from rest_framework.exceptions import PermissionDenied
+from rest_framework import status
+
+from webapp.core.errors import Refusal
 
 from netops import kinds
 from webapp.labs import services as lab_services
@@ -30,18 +32,18 @@ RESOURCES = (
 )
 
 
-class QuotaExceeded(PermissionDenied):
-    """A deploy would exceed a quota. The API answers 403 with {"detail": message, "labs": [{id, name, owner,
-    url}]}; the message names the quota and the labs using it, e.g. 'quota exceeded: running labs 2 of 2 for user
-    alice; in use by lab1 (/labs/3/), lab2 (/labs/4/): destroy one to free it'."""
+class QuotaExceeded(Refusal):
+    """A deploy would exceed a quota. The API answers 403 with the message and the labs using the quota:
+    {"errors": [{"path": "", "message"}], "detail": message, "labs": [{id, name, owner, url}]}; the message names
+    the quota and those labs, e.g. 'quota exceeded: running labs 2 of 2 for user alice; in use by lab1 (/labs/3/),
+    lab2 (/labs/4/): destroy one to free it'."""
 
     default_code = "quota_exceeded"
 
     def __init__(self, message: str, labs: list[dict] | None = None):
-        super().__init__(message)
         self.message = message
         self.labs = list(labs or [])
-        self.detail = {"detail": self.detail, "labs": self.labs}
+        super().__init__(message, code=status.HTTP_403_FORBIDDEN, labs=self.labs)
 
     def __str__(self) -> str:
         return self.message
