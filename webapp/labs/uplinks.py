@@ -21,6 +21,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from netops import kinds
 from netops.errors import Problem
 from netops.topology import ifname_problem
 
@@ -84,8 +85,9 @@ def uplink_problems(document, bridges) -> list[Problem]:
     nodes = document.get("nodes") if isinstance(document, dict) else None
     problems = []
     for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
-        if not isinstance(node, dict) or node.get("kind") != "external":
-            continue
+        kind = node.get("kind") if isinstance(node, dict) else None
+        if not kinds.known(kind) or not kinds.get(kind).uplink or "bridge" not in kinds.get(kind).keys:
+            continue  # only a door to the host's networks (the registry's uplink kinds) names a host bridge
         bridge = node.get("bridge")
         if isinstance(bridge, str) and bridge not in bridges:
             hint = f"you may use {', '.join(bridges)} or nat: true" if bridges else "use nat: true"
