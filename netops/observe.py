@@ -6,10 +6,12 @@ import functools
 import json
 from dataclasses import dataclass, field
 
+from pyroute2.netlink.rtnl import TC_H_ROOT
+
 from . import kinds, linkcond, naming, nft, procs
 from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import cgroups, netns
-from .kernel.netlink import TC_H_ROOT, NetlinkSocket
+from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
 
