@@ -6,6 +6,7 @@ Everything kernel-side goes through `netops.kernel`; planning is pure (`netops.p
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import os
 import resource
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from . import cell as cells
-from . import destroy, dhcpclient, dnsmasq, linkcond, naming, nft, observe, plan as planning, procs, qemu
+from . import destroy, dhcpclient, dnsmasq, linkcond, naming, nft, observe, plan as planning, procs, qemu, uplinks
 from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
 from .kernel import cgroups, netns
@@ -97,6 +98,9 @@ def _write_private(path: Path, text: str) -> None:
 
 def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
         started: float) -> UpResult:
+    if uplinks.nat_externals(topology):  # refused before anything is made when the pool is not the host's to spare
+        with nl.NetlinkSocket() as root:
+            uplinks.check_pool(_host_routes(root))
     inv = observe.inventory(spaces, lab, topology)
     steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
     _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
@@ -456,16 +460,47 @@ class _Applier:
                 what = "does not exist" if host_bridge is None else "is not a bridge"
                 raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
         master = self._bridge_index(p["bridge"], step.path)
-        self._fresh_veth(self.fabric, p["peer"], None, p["root"], master=master, a_alias=p["tag"])
+        nat = bool(p["nat"] and p["address"])
+        if nat:  # before anything is made: the pool must be the host's to spare
+            uplinks.check_pool(_host_routes(root))
+        # a NAT door is routed, not bridged: the fabric end stays out of the bridge (netops.uplinks)
+        self._fresh_veth(self.fabric, p["peer"], None, p["root"], master=0 if nat else master, a_alias=p["tag"])
         door = root.link(name=p["root"])
         if door is None:
             raise ApplyError(f"door {p['root']} vanished", element=step.path)
         reqs = [nl.link_set(index=door.index, up=True, alias=p["tag"],
                             master=host_bridge.index if host_bridge else None)]
-        if p["nat"] and p["address"]:
-            import ipaddress
-            reqs.append(nl.addr_add(door.index, ipaddress.ip_interface(p["address"])))
+        if nat:
+            host_end, _fabric_end = self._transit(step)
+            reqs.append(nl.addr_add(door.index, host_end))
         _raise_first(root.batch(reqs))
+        if nat:
+            self._route_uplink(step, master)
+
+    def _transit(self, step: Step) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:
+        cell = cells.get(self.lab)
+        if cell is None:
+            raise ApplyError(f"lab {self.lab} has no cell", element="lab")
+        index = uplinks.nat_externals(self.topology).index(step.node)
+        return uplinks.transit(cell.slot, index)
+
+    def _route_uplink(self, step: Step, bridge: int) -> None:
+        """The lab's side of a NAT uplink, all in its fabric: the document's door address on the external's bridge,
+        forwarding, the transit address on the door, a default route over it, masquerade out of it."""
+        p = step.params
+        host_end, fabric_end = self._transit(step)
+        fabric = self.sock(self.fabric)
+        door = fabric.link(name=p["peer"])
+        if door is None:
+            raise ApplyError(f"door {p['peer']} vanished in {self.fabric}", element=step.path)
+        _raise_first(fabric.batch([
+            nl.addr_add(bridge, ipaddress.ip_interface(p["address"])),
+            nl.addr_add(door.index, fabric_end),
+            nl.link_set(index=door.index, up=True)]))
+        self.spaces.write_sysctl(self.fabric, "net.ipv4.ip_forward", "1")
+        _raise_first(fabric.batch([nl.route_add(ipaddress.ip_network("0.0.0.0/0"), host_end.ip)]))
+        procs.run(["nft", "-f", "-"], namespace=self.fabric, element=step.path,
+                  input=uplinks.fabric_nat_commands(self.lab, step.node, p["peer"]).encode())
 
     def do_configure_interface(self, step: Step) -> None:
         import ipaddress
@@ -516,11 +551,13 @@ class _Applier:
         nft.apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
 
     def do_nat_external(self, step: Step) -> None:
+        """Host masquerade of the lab's transit address (netops.uplinks): the user's addresses never reach the
+        host's routing table."""
         p = step.params
+        uplinks.check_pool(_host_routes(self.sock(None)))
         destroy.host_forwarding_acquire(self.lab)
-        import ipaddress
-        address = ipaddress.ip_interface(p["address"]) if p["address"] else None
-        nft.apply_external_nat(self.lab, step.node, p["root"], address)
+        _host_end, fabric_end = self._transit(step)
+        nft.apply_external_nat(self.lab, step.node, p["root"], fabric_end)
 
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
@@ -544,6 +581,12 @@ class _Applier:
     def do_vm_start(self, step: Step) -> None:
         node = self.topology.nodes[step.node]
         qemu.start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
+
+
+def _host_routes(root: nl.NetlinkSocket) -> list[tuple[str, str]]:
+    """(destination, device) of the host's routes."""
+    names = {link.index: link.name for link in root.links()}
+    return [(r.dst, names.get(r.oif, "")) for r in root.routes()]
 
 
 def _raise_first(errors: list[nl.NetlinkError | None]) -> None:
