@@ -123,7 +123,7 @@ def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -
     inv.external_nat = set(chains)
     for node, names in chains.items():
         suffix = nft.chain_suffix(node)
-        if {f"post_{suffix}", f"fwd_{suffix}"} <= set(names):
+        if {f"post_{suffix}", f"fwd_{suffix}", f"in_{suffix}"} <= set(names):
             inv.nat_applied.add(node)
 
 
