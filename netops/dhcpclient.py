@@ -9,12 +9,13 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from pyroute2.netlink.rtnl import rt_scope
+
 from . import cell as cells
 from . import naming, procs
 from .dnsmasq import _check_names
 from .errors import ApplyError
 from .kernel import netns
-from .kernel.netlink import rt_scope
 
 BUSYBOX = "busybox"
 #: udhcpc's capabilities in the lab's user namespace: its raw DHCP socket and port 68, and the hook's `ip` calls

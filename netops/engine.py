@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import cell as cells
-from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu
+from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, uplinks
 from . import plan as planning
 from .errors import ApplyError
 from .events import Event, EventSink, emit
@@ -93,6 +93,9 @@ def _write_private(path: Path, text: str) -> None:
 
 def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
         started: float) -> UpResult:
+    if uplinks.nat_externals(topology):  # refused before anything is made when the pool is not the host's to spare
+        with nl.NetlinkSocket() as root:
+            uplinks.check_pool(uplinks.host_routes(root))
     inv = observe.inventory(spaces, lab, topology)
     steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
     _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))

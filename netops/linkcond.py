@@ -19,6 +19,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from pyroute2.netlink.rtnl import TC_H_ROOT
 
 from . import naming, procs
 from .errors import ApplyError
@@ -57,7 +60,7 @@ class Qdisc:
     kind: str  # "tbf" or "netem"
     handle: str  # tc notation, "1:"
     parent: str  # "root" or a class, "1:1"
-    params: dict  # tbf: rate_bps, burst, latency_ms; netem: delay_ms, jitter_ms (None: no jitter)
+    params: dict[str, Any]  # tbf: rate_bps, burst, latency_ms; netem: delay_ms, jitter_ms (None: no jitter)
 
 
 def qdiscs(ifname: str, cond: LinkConditions, element: str = "", *, netem: bool) -> list[Qdisc]:
@@ -65,7 +68,7 @@ def qdiscs(ifname: str, cond: LinkConditions, element: str = "", *, netem: bool)
     check_ifname(ifname, element)
     out: list[Qdisc] = []
     delay = cond.delay_ms is not None or cond.jitter_ms is not None
-    tbf: dict | None = None
+    tbf: dict[str, Any] | None = None
     if cond.rate_bps is not None:
         if isinstance(cond.rate_bps, bool) or not isinstance(cond.rate_bps, int) or cond.rate_bps < 8:
             raise ApplyError(f"rate {cond.rate_bps!r} must be an int of bits per second >= 8", element=element)
@@ -92,7 +95,7 @@ def _handle(text: str) -> int:
 
 def request(index: int, q: Qdisc) -> nl.Request | None:
     """The rtnetlink request (pure) for `q` on link `index`; None when pyroute2 cannot encode it (see tc_argv)."""
-    parent = nl.TC_H_ROOT if q.parent == "root" else _handle(q.parent)
+    parent = TC_H_ROOT if q.parent == "root" else _handle(q.parent)
     p = q.params
     if q.kind == "netem":
         return nl.qdisc_replace_netem(index, delay_ms=p["delay_ms"], jitter_ms=p["jitter_ms"] or 0.0,
@@ -178,7 +181,7 @@ def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str) -> None
                 raise ApplyError(f"{q.kind} qdisc on {ifname}: {exc.strerror}", element=element) from exc
         if plan:
             return
-        if any(q.index == dev.index and q.parent == nl.TC_H_ROOT and q.handle == OURS
+        if any(q.index == dev.index and q.parent == TC_H_ROOT and q.handle == OURS
                and q.kind not in ("noqueue", "pfifo_fast", "mq") for q in sock.qdiscs()):
             try:
                 sock.call(nl.qdisc_del_root(dev.index))

@@ -104,9 +104,11 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
     """Chains for one `external` node with `nat: true` in the lab's root table, replacing that node's chains only
     (a lab may have several such externals sharing `naming.nft_table(lab)`).
 
-    Traffic from the lab's door (`iifname root_ifname`, source in the door's subnet) leaving by any other
-    interface is masqueraded; forwarding of it (and of its replies) is accepted in our own chain. Other
-    firewalls' chains on the forward hook still get their say.
+    `address` is the fabric end of the transit link (netops.uplinks): the only source accepted from the door.
+    Traffic from it leaving by any other interface is masqueraded and its forwarding (and its replies') accepted
+    in our own chain; anything else arriving on the door is dropped (a lab could rewrite its own fabric's rules, not
+    these), and nothing from the door reaches the host itself but replies. Other firewalls' chains on the forward
+    hook still get their say.
     """
     naming.check_lab_id(lab)
     element = f"nodes.{node}"
@@ -115,9 +117,9 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
         raise ApplyError(f"{address!r} is not an interface address", element=f"{element}.address")
     table = naming.nft_table(lab)
     ipfam = "ip" if address.version == 4 else "ip6"
-    net = address.network
+    source = address.ip
     suffix = chain_suffix(node)
-    post, fwd = f"post_{suffix}", f"fwd_{suffix}"
+    post, fwd, inp = f"post_{suffix}", f"fwd_{suffix}", f"in_{suffix}"
     comment = check_comment(naming.tag(lab, EXTERNAL_TAG, node))
     lines = [
         f'add table {FAMILY} {table} {{ comment "{check_comment(naming.tag(lab))}" ; }}',
@@ -125,11 +127,17 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
         f'comment "{comment}" ; }}',
         f'add chain {FAMILY} {table} {fwd} {{ type filter hook forward priority filter; policy accept; '
         f'comment "{comment}" ; }}',
+        f'add chain {FAMILY} {table} {inp} {{ type filter hook input priority filter; policy accept; '
+        f'comment "{comment}" ; }}',
         f"flush chain {FAMILY} {table} {post}",
         f"flush chain {FAMILY} {table} {fwd}",
-        f'add rule {FAMILY} {table} {post} {ipfam} saddr {net} oifname != "{root_ifname}" masquerade',
-        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" {ipfam} saddr {net} accept',
+        f"flush chain {FAMILY} {table} {inp}",
+        f'add rule {FAMILY} {table} {post} {ipfam} saddr {source} oifname != "{root_ifname}" masquerade',
+        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" {ipfam} saddr {source} accept',
+        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" drop',
         f'add rule {FAMILY} {table} {fwd} oifname "{root_ifname}" ct state established,related accept',
+        f'add rule {FAMILY} {table} {inp} iifname "{root_ifname}" ct state established,related accept',
+        f'add rule {FAMILY} {table} {inp} iifname "{root_ifname}" drop',
     ]
     return "\n".join(lines) + "\n"
 

@@ -6,10 +6,12 @@ import functools
 import json
 from dataclasses import dataclass, field
 
+from pyroute2.netlink.rtnl import TC_H_ROOT
+
 from . import kinds, linkcond, naming, nft, procs
 from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import cgroups, netns
-from .kernel.netlink import TC_H_ROOT, NetlinkSocket
+from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
 
@@ -121,7 +123,7 @@ def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -
     inv.external_nat = set(chains)
     for node, names in chains.items():
         suffix = nft.chain_suffix(node)
-        if {f"post_{suffix}", f"fwd_{suffix}"} <= set(names):
+        if {f"post_{suffix}", f"fwd_{suffix}", f"in_{suffix}"} <= set(names):
             inv.nat_applied.add(node)
 
 

@@ -18,14 +18,39 @@ import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from pyroute2.netlink import (NETLINK_EXT_ACK, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
-                              NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, SOL_NETLINK, nlmsg)
-from pyroute2.netlink.rtnl import (RTM_DELLINK, RTM_DELQDISC, RTM_GETADDR, RTM_GETLINK, RTM_GETQDISC, RTM_GETROUTE,
-                                   RTM_NEWADDR, RTM_NEWLINK, RTM_NEWQDISC, RTM_NEWROUTE, TC_H_ROOT, rt_proto,
-                                   rt_scope, rt_type)
+from pyroute2.netlink import (
+    NETLINK_EXT_ACK,
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    SOL_NETLINK,
+    nlmsg,
+)
+from pyroute2.netlink.rtnl import (
+    RTM_DELLINK,
+    RTM_DELQDISC,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETQDISC,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWQDISC,
+    RTM_NEWROUTE,
+    TC_H_ROOT,
+    rt_proto,
+    rt_scope,
+    rt_type,
+)
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg

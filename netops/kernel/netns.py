@@ -17,10 +17,10 @@ import errno
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from . import libc, userns
 from .netlink import NetlinkSocket
@@ -374,13 +374,13 @@ def netlink_in(ns: str) -> Iterator[NetlinkSocket]:
 def in_throwaway(fn: Callable[[], T]) -> T:
     """Run fn on a thread of its own inside a new anonymous namespace, which the kernel frees when the thread ends
     (for probes of what the kernel supports)."""
-    fut: Future = Future()
+    fut: Future[T] = Future()
 
     def run() -> None:
         try:
             libc.unshare(libc.CLONE_NEWNET)
             fut.set_result(fn())
-        except BaseException as exc:  # handed to the caller through the future
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             fut.set_exception(exc)
 
     thread = threading.Thread(target=run, name="netops-probe", daemon=True)

@@ -20,11 +20,21 @@ from __future__ import annotations
 import ipaddress
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from pyroute2.netlink import (NLA_F_NESTED, NLA_F_NET_BYTEORDER, NLM_F_ACK_TLVS, NLM_F_CAPPED, nla, nla_slot, nlmsg,
-                              nlmsg_atoms, nlmsgerr)
+from pyroute2.netlink import (
+    NLA_F_NESTED,
+    NLA_F_NET_BYTEORDER,
+    NLM_F_ACK_TLVS,
+    NLM_F_CAPPED,
+    nla,
+    nla_slot,
+    nlmsg,
+    nlmsg_atoms,
+    nlmsgerr,
+)
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 HEADER = struct.Struct("=" + "".join(fmt for _name, fmt in nlmsg.header))  # length, type, flags, seq, pid
@@ -108,7 +118,7 @@ class _Template:
 
     def fill(self, values: list) -> bytearray:
         buf = bytearray(self.data)
-        for (offset, write), value in zip(self.slots, values):
+        for (offset, write), value in zip(self.slots, values, strict=False):
             write(buf, offset, value)
         return buf
 
@@ -132,7 +142,7 @@ def _pyroute2_message(cls: type, mtype: int, flags: int, fields: dict, attrs: li
 
 def _slots(cell: nlmsg, attrs: list, out: list[tuple[int, Writer]]) -> None:
     """Where pyroute2 put each non-structural value of `attrs`: walk the encoded NLA objects alongside."""
-    for (name, value), slot in zip(attrs, cell["attrs"]):
+    for (name, value), slot in zip(attrs, cell["attrs"], strict=False):
         if not isinstance(slot, nla_slot):  # pyroute2 skips names its NLA map does not have
             raise KeyError(f"{name} is not an attribute of {type(cell).__name__}")
         encoded = slot.cell[1]

@@ -108,10 +108,13 @@ class External(SegmentKind):
         return steps
 
     def apply_door(self, ap: _Applier, step: Step) -> None:
-        """The veth from the external's bridge in the fabric to the host: enslaved to the host bridge, or holding
-        the host-side gateway address for masquerade."""
+        """The veth from the external's bridge in the fabric to the host: enslaved to the host bridge, or, for NAT,
+        routed: the document's door address on the external's bridge in the fabric, a transit /30 of the operator's
+        pool between the fabric and the host (netops.uplinks), so no user address reaches the host."""
+        from .. import procs, uplinks
         from ..errors import ApplyError
-        from ..linkops import LINK_BRIDGE
+        from ..kernel import netlink as nl
+        from ..linkops import LINK_BRIDGE, raise_first
 
         p = step.params
         root = ap.sock(None)
@@ -122,21 +125,39 @@ class External(SegmentKind):
                 what = "does not exist" if host_bridge is None else "is not a bridge"
                 raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
         master = ap.bridge_index(p["bridge"], step.path)
-        ap.fresh_veth(ap.fabric, p["peer"], None, p["root"], master=master, a_alias=p["tag"])
+        nat = bool(p["nat"] and p["address"])
+        if nat:  # before anything is made: the pool must be the host's to spare
+            uplinks.check_pool(uplinks.host_routes(root))
+        ap.fresh_veth(ap.fabric, p["peer"], None, p["root"], master=0 if nat else master, a_alias=p["tag"])
         door = root.link(name=p["root"])
         if door is None:
             raise ApplyError(f"door {p['root']} vanished", element=step.path)
         change = {"index": door.index, "up": True, "alias": p["tag"], "master": host_bridge.index if host_bridge else None}
-        address = [(door.index, ipaddress.ip_interface(p["address"]))] if p["nat"] and p["address"] else []
-        ap.set_links(None, [change], address)
+        if not nat:
+            ap.set_links(None, [change], [])
+            return
+        host_end, fabric_end = uplinks.transit_of(ap.topology, _slot(ap), node_of(step))
+        ap.set_links(None, [change], [(door.index, host_end)])
+        fabric = ap.sock(ap.fabric)
+        inner = fabric.link(name=p["peer"])
+        if inner is None:
+            raise ApplyError(f"door {p['peer']} vanished in {ap.fabric}", element=step.path)
+        ap.set_links(ap.fabric, [{"index": inner.index, "up": True}],
+                     [(master, ipaddress.ip_interface(p["address"])), (inner.index, fabric_end)])
+        ap.spaces.write_sysctl(ap.fabric, "net.ipv4.ip_forward", "1")
+        raise_first(fabric.batch([nl.route_add(ipaddress.ip_network("0.0.0.0/0"), host_end.ip)]))
+        procs.run(["nft", "-f", "-"], namespace=ap.fabric, element=step.path,
+                  input=uplinks.fabric_nat_commands(ap.lab, node_of(step), p["peer"]).encode())
 
     def apply_nat(self, ap: _Applier, step: Step) -> None:
-        from .. import destroy, nft
+        from .. import destroy, nft, uplinks
 
         p = step.params
+        uplinks.check_pool(uplinks.host_routes(ap.sock(None)))
         destroy.host_forwarding_acquire(ap.lab)
-        address = ipaddress.ip_interface(p["address"])  # nat: true requires it (checked with the document)
-        nft.apply_external_nat(ap.lab, node_of(step), p["root"], address)
+        _host_end, fabric_end = uplinks.transit_of(ap.topology, _slot(ap), node_of(step))
+        # the host masquerades the lab's transit address only: the document's addresses stay in the lab
+        nft.apply_external_nat(ap.lab, node_of(step), p["root"], fabric_end)
 
     def drift(self, ctx: ObserveContext, name: str, node: Node) -> list[str]:
         drift = super().drift(ctx, name, node)
@@ -169,3 +190,13 @@ class External(SegmentKind):
         if "bridge" not in node and "nat" not in node:
             warnings.append(Problem(path, f"host:{port} became the external {name!r}; give it bridge or nat: true"))
         return name, node
+
+
+def _slot(ap: _Applier) -> int:
+    from .. import cell
+    from ..errors import ApplyError
+
+    found = cell.get(ap.lab)
+    if found is None:
+        raise ApplyError(f"lab {ap.lab} has no cell", element="lab")
+    return found.slot

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from netops import linkcond
+from netops.errors import ApplyError
 from netops.kernel import netlink as nl
 from netops.kernel import nlcodec
-from netops.errors import ApplyError
 from netops.model import Endpoint, Link, LinkConditions
 
 
