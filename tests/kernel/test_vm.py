@@ -10,15 +10,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import CellLab
 
-from netops import dnsmasq, images, model, naming, procs, qemu
+from netops import cell, dnsmasq, images, model, naming, procs, qemu
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -72,21 +75,22 @@ class Plumbing:
     vms: list[str] = field(default_factory=list)
     dhcp: list[tuple[str, str]] = field(default_factory=list)
     taps: dict[str, dict[str, str]] = field(default_factory=dict)
+    cell: CellLab | None = None  # the lab's cell: its namespaces are made there
 
     def vm_taps(self, node: model.Node) -> dict[str, str]:
-        """One persistent tap per interface, in the fabric namespace, on the bridge, up (the engine's job)."""
+        """One persistent tap per interface, in the fabric namespace, on the bridge, up, owned by the lab's uid (the
+        engine's job: the lab's qemu attaches to it without any capability)."""
         taps = {}
+        uid = str(self.cell.cell.uid)
         for name in node.interfaces:
             tap = naming.fabric_ifname(node.name, name)
-            sh("ip", "-n", self.fabric, "tuntap", "add", "dev", tap, "mode", "tap")
+            sh("ip", "-n", self.fabric, "tuntap", "add", "dev", tap, "mode", "tap", "user", uid, "group", uid)
             sh("ip", "-n", self.fabric, "link", "set", tap, "master", self.bridge, "up")
             taps[name] = tap
         return taps
 
     def namespace_node(self, node: str, address: str) -> str:
-        ns = naming.node_namespace(self.lab, node)
-        sh("ip", "netns", "add", ns)
-        self.namespaces.append(ns)
+        ns = self.cell.ns(node)
         outer = naming.fabric_ifname(node, "eth0")
         sh("ip", "-n", self.fabric, "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", ns)
         sh("ip", "-n", self.fabric, "link", "set", outer, "master", self.bridge, "up")
@@ -104,12 +108,9 @@ class Plumbing:
 @pytest.fixture
 def plumbing(lab_id: str, tiny_library: Path, host_accel: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     lab = lab_id
-    monkeypatch.setenv("TOPOLAB_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("TOPOLAB_IMAGE_DIR", str(tiny_library))
     monkeypatch.setenv("TOPOLAB_ACCEL", host_accel["first"]["accel"])
-    p = Plumbing(lab=lab, fabric=naming.fabric_namespace(lab))
-    sh("ip", "netns", "add", p.fabric)
-    p.namespaces.append(p.fabric)
+    p = Plumbing(lab=lab, fabric=naming.fabric_namespace(lab), cell=CellLab(lab))
     try:
         sh("ip", "-n", p.fabric, "link", "add", p.bridge, "type", "bridge")
         sh("ip", "-n", p.fabric, "link", "set", p.bridge, "up")
@@ -119,9 +120,8 @@ def plumbing(lab_id: str, tiny_library: Path, host_accel: dict, tmp_path: Path, 
             qemu.stop_vm(lab, vm, timeout=2.0)
         for node, iface in p.dhcp:
             dnsmasq.stop(lab, node, iface)
-        for ns in reversed(p.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], check=False)
-    assert procs.find(lab) == []
+        assert procs.find(lab) == []
+        p.cell.remove()
 
 
 def router(p: Plumbing) -> model.Interface:
@@ -236,7 +236,7 @@ def test_a_tiny_vm_gets_a_lease_answers_ping_and_powers_off_cleanly(plumbing: Pl
     finally:
         console.close()
 
-    run_dir = naming.run_dir(p.lab)
+    run_dir = cell.cell_dir(p.lab)  # the VM's files are the lab's own
     assert b"TOPOLAB-BOOT-OK" in (run_dir / "vm1.console.log").read_bytes()
     assert qemu.stop_vm(p.lab, "vm1") is True, "the guest should power off on the ACPI button"
     assert qemu_processes(p.lab) == []
@@ -265,9 +265,13 @@ def test_two_static_vms_on_one_bridge_reach_each_other(plumbing: Plumbing) -> No
 
 
 def test_a_disk_image_runs_on_an_overlay_and_the_base_is_never_written(plumbing: Plumbing, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         request: pytest.FixtureRequest) -> None:
     p = plumbing
-    library = tmp_path / "lib"
+    top = Path(tempfile.mkdtemp(prefix="topolab-vmlib-"))  # the lab's qemu (its own uid) must reach the library
+    top.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
+    library = top / "lib"
     src = tmp_path / "src"
     src.mkdir()
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(src / "blank.qcow2"), "16M"], check=True)
@@ -333,7 +337,7 @@ def console_run(lab: str, node: str, command: str, timeout: float = 60.0) -> Non
 
 def assert_no_vm_traces(lab: str) -> None:
     assert qemu_processes(lab) == []
-    run_dir = naming.run_dir(lab)
+    run_dir = cell.cell_dir(lab)
     leftovers = [p.name for p in run_dir.glob("*") if p.suffix in (".console", ".qmp", ".pid", ".qcow2")] \
         if run_dir.exists() else []
     assert leftovers == []
