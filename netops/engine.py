@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NoReturn
 
-from . import destroy, dhcpclient, dnsmasq, linkcond, naming, nft, observe, plan as planning, procs, qemu
+from . import destroy, dhcpclient, dnsmasq, frr, linkcond, naming, nft, observe, plan as planning, procs, qemu
 from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
@@ -501,6 +501,15 @@ class _Applier:
                 raise ApplyError(f"no DHCP address within {DHCP_TIMEOUT:.0f} s", element=step.path,
                                  permanent=False)
             time.sleep(0.05)
+
+    def do_frr_start(self, step: Step) -> None:
+        frr.start(self.lab, self.topology, step.node, step.params["namespace"])
+
+    def do_frr_reload(self, step: Step) -> None:
+        frr.reload(self.lab, self.topology, step.node, step.params["namespace"])
+
+    def do_remove_frr(self, step: Step) -> None:
+        frr.stop(self.lab, step.node)
 
     def do_vm_start(self, step: Step) -> None:
         node = self.topology.nodes[step.node]

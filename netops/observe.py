@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from . import dnsmasq, linkcond, naming, nft, procs, qemu
+from . import dnsmasq, frr, linkcond, naming, nft, procs, qemu
 from .kernel import netns
 from .kernel.netlink import NetlinkSocket
 from .model import NAMESPACE_KINDS, Topology
@@ -104,6 +104,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
         _observe_loss(lab, topology, inv)
     _observe_external_nat(lab, topology, inv)
     inv.signatures = read_signatures(lab)
+    inv.frr_applied = frr.applied_hashes(lab)
     return inv
 
 
@@ -181,9 +182,12 @@ class NodeStatus:
     interfaces: dict[str, dict] = field(default_factory=dict)
     leases: list[dict] | None = None
     vm: dict | None = None
+    routing: dict | None = None  # routers with routing: (netops.frr.router_status)
 
     def as_dict(self) -> dict:
         out: dict = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces}
+        if self.routing is not None:
+            out["routing"] = self.routing
         if self.leases is not None:
             out["leases"] = self.leases
         if self.vm is not None:
@@ -262,8 +266,12 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
                     drift.append(f"{path}.routes: route to {r.to} via {r.via} missing")
             if node.kind == "router" and not ns.forwarding:
                 drift.append(f"{path}: forwarding is off")
+            routing_status = None
+            if frr.needs_frr(node):
+                routing_status, frr_drift = frr.router_status(lab, node, inv.processes)
+                drift += frr_drift
             state = "stopped" if stopped else ("degraded" if drift else "running")
-            ns_status = NodeStatus(node.kind, state, ifaces)
+            ns_status = NodeStatus(node.kind, state, ifaces, routing=routing_status)
             if any(i.dhcp_server for i in node.interfaces.values()):
                 ns_status.leases = [
                     {"mac": le.mac, "ip": str(le.ip), "hostname": le.hostname, "expires": le.expiry}

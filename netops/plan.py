@@ -6,7 +6,7 @@ or links changed since the last deploy (signatures stored by the engine) are rem
 from the document are removed; everything else is completed where something is missing.
 
 Order: removals, namespaces and bridges, links, interface configuration/addresses/routes/sysctls, link
-conditions, nft, DHCP servers, DHCP clients, VMs.
+conditions, nft, DHCP servers, DHCP clients, FRR (netops.frr), VMs.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import naming
+from . import frr, naming
 from .errors import ApplyError
 from .model import NAMESPACE_KINDS, Endpoint, Interface, Link, LinkConditions, Node, Topology
 
 # phases, in execution order
 PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
-          "dhcp-server", "dhcp-client", "vm")
+          "dhcp-server", "dhcp-client", "frr", "vm")
 #: link kinds whose delay/jitter a userspace relay (netops.delayd) can carry when the kernel has no sch_netem
 RELAY_KINDS = ("ns-bridge", "ns-ns")
 
@@ -82,6 +82,7 @@ class Inventory:
     external_nat: set[str] = field(default_factory=set)  # externals with chains in the lab's root nft table
     host_forwarding: bool = False  # the lab holds the host's ip_forward (netops.destroy.host_forwarding_acquire)
     signatures: dict[str, str | None] = field(default_factory=dict)  # node -> signature at last deploy
+    frr_applied: dict[str, str] = field(default_factory=dict)  # router -> frr.config_hash last applied
 
     def ns(self, name: str) -> NamespaceState | None:
         return self.namespaces.get(name)
@@ -115,6 +116,9 @@ def node_signature(topology: Topology, name: str, own: list[Link] | None = None)
     plain = _plain(node)
     if not node.multicast_snooping:  # added later: left out at its default, so labs deployed before keep their hash
         del plain["multicast_snooping"]
+    # a changed routing: is reloaded into FRR (netops.frr), not rebuilt; only its need of IPv6 shapes the namespace
+    if plain.pop("routing", None) is not None and node.routing.needs_ipv6:
+        plain["routing_ipv6"] = True
     text = json.dumps({"node": plain, "links": links}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -233,7 +237,7 @@ def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = F
 def _uses_ipv6(node: Node) -> bool:
     """Whether a node's definition mentions IPv6 (addresses or routes); if not, IPv6 stays off in its namespace."""
     return any(a.version == 6 for i in node.interfaces.values() for a in i.addresses) or any(
-        r.to.version == 6 for r in node.routes)
+        r.to.version == 6 for r in node.routes) or (node.routing is not None and node.routing.needs_ipv6)
 
 
 def _has_dhcp_server(node: Node) -> bool:
@@ -431,6 +435,7 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
                     n in fresh_nodes or (n, iname) in fresh_ifaces or f"udhcpc:{n}:{iname}" not in inv.processes):
                 steps.append(Step("dhcp-client.start", if_path(n, iname), n, f"start DHCP client on {iname}",
                                   {"namespace": ns_of[n], "ifname": iname}))
+    steps += _frr_steps(topology, inv, ns_of, fresh_nodes)
     for n, nd in topology.nodes.items():
         if nd.kind == "vm" and (n in fresh_nodes or n not in inv.vms_running):
             taps = {i: naming.fabric_ifname(n, i) for i in nd.interfaces if (n, i) in connected}
@@ -513,3 +518,25 @@ def _link_steps(topology: Topology, lab: str, w: _Wiring, inv: Inventory, fresh_
     fresh_ifaces.update(w.node_ends)
     return [Step("link.create", lk.path, (w.node_ends[0][0] if w.node_ends else None),
                  f"link {lk.a} - {lk.b}", params)]
+
+
+def _frr_steps(topology: Topology, inv: Inventory, ns_of: dict[str, str], fresh_nodes: set[str]) -> list[Step]:
+    """FRR of routers (netops.frr): start where it is not running, reload a changed configuration, stop it where
+    routing: left the document."""
+    steps: list[Step] = []
+    for n, nd in topology.nodes.items():
+        if nd.kind != "router" or n not in ns_of:
+            continue
+        roles = {r for r in inv.processes if frr.is_frr_role(r, n)}
+        path = f"nodes.{n}.routing"
+        if nd.routing is None:
+            if roles and n not in fresh_nodes:
+                steps.append(Step("remove.frr", path, n, "stop FRR", {"namespace": ns_of[n]}))
+            continue
+        wanted = {frr.role(n, d) for d in nd.routing.daemons()}
+        if n in fresh_nodes or frr.role(n, "zebra") not in roles:
+            steps.append(Step("frr.start", path, n, "start FRR (" + ", ".join(nd.routing.daemons()) + ")",
+                              {"namespace": ns_of[n]}))
+        elif not wanted <= roles or inv.frr_applied.get(n) != frr.config_hash(topology, n):
+            steps.append(Step("frr.reload", path, n, "reload FRR", {"namespace": ns_of[n]}))
+    return steps

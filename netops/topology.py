@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from . import naming, units
+from . import naming, routing, units
 from .errors import Problem, TopologyError
 from .model import (
     INTERFACE_KINDS,
@@ -64,7 +64,7 @@ DEFAULT_LEASE_S = 3600
 TOP_KEYS = ("version", "name", "description", "nodes", "links", "ui")
 NODE_KEYS: dict[str, tuple[str, ...]] = {
     "host": ("kind", "description", "interfaces", "routes", "ui"),
-    "router": ("kind", "description", "interfaces", "routes", "nat", "ui"),
+    "router": ("kind", "description", "interfaces", "routes", "nat", "routing", "ui"),
     "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui"),
     "bridge": ("kind", "description", "multicast_snooping", "ui"),
     "external": ("kind", "description", "bridge", "nat", "address", "ui"),
@@ -333,6 +333,7 @@ class _Checker:
                 if node is not None:
                     nodes[node.name] = node
 
+        routing.check_lab(self, nodes)
         links: list[Link] = []
         raw_links = data.get("links", [])
         if raw_links is None:
@@ -428,6 +429,8 @@ class _Checker:
             routes = self.check_routes(name, data["routes"], _join(path, "routes"))
         if kind == "router" and data.get("nat") is not None:
             nat = self.check_nat(name, data["nat"], _join(path, "nat"))
+        if kind == "router" and data.get("routing") is not None:
+            fields["routing"] = routing.check_routing(self, name, data["routing"], _join(path, "routing"))
         if kind == "vm":
             fields = self.check_vm(data, path)
         if kind == "external":
@@ -905,6 +908,8 @@ def _node_document(node: Node) -> dict[str, Any]:
         ]
     if node.nat is not None:
         doc["nat"] = {"masquerade": list(node.nat.masquerade)}
+    if node.routing is not None:
+        doc["routing"] = routing.to_document(node.routing)
     if node.multicast_snooping:
         doc["multicast_snooping"] = True
     if node.kind == "external":

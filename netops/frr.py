@@ -1,0 +1,484 @@
+"""FRR in router namespaces: configuration from the document, one FRR instance per router, reload, status.
+
+Pure part (unit-tested): `render_config()` (frr.conf), `render_daemons()` (FRR's `daemons` file, for containerlab
+and for people), `daemon_argv()`, `vtysh_argv()`, `parse_status()`.
+
+Kernel part: `start()`, `reload()`, `stop()`, `router_status()`.
+
+How one router's FRR runs (what CORE, containerlab and Kathara do, without a container): zebra and the protocol
+daemons the document needs run inside the router's network namespace in the foreground, each started through
+`procs.spawn` and tagged `frr:<node>:<daemon>`. Each router is its own FRR instance: its daemons are given their own
+vty socket directory, zserv socket and pid files (`--vty_socket`, `-z`, `-i`) under the lab's run dir, so two labs
+with identically named routers never meet. The daemons are not given `-N` (pathspace): with it, FRR 8.4 also makes
+`/var/run/frr/<pathspace>`, outside the lab. vtysh finds an instance as `vtysh --vty_socket <sock base>
+--config_dir <conf base> -N <node>` (vtysh appends the pathspace to both), which is what the console and
+frr-reload.py use.
+
+    <run_dir>/frr/<node>/        root 0755: frr.conf, daemons, vtysh.conf, applied (sha of the applied frr.conf)
+    <run_dir>/frr-sock/<node>/   frr:frrvty 0750: <daemon>.vty, zserv.api, <daemon>.pid (written by the daemons)
+
+The daemons drop to Debian's `frr` user themselves. The configuration is applied, and reloaded, by vtysh and
+frr-reload.py run as an unprivileged user in the `frrvty` group (never root): whatever a `frr_config` says, it
+reaches FRR's command parser as a student typing it in vtysh would, and nothing else.
+
+A changed `routing:` is applied with frr-reload.py (the difference, as `no ...` and new lines), not by restarting;
+daemons that become needed are started first, daemons no longer needed are stopped after.
+"""
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import naming, procs
+from .errors import ApplyError
+from .model import NAMESPACE_KINDS, Node, Topology
+from .routing import Ospf, Routing, effective_router_id
+
+FRR_BIN = Path("/usr/lib/frr")
+VTYSH = "/usr/bin/vtysh"
+FRR_RELOAD = FRR_BIN / "frr-reload.py"
+FRR_USER, FRR_GROUP, VTY_GROUP = "frr", "frr", "frrvty"
+#: the user vtysh runs as (to apply configuration, for status, and in the browser's console)
+VTYSH_USER = "nobody"
+ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
+               "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
+START_TIMEOUT = 10.0
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
+#: the environment of every vtysh we run: no history file, no pager that could start a shell
+VTYSH_ENV = {"VTYSH_HISTFILE": "/dev/null", "VTYSH_PAGER": "cat", "LESSSECURE": "1", "PAGER": "cat"}
+
+
+def role(node: str, daemon: str) -> str:
+    return f"frr:{node}:{daemon}"
+
+
+def is_frr_role(role_name: str, node: str | None = None) -> bool:
+    parts = role_name.split(":")
+    return len(parts) == 3 and parts[0] == "frr" and (node is None or parts[1] == node)
+
+
+# ------------------------------------------------------------------------------------------------ paths
+
+
+def _check(lab: str, node: str) -> None:
+    naming.check_lab_id(lab)
+    if not isinstance(node, str) or not naming.NODE_NAME_RE.match(node):
+        raise ApplyError(f"node name {node!r} is not valid", element=f"nodes.{node}")
+
+
+def conf_base(lab: str) -> Path:
+    return naming.run_dir(lab) / "frr"
+
+
+def sock_base(lab: str) -> Path:
+    return naming.run_dir(lab) / "frr-sock"
+
+
+def conf_dir(lab: str, node: str) -> Path:
+    _check(lab, node)
+    return conf_base(lab) / node
+
+
+def sock_dir(lab: str, node: str) -> Path:
+    _check(lab, node)
+    return sock_base(lab) / node
+
+
+# ------------------------------------------------------------------------------------------------ pure: config
+
+
+def _p2p(topology: Topology, node: str, iface: str) -> bool:
+    """A link straight to another node's interface (no lab bridge between) is point-to-point for OSPF: no DR
+    election, so no wait of a dead interval before adjacencies form."""
+    peer = topology.peer_of(node, iface)
+    return peer is not None and peer.interface is not None
+
+
+def _ospf_interface_lines(topology: Topology, node: Node, iface: str, ospf: Ospf | None, ospf6: Ospf | None) -> list[str]:
+    lines: list[str] = []
+    for o, v in ((ospf, 4), (ospf6, 6)):
+        if o is None:
+            continue
+        area = o.interfaces().get(iface)
+        if area is None:
+            continue
+        p = "ip ospf" if v == 4 else "ipv6 ospf6"
+        lines.append(f" {p} area {area.dotted}")
+        if iface != "lo" and _p2p(topology, node.name, iface):
+            lines.append(f" {p} network point-to-point")
+        if v == 6 and (iface in area.passive or iface == "lo"):
+            lines.append(" ipv6 ospf6 passive")
+        if iface != "lo":
+            if o.hello is not None:
+                lines.append(f" {p} hello-interval {o.hello}")
+            if o.dead is not None:
+                lines.append(f" {p} dead-interval {o.dead}")
+        if iface in o.cost:
+            lines.append(f" {p} cost {o.cost[iface]}")
+    return lines
+
+
+def _redistribute(kinds: tuple[str, ...], indent: str = " ") -> list[str]:
+    # `static` is the node's `routes:`: the engine installs them, so FRR sees kernel routes
+    names = {"connected": "connected", "static": "kernel", "ospf": "ospf", "bgp": "bgp"}
+    return [f"{indent}redistribute {names[k]}" for k in kinds]
+
+
+def render_config(topology: Topology, node_name: str) -> str:
+    """frr.conf of a router (pure). Every value comes from the validated model; `frr_config` is appended last,
+    verbatim (netops.routing has checked it)."""
+    node = topology.nodes[node_name]
+    r: Routing | None = node.routing
+    if node.kind != "router" or r is None:
+        raise ApplyError(f"{node_name} is not a router with routing", element=f"nodes.{node_name}")
+    out = ["frr defaults traditional", f"hostname {node.name}", "!"]
+    ifaces = (["lo"] if r.loopback or any("lo" in o.interfaces() for o in (r.ospf, r.ospf6) if o) else []) + \
+        list(node.interfaces)
+    for iface in ifaces:
+        lines = [f" {'ip' if a.version == 4 else 'ipv6'} address {a}" for a in r.loopback] if iface == "lo" else []
+        lines += _ospf_interface_lines(topology, node, iface, r.ospf, r.ospf6)
+        if lines:
+            out += [f"interface {iface}", *lines, "exit", "!"]
+    if r.ospf is not None:
+        out.append("router ospf")
+        out.append(f" ospf router-id {effective_router_id(node, r.ospf)}")
+        out += [f" passive-interface {name}" for a in r.ospf.areas for name in a.passive]
+        out += _redistribute(r.ospf.redistribute)
+        out += ["exit", "!"]
+    if r.ospf6 is not None:
+        out.append("router ospf6")
+        rid = effective_router_id(node, r.ospf6)
+        out.append(f" ospf6 router-id {rid}")
+        out += _redistribute(r.ospf6.redistribute)
+        out += ["exit", "!"]
+    if r.bgp is not None:
+        b = r.bgp
+        out += [f"router bgp {b.asn}", f" bgp router-id {effective_router_id(node, b)}",
+                # a lab's eBGP sessions exchange routes without route-maps (FRR's default since 7.4 sends none)
+                " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast"]
+        for n in b.neighbors:
+            if n.interface is not None:
+                out.append(f" neighbor {n.interface} interface remote-as {n.asn}")
+            else:
+                out.append(f" neighbor {n.address} remote-as {n.asn}")
+            if n.description:
+                out.append(f" neighbor {n.peer} description {n.description}")
+            if n.multihop is not None:
+                out.append(f" neighbor {n.peer} ebgp-multihop {n.multihop}")
+            if n.update_source is not None:
+                out.append(f" neighbor {n.peer} update-source {n.update_source}")
+            out.append(f" neighbor {n.peer} timers connect 5")  # not FRR's 120 s when the peer starts later
+        for version, af in ((4, "ipv4"), (6, "ipv6")):
+            peers = [n.peer for n in b.neighbors if n.interface is not None or n.address.version == version]  # type: ignore[union-attr]
+            nets = [str(n) for n in b.networks if n.version == version]
+            if not peers and not nets:
+                continue
+            out += [" !", f" address-family {af} unicast"]
+            out += [f"  network {n}" for n in nets]
+            out += _redistribute(b.redistribute, "  ")
+            out += [f"  neighbor {p} activate" for p in peers]
+            out.append(" exit-address-family")
+        out += ["exit", "!"]
+    text = "\n".join(out) + "\n"
+    if r.frr_config:
+        text += r.frr_config if r.frr_config.endswith("\n") else r.frr_config + "\n"
+    return text
+
+
+def config_hash(topology: Topology, node_name: str) -> str:
+    """What decides a reload: the frr.conf text and the daemons it needs."""
+    node = topology.nodes[node_name]
+    text = render_config(topology, node_name) + ",".join(node.routing.daemons())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def render_daemons(routing: Routing) -> str:
+    """FRR's `daemons` file (as Debian's /etc/frr/daemons) naming the daemons this router needs."""
+    wanted = set(routing.daemons())
+    lines = ["# written by Topolab from the document's routing: (FRR's daemons file)"]
+    lines += [f"{d}=yes" if d in wanted else f"{d}=no" for d in ALL_DAEMONS if d != "zebra"]
+    lines += ["vtysh_enable=yes", 'zebra_options="  -A 127.0.0.1 -s 90000000"']
+    lines += [f'{d}_options="  -A {"::1" if d in ("ospf6d", "ripngd") else "127.0.0.1"}"'
+              for d in ALL_DAEMONS if d != "zebra"]
+    return "\n".join(lines) + "\n"
+
+
+VTYSH_CONF = "service integrated-vtysh-config\n"
+
+
+# ------------------------------------------------------------------------------------------------ pure: argv
+
+
+def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
+    """A daemon of this router's instance, in the foreground (procs.spawn tracks the exec'd pid). `-f /dev/null`:
+    nothing is read from /etc/frr; vtysh applies the instance's frr.conf once the daemons listen. `-P 0`: no TCP
+    vty."""
+    if daemon not in ALL_DAEMONS:
+        raise ApplyError(f"unknown FRR daemon {daemon!r}")
+    sock = sock_dir(lab, node)
+    paths = [sock / f"{daemon}.vty", sock / "zserv.api"]
+    long = [str(p) for p in paths if len(str(p).encode()) > SOCKET_PATH_MAX]
+    if long:
+        raise ApplyError(f"FRR socket path {long[0]} is longer than {SOCKET_PATH_MAX} bytes (use a shorter "
+                         "TOPOLAB_RUN_DIR or node name)", element=f"nodes.{node}")
+    return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
+            "-i", str(sock / f"{daemon}.pid"), "-P", "0", "--log", "stdout", "--log-level", "notifications"]
+
+
+def vtysh_argv(lab: str, node: str, *extra: str) -> list[str]:
+    """vtysh bound to this router's instance only."""
+    _check(lab, node)
+    return [VTYSH, "--vty_socket", str(sock_base(lab)), "--config_dir", str(conf_base(lab)), "-N", node,
+            "-H", "/dev/null", *extra]
+
+
+def unprivileged_prefix(user: str = VTYSH_USER) -> list[str]:
+    """setpriv to `user` with the vty group only, no capabilities: enough to talk to an instance's vty sockets."""
+    try:
+        entry = pwd.getpwnam(user)
+        vty_gid = grp.getgrnam(VTY_GROUP).gr_gid
+    except KeyError as exc:
+        raise ApplyError(f"FRR is not installed as expected ({exc}): apt-get install frr") from exc
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", f"--groups={vty_gid}",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "env", "-i",
+            *(f"{k}={v}" for k, v in {**procs.BASE_ENV, **VTYSH_ENV, "HOME": "/nonexistent"}.items())]
+
+
+# ------------------------------------------------------------------------------------------------ kernel
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _prepare(lab: str, topology: Topology, node: str) -> str:
+    """Write the instance's configuration files and make its socket directory; returns the config hash."""
+    routing: Routing = topology.nodes[node].routing
+    cdir, sdir = conf_dir(lab, node), sock_dir(lab, node)
+    for d in (conf_base(lab), cdir, sock_base(lab)):
+        d.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if d.is_symlink() or not d.is_dir() or d.stat().st_uid != 0:
+            raise ApplyError(f"{d} is not a root-owned directory", element=f"nodes.{node}.routing")
+    _write(cdir / "frr.conf", render_config(topology, node))
+    _write(cdir / "daemons", render_daemons(routing))
+    _write(cdir / "vtysh.conf", VTYSH_CONF)
+    try:
+        sdir.mkdir(mode=0o750)
+    except FileExistsError:
+        if sdir.is_symlink() or not sdir.is_dir():
+            raise ApplyError(f"{sdir} is not a directory", element=f"nodes.{node}.routing") from None
+    os.chown(sdir, pwd.getpwnam(FRR_USER).pw_uid, grp.getgrnam(VTY_GROUP).gr_gid, follow_symlinks=False)
+    os.chmod(sdir, 0o750, follow_symlinks=False)
+    return config_hash(topology, node)
+
+
+def running(lab: str, node: str) -> dict[str, procs.TaggedProcess]:
+    """The instance's live daemons, by name."""
+    return {p.role.split(":")[2]: p for p in procs.find(lab) if is_frr_role(p.role, node)}
+
+
+def _wait_socket(lab: str, node: str, daemon: str, pid: int, element: str) -> None:
+    path = sock_dir(lab, node) / f"{daemon}.vty"
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if procs.inspect(pid) is None:
+            raise ApplyError(f"{daemon} exited at start: {_tail(_log(lab, node, daemon))}", element=element)
+        if path.exists():
+            return
+        time.sleep(0.01)
+    raise ApplyError(f"{daemon} did not listen within {START_TIMEOUT:.0f} s", element=element, permanent=False)
+
+
+def _log(lab: str, node: str, daemon: str) -> Path:
+    return naming.run_dir(lab) / f"frr-{node}-{daemon}.log"
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> int:
+    try:
+        return procs.spawn(daemon_argv(lab, node, daemon), lab=lab, role=role(node, daemon), namespace=namespace,
+                           log_path=_log(lab, node, daemon))
+    except ApplyError as exc:
+        raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
+
+
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0, check: bool = True):
+    return procs.run(unprivileged_prefix() + vtysh_argv(lab, node, *args), timeout=timeout, element=element,
+                     check=check)
+
+
+def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
+    """(Re)start the router's FRR instance with the document's configuration: zebra, then the protocol daemons,
+    then the configuration applied through vtysh. Daemons already running are stopped first."""
+    element = f"nodes.{node}.routing"
+    for proc in running(lab, node).values():
+        procs.stop(proc)
+    sdir = sock_dir(lab, node)
+    if sdir.exists():
+        shutil.rmtree(sdir)
+    digest = _prepare(lab, topology, node)
+    (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
+    for daemon in topology.nodes[node].routing.daemons():
+        pid = _spawn(lab, node, daemon, namespace, element)
+        _wait_socket(lab, node, daemon, pid, element)
+    _apply(lab, node, element)
+    _write(conf_dir(lab, node) / "applied", digest + "\n")
+
+
+def _apply(lab: str, node: str, element: str) -> None:
+    done = _vtysh(lab, node, "-f", str(conf_dir(lab, node) / "frr.conf"), element=element, check=False)
+    if done.returncode != 0:
+        out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+        raise ApplyError("FRR refused the configuration: " + " | ".join(out[-6:]), element=element)
+
+
+def reload(lab: str, topology: Topology, node: str, namespace: str) -> None:
+    """Apply a changed routing: with frr-reload.py (only the difference): daemons newly needed start first,
+    those no longer needed stop after."""
+    element = f"nodes.{node}.routing"
+    wanted = topology.nodes[node].routing.daemons()
+    have = running(lab, node)
+    if "zebra" not in have:
+        return start(lab, topology, node, namespace)
+    digest = _prepare(lab, topology, node)
+    for daemon in wanted:
+        if daemon not in have:
+            _wait_socket(lab, node, daemon, _spawn(lab, node, daemon, namespace, element), element)
+    work = Path(tempfile.mkdtemp(prefix="reload-", dir=conf_dir(lab, node)))
+    try:
+        os.chown(work, pwd.getpwnam(VTYSH_USER).pw_uid, -1)
+        # the instance's own directories, not --pathspace: frr-reload.py then sees the file it is given as the
+        # instance's frr.conf and does not `write` the running configuration over it
+        argv = unprivileged_prefix() + [
+            "/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
+            "--confdir", str(conf_dir(lab, node)), "--vty_socket", str(sock_dir(lab, node)),
+            "--rundir", str(work), str(conf_dir(lab, node) / "frr.conf")]
+        done = procs.run(argv, timeout=60, element=element, check=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0:
+        out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+        raise ApplyError("frr-reload.py failed: " + " | ".join(out[-6:]), element=element)
+    for daemon, proc in have.items():
+        if daemon not in wanted:
+            procs.stop(proc)
+    _write(conf_dir(lab, node) / "applied", digest + "\n")
+
+
+def stop(lab: str, node: str) -> None:
+    """Stop the instance (idempotent) and remove its files."""
+    for proc in running(lab, node).values():
+        procs.stop(proc)
+    for d in (sock_dir(lab, node), conf_dir(lab, node)):
+        if d.exists():
+            shutil.rmtree(d)
+    for daemon in ALL_DAEMONS:
+        _log(lab, node, daemon).unlink(missing_ok=True)
+
+
+def applied_hashes(lab: str) -> dict[str, str]:
+    """node -> hash of the configuration last applied to its running instance (see config_hash)."""
+    out: dict[str, str] = {}
+    base = conf_base(lab)
+    if not base.is_dir():
+        return out
+    for entry in base.iterdir():
+        try:
+            out[entry.name] = (entry / "applied").read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ status
+
+
+def status_commands(routing: Routing) -> list[str]:
+    cmds = ["show ip route summary json"]
+    if routing.ospf is not None:
+        cmds.append("show ip ospf neighbor json")
+    if routing.ospf6 is not None:
+        cmds.append("show ipv6 ospf6 neighbor json")
+    if routing.bgp is not None:
+        cmds.append("show bgp summary json")
+    return cmds
+
+
+def parse_status(commands: list[str], text: str) -> dict:
+    """The JSON answers of `vtysh -c ... -c ...` (one object per command, concatenated) -> a summary:
+    routes, ospf/ospf6 neighbors (id, interface, state), bgp sessions (peer, state, prefixes received)."""
+    decoder = json.JSONDecoder()
+    answers: list[object] = []
+    i = 0
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        try:
+            obj, i = decoder.raw_decode(text, i)
+        except ValueError:
+            nl = text.find("\n", i)
+            i = len(text) if nl < 0 else nl + 1  # an error line of vtysh ("% ... is not running")
+            continue
+        answers.append(obj)
+    out: dict = {"routes": None, "ospf": [], "ospf6": [], "bgp": []}
+    for cmd, ans in zip(commands, answers):
+        if not isinstance(ans, dict):
+            continue
+        if "route summary" in cmd:
+            out["routes"] = ans.get("routesTotal")
+        elif "ip ospf neighbor" in cmd:
+            for rid, entries in (ans.get("neighbors") or {}).items():
+                for e in entries if isinstance(entries, list) else [entries]:
+                    out["ospf"].append({"id": rid, "interface": str(e.get("ifaceName", "")).split(":")[0],
+                                        "state": str(e.get("nbrState") or e.get("state") or "")})
+        elif "ospf6 neighbor" in cmd:
+            for e in ans.get("neighbors") or []:
+                out["ospf6"].append({"id": e.get("neighborId"), "interface": e.get("interfaceName"),
+                                     "state": str(e.get("state", ""))})
+        elif "bgp summary" in cmd:
+            for af, body in ans.items():
+                for peer, p in ((body or {}).get("peers") or {}).items() if isinstance(body, dict) else ():
+                    out["bgp"].append({"peer": peer, "af": af, "asn": p.get("remoteAs"),
+                                       "state": p.get("state"), "prefixes": p.get("pfxRcd")})
+    return out
+
+
+def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict, list[str]]:
+    """(status, drift) of a router's FRR instance: daemons alive, neighbors, sessions, routes."""
+    routing: Routing = node.routing
+    path = f"nodes.{node.name}.routing"
+    alive = {d: role(node.name, d) in processes for d in routing.daemons()}
+    drift = [f"{path}: FRR daemon {d} is not running" for d, ok in alive.items() if not ok]
+    status: dict = {"daemons": alive, "routes": None, "ospf": [], "ospf6": [], "bgp": []}
+    if alive.get("zebra"):
+        cmds = [c for c in status_commands(routing)
+                if not (("ospf neighbor" in c and not alive.get("ospfd")) or ("ospf6" in c and not alive.get("ospf6d"))
+                        or ("bgp" in c and not alive.get("bgpd")))]
+        args = [a for c in cmds for a in ("-c", c)]
+        done = _vtysh(lab, node.name, *args, element=path, timeout=10, check=False)
+        status.update(parse_status(cmds, done.stdout.decode(errors="replace")))
+    return status, drift
+
+
+def needs_frr(node: Node) -> bool:
+    return node.kind == "router" and node.routing is not None and node.kind in NAMESPACE_KINDS
