@@ -14,6 +14,10 @@ CAP_NET_RAW, enough for `ip`, `ping`, `ss` and `tcpdump` inside the node but not
 another namespace. It carries the lab's process tag with role `console:<session>`, inherited by everything started
 from it, so `close()` (and destroying the lab) stops the shell and every child it left.
 
+`open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, through the same chain:
+`vtysh --vty_socket <lab's FRR socket base> -N <pathspace>` (netops.frr.vtysh_argv), as the console user with the
+`frrvty` group (to reach the instance's vty sockets) and no capabilities, no history file and `cat` as its pager.
+
 A VM's console is qemu's serial chardev, a unix socket (`qemu.console_path`); qemu serves one client at a time, so
 callers share one connection per VM (see webapp.agent).
 """
@@ -36,13 +40,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import engine, naming, procs, qemu
+from . import engine, frr, naming, procs, qemu
 from .errors import ApplyError
 
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
 DEFAULT_USER = "nobody"
 CONSOLE_NS = Path(__file__).with_name("_console_ns.py")  # run by path with `python -I -S`
 CAPS = "+net_admin,+net_raw"
+KINDS = ("shell", "vtysh")
 
 
 def role(session: str) -> str:
@@ -72,6 +77,20 @@ def shell_argv(prefix: list[str], node: str, user: str = DEFAULT_USER) -> list[s
             *shell_program()]
 
 
+def vtysh_argv(prefix: list[str], lab: str, node: str, user: str = DEFAULT_USER) -> list[str]:
+    """argv of a vtysh console on the node's FRR instance only (after `prefix`, engine.exec_argv)."""
+    try:
+        entry = pwd.getpwnam(user)
+        import grp
+
+        vty_gid = grp.getgrnam(frr.VTY_GROUP).gr_gid
+    except KeyError as exc:
+        raise ApplyError(f"console user {user!r} or group {frr.VTY_GROUP!r} does not exist on the agent host") from exc
+    return [*prefix, sys.executable, "-I", "-S", str(CONSOLE_NS), node, "--", "setsid", "--ctty",
+            "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", f"--groups={vty_gid}",
+            "--inh-caps=-all", "--", *frr.vtysh_argv(lab, node)]
+
+
 def set_size(fd: int, rows: int, cols: int) -> None:
     """TIOCSWINSZ on the pty: the kernel sends SIGWINCH to the foreground process group."""
     rows = max(1, min(int(rows), 1000))
@@ -89,6 +108,7 @@ class Shell:
     fd: int
     process: subprocess.Popen
     closed: bool = field(default=False)
+    kind: str = "shell"  # one of KINDS
 
     @property
     def pid(self) -> int:
@@ -150,16 +170,25 @@ class Shell:
 
 
 def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int = 80,
-               user: str = DEFAULT_USER) -> Shell:
-    """Start a shell on a new pty inside the node's namespace (host or router of a running lab)."""
+               user: str = DEFAULT_USER, kind: str = "shell") -> Shell:
+    """Start a shell (`kind="vtysh"`: the router's FRR shell) on a new pty inside the node's namespace (host or
+    router of a running lab)."""
     lab = naming.check_lab_id(lab)
     role(session)
     if not isinstance(node, str) or not naming.NODE_NAME_RE.fullmatch(node):
         raise ApplyError(f"node name {node!r} is not valid", element="nodes")
+    if kind not in KINDS:
+        raise ApplyError(f"console kind {kind!r} is not one of {', '.join(KINDS)}")
     prefix = engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
-    argv = procs.check_argv(shell_argv(prefix, node, user))
+    if kind == "vtysh":
+        if "zebra" not in frr.running(lab, node):
+            raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
+        argv = procs.check_argv(vtysh_argv(prefix, lab, node, user))
+    else:
+        argv = procs.check_argv(shell_argv(prefix, node, user))
     env = dict(procs.BASE_ENV, TERM="xterm-256color", HOME="/tmp", LANG="C.UTF-8", LC_ALL="C.UTF-8",
                PS1=f"{node}:\\w\\$ ", HISTFILE="/dev/null",
+               **(frr.VTYSH_ENV if kind == "vtysh" else {}),
                **{naming.PROCESS_TAG_ENV: lab, naming.PROCESS_ROLE_ENV: role(session)})
     master, slave = os.openpty()
     try:
@@ -172,7 +201,7 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
         raise
     finally:
         os.close(slave)
-    return Shell(lab, node, session, master, process)
+    return Shell(lab, node, session, master, process, kind=kind)
 
 
 def vm_console_socket(lab: str, node: str, *, timeout: float = 5.0) -> socket.socket:

@@ -23,6 +23,8 @@ Mapping (Topolab <-> containerlab):
     mac, mtu                        exec `ip link set dev <if> address <mac>` / `... mtu <n>`
     routes                          exec `ip route add <to|default> via <ip>` (`ip -6 route ...` for IPv6)
     nat.masquerade                  exec `iptables -t nat -A POSTROUTING -o <if> -j MASQUERADE`
+    routing (FRR)                   image FRR_IMAGE, binds frr/<node>/frr.conf and frr/<node>/daemons to /etc/frr
+                                    (the files: netops.frr.containerlab_files; warned); not imported back
     dhcp_server                     exec `dnsmasq --port=0 --bind-interfaces --interface=<if>
                                     --dhcp-range=<start>,<end>,<lease> [--dhcp-option=3,<gw>] [--dhcp-option=6,..]`
     link endpoint bridge            `<bridge>:<bridge>-<n>` (containerlab needs a port name; n counts the
@@ -51,6 +53,7 @@ from .topology import ifname_problem, load_yaml, to_document
 from .topology import dump_yaml as _dump
 
 DEFAULT_IMAGE = "alpine:3.20"
+FRR_IMAGE = "quay.io/frrouting/frr:8.4.4"  # the FRR release of Debian 12, which Topolab runs
 LABEL = "topolab."
 _LABEL_ORDER = ("external", "bridge", "nat", "address", "delay", "jitter", "loss", "rate")
 _NODE_LABEL_ORDER = ("kind", "image", "memory", "cpus", "description")
@@ -96,6 +99,12 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
             for key in ("image", "memory", "cpus"):
                 if getattr(node, key) is not None:
                     labels[key] = str(getattr(node, key))
+        if node.routing is not None:
+            entry["image"] = FRR_IMAGE
+            entry["binds"] = [f"frr/{node.name}/frr.conf:/etc/frr/frr.conf", f"frr/{node.name}/daemons:/etc/frr/daemons"]
+            warnings.append(Problem(f"nodes.{node.name}.routing",
+                                    f"FRR runs from the image {FRR_IMAGE}: write frr/{node.name}/frr.conf and "
+                                    f"frr/{node.name}/daemons next to the file (Topolab gives them with the export)"))
         if node.description is not None:
             labels["description"] = node.description
         if labels:

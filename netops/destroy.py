@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import shutil
 
-from . import naming, nft, procs, qemu
+from . import frr, naming, nft, procs, qemu
 from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import netlink as nl
@@ -59,6 +59,7 @@ def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_ev
             raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{node}" if node else "fabric") from exc
     for lab in labs:
         host_forwarding_release(lab)
+        removed += frr.forget_lab(lab)
         d = naming.run_dir(lab)
         if d.exists():
             shutil.rmtree(d)

@@ -7,15 +7,14 @@ Kernel part: `start()`, `reload()`, `stop()`, `router_status()`.
 
 How one router's FRR runs (what CORE, containerlab and Kathara do, without a container): zebra and the protocol
 daemons the document needs run inside the router's network namespace in the foreground, each started through
-`procs.spawn` and tagged `frr:<node>:<daemon>`. Each router is its own FRR instance: its daemons are given their own
-vty socket directory, zserv socket and pid files (`--vty_socket`, `-z`, `-i`) under the lab's run dir, so two labs
-with identically named routers never meet. The daemons are not given `-N` (pathspace): with it, FRR 8.4 also makes
-`/var/run/frr/<pathspace>`, outside the lab. vtysh finds an instance as `vtysh --vty_socket <sock base>
---config_dir <conf base> -N <node>` (vtysh appends the pathspace to both), which is what the console and
-frr-reload.py use.
+`procs.spawn` and tagged `frr:<node>:<daemon>`. Each router is its own FRR instance with the pathspace
+`tl-<lab>-<node>` (its namespace's name, `-N`): FRR then keeps the instance's vty sockets, zserv socket, pid files
+and ospfd's graceful-restart file in a directory of its own, `/var/run/frr/<pathspace>` (made by FRR, owned by its
+`frr` user), so two labs with identically named routers never meet; `stop()` and `forget_lab()` (destroy) remove
+it. vtysh reaches one instance only: `vtysh -N <pathspace>` (the console's "FRR (vtysh)" too).
 
-    <run_dir>/frr/<node>/        root 0755: frr.conf, daemons, vtysh.conf, applied (sha of the applied frr.conf)
-    <run_dir>/frr-sock/<node>/   frr:frrvty 0750: <daemon>.vty, zserv.api, <daemon>.pid (written by the daemons)
+    <run_dir>/frr/<pathspace>/   root only: frr.conf, daemons, vtysh.conf, applied (hash of what was applied)
+    /var/run/frr/<pathspace>/    frr:frr 0755, sockets frr:frrvty 0770: <daemon>.vty, zserv.api, <daemon>.pid
 
 The daemons drop to Debian's `frr` user themselves. The configuration is applied, and reloaded, by vtysh and
 frr-reload.py run as an unprivileged user in the `frrvty` group (never root): whatever a `frr_config` says, it
@@ -45,12 +44,12 @@ FRR_BIN = Path("/usr/lib/frr")
 VTYSH = "/usr/bin/vtysh"
 FRR_RELOAD = FRR_BIN / "frr-reload.py"
 FRR_USER, FRR_GROUP, VTY_GROUP = "frr", "frr", "frrvty"
+FRR_RUNSTATE = Path("/var/run/frr")  # FRR's compiled-in run state dir; a pathspace gets a directory in it
 #: the user vtysh runs as (to apply configuration, for status, and in the browser's console)
 VTYSH_USER = "nobody"
 ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
                "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
 START_TIMEOUT = 10.0
-SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
 #: the environment of every vtysh we run: no history file, no pager that could start a shell
 VTYSH_ENV = {"VTYSH_HISTFILE": "/dev/null", "VTYSH_PAGER": "cat", "LESSSECURE": "1", "PAGER": "cat"}
 
@@ -77,18 +76,19 @@ def conf_base(lab: str) -> Path:
     return naming.run_dir(lab) / "frr"
 
 
-def sock_base(lab: str) -> Path:
-    return naming.run_dir(lab) / "frr-sock"
+def pathspace(lab: str, node: str) -> str:
+    """The FRR pathspace of a router's instance: its namespace's name (no '/' or '.', as FRR requires)."""
+    _check(lab, node)
+    return naming.node_namespace(lab, node)
 
 
 def conf_dir(lab: str, node: str) -> Path:
-    _check(lab, node)
-    return conf_base(lab) / node
+    return conf_base(lab) / pathspace(lab, node)
 
 
 def sock_dir(lab: str, node: str) -> Path:
-    _check(lab, node)
-    return sock_base(lab) / node
+    """Where the instance's daemons listen (FRR's run state dir of the pathspace)."""
+    return FRR_RUNSTATE / pathspace(lab, node)
 
 
 # ------------------------------------------------------------------------------------------------ pure: config
@@ -150,6 +150,10 @@ def render_config(topology: Topology, node_name: str) -> str:
         out.append("router ospf")
         out.append(f" ospf router-id {effective_router_id(node, r.ospf)}")
         out += [f" passive-interface {name}" for a in r.ospf.areas for name in a.passive]
+        # a lab reroutes at once: FRR's defaults wait up to 5 s before re-originating an LSA, drop LSAs arriving
+        # within 1 s of the last and hold SPF runs up to 5 s apart after a burst (measured on the triangle: a down
+        # link rerouted after 9.7 s with the defaults, 0.5 s with these)
+        out += [" timers throttle lsa all 100", " timers lsa min-arrival 100", " timers throttle spf 0 50 1000"]
         out += _redistribute(r.ospf.redistribute)
         out += ["exit", "!"]
     if r.ospf6 is not None:
@@ -213,6 +217,16 @@ def render_daemons(routing: Routing) -> str:
 VTYSH_CONF = "service integrated-vtysh-config\n"
 
 
+def containerlab_files(topology: Topology) -> dict[str, str]:
+    """The files a containerlab export binds into FRR routers (netops.containerlab): path -> text."""
+    out: dict[str, str] = {}
+    for name, node in topology.nodes.items():
+        if node.kind == "router" and node.routing is not None:
+            out[f"frr/{name}/frr.conf"] = render_config(topology, name)
+            out[f"frr/{name}/daemons"] = render_daemons(node.routing)
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ pure: argv
 
 
@@ -222,21 +236,15 @@ def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
     vty."""
     if daemon not in ALL_DAEMONS:
         raise ApplyError(f"unknown FRR daemon {daemon!r}")
-    sock = sock_dir(lab, node)
-    paths = [sock / f"{daemon}.vty", sock / "zserv.api"]
-    long = [str(p) for p in paths if len(str(p).encode()) > SOCKET_PATH_MAX]
-    if long:
-        raise ApplyError(f"FRR socket path {long[0]} is longer than {SOCKET_PATH_MAX} bytes (use a shorter "
-                         "TOPOLAB_RUN_DIR or node name)", element=f"nodes.{node}")
-    return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
-            "-i", str(sock / f"{daemon}.pid"), "-P", "0", "--log", "stdout", "--log-level", "notifications"]
+    return [str(FRR_BIN / daemon), "-N", pathspace(lab, node), "-f", "/dev/null", "-P", "0",
+            "--log", "stdout", "--log-level", "notifications"]
 
 
-def vtysh_argv(lab: str, node: str, *extra: str) -> list[str]:
-    """vtysh bound to this router's instance only."""
-    _check(lab, node)
-    return [VTYSH, "--vty_socket", str(sock_base(lab)), "--config_dir", str(conf_base(lab)), "-N", node,
-            "-H", "/dev/null", *extra]
+def vtysh_argv(lab: str, node: str, *extra: str, config_dir: Path | None = None) -> list[str]:
+    """vtysh bound to this router's instance only. `config_dir`: where `<pathspace>/vtysh.conf` is read (default
+    the lab's FRR configuration dir)."""
+    return [VTYSH, "--vty_socket", str(FRR_RUNSTATE), "--config_dir", str(config_dir or conf_base(lab)),
+            "-N", pathspace(lab, node), "-H", "/dev/null", *extra]
 
 
 def unprivileged_prefix(user: str = VTYSH_USER) -> list[str]:
@@ -264,24 +272,40 @@ def _write(path: Path, text: str) -> None:
 
 
 def _prepare(lab: str, topology: Topology, node: str) -> str:
-    """Write the instance's configuration files and make its socket directory; returns the config hash."""
+    """Write the instance's configuration files; returns the config hash."""
     routing: Routing = topology.nodes[node].routing
-    cdir, sdir = conf_dir(lab, node), sock_dir(lab, node)
-    for d in (conf_base(lab), cdir, sock_base(lab)):
+    cdir = conf_dir(lab, node)
+    for d in (conf_base(lab), cdir):
         d.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if d.is_symlink() or not d.is_dir() or d.stat().st_uid != 0:
-            raise ApplyError(f"{d} is not a root-owned directory", element=f"nodes.{node}.routing")
+        if d.is_symlink() or not d.is_dir() or d.stat().st_uid != os.geteuid():
+            raise ApplyError(f"{d} is not a directory of ours", element=f"nodes.{node}.routing")
     _write(cdir / "frr.conf", render_config(topology, node))
     _write(cdir / "daemons", render_daemons(routing))
     _write(cdir / "vtysh.conf", VTYSH_CONF)
-    try:
-        sdir.mkdir(mode=0o750)
-    except FileExistsError:
-        if sdir.is_symlink() or not sdir.is_dir():
-            raise ApplyError(f"{sdir} is not a directory", element=f"nodes.{node}.routing") from None
-    os.chown(sdir, pwd.getpwnam(FRR_USER).pw_uid, grp.getgrnam(VTY_GROUP).gr_gid, follow_symlinks=False)
-    os.chmod(sdir, 0o750, follow_symlinks=False)
     return config_hash(topology, node)
+
+
+class _PrivateCopy:
+    """The instance's frr.conf and vtysh.conf copied, as `<dir>/<pathspace>/...`, into a fresh temp dir owned by the
+    unprivileged vtysh user (the lab's run dir may be closed to it); removed on exit."""
+
+    def __init__(self, lab: str, node: str):
+        self.lab, self.node = lab, node
+
+    def __enter__(self) -> Path:
+        uid = pwd.getpwnam(VTYSH_USER).pw_uid
+        self.root = Path(tempfile.mkdtemp(prefix="topolab-frr-"))
+        inner = self.root / pathspace(self.lab, self.node)
+        inner.mkdir(mode=0o700)
+        for name in ("frr.conf", "vtysh.conf"):
+            _write(inner / name, (conf_dir(self.lab, self.node) / name).read_text())
+            os.chown(inner / name, uid, -1, follow_symlinks=False)
+        os.chown(inner, uid, -1, follow_symlinks=False)
+        os.chown(self.root, uid, -1, follow_symlinks=False)
+        return inner
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def running(lab: str, node: str) -> dict[str, procs.TaggedProcess]:
@@ -320,9 +344,10 @@ def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> in
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
-def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0, check: bool = True):
-    return procs.run(unprivileged_prefix() + vtysh_argv(lab, node, *args), timeout=timeout, element=element,
-                     check=check)
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0, check: bool = True,
+           config_dir: Path | None = None):
+    return procs.run(unprivileged_prefix() + vtysh_argv(lab, node, *args, config_dir=config_dir), timeout=timeout,
+                     element=element, check=check)
 
 
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
@@ -331,9 +356,7 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
     element = f"nodes.{node}.routing"
     for proc in running(lab, node).values():
         procs.stop(proc)
-    sdir = sock_dir(lab, node)
-    if sdir.exists():
-        shutil.rmtree(sdir)
+    _remove_runstate(pathspace(lab, node))  # stale sockets of an instance that died
     digest = _prepare(lab, topology, node)
     (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
     for daemon in topology.nodes[node].routing.daemons():
@@ -344,7 +367,8 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
 
 
 def _apply(lab: str, node: str, element: str) -> None:
-    done = _vtysh(lab, node, "-f", str(conf_dir(lab, node) / "frr.conf"), element=element, check=False)
+    with _PrivateCopy(lab, node) as copy:
+        done = _vtysh(lab, node, "-f", str(copy / "frr.conf"), config_dir=copy.parent, element=element, check=False)
     if done.returncode != 0:
         out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
         raise ApplyError("FRR refused the configuration: " + " | ".join(out[-6:]), element=element)
@@ -362,18 +386,14 @@ def reload(lab: str, topology: Topology, node: str, namespace: str) -> None:
     for daemon in wanted:
         if daemon not in have:
             _wait_socket(lab, node, daemon, _spawn(lab, node, daemon, namespace, element), element)
-    work = Path(tempfile.mkdtemp(prefix="reload-", dir=conf_dir(lab, node)))
-    try:
-        os.chown(work, pwd.getpwnam(VTYSH_USER).pw_uid, -1)
-        # the instance's own directories, not --pathspace: frr-reload.py then sees the file it is given as the
-        # instance's frr.conf and does not `write` the running configuration over it
+    with _PrivateCopy(lab, node) as copy:
+        # the copy's own directory as --confdir: frr-reload.py then sees the file it is given as the instance's
+        # frr.conf and does not `write` the running configuration over it
         argv = unprivileged_prefix() + [
             "/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
-            "--confdir", str(conf_dir(lab, node)), "--vty_socket", str(sock_dir(lab, node)),
-            "--rundir", str(work), str(conf_dir(lab, node) / "frr.conf")]
+            "--confdir", str(copy), "--vty_socket", str(sock_dir(lab, node)), "--rundir", str(copy),
+            str(copy / "frr.conf")]
         done = procs.run(argv, timeout=60, element=element, check=False)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     if done.returncode != 0:
         out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
         raise ApplyError("frr-reload.py failed: " + " | ".join(out[-6:]), element=element)
@@ -387,11 +407,30 @@ def stop(lab: str, node: str) -> None:
     """Stop the instance (idempotent) and remove its files."""
     for proc in running(lab, node).values():
         procs.stop(proc)
-    for d in (sock_dir(lab, node), conf_dir(lab, node)):
-        if d.exists():
-            shutil.rmtree(d)
+    if conf_dir(lab, node).exists():
+        shutil.rmtree(conf_dir(lab, node))
+    _remove_runstate(pathspace(lab, node))
     for daemon in ALL_DAEMONS:
         _log(lab, node, daemon).unlink(missing_ok=True)
+
+
+def _remove_runstate(space: str) -> None:
+    d = FRR_RUNSTATE / space
+    if d.is_dir() and not d.is_symlink():
+        shutil.rmtree(d)
+
+
+def forget_lab(lab: str) -> list[str]:
+    """Remove FRR's run state dirs of the lab's instances (called by destroy, before the run dir goes): those
+    named after an instance this lab has a configuration directory for, never others."""
+    removed = []
+    base = conf_base(lab)
+    for entry in sorted(base.iterdir()) if base.is_dir() else ():
+        parsed = naming.parse_namespace(entry.name)
+        if parsed and parsed[0] == lab and parsed[1] and (FRR_RUNSTATE / entry.name).is_dir():
+            _remove_runstate(entry.name)
+            removed.append(f"FRR run state {FRR_RUNSTATE / entry.name}")
+    return removed
 
 
 def applied_hashes(lab: str) -> dict[str, str]:
@@ -401,8 +440,11 @@ def applied_hashes(lab: str) -> dict[str, str]:
     if not base.is_dir():
         return out
     for entry in base.iterdir():
+        parsed = naming.parse_namespace(entry.name)
+        if not parsed or parsed[0] != lab or not parsed[1]:
+            continue
         try:
-            out[entry.name] = (entry / "applied").read_text().strip()
+            out[parsed[1]] = (entry / "applied").read_text().strip()
         except (FileNotFoundError, NotADirectoryError):
             continue
     return out

@@ -20,7 +20,7 @@ import pytest
 
 from support import KERNEL_LOCK
 
-WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc)$")
+WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")
 ISP_ADDRESS = "203.0.113.1/24"
 
 _lab_counter = itertools.count(1)
@@ -97,9 +97,17 @@ def _processes() -> set[str]:
     return found
 
 
+def _frr_runstate() -> set[str]:
+    """FRR's run state dir: one entry per FRR pathspace (netops.frr), besides what FRR itself keeps there."""
+    try:
+        return set(os.listdir("/var/run/frr"))
+    except FileNotFoundError:
+        return set()
+
+
 def snapshot() -> dict[str, object]:
     return {"namespaces": _namespaces(), "root links": _root_links(), "nft ruleset": _ruleset(),
-            "processes": _processes()}
+            "processes": _processes(), "FRR run state": _frr_runstate()}
 
 
 @pytest.fixture(autouse=True)
