@@ -1,6 +1,6 @@
 """WebSockets of consoles and captures. Thin: checks, the audit log, and relaying to and from the stream agent.
 
-Console `/ws/labs/<pk>/console/<node>/`: binary frames are terminal bytes both ways; text frames are JSON
+Console `/ws/labs/<pk>/console/<node>/` (a shell; `?kind=vtysh`: the FRR shell of a router with `routing:`): binary frames are terminal bytes both ways; text frames are JSON
 control messages: client -> {"type": "resize", "rows", "cols"}; server -> {"type": "status", "state":
 "connecting"|"open"|"closed", "message"}.
 Capture `/ws/labs/<pk>/captures/<id>/`: server -> {"type": "packets", "packets": [...]} (each with its number
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -49,16 +50,22 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         node = kwargs["node"]
         if user is None or not user.is_authenticated:
             return await self.refuse(CLOSE_FORBIDDEN, "sign in first")
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        self.console_kind = (query.get("kind") or ["shell"])[0]
+        if self.console_kind not in services.CONSOLE_PROGRAMS:
+            return await self.refuse(CLOSE_NOT_FOUND, "no such console kind")
         refusal, lab = await self._check(user, int(kwargs["pk"]), node)
         if refusal:
             return await self.refuse(*refusal)
         self.pending = bytearray()
+        label = node if self.console_kind == "shell" else f"{node} ({self.console_kind})"
         self.session_pk = await database_sync_to_async(
-            lambda: services.start_session(user, lab, node, ConsoleSession.Kind.CONSOLE).pk)()
+            lambda: services.start_session(user, lab, label, ConsoleSession.Kind.CONSOLE).pk)()
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
-            "vm": self.kind == "vm", "rows": 24, "cols": 80, "reply": self.channel_name})
+            "vm": self.kind == "vm", "program": self.console_kind, "rows": 24, "cols": 80,
+            "reply": self.channel_name})
         self.keepalive = asyncio.ensure_future(self._keepalive())
 
     @database_sync_to_async
@@ -66,7 +73,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         lab = services.lab_for(user, pk)
         if lab is None:
             return (CLOSE_NOT_FOUND, "no such lab"), None
-        kind, why = services.console_target(user, lab, node)
+        kind, why = services.console_target(user, lab, node, self.console_kind)
         if why == "forbidden":
             return (CLOSE_FORBIDDEN, "you may not open consoles in this lab"), None
         if why:

@@ -22,6 +22,8 @@ from . import conf
 from .models import Capture, ConsoleSession
 
 CONSOLE_KINDS = ("host", "router", "vm")
+#: what a console runs: a shell (or a VM's serial line), or FRR's vtysh of a router with routing:
+CONSOLE_PROGRAMS = ("shell", "vtysh")
 IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # fullmatch only
 AGENT_TIMEOUT = 15.0
 
@@ -41,14 +43,18 @@ def lab_for(user, pk: int) -> Lab | None:
     return visible_labs(user).filter(pk=pk).first()
 
 
-def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
-    """(kind of node, "") when `user` may open a console on `node` of `lab`; else ("", reason)."""
+def console_target(user, lab: Lab, node: str, program: str = "shell") -> tuple[str, str]:
+    """(kind of node, "") when `user` may open a console (`program`: shell or vtysh) on `node` of `lab`; else
+    ("", reason). vtysh only on a router whose document has routing: (the agent checks FRR runs)."""
     if not can_console(user, lab):
         return "", "forbidden"
     if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         return "", "not-found"
-    kind = ((lab.document or {}).get("nodes") or {}).get(node, {}).get("kind")
-    if kind not in CONSOLE_KINDS:
+    entry = ((lab.document or {}).get("nodes") or {}).get(node, {})
+    kind = entry.get("kind")
+    if kind not in CONSOLE_KINDS or program not in CONSOLE_PROGRAMS:
+        return "", "not-found"
+    if program == "vtysh" and (kind != "router" or not entry.get("routing")):
         return "", "not-found"
     return kind, ""
 

@@ -16,7 +16,7 @@ function loadCss(href) {
 
 /** One terminal tab. */
 class ConsoleView {
-  constructor(labPk, node, body) {
+  constructor(labPk, node, body, kind = "shell") {
     this.node = node;
     this.body = body;
     this.term = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, convertEol: false,
@@ -28,7 +28,8 @@ class ConsoleView {
     body.append(this.status, this.screen);
     this.term.open(this.screen);
     this.encoder = new TextEncoder();
-    this.socket = new WebSocket(wsUrl(`/ws/labs/${labPk}/console/${encodeURIComponent(node)}/`));
+    const query = kind === "shell" ? "" : `?kind=${encodeURIComponent(kind)}`;
+    this.socket = new WebSocket(wsUrl(`/ws/labs/${labPk}/console/${encodeURIComponent(node)}/${query}`));
     this.socket.binaryType = "arraybuffer";
     this.socket.addEventListener("message", (e) => this.onMessage(e));
     this.socket.addEventListener("close", (e) => this.onClose(e));
@@ -155,8 +156,9 @@ export function initConsoles({ labPk, cy, getDoc, nodeState = () => undefined, c
   const bar = h("div", { class: "lab-actions", id: "lab-actions", hidden: true, "aria-label": "Lab actions" });
   (sidebar || container).prepend(bar);
 
-  function openConsole(node) {
-    return dock.add(node, "console", (body) => new ConsoleView(labPk, node, body));
+  function openConsole(node, kind = "shell") {
+    const title = kind === "vtysh" ? `${node} (vtysh)` : node;
+    return dock.add(title, "console", (body) => new ConsoleView(labPk, node, body, kind));
   }
 
   function openCapture(target) {
@@ -181,6 +183,11 @@ export function initConsoles({ labPk, cy, getDoc, nodeState = () => undefined, c
         bar.append(h("button", { class: "btn", id: "btn-console", type: "button", disabled: !usable(name),
           title: usable(name) ? `Open a console on ${name}` : `${name} is not running`,
           text: "\u276F Console", onclick: () => openConsole(name) }));
+        if (node.kind === "router" && node.routing) {
+          bar.append(h("button", { class: "btn", id: "btn-vtysh", type: "button", disabled: !usable(name),
+            title: usable(name) ? `Open FRR's vtysh on ${name}` : `${name} is not running`,
+            text: "\u276F FRR (vtysh)", onclick: () => openConsole(name, "vtysh") }));
+        }
         for (const iface of Object.keys(node.interfaces || {})) {
           bar.append(h("button", { class: "btn capture-iface", type: "button", "data-iface": iface,
             disabled: !usable(name), title: `Capture packets on ${name}:${iface}`, text: `\u25C9 ${iface}`,

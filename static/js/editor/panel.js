@@ -4,6 +4,7 @@ import {
   KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
 } from "./model.js";
 import { h } from "./dom.js";
+import { renderRouting } from "./routing-panel.js";
 
 function field(label, input, path, hint) {
   const id = `f-${Math.random().toString(36).slice(2, 9)}`;
@@ -183,6 +184,7 @@ export class Panel {
     if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
     if (kind === "host" || kind === "router" || kind === "vm") this.renderRoutes(form, node, name, base);
     if (kind === "router") this.renderNat(form, doc, node, name, base);
+    if (kind === "router") renderRouting(this, form, doc, node, name, base);
     if (kind === "external") this.renderExternal(form, node, name, base);
     if (kind === "bridge") this.renderBridge(form, node, name, base);
 
