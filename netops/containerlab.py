@@ -103,8 +103,9 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
             entry["image"] = FRR_IMAGE
             entry["binds"] = [f"frr/{node.name}/frr.conf:/etc/frr/frr.conf", f"frr/{node.name}/daemons:/etc/frr/daemons"]
             warnings.append(Problem(f"nodes.{node.name}.routing",
-                                    f"FRR runs from the image {FRR_IMAGE}: write frr/{node.name}/frr.conf and "
-                                    f"frr/{node.name}/daemons next to the file (Topolab gives them with the export)"))
+                                    f"FRR runs from the image {FRR_IMAGE} and bind-mounts frr/{node.name}/frr.conf "
+                                    f"and frr/{node.name}/daemons, which this file does not carry (their text: "
+                                    "netops.frr.containerlab_files); without them the routing is dropped"))
         if node.description is not None:
             labels["description"] = node.description
         if labels:
