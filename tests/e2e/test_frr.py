@@ -107,3 +107,61 @@ def test_ospf_from_the_panel_then_vtysh_on_r1_shows_the_neighbor_full(page, logi
     finally:
         engine.down(lab.lab_id)
     assert procs.find(lab.lab_id) == []
+
+
+TRIANGLE = {
+    "version": 1, "name": "e2e-triangle",
+    "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 300, "y": 120}},
+        "r2": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 180, "y": 330}},
+        "r3": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 420, "y": 330}},
+    },
+    "links": [{"endpoints": ["r1:eth0", "r2:eth0"]}, {"endpoints": ["r1:eth1", "r3:eth0"]},
+              {"endpoints": ["r2:eth1", "r3:eth1"]}],
+}
+
+
+def test_address_the_lab_ospf_everywhere_deploy_and_vtysh_shows_both_neighbors(page, login, screenshot,
+                                                                               celery_worker, stream_agent,
+                                                                               kernel_lock):
+    from netops import engine
+
+    user = get_user_model().objects.create_user("otto", password=PASSWORD)
+    lab = Lab.objects.create(owner=user, name="e2e-triangle", document=TRIANGLE)
+    login(page, "otto", PASSWORD)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_function("window.topolab && window.topolab.deploy && window.topolab.consoles")
+    try:
+        page.locator("#canvas").click(position={"x": 20, "y": 20})  # nothing selected: the lab's panel
+        page.click("#btn-address-lab")
+        page.click("#btn-ospf-everywhere")
+        d = doc(page)
+        assert all(d["nodes"][r]["interfaces"][i]["address"].endswith("/31") for r in ("r1", "r2", "r3")
+                   for i in ("eth0", "eth1"))
+        assert d["nodes"]["r1"]["routing"]["ospf"]["areas"]["0"] == {"interfaces": ["eth0", "eth1"], "passive": ["lo"]}
+        page.keyboard.press("Control+z")  # undo takes OSPF back off, the addresses stay
+        assert "ospf" not in doc(page)["nodes"]["r1"]["routing"]
+        page.keyboard.press("Control+Shift+z")
+        assert "ospf" in doc(page)["nodes"]["r1"]["routing"]
+        expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+        expect(page.locator("#problem-count")).to_have_text("0")
+
+        page.click("#btn-deploy")
+        page.wait_for_function(
+            "() => window.topolab.cy.nodes().every((n) => n.data('deployState') === 'running')", timeout=60_000)
+        click_node(page, "r1")
+        page.click("#btn-vtysh")
+        terminal = page.locator(".term-screen[data-node=r1]")
+        expect(terminal.locator(".xterm-rows")).to_contain_text("r1#", timeout=20_000)
+        deadline = time.monotonic() + 60  # default timers (hello 10 s): adjacencies take a few hellos
+        while True:
+            terminal.click()
+            page.keyboard.type("show ip ospf neighbor\n")
+            time.sleep(2)
+            if terminal.locator(".xterm-rows").inner_text().count("Full/") >= 2:
+                break
+            assert time.monotonic() < deadline, terminal.inner_text()
+        screenshot(page, "frr-triangle-vtysh")
+    finally:
+        engine.down(lab.lab_id)
+    assert procs.find(lab.lab_id) == []

@@ -258,3 +258,18 @@ def test_containerlab_export_binds_the_frr_files_of_each_router():
     files = frr.containerlab_files(parse_document(lab()))
     assert files["frr/r1/frr.conf"] == frr.render_config(parse_document(lab()), "r1")
     assert "bgpd=yes" in files["frr/r2/daemons"]
+
+
+def test_the_vtysh_console_runs_unprivileged_on_that_instance_only(monkeypatch, tmp_path):
+    import grp
+
+    from netops import console
+
+    monkeypatch.setenv("TOPOLAB_RUN_DIR", str(tmp_path))
+    argv = console.vtysh_argv(["nsenter", "--net=/run/netns/tl-lab1-r1", "--"], "lab1", "r1")
+    setpriv = argv[argv.index("setpriv"):]
+    assert f"--groups={grp.getgrnam('frrvty').gr_gid}" in setpriv and "--inh-caps=-all" in setpriv
+    assert not any(a.startswith("--ambient-caps") for a in setpriv)
+    tail = argv[argv.index("/usr/bin/vtysh"):]
+    assert tail[tail.index("-N") + 1] == "tl-lab1-r1" and tail[tail.index("-H") + 1] == "/dev/null"
+    assert frr.VTYSH_ENV["VTYSH_PAGER"] == "cat" and frr.VTYSH_ENV["VTYSH_HISTFILE"] == "/dev/null"

@@ -5,6 +5,7 @@ import {
 } from "./model.js";
 import { h } from "./dom.js";
 import { renderRouting } from "./routing-panel.js";
+import { addressLab, ospfEverywhere } from "./autoaddress.js";
 
 function field(label, input, path, hint) {
   const id = `f-${Math.random().toString(36).slice(2, 9)}`;
@@ -139,6 +140,13 @@ export class Panel {
     this.root.append(
       this.header("Lab", `${nodes} node${nodes === 1 ? "" : "s"}, ${doc.links.length} link${doc.links.length === 1 ? "" : "s"}`),
       h("div", { class: "form-grid" }, field("Description", description, "description", "Shown in My labs")),
+      h("div", { class: "panel-actions" },
+        h("button", { class: "btn", type: "button", id: "btn-address-lab", text: "Address the lab",
+          title: "Give every interface without an address one (/31 point-to-point, /24 per bridge, /32 loopbacks)",
+          onclick: () => this.commit((d) => { addressLab(d); }) }),
+        h("button", { class: "btn", type: "button", id: "btn-ospf-everywhere", text: "OSPF everywhere",
+          title: "OSPF area 0 on every router interface with an address",
+          onclick: () => this.commit((d) => { ospfEverywhere(d); }) })),
       h("p", { class: "muted", text: "Select a node or a link to edit its properties." }),
       h("h3", { text: "Shortcuts" }),
       this.shortcuts(),
