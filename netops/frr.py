@@ -118,6 +118,9 @@ def _ospf_interface_lines(topology: Topology, node: Node, iface: str, ospf: Ospf
         if iface != "lo":
             if o.hello is not None:
                 lines.append(f" {p} hello-interval {o.hello}")
+                # short hellos mean a fast lab: an LSA update lost in the first seconds (FRR's retransmit
+                # interval is 5 s) would otherwise delay convergence by 5 s each time
+                lines.append(f" {p} retransmit-interval {min(o.hello, 5)}")
             if o.dead is not None:
                 lines.append(f" {p} dead-interval {o.dead}")
         if iface in o.cost:
@@ -153,7 +156,7 @@ def render_config(topology: Topology, node_name: str) -> str:
         # a lab reroutes at once: FRR's defaults wait up to 5 s before re-originating an LSA, drop LSAs arriving
         # within 1 s of the last and hold SPF runs up to 5 s apart after a burst (measured on the triangle: a down
         # link rerouted after 9.7 s with the defaults, 0.5 s with these)
-        out += [" timers throttle lsa all 100", " timers lsa min-arrival 100", " timers throttle spf 0 50 1000"]
+        out += [" timers throttle lsa all 100", " timers lsa min-arrival 50", " timers throttle spf 0 50 1000"]
         out += _redistribute(r.ospf.redistribute)
         out += ["exit", "!"]
     if r.ospf6 is not None:

@@ -152,8 +152,10 @@ def test_frr_conf_from_the_document():
     assert "interface lo\n ip address 10.255.0.1/32\n ip ospf area 0.0.0.0\nexit\n" in conf
     # r1-r2 is a direct link: point-to-point (no DR election); the LAN on a bridge is not
     assert ("interface eth0\n ip ospf area 0.0.0.0\n ip ospf network point-to-point\n ip ospf hello-interval 1\n"
-            " ip ospf dead-interval 4\n ip ospf cost 10\nexit\n") in conf
-    assert "interface eth1\n ip ospf area 0.0.0.0\n ip ospf hello-interval 1\n ip ospf dead-interval 4\nexit" in conf
+            " ip ospf retransmit-interval 1\n ip ospf dead-interval 4\n ip ospf cost 10\nexit\n") in conf
+    assert ("interface eth1\n ip ospf area 0.0.0.0\n ip ospf hello-interval 1\n ip ospf retransmit-interval 1\n"
+            " ip ospf dead-interval 4\nexit") in conf
+    assert " timers throttle lsa all 100\n timers lsa min-arrival 50\n timers throttle spf 0 50 1000\n" in conf
     assert "interface eth2" not in conf
     assert "router ospf\n ospf router-id 10.255.0.1\n passive-interface eth1\n passive-interface lo\n" in conf
     assert (" neighbor 10.0.12.2 remote-as 65002\n neighbor 10.0.12.2 description to r2\n"
