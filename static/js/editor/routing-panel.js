@@ -71,11 +71,14 @@ export function renderRouting(panel, form, doc, node, name, base) {
 
   const loopback = h("input", { type: "text", value: typeof routing.loopback === "string" ? routing.loopback : "",
     placeholder: "10.255.0.1/32", spellcheck: "false", "data-role": "loopback" });
-  loopback.addEventListener("change", () => panel.commit((d) => {
-    const r = routingOf(d, name);
-    if (loopback.value.trim()) r.loopback = loopback.value.trim(); else delete r.loopback;
-    tidy(d, name);
-  }, loopback));
+  loopback.addEventListener("change", () => {
+    const ok = panel.commit((d) => {
+      const r = routingOf(d, name);
+      if (loopback.value.trim()) r.loopback = loopback.value.trim(); else delete r.loopback;
+      tidy(d, name);
+    }, loopback);
+    if (ok) panel.refresh(); // lo joins (or leaves) the OSPF rows
+  });
   section.append(field("Loopback", loopback, `${path}.loopback`, "On lo; put lo in an OSPF area to announce it"));
 
   // ---- OSPF: one row per interface (and lo)
