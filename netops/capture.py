@@ -136,7 +136,7 @@ def _where(path: str, message: str):
 # ---------------------------------------------------------------------------------------------- argv
 
 
-def tcpdump_argv(ifname: str, path: Path | str, bpf: str = "", *, user: str = "tcpdump",
+def tcpdump_argv(ifname: str, path: Path | str, bpf: str = "", *, user: str = "root",
                  snaplen: int = SNAPLEN) -> list[str]:
     """tcpdump writing every packet of `ifname` to `path` as it arrives (-U), dropping root to `user` (-Z).
 
@@ -175,11 +175,18 @@ def compile_filter(point: CapturePoint, bpf: str) -> None:
         raise TopologyError(_problem(message[-1] if message else "tcpdump cannot compile the filter"))
 
 
+#: tcpdump's capabilities in the lab's user namespace: its packet socket (and promiscuous mode), and `-Z root`'s
+#: initgroups there (Debian's tcpdump always drops to the -Z user when it runs as uid 0)
+CAPS = ("net_raw", "net_admin", "setuid", "setgid")
+
+
 def start(lab: str, capture_id: int, point: CapturePoint, path: Path, bpf: str = "", *,
-          user: str = "tcpdump", log_path: Path | None = None) -> int:
-    """Start the tagged tcpdump (role `capture:<id>`, so destroying the lab stops it); its pid."""
+          user: str = "root", log_path: Path | None = None) -> int:
+    """Start tcpdump in the lab's cell (role `capture:<id>`, so destroying the lab stops it), as uid 0 of the lab's
+    user namespace (`user` there); it writes `path`, which the caller made and gave to the lab's uid. Its pid."""
     argv = tcpdump_argv(point.ifname, path, bpf, user=user)
-    return procs.spawn(argv, lab=lab, role=role(capture_id), namespace=point.namespace, log_path=log_path)
+    return procs.spawn(argv, lab=lab, role=role(capture_id), namespace=point.namespace, log_path=log_path,
+                       caps=CAPS)
 
 
 def running(lab: str, capture_id: int) -> list[procs.TaggedProcess]:

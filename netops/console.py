@@ -1,22 +1,18 @@
 """Consoles: an interactive shell on a pseudo-terminal inside a node's network namespace, or a VM's serial console.
 
-`open_shell()` runs, on a new pty, the argv chain (each step execs the next, so one pid from start to end)::
+`open_shell()` runs the shell in the lab's cell (`procs.cell_command`, `netops/_cell_exec.py`): in the node's
+network namespace and the lab's user namespace, as uid 0 there (a host uid of the lab's own range), with only
+CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SETUID and CAP_SETGID there (so `ip`, `nft`, `ping`,
+`tcpdump -i eth0` (which drops to its own user: a uid of the lab's range), `sysctl -w
+net.ipv4.ip_forward=1` and a server on port 80 work inside the node) and none in the host's initial user
+namespace; no_new_privs; in a PID namespace of its own (`ps` shows its own processes, `kill -1` reaches nothing
+else), a UTS namespace named after the node, a mount namespace with /sys for the node and private /tmp, /var/tmp
+and /dev/shm; in the node's cgroup under role `console:<session>`, so `close()` (and destroying the lab) stops the
+shell and everything it left, and the node's limits bound it.
 
-    nsenter --net=/run/netns/tl-<lab>-<node> --    (engine.exec_argv: the namespace, after checking its tag)
-    python -I -S netops/_console_ns.py <node> --    (own UTS namespace named after the node, own mount
-                                                     namespace with /sys for the node, as `ip netns exec`)
-    setsid --ctty                                   (own session, the pty as controlling terminal)
-    setpriv --reuid U --regid G --clear-groups --inh-caps +net_admin,+net_raw --ambient-caps +... --
-    bash --noprofile --norc -i                      (or busybox sh -i)
-
-The shell is not host root: it runs as an unprivileged user (default `nobody`) keeping only CAP_NET_ADMIN and
-CAP_NET_RAW, enough for `ip`, `ping`, `ss` and `tcpdump` inside the node but not to read the host's files or enter
-another namespace. It carries the lab's process tag with role `console:<session>`, inherited by everything started
-from it, so `close()` (and destroying the lab) stops the shell and every child it left.
-
-`open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, through the same chain:
-`vtysh --vty_socket <lab's FRR socket base> -N <pathspace>` (netops.frr.vtysh_argv), as the console user with the
-`frrvty` group (to reach the instance's vty sockets) and no capabilities, no history file and `cat` as its pager.
+`open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, in the same cell and
+namespaces but with no capability at all: `vtysh --vty_socket <the lab's FRR sockets> -N <pathspace>`
+(netops.frr.vtysh_argv), no history file, `cat` as its pager.
 
 A VM's console is qemu's serial chardev, a unix socket (`qemu.console_path`); qemu serves one client at a time, so
 callers share one connection per VM (see webapp.agent).
@@ -26,27 +22,26 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import pwd
 import re
 import shutil
 import signal
 import socket
-import stat
 import struct
 import subprocess
-import sys
 import termios
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cell as cells
 from . import engine, frr, naming, procs, qemu
 from .errors import ApplyError
 
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
-DEFAULT_USER = "nobody"
-CONSOLE_NS = Path(__file__).with_name("_console_ns.py")  # run by path with `python -I -S`
-CAPS = "+net_admin,+net_raw"
+#: a console's capabilities in the lab's user namespace: `ip`, `nft`, `ping`, `tcpdump` (which drops to its own
+#: user, hence setuid/setgid: among the lab's own uids only), servers on low ports
+CAPS = ("net_admin", "net_raw", "net_bind_service", "setuid", "setgid")
+TMP_SIZE = "64m"  # each of the shell's private /tmp, /var/tmp, /dev/shm (charged to the node's memory limit)
 KINDS = ("shell", "vtysh")
 
 
@@ -63,32 +58,6 @@ def shell_program() -> list[str]:
     if shutil.which("busybox"):
         return [shutil.which("busybox") or "busybox", "sh", "-i"]
     raise ApplyError("neither bash nor busybox is installed on the agent host")
-
-
-def shell_argv(prefix: list[str], node: str, user: str = DEFAULT_USER) -> list[str]:
-    """The whole argv after `prefix` (engine.exec_argv). Pure but for the user lookup."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError as exc:
-        raise ApplyError(f"console user {user!r} does not exist on the agent host") from exc
-    return [*prefix, sys.executable, "-I", "-S", str(CONSOLE_NS), node, "--", "setsid", "--ctty",
-            "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
-            f"--inh-caps={CAPS}", f"--ambient-caps={CAPS}", "--",
-            *shell_program()]
-
-
-def vtysh_argv(prefix: list[str], lab: str, node: str, user: str = DEFAULT_USER) -> list[str]:
-    """argv of a vtysh console on the node's FRR instance only (after `prefix`, engine.exec_argv)."""
-    try:
-        entry = pwd.getpwnam(user)
-        import grp
-
-        vty_gid = grp.getgrnam(frr.VTY_GROUP).gr_gid
-    except KeyError as exc:
-        raise ApplyError(f"console user {user!r} or group {frr.VTY_GROUP!r} does not exist on the agent host") from exc
-    return [*prefix, sys.executable, "-I", "-S", str(CONSOLE_NS), node, "--", "setsid", "--ctty",
-            "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", f"--groups={vty_gid}",
-            "--inh-caps=-all", "--", *frr.vtysh_argv(lab, node)]
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
@@ -150,8 +119,8 @@ class Shell:
         tag (background jobs, `nohup`ed children). Idempotent."""
         if not self.closed:
             self.closed = True
-            try:
-                os.killpg(self.process.pid, signal.SIGHUP)
+            try:  # the launcher hands it on to the PID namespace's init, which hands it to the shell
+                os.kill(self.process.pid, signal.SIGHUP)
             except (ProcessLookupError, PermissionError):
                 pass
             try:
@@ -169,38 +138,39 @@ class Shell:
             raise ApplyError(f"console shell {self.process.pid} did not exit", permanent=False) from None
 
 
-def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int = 80,
-               user: str = DEFAULT_USER, kind: str = "shell") -> Shell:
-    """Start a shell (`kind="vtysh"`: the router's FRR shell) on a new pty inside the node's namespace (host or
-    router of a running lab)."""
+def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int = 80, kind: str = "shell") -> Shell:
+    """Start a shell (`kind="vtysh"`: the router's FRR shell, its instance only) on a new pty inside the node's
+    namespace (host or router of a running lab), in its cell."""
     lab = naming.check_lab_id(lab)
     role(session)
     if not isinstance(node, str) or not naming.NODE_NAME_RE.fullmatch(node):
         raise ApplyError(f"node name {node!r} is not valid", element="nodes")
     if kind not in KINDS:
         raise ApplyError(f"console kind {kind!r} is not one of {', '.join(KINDS)}")
-    prefix = engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
+    engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
+    env = {"TERM": "xterm-256color", "HOME": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
+    program, caps = shell_program(), CAPS
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
-        argv = procs.check_argv(vtysh_argv(prefix, lab, node, user))
-    else:
-        argv = procs.check_argv(shell_argv(prefix, node, user))
-    env = dict(procs.BASE_ENV, TERM="xterm-256color", HOME="/tmp", LANG="C.UTF-8", LC_ALL="C.UTF-8",
-               PS1=f"{node}:\\w\\$ ", HISTFILE="/dev/null",
-               **(frr.VTYSH_ENV if kind == "vtysh" else {}),
-               **{naming.PROCESS_TAG_ENV: lab, naming.PROCESS_ROLE_ENV: role(session)})
+        program, caps = frr.vtysh_argv(lab, node), ()  # vtysh needs no capability: only the instance's sockets
+        env.update(frr.VTYSH_ENV)
+    launcher, userns_fd = procs.cell_command(
+        program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=caps,
+        env=env, cwd="/tmp", isolate={"hostname": node, "tmp_size": TMP_SIZE}, ctty=True)
     master, slave = os.openpty()
     try:
         set_size(master, rows, cols)
         os.set_blocking(master, False)
-        process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd="/tmp",
-                                   close_fds=True)
+        process = subprocess.Popen(launcher, stdin=slave, stdout=slave, stderr=slave, env=dict(procs.BASE_ENV),
+                                   cwd="/", close_fds=True, pass_fds=(userns_fd,))
     except BaseException:
         os.close(master)
         raise
     finally:
         os.close(slave)
+        os.close(userns_fd)
     return Shell(lab, node, session, master, process, kind=kind)
 
 
@@ -211,18 +181,13 @@ def vm_console_socket(lab: str, node: str, *, timeout: float = 5.0) -> socket.so
         raise ApplyError(f"node name {node!r} is not valid")
     if not procs.find(lab, qemu.role(node)):
         raise ApplyError(f"VM {node} of lab {lab} is not running", element=f"nodes.{node}")
-    path = qemu.console_path(lab, node)
     try:
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            raise ApplyError(f"{path} is not a socket", element=f"nodes.{node}")
+        sock = cells.connect_unix(lab, qemu.console_path(lab, node), timeout=timeout)
     except FileNotFoundError as exc:
         raise ApplyError(f"VM {node} has no console socket", element=f"nodes.{node}") from exc
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(path))
+    except ApplyError as exc:
+        raise ApplyError(exc.message, element=f"nodes.{node}") from exc
     except OSError as exc:
-        sock.close()
         raise ApplyError(f"cannot connect to the console of {node}: {exc}", element=f"nodes.{node}",
                          permanent=False) from exc
     sock.setblocking(False)

@@ -1,18 +1,20 @@
 """Destroy from KERNEL state: the lab's tagged processes, namespaces, root links, nft tables and run dir.
 
 Works with no state files at all. An object is removed only when it carries the lab's tag as well as a name of
-the lab's shape; a namespace called tl-<lab>-x that lacks the tag survives.
+the lab's shape; a namespace called tl-<lab>-x that lacks the tag survives. Processes are the lab's cgroups'
+members; the cgroups and the lab's uid range go last.
 """
 from __future__ import annotations
 
 import errno
 import shutil
 
-from . import frr, naming, nft, procs, qemu
+from . import cell as cells
+from . import naming, nft, procs, qemu
 from .errors import ApplyError
 from .events import Event, EventSink, emit
+from .kernel import cgroups, netns
 from .kernel import netlink as nl
-from .kernel import netns
 from .observe import Found, find_tagged
 
 
@@ -59,11 +61,18 @@ def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_ev
             raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{node}" if node else "fabric") from exc
     for lab in labs:
         host_forwarding_release(lab)
-        removed += frr.forget_lab(lab)
+        left = procs.find(lab=lab)  # anything forked while the others were being stopped
+        procs.kill_all(lab)
+        removed += [f"process {proc.pid} ({proc.role})" for proc in left]
+        for path in cgroups.remove(lab):
+            removed.append(f"cgroup {path}")
         d = naming.run_dir(lab)
         if d.exists():
             shutil.rmtree(d)
             removed.append(f"run dir {d}")
+        # last: the uid range is free again only once nothing of the lab runs or exists
+        if cells.release(lab):
+            removed.append(f"uid range of lab {lab}")
     return removed
 
 
@@ -78,6 +87,7 @@ def destroy_all(on_event: EventSink = None) -> list[str]:
         found = find_tagged(spaces, None)
         labs = {lab for lab, _ in found.namespaces.values()} | set(found.root_links.values())
         labs |= {p.lab for p in procs.find()}
+        labs |= set(cgroups.labs()) | set(cells.allocated())
         root = naming.run_root()
         if root.exists():
             labs |= {p.name for p in root.iterdir() if p.is_dir() and naming.LAB_ID_RE.match(p.name)}

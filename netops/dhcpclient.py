@@ -9,11 +9,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from . import cell as cells
 from . import naming, procs
 from .dnsmasq import _check_names
 from .errors import ApplyError
 
 BUSYBOX = "busybox"
+#: udhcpc's capabilities in the lab's user namespace: its raw DHCP socket and port 68, and the hook's `ip` calls
+CAPS = ("net_admin", "net_raw", "net_bind_service")
 
 
 def role(node: str, iface_name: str) -> str:
@@ -25,11 +28,12 @@ def _element(node: str, iface_name: str) -> str:
 
 
 def script_path(lab: str) -> Path:
-    """Install the hook script into the lab's run dir, executable (package data may lose its mode bits)."""
+    """Install the hook script into the lab's run dir (the agent's: the lab may run it, never change it),
+    executable (package data may lose its mode bits)."""
     target = naming.run_dir(lab) / "udhcpc.script"
     source = resources.files("netops").joinpath("data/udhcpc.script").read_bytes()
     if not target.exists() or target.read_bytes() != source:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(source)
         tmp.chmod(0o755)
@@ -78,9 +82,10 @@ def start(lab: str, node: str, iface_name: str, namespace: str, *, timeout: floa
     else:
         for proc in running:
             procs.stop(proc)
-        log = naming.run_dir(lab) / f"udhcpc-{node}-{iface_name}.log"
+        log = cells.cell_dir(lab) / f"udhcpc-{node}-{iface_name}.log"
         try:
-            pid = procs.spawn(wanted, lab=lab, role=role(node, iface_name), namespace=namespace, log_path=log)
+            pid = procs.spawn(wanted, lab=lab, role=role(node, iface_name), namespace=namespace, log_path=log,
+                              caps=CAPS)
         except ApplyError as exc:
             raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
     deadline = time.monotonic() + timeout

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cell as cells
 from . import naming, procs
 from .errors import ApplyError
 from .model import Interface
@@ -31,6 +32,11 @@ class Lease:
     client_id: str | None
 
 
+#: dnsmasq's capabilities in the lab's user namespace: DHCP sockets (raw, port 67, SO_BINDTODEVICE), ARP table
+#: entries, and dropping to `nobody` there
+CAPS = ("net_admin", "net_raw", "net_bind_service", "setuid", "setgid")
+
+
 def role(node: str, iface_name: str) -> str:
     return f"dnsmasq:{node}:{iface_name}"
 
@@ -46,7 +52,7 @@ def _check_names(lab: str, node: str, iface_name: str) -> None:
 
 def files(lab: str, node: str, iface_name: str) -> dict[str, Path]:
     _check_names(lab, node, iface_name)
-    base = naming.run_dir(lab) / f"dnsmasq-{node}-{iface_name}"
+    base = cells.cell_dir(lab) / f"dnsmasq-{node}-{iface_name}"
     return {"leases": base.with_suffix(".leases"), "pid": base.with_suffix(".pid"), "log": base.with_suffix(".log")}
 
 
@@ -104,8 +110,9 @@ def argv(lab: str, node: str, iface: Interface) -> list[str]:
         "--log-dhcp",
         f"--dhcp-leasefile={paths['leases']}",
         f"--pid-file={paths['pid']}",
-        # No --user: dnsmasq opens its lease and pid files as root, then drops to `nobody` (it parses packets from
-        # untrusted guests) and keeps rewriting the lease file through the descriptor it already holds (verified).
+        # No --user: dnsmasq opens its lease and pid files as root of the lab's user namespace, then drops to
+        # `nobody` there (it parses packets from untrusted guests; still a uid of the lab's own range) and keeps
+        # rewriting the lease file through the descriptor it already holds (verified).
     ]
     return args
 
@@ -125,14 +132,13 @@ def start(lab: str, node: str, iface: Interface, namespace: str) -> int:
     for proc in running:
         procs.stop(proc)
     paths = files(lab, node, iface.name)
-    paths["leases"].parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     paths["pid"].unlink(missing_ok=True)
     try:
         pid = procs.spawn(wanted, lab=lab, role=role(node, iface.name), namespace=namespace,
-                          log_path=paths["log"])
+                          log_path=paths["log"], caps=CAPS)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
-    _wait_serving(pid, paths, element)
+    _wait_serving(lab, pid, paths, element)
     return pid
 
 
@@ -143,24 +149,27 @@ def _in_namespace(pid: int, namespace: str) -> bool:
         return False
 
 
-def _wait_serving(pid: int, paths: dict[str, Path], element: str) -> None:
+def _wait_serving(lab: str, pid: int, paths: dict[str, Path], element: str) -> None:
     """dnsmasq writes its pid file once it has bound its sockets; if it dies first, its log says why."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if procs.inspect(pid) is None:
-            raise ApplyError(f"dnsmasq exited at start: {_tail(paths['log'])}", element=element)
-        if paths["pid"].exists() and paths["pid"].read_text().strip() == str(pid):
+            raise ApplyError(f"dnsmasq exited at start: {_tail(lab, paths['log'])}", element=element)
+        if (cells.read_text(lab, paths["pid"], 64) or "").strip() == str(pid):
             return
         time.sleep(0.02)
-    raise ApplyError(f"dnsmasq did not start within {START_TIMEOUT} s: {_tail(paths['log'])}", element=element,
+    raise ApplyError(f"dnsmasq did not start within {START_TIMEOUT} s: {_tail(lab, paths['log'])}", element=element,
                      permanent=False)
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def _tail(lab: str, path: Path, lines: int = 5) -> str:
     try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except FileNotFoundError:
+        text = cells.read_text(lab, path)
+    except ApplyError as exc:
+        return f"(log unreadable: {exc.message})"
+    if text is None:
         return "(no log)"
+    return " | ".join(text.strip().splitlines()[-lines:])
 
 
 def parse_leases(text: str) -> list[Lease]:
@@ -183,10 +192,10 @@ def parse_leases(text: str) -> list[Lease]:
 
 def leases(lab: str, node: str, iface_name: str) -> list[Lease]:
     try:
-        text = files(lab, node, iface_name)["leases"].read_text()
-    except FileNotFoundError:
-        return []
-    return parse_leases(text)
+        text = cells.read_text(lab, files(lab, node, iface_name)["leases"])
+    except ApplyError:
+        return []  # not a file of the lab's (a link planted by the lab itself): no leases to show
+    return parse_leases(text or "")
 
 
 def stop(lab: str, node: str, iface_name: str) -> None:

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NoReturn
 
+from . import cell as cells
 from . import destroy, dhcpclient, dnsmasq, frr, linkcond, naming, nft, observe, plan as planning, procs, qemu
 from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
+from .kernel import cgroups, netns
 from .kernel import netlink as nl
-from .kernel import netns
 from .kernel.tap import create_persistent_tap
 from .lock import lab_lock
 from .model import Topology
@@ -62,25 +63,58 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
     """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs."""
     lab = naming.check_lab_id(lab if lab is not None else naming.derive_lab_id(topology.name))
     started = time.monotonic()
-    with lab_lock(lab), netns.Namespaces() as spaces:
-        inv = observe.inventory(spaces, lab, topology)
-        steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
+    with lab_lock(lab):
+        cell = cells.allocate(lab)
+        cells.prepare_dirs(cell)
         rundir = naming.run_dir(lab)
-        rundir.mkdir(parents=True, exist_ok=True)
-        (rundir / "topology.json").write_text(json.dumps(topology.document, indent=1, sort_keys=True))
-        applier = _Applier(spaces, topology, lab, on_event)
-        try:
-            applier.apply(steps, fault_after)
-        except BaseException:
-            sigs = dict(inv.signatures)
-            sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
-            sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
-                         if n not in sigs and n not in applier.touched})
-            _write_signatures(lab, sigs)
-            raise
-        finally:
-            applier.close()
-        _write_signatures(lab, planning.signatures(topology))
+        limits = _node_limits(topology)
+        _write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
+        for node, values in limits.items():  # nodes that run processes already: their limits as now written
+            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))
+        existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
+                          key=lambda n: n != naming.fabric_namespace(lab))
+        with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
+            return _up(spaces, topology, lab, on_event, fault_after, started)
+
+
+def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]:
+    """The cgroup limits of every node that runs processes: the operator's defaults lowered by the document's
+    `limits:`, a VM's memory added to its node's default."""
+    out = {}
+    for name, node in topology.nodes.items():
+        extra = (node.memory or 0) << 20 if node.memory else 0
+        limits = cells.node_limits(node.limits, extra_memory=extra)
+        out[name] = {"memory": limits.memory, "pids": limits.pids, "cpu": limits.cpu}
+    return out
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file of the agent's (root, 0600) atomically, never through a link planted in its place."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
+        started: float) -> UpResult:
+    inv = observe.inventory(spaces, lab, topology)
+    steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
+    _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
+    applier = _Applier(spaces, topology, lab, on_event)
+    try:
+        applier.apply(steps, fault_after)
+    except BaseException:
+        sigs = dict(inv.signatures)
+        sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
+        sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
+                     if n not in sigs and n not in applier.touched})
+        _write_signatures(lab, sigs)
+        raise
+    finally:
+        applier.close()
+    _write_signatures(lab, planning.signatures(topology))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
 
 
@@ -92,10 +126,7 @@ def _needs_delay_relay(topology: Topology) -> bool:
 
 
 def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
-    path = naming.run_dir(lab) / "signatures.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sigs, sort_keys=True))
-    os.replace(tmp, path)
+    _write_private(naming.run_dir(lab) / "signatures.json", json.dumps(sigs, sort_keys=True))
 
 
 class _Applier:
@@ -114,6 +145,12 @@ class _Applier:
         # namespaces being made by netns.create_many and not yet taken: name -> (step index, step, Future of its
         # netlink socket)
         self.pending: dict[str, tuple[int, Step, Future]] = {}
+
+    def cell_uid(self) -> int:
+        cell = cells.get(self.lab)
+        if cell is None:
+            raise ApplyError(f"lab {self.lab} has no cell", element="lab")
+        return cell.uid
 
     def close(self) -> None:
         for _k, _step, fut in self.pending.values():  # after a failure: let them finish, close their sockets
@@ -389,7 +426,9 @@ class _Applier:
         s = self.sock(self.fabric)
         for tap in taps:
             if s.link(name=tap) is None:
-                self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t))
+                # owned by the lab's uid: its qemu attaches to it without any capability
+                owner = self.cell_uid()
+                self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t, owner=owner))
             s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
 
     def do_link_create(self, step: Step) -> None:
@@ -491,8 +530,8 @@ class _Applier:
             procs.stop(old)
         argv = [sys.executable, "-I", str(DELAYD), "--a", p["a"], "--b", p["b"],
                 "--delay-ms", f"{float(p['delay_ms']):g}", "--jitter-ms", f"{float(p['jitter_ms']):g}"]
-        procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"],
-                    log_path=naming.run_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
+        procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"], caps=("net_raw", "net_admin"),
+                    log_path=cells.cell_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
 
     def do_nat_router(self, step: Step) -> None:
         p = step.params

@@ -6,35 +6,34 @@ and for people), `daemon_argv()`, `vtysh_argv()`, `parse_status()`.
 Kernel part: `start()`, `reload()`, `stop()`, `router_status()`.
 
 How one router's FRR runs (what CORE, containerlab and Kathara do, without a container): zebra and the protocol
-daemons the document needs run inside the router's network namespace in the foreground, each started through
-`procs.spawn` and tagged `frr:<node>:<daemon>`. Each router is its own FRR instance with the pathspace
-`tl-<lab>-<node>` (its namespace's name, `-N`): FRR then keeps the instance's vty sockets, zserv socket, pid files
-and ospfd's graceful-restart file in a directory of its own, `/var/run/frr/<pathspace>` (made by FRR, owned by its
-`frr` user), so two labs with identically named routers never meet; `stop()` and `forget_lab()` (destroy) remove
-it. vtysh reaches one instance only: `vtysh -N <pathspace>` (the console's "FRR (vtysh)" too).
+daemons the document needs run inside the router's network namespace, in the lab's cell (`procs.spawn`: uid 0 of the
+lab's user namespace, only `DAEMON_CAPS` there, the node's cgroup), in the foreground, each tagged
+`frr:<node>:<daemon>`. Each router is its own FRR instance named by the pathspace `tl-<lab>-<node>` (its namespace's
+name): its vty sockets, zserv socket and pid files are in `<cell dir>/<pathspace>/` (`--vty_socket`, `-z`, `-i`;
+FRR makes that directory, as the lab's uid), so two labs with identically named routers never meet, and nothing of
+FRR lives outside the lab's run dir. The daemons are not given `-N` (FRR would then also make
+`/var/run/frr/<pathspace>`, outside the lab, which the lab's uid may not) and run as the lab's root (`-u root`: no
+user to drop to inside the cell). vtysh reaches one instance only: `vtysh --vty_socket <cell dir> -N <pathspace>`
+(vtysh appends the pathspace), run in the cell with no capability: to apply the configuration (`vtysh -f`), to
+reload it (`frr-reload.py`), for status, and as the console's "FRR (vtysh)". Whatever a `frr_config` says, it
+reaches FRR's command parser inside the lab's cell, as a student typing it in vtysh would, and nothing else.
 
-    <run_dir>/frr/<pathspace>/   root only: frr.conf, daemons, vtysh.conf, applied (hash of what was applied)
-    /var/run/frr/<pathspace>/    frr:frr 0755, sockets frr:frrvty 0770: <daemon>.vty, zserv.api, <daemon>.pid
-
-The daemons drop to Debian's `frr` user themselves. The configuration is applied, and reloaded, by vtysh and
-frr-reload.py run as an unprivileged user in the `frrvty` group (never root): whatever a `frr_config` says, it
-reaches FRR's command parser as a student typing it in vtysh would, and nothing else.
+    <run_dir>/frr/<pathspace>/    the agent's (root, readable): frr.conf, daemons, vtysh.conf, applied (hash)
+    <cell dir>/<pathspace>/       the lab's (FRR's): <daemon>.vty, zserv.api, <daemon>.pid
 
 A changed `routing:` is applied with frr-reload.py (the difference, as `no ...` and new lines), not by restarting;
 daemons that become needed are started first, daemons no longer needed are stopped after.
 """
 from __future__ import annotations
 
-import grp
 import hashlib
 import json
 import os
-import pwd
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from . import cell as cells
 from . import naming, procs
 from .errors import ApplyError
 from .model import NAMESPACE_KINDS, Node, Topology
@@ -43,10 +42,9 @@ from .routing import Ospf, Routing, effective_router_id
 FRR_BIN = Path("/usr/lib/frr")
 VTYSH = "/usr/bin/vtysh"
 FRR_RELOAD = FRR_BIN / "frr-reload.py"
-FRR_USER, FRR_GROUP, VTY_GROUP = "frr", "frr", "frrvty"
-FRR_RUNSTATE = Path("/var/run/frr")  # FRR's compiled-in run state dir; a pathspace gets a directory in it
-#: the user vtysh runs as (to apply configuration, for status, and in the browser's console)
-VTYSH_USER = "nobody"
+#: what FRR's daemons ask for (their zprivs: zebra net_admin, sys_admin, net_raw; ospfd and bgpd net_admin, net_raw
+#: and binding port 179), and setgid/setuid for the vty group they join; inside the lab's user namespace only
+DAEMON_CAPS = ("net_admin", "net_raw", "net_bind_service", "sys_admin", "setuid", "setgid")
 ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
                "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
 START_TIMEOUT = 10.0
@@ -87,8 +85,8 @@ def conf_dir(lab: str, node: str) -> Path:
 
 
 def sock_dir(lab: str, node: str) -> Path:
-    """Where the instance's daemons listen (FRR's run state dir of the pathspace)."""
-    return FRR_RUNSTATE / pathspace(lab, node)
+    """Where the instance's daemons listen and keep their pid files: in the lab's cell dir."""
+    return cells.cell_dir(lab) / pathspace(lab, node)
 
 
 # ------------------------------------------------------------------------------------------------ pure: config
@@ -239,30 +237,16 @@ def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
     vty."""
     if daemon not in ALL_DAEMONS:
         raise ApplyError(f"unknown FRR daemon {daemon!r}")
-    return [str(FRR_BIN / daemon), "-N", pathspace(lab, node), "-f", "/dev/null", "-P", "0",
+    sock = sock_dir(lab, node)
+    return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
+            "-i", str(sock / f"{daemon}.pid"), "-u", "root", "-g", "root", "-P", "0",
             "--log", "stdout", "--log-level", "notifications"]
 
 
-def vtysh_argv(lab: str, node: str, *extra: str, config_dir: Path | None = None) -> list[str]:
-    """vtysh bound to this router's instance only. `config_dir`: where `<pathspace>/vtysh.conf` is read (default
-    the lab's FRR configuration dir)."""
-    return [VTYSH, "--vty_socket", str(FRR_RUNSTATE), "--config_dir", str(config_dir or conf_base(lab)),
+def vtysh_argv(lab: str, node: str, *extra: str) -> list[str]:
+    """vtysh bound to this router's instance only (run in the lab's cell: the sockets are the lab's)."""
+    return [VTYSH, "--vty_socket", str(cells.cell_dir(lab)), "--config_dir", str(conf_base(lab)),
             "-N", pathspace(lab, node), "-H", "/dev/null", *extra]
-
-
-def unprivileged_prefix(user: str = VTYSH_USER) -> list[str]:
-    """setpriv to `user` with the vty group only, no capabilities: enough to talk to an instance's vty sockets."""
-    try:
-        entry = pwd.getpwnam(user)
-        vty_gid = grp.getgrnam(VTY_GROUP).gr_gid
-    except KeyError as exc:
-        raise ApplyError(f"FRR is not installed as expected ({exc}): apt-get install frr") from exc
-    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", f"--groups={vty_gid}",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "env", "-i",
-            *(f"{k}={v}" for k, v in {**procs.BASE_ENV, **VTYSH_ENV, "HOME": "/nonexistent"}.items())]
-
-
-# ------------------------------------------------------------------------------------------------ kernel
 
 
 def _write(path: Path, text: str) -> None:
@@ -288,29 +272,6 @@ def _prepare(lab: str, topology: Topology, node: str) -> str:
     return config_hash(topology, node)
 
 
-class _PrivateCopy:
-    """The instance's frr.conf and vtysh.conf copied, as `<dir>/<pathspace>/...`, into a fresh temp dir owned by the
-    unprivileged vtysh user (the lab's run dir may be closed to it); removed on exit."""
-
-    def __init__(self, lab: str, node: str):
-        self.lab, self.node = lab, node
-
-    def __enter__(self) -> Path:
-        uid = pwd.getpwnam(VTYSH_USER).pw_uid
-        self.root = Path(tempfile.mkdtemp(prefix="topolab-frr-"))
-        inner = self.root / pathspace(self.lab, self.node)
-        inner.mkdir(mode=0o700)
-        for name in ("frr.conf", "vtysh.conf"):
-            _write(inner / name, (conf_dir(self.lab, self.node) / name).read_text())
-            os.chown(inner / name, uid, -1, follow_symlinks=False)
-        os.chown(inner, uid, -1, follow_symlinks=False)
-        os.chown(self.root, uid, -1, follow_symlinks=False)
-        return inner
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 def running(lab: str, node: str) -> dict[str, procs.TaggedProcess]:
     """The instance's live daemons, by name."""
     return {p.role.split(":")[2]: p for p in procs.find(lab) if is_frr_role(p.role, node)}
@@ -321,7 +282,7 @@ def _wait_socket(lab: str, node: str, daemon: str, pid: int, element: str) -> No
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if procs.inspect(pid) is None:
-            raise ApplyError(f"{daemon} exited at start: {_tail(_log(lab, node, daemon))}", element=element)
+            raise ApplyError(f"{daemon} exited at start: {_tail(lab, _log(lab, node, daemon))}", element=element)
         if path.exists():
             return
         time.sleep(0.01)
@@ -329,28 +290,32 @@ def _wait_socket(lab: str, node: str, daemon: str, pid: int, element: str) -> No
 
 
 def _log(lab: str, node: str, daemon: str) -> Path:
-    return naming.run_dir(lab) / f"frr-{node}-{daemon}.log"
+    return cells.cell_dir(lab) / f"frr-{node}-{daemon}.log"
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def _tail(lab: str, path: Path, lines: int = 5) -> str:
     try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+        text = cells.read_text(lab, path, 64 * 1024)
+    except ApplyError as exc:
+        return str(exc)
+    return "(no log)" if text is None else " | ".join(text.strip().splitlines()[-lines:])
 
 
 def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> int:
     try:
         return procs.spawn(daemon_argv(lab, node, daemon), lab=lab, role=role(node, daemon), namespace=namespace,
-                           log_path=_log(lab, node, daemon))
+                           log_path=_log(lab, node, daemon), caps=DAEMON_CAPS)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
-def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0, check: bool = True,
-           config_dir: Path | None = None):
-    return procs.run(unprivileged_prefix() + vtysh_argv(lab, node, *args, config_dir=config_dir), timeout=timeout,
-                     element=element, check=check)
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0):
+    """vtysh of the instance, run to completion in the lab's cell with no capability."""
+    try:
+        return procs.run_in_cell(vtysh_argv(lab, node, *args), lab=lab, role=f"frr-vtysh:{node}",
+                                 namespace=naming.node_namespace(lab, node), timeout=timeout)
+    except ApplyError as exc:
+        raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
@@ -359,7 +324,8 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
     element = f"nodes.{node}.routing"
     for proc in running(lab, node).values():
         procs.stop(proc)
-    _remove_runstate(pathspace(lab, node))  # stale sockets of an instance that died
+    if sock_dir(lab, node).is_dir():
+        shutil.rmtree(sock_dir(lab, node))  # stale sockets of an instance that died (rmtree follows no link)
     digest = _prepare(lab, topology, node)
     (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
     for daemon in topology.nodes[node].routing.daemons():
@@ -370,8 +336,7 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
 
 
 def _apply(lab: str, node: str, element: str) -> None:
-    with _PrivateCopy(lab, node) as copy:
-        done = _vtysh(lab, node, "-f", str(copy / "frr.conf"), config_dir=copy.parent, element=element, check=False)
+    done = _vtysh(lab, node, "-f", str(conf_dir(lab, node) / "frr.conf"), element=element)
     if done.returncode != 0:
         out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
         raise ApplyError("FRR refused the configuration: " + " | ".join(out[-6:]), element=element)
@@ -389,14 +354,15 @@ def reload(lab: str, topology: Topology, node: str, namespace: str) -> None:
     for daemon in wanted:
         if daemon not in have:
             _wait_socket(lab, node, daemon, _spawn(lab, node, daemon, namespace, element), element)
-    with _PrivateCopy(lab, node) as copy:
-        # the copy's own directory as --confdir: frr-reload.py then sees the file it is given as the instance's
-        # frr.conf and does not `write` the running configuration over it
-        argv = unprivileged_prefix() + [
-            "/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
-            "--confdir", str(copy), "--vty_socket", str(sock_dir(lab, node)), "--rundir", str(copy),
-            str(copy / "frr.conf")]
-        done = procs.run(argv, timeout=60, element=element, check=False)
+    # the instance's own directories, not --pathspace: frr-reload.py then sees the file it is given as the
+    # instance's frr.conf and does not `write` the running configuration over it; its temp files go to the lab's
+    argv = ["/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
+            "--confdir", str(conf_dir(lab, node)), "--vty_socket", str(sock_dir(lab, node)),
+            "--rundir", str(sock_dir(lab, node)), str(conf_dir(lab, node) / "frr.conf")]
+    try:
+        done = procs.run_in_cell(argv, lab=lab, role=f"frr-reload:{node}", namespace=namespace, timeout=60)
+    except ApplyError as exc:
+        raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
     if done.returncode != 0:
         out = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
         raise ApplyError("frr-reload.py failed: " + " | ".join(out[-6:]), element=element)
@@ -410,30 +376,11 @@ def stop(lab: str, node: str) -> None:
     """Stop the instance (idempotent) and remove its files."""
     for proc in running(lab, node).values():
         procs.stop(proc)
-    if conf_dir(lab, node).exists():
-        shutil.rmtree(conf_dir(lab, node))
-    _remove_runstate(pathspace(lab, node))
+    for d in (conf_dir(lab, node), sock_dir(lab, node)):
+        if d.is_dir():
+            shutil.rmtree(d)
     for daemon in ALL_DAEMONS:
         _log(lab, node, daemon).unlink(missing_ok=True)
-
-
-def _remove_runstate(space: str) -> None:
-    d = FRR_RUNSTATE / space
-    if d.is_dir() and not d.is_symlink():
-        shutil.rmtree(d)
-
-
-def forget_lab(lab: str) -> list[str]:
-    """Remove FRR's run state dirs of the lab's instances (called by destroy, before the run dir goes): those
-    named after an instance this lab has a configuration directory for, never others."""
-    removed = []
-    base = conf_base(lab)
-    for entry in sorted(base.iterdir()) if base.is_dir() else ():
-        parsed = naming.parse_namespace(entry.name)
-        if parsed and parsed[0] == lab and parsed[1] and (FRR_RUNSTATE / entry.name).is_dir():
-            _remove_runstate(entry.name)
-            removed.append(f"FRR run state {FRR_RUNSTATE / entry.name}")
-    return removed
 
 
 def applied_hashes(lab: str) -> dict[str, str]:
@@ -520,7 +467,7 @@ def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict
                 if not (("ospf neighbor" in c and not alive.get("ospfd")) or ("ospf6" in c and not alive.get("ospf6d"))
                         or ("bgp" in c and not alive.get("bgpd")))]
         args = [a for c in cmds for a in ("-c", c)]
-        done = _vtysh(lab, node.name, *args, element=path, timeout=10, check=False)
+        done = _vtysh(lab, node.name, *args, element=path, timeout=10)
         status.update(parse_status(cmds, done.stdout.decode(errors="replace")))
     return status, drift
 

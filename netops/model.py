@@ -54,6 +54,15 @@ class Nat:
 
 
 @dataclass(frozen=True)
+class NodeLimits:
+    """What a node's cgroup may use at most, lowering the operator's defaults (None: the default)."""
+
+    memory: int | None = None  # bytes
+    pids: int | None = None
+    cpu: float | None = None  # CPUs
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     kind: str  # one of NODE_KINDS
@@ -74,6 +83,7 @@ class Node:
     routing: Any = None
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
+    limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import dnsmasq, frr, linkcond, naming, nft, procs, qemu
-from .kernel import netns
+from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
 from .model import NAMESPACE_KINDS, Topology
 from .plan import Inventory, LinkState, NamespaceState
@@ -182,10 +182,11 @@ class NodeStatus:
     interfaces: dict[str, dict] = field(default_factory=dict)
     leases: list[dict] | None = None
     vm: dict | None = None
+    usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
     routing: dict | None = None  # routers with routing: (netops.frr.router_status)
 
     def as_dict(self) -> dict:
-        out: dict = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces}
+        out: dict = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces, "usage": self.usage}
         if self.routing is not None:
             out["routing"] = self.routing
         if self.leases is not None:
@@ -299,6 +300,8 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
             state = "running" if running else ("stopped" if fabric is not None else "absent")
             st.nodes[name] = NodeStatus(node.kind, state, ifaces, vm=vm or {})
         st.drift.extend(drift)
+    for name, node_status in st.nodes.items():
+        node_status.usage = cgroups.node_usage(lab, name)
     for ns_name in inv.namespaces:
         node = naming.parse_namespace(ns_name)[1]  # type: ignore[index]
         if node and node not in topology.nodes:

@@ -1,11 +1,14 @@
-"""Tagged, safe process management: every daemon Topolab starts carries `TOPOLAB_LAB`/`TOPOLAB_ROLE` in its
-environment, and is only ever signalled after its tag and start time were re-checked (DESIGN.md, "Isolation and
-naming": a stale pidfile or a reused pid can never make Topolab kill someone else's process).
+"""Safe process management for lab cells: everything Topolab starts for a lab runs in that lab's cell (its user
+namespace, its uid range, the cgroup of its node and role, no capability in the host's initial user namespace:
+`netops/_cell_exec.py`), and is found again through the lab's cgroups, which its users can neither leave nor forge
+(DESIGN.md, "What a lab can and cannot do"). A process is only ever signalled after its cgroup and start time were
+re-checked, so a stale record or a reused pid can never make Topolab kill someone else's process.
 
-- `spawn()` starts a long-running daemon detached (new session, double fork through `_daemonize.py`, a fresh
-  single-threaded interpreter, so forking is safe even from a threaded Celery worker) inside a network namespace.
-- `find()` scans /proc for tagged processes; `stop()` terminates one; `run()` runs a short command (nft, tc, ip)
-  inside a namespace and raises `ApplyError` with its stderr on failure.
+- `spawn()` starts a long-running daemon detached (new session, double fork through the launcher, a fresh
+  single-threaded interpreter, so forking is safe even from a threaded Celery worker) inside a lab's namespace.
+- `cell_command()` is the argv and fds that run a program in the cell in the foreground (consoles).
+- `find()` lists a lab's processes from its cgroups; `stop()` terminates one; `run()` runs a short command of the
+  agent's own (nft, tc, ip; root, not in a cell) inside a namespace and raises `ApplyError` with its stderr.
 
 Machine note (FACTS): PID 1 of the CI VM does not reap orphans, so a detached daemon that died stays a zombie.
 A zombie has released everything but its pid and cannot be signalled; `stop()` therefore treats a zombie that is
@@ -23,25 +26,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cell as cells
 from . import naming
 from .errors import ApplyError
+from .kernel import cgroups, userns
 
 NETNS_DIR = Path("/run/netns")
 #: the environment every Topolab process gets, besides its tags
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 ROLE_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}\Z")
-_HELPER = Path(__file__).with_name("_daemonize.py")
+_LAUNCHER = Path(__file__).with_name("_cell_exec.py")
 
 
 @dataclass(frozen=True)
 class TaggedProcess:
-    """A process found carrying Topolab's tag. `start_time` (clock ticks after boot) detects pid reuse."""
+    """A process found in a lab's cgroup. `start_time` (clock ticks after boot) detects pid reuse."""
 
     pid: int
     lab: str
     role: str
     argv: tuple[str, ...]
     start_time: int
+    node: str = ""  # the node level of its cgroup (cell.FABRIC_CGROUP for the fabric)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -75,6 +81,62 @@ def check_role(role: str) -> str:
 # ---------------------------------------------------------------------------------------------- spawn
 
 
+def _lab_userns(lab: str, namespace: str | None, cell: cells.Cell) -> int:
+    """An fd on the lab's user namespace, found from the namespace the program runs in (or the lab's fabric)."""
+    ns = namespace or naming.fabric_namespace(lab)
+    path = check_namespace(ns)
+    parsed = naming.parse_namespace(ns)
+    if parsed is None or parsed[0] != lab:
+        raise ApplyError(f"namespace {ns} is not lab {lab}'s")
+    fd = userns.owner_fd(path)
+    if os.fstat(fd).st_ino == userns.initial_inode():
+        os.close(fd)
+        raise ApplyError(f"namespace {ns} is not in a lab cell (deployed by an older Topolab?): destroy the lab "
+                         "and deploy it again", element="lab")
+    return fd
+
+
+def node_limits(lab: str, node: str) -> cgroups.Limits:
+    """The limits a node's cgroup gets when it is made: the document's (`limits.json`, the agent's), else the
+    operator's defaults."""
+    try:
+        stored = json.loads((naming.run_dir(lab) / "limits.json").read_text()).get(node)
+    except (FileNotFoundError, ValueError):
+        stored = None
+    if not stored:
+        return cells.node_limits(None)
+    return cgroups.Limits(memory=stored.get("memory"), pids=stored.get("pids"), cpu=stored.get("cpu"))
+
+
+def cell_command(argv: list[str], *, lab: str, role: str, namespace: str | None, node: str | None = None,
+                 caps: tuple[str, ...] | list[str] = (), log_path: Path | None = None, cwd: Path | str | None = None,
+                 env: dict[str, str] | None = None, daemon: bool = False, isolate: dict | None = None,
+                 ctty: bool = False) -> tuple[list[str], int]:
+    """The launcher's argv that runs `argv` in the lab's cell, and the user-namespace fd it must inherit (the
+    caller passes it with `pass_fds` and closes it after the start)."""
+    argv = check_argv(argv)
+    naming.check_lab_id(lab)
+    check_role(role)
+    cell = cells.get(lab)
+    if cell is None:
+        raise ApplyError(f"lab {lab} has no cell on this host (is it deployed?)", element="lab")
+    netns = str(check_namespace(namespace)) if namespace is not None else ""
+    group = cells.cgroup_node(namespace) if node is None else node
+    if group != cells.FABRIC_CGROUP and not naming.NODE_NAME_RE.match(group):
+        raise ApplyError(f"{group!r} names no node")
+    procs_files = cgroups.ensure(lab, group, role, lab_limits=cells.lab_limits(),
+                                 node_limits=node_limits(lab, group))
+    for value in (str(log_path or ""), str(cwd or "")):
+        if "\0" in value:
+            raise ApplyError(f"path {value!r} contains NUL")
+    fd = _lab_userns(lab, namespace, cell)
+    spec = {"netns": netns, "userns_fd": fd, "cgroups": [str(p) for p in procs_files], "caps": list(caps),
+            "daemon": daemon, "isolate": isolate, "ctty": ctty, "log": str(log_path) if log_path else "",
+            "cwd": str(cwd) if cwd else "", "argv": argv, "env": dict(BASE_ENV, **(env or {})),
+            "uid_map": [0, cell.uid, cells.SIZE]}
+    return [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec)], fd
+
+
 def spawn(
     argv: list[str],
     *,
@@ -83,27 +145,26 @@ def spawn(
     namespace: str | None,
     log_path: Path | None = None,
     cwd: Path | str | None = None,
+    caps: tuple[str, ...] | list[str] = (),
+    node: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> int:
-    """Start `argv` as a detached daemon inside `namespace` (None: the root namespace) and return its pid.
+    """Start `argv` as a detached daemon in the lab's cell, inside `namespace` (None: the lab's fabric user
+    namespace without entering a network namespace), and return its pid. It runs as uid 0 of the lab's user
+    namespace with only `caps` there, in the cgroup `<lab>/<node>/<role>`.
 
     The program must stay in the foreground (`--keep-in-foreground`, `-f`, ...): the returned pid is the process
-    that was exec'd, and a program that forks again would escape tracking (its child keeps the tag, though).
+    that was exec'd; a program that forks again stays in the cgroup, so its children are found and stopped too.
     """
-    argv = check_argv(argv)
-    naming.check_lab_id(lab)
-    check_role(role)
-    netns = str(check_namespace(namespace)) if namespace is not None else ""
-    log = str(Path(log_path)) if log_path is not None else ""
-    workdir = str(Path(cwd)) if cwd is not None else ""
-    for value in (log, workdir):
-        if "\0" in value:
-            raise ApplyError(f"path {value!r} contains NUL")
-    env = dict(BASE_ENV, **{naming.PROCESS_TAG_ENV: lab, naming.PROCESS_ROLE_ENV: role})
-    helper = [sys.executable, "-I", "-S", str(_HELPER), netns, log, workdir, "--", *argv]
+    launcher, fd = cell_command(argv, lab=lab, role=role, namespace=namespace, node=node, caps=caps,
+                                log_path=log_path, cwd=cwd, env=env, daemon=True)
     try:
-        done = subprocess.run(helper, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        done = subprocess.run(launcher, env=dict(BASE_ENV), stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30, pass_fds=(fd,))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ApplyError(f"cannot start {argv[0]}: {exc}", permanent=False) from exc
+    finally:
+        os.close(fd)
     try:
         answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
@@ -111,6 +172,32 @@ def spawn(
     if "pid" not in answer:
         raise ApplyError(f"cannot start {argv[0]}: {answer.get('error')}")
     return int(answer["pid"])
+
+
+def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: tuple[str, ...] | list[str] = (),
+                timeout: float = 30.0, input: bytes | None = None, max_output: int = 1 << 20,
+                isolate: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a short program to completion in the lab's cell, in `namespace`, as its processes run (uid 0 of the
+    lab's user namespace, only `caps` there, the node's cgroup): for checks and tests of what a lab may do.
+    Output is captured up to `max_output` bytes each; the program and everything it forked are stopped after
+    `timeout` (ApplyError)."""
+    launcher, fd = cell_command(argv, lab=lab, role=role, namespace=namespace, caps=caps, isolate=isolate)
+    try:
+        proc = subprocess.Popen(launcher, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(BASE_ENV),
+                                pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stop_all(lab, role, timeout=2.0)
+        proc.communicate()
+        raise ApplyError(f"{argv[0]} did not finish within {timeout:g} s", permanent=False) from None
+    finally:
+        stop_all(lab, role, timeout=2.0)  # whatever it left running
+    return subprocess.CompletedProcess(argv, proc.returncode, out[:max_output], err[:max_output])
 
 
 # ---------------------------------------------------------------------------------------------- find
@@ -134,49 +221,33 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0].decode(), int(fields[1]), int(fields[19])
 
 
-def _tags(pid: int) -> tuple[str, str] | None:
-    raw = _read(f"/proc/{pid}/environ")
-    if not raw:
-        return None
-    lab = role = None
-    tag_key = naming.PROCESS_TAG_ENV.encode() + b"="
-    role_key = naming.PROCESS_ROLE_ENV.encode() + b"="
-    for item in raw.split(b"\0"):
-        if item.startswith(tag_key):
-            lab = item[len(tag_key):].decode(errors="replace")
-        elif item.startswith(role_key):
-            role = item[len(role_key):].decode(errors="replace")
-    if lab is None or not naming.LAB_ID_RE.match(lab):
-        return None
-    return lab, role or ""
-
-
 def inspect(pid: int) -> TaggedProcess | None:
-    """The tagged process currently holding `pid`, or None (gone, zombie, or not Topolab's)."""
+    """The lab process currently holding `pid`, or None (gone, zombie, or in no lab's cgroup)."""
     before = _stat(pid)
     if before is None or before[0] in ("Z", "X"):
         return None
-    tags = _tags(pid)
+    member = cgroups.membership(pid)
     cmdline = _read(f"/proc/{pid}/cmdline")
     after = _stat(pid)
-    # the pid must be the same process before and after reading its environment
-    if tags is None or cmdline is None or after is None or after[2] != before[2]:
+    # the pid must be the same process before and after reading its cgroup
+    if member is None or cmdline is None or after is None or after[2] != before[2]:
         return None
     argv = tuple(part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1])
-    return TaggedProcess(pid=pid, lab=tags[0], role=tags[1], argv=argv, start_time=before[2])
+    return TaggedProcess(pid=pid, lab=member[0], role=member[2], argv=argv, start_time=before[2], node=member[1])
 
 
 def find(lab: str | None = None, role: str | None = None) -> list[TaggedProcess]:
-    """Every live process tagged for `lab` (any lab when None) with `role` (any when None), by pid."""
-    own = os.getpid()
+    """Every live process in the cgroups of `lab` (any lab when None) with `role` (any when None), by pid."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == own:
+    for member_lab, node, member_role, pid in cgroups.members(lab):
+        if role is not None and member_role != role:
             continue
-        proc = inspect(int(entry))
-        if proc is None or (lab is not None and proc.lab != lab) or (role is not None and proc.role != role):
+        stat = _stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
             continue
-        found.append(proc)
+        cmdline = _read(f"/proc/{pid}/cmdline") or b""
+        argv = tuple(part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1])
+        found.append(TaggedProcess(pid, member_lab, member_role, argv, stat[2], node))
     return sorted(found, key=lambda p: p.pid)
 
 
@@ -185,7 +256,7 @@ def find(lab: str | None = None, role: str | None = None) -> list[TaggedProcess]
 
 def _same(proc: TaggedProcess) -> bool:
     """True when `proc.pid` still is that process; False when it is gone (or dead); raises when the pid now
-    belongs to a process that lacks the tag although its start time matches (a forged or corrupted record)."""
+    belongs to a process outside that cgroup although its start time matches (a forged or corrupted record)."""
     stat = _stat(proc.pid)
     if stat is None or stat[2] != proc.start_time or stat[0] in ("Z", "X"):
         return False
@@ -194,7 +265,7 @@ def _same(proc: TaggedProcess) -> bool:
         if _stat(proc.pid) is None:
             return False
         raise ApplyError(
-            f"refusing to signal pid {proc.pid}: it does not carry the tag lab={proc.lab} role={proc.role}",
+            f"refusing to signal pid {proc.pid}: it is not in the cgroup of lab={proc.lab} role={proc.role}",
             permanent=True,
         )
     return True
@@ -220,7 +291,7 @@ def _wait_dead(proc: TaggedProcess, deadline: float) -> bool:
 
 
 def stop(proc: TaggedProcess, *, timeout: float = 5.0) -> None:
-    """SIGTERM, wait up to `timeout`, SIGKILL, wait until dead. Tag and start time are re-verified right before
+    """SIGTERM, wait up to `timeout`, SIGKILL, wait until dead. Cgroup and start time are re-verified right before
     each signal; a process that no longer matches is never signalled."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if not _same(proc):
@@ -236,11 +307,47 @@ def stop(proc: TaggedProcess, *, timeout: float = 5.0) -> None:
 
 
 def stop_all(lab: str, role: str | None = None, *, timeout: float = 5.0) -> list[TaggedProcess]:
-    """Stop every process of `lab` (with `role`, when given); returns what was stopped."""
+    """Stop every process of `lab` (with `role`, when given): SIGTERM to each, then SIGKILL to whatever is left
+    in those cgroups, again until none is (a fork bomb cannot outrun it: a killed process forks no more).
+    Returns what was found at first."""
     procs = find(lab, role)
     for proc in procs:
-        stop(proc, timeout=timeout)
+        try:
+            if _same(proc):
+                os.kill(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, ApplyError):
+            pass
+    deadline = time.monotonic() + timeout
+    while find(lab, role) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        _reap_children(procs)
+    kill_all(lab, role, timeout=timeout)
     return procs
+
+
+def _reap_children(procs: list[TaggedProcess]) -> None:
+    for proc in procs:
+        _reap_if_child(proc.pid)
+
+
+def kill_all(lab: str, role: str | None = None, *, timeout: float = 5.0) -> None:
+    """SIGKILL every member of the lab's (role's) cgroups until none is left; ApplyError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = find(lab, role)
+        if not left:
+            return
+        for proc in left:
+            try:
+                if _same(proc):
+                    os.kill(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, ApplyError):
+                pass
+        _reap_children(left)
+        if time.monotonic() > deadline:
+            raise ApplyError(f"{len(left)} processes of lab {lab} ({role or 'all roles'}) survived SIGKILL",
+                             permanent=False)
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------------------------------------- run

@@ -5,9 +5,12 @@ attached to the right bridge and up, then calls `start_vm()`; qemu runs inside t
 `procs.spawn`, tagged `qemu:<node>`) so it finds those taps. `stop_vm()` asks the guest to power off over QMP, then
 stops the process, and removes the overlay and sockets.
 
-Per VM, in `naming.run_dir(lab)`: `<node>.console` (serial console, unix socket; `<node>.console.log` records it),
+Per VM, in the lab's cell dir (`cell.cell_dir(lab)`, the lab's uid: qemu runs in the lab's cell, with no
+capability, attached to taps its uid owns): `<node>.console` (serial console, unix socket; `<node>.console.log` records it),
 `<node>.qmp` (QMP, unix socket), `<node>.pid`, `<node>.qemu.log` (qemu's stderr), `<node>.overlay.qcow2` (disk
-images only: the deployment's writes; the library's base is never written) and `<node>.vm.json` (what was started).
+images only: the deployment's writes; the library's base is never written); in the agent's run dir
+`<node>.vm.json` (what was started). The agent reaches the sockets only through `cell.connect_unix` (never through a
+link the lab planted).
 No TCP listener anywhere: consoles and QMP are unix sockets only.
 
 `vm_argv()` is a pure builder (unit-tested); everything touching processes and files is below it.
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import cell as cells
 from . import images, model, naming, procs
 from .errors import ApplyError, TopologyError
 
@@ -60,15 +64,15 @@ def mac_of(lab: str, node: model.Node, interface: str) -> str:
 
 def console_path(lab: str, node: str) -> Path:
     """The VM's serial console: a unix stream socket (connect to read and type)."""
-    return naming.run_dir(lab) / f"{node}.console"
+    return cells.cell_dir(lab) / f"{node}.console"
 
 
 def qmp_path(lab: str, node: str) -> Path:
-    return naming.run_dir(lab) / f"{node}.qmp"
+    return cells.cell_dir(lab) / f"{node}.qmp"
 
 
 def overlay_path(lab: str, node: str) -> Path:
-    return naming.run_dir(lab) / f"{node}.overlay.qcow2"
+    return cells.cell_dir(lab) / f"{node}.overlay.qcow2"
 
 
 def _files(run_dir: Path, node: str) -> dict[str, Path]:
@@ -79,7 +83,6 @@ def _files(run_dir: Path, node: str) -> dict[str, Path]:
         "pid": run_dir / f"{node}.pid",
         "log": run_dir / f"{node}.qemu.log",
         "overlay": run_dir / f"{node}.overlay.qcow2",
-        "state": run_dir / f"{node}.vm.json",
     }
 
 
@@ -275,11 +278,16 @@ def _find(lab: str, node_name: str) -> procs.TaggedProcess | None:
     return found[0] if found else None
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def _tail(lab: str, path: Path, lines: int = 5) -> str:
     try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    except FileNotFoundError:
-        return ""
+        text = cells.read_text(lab, path) or ""
+    except ApplyError as exc:
+        return exc.message
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def _state_path(lab: str, node_name: str) -> Path:
+    return naming.run_dir(lab) / f"{node_name}.vm.json"
 
 
 def _prepare_overlay(image: images.Image, overlay: Path, element: str) -> None:
@@ -294,6 +302,14 @@ def _prepare_overlay(image: images.Image, overlay: Path, element: str) -> None:
             return
         overlay.unlink()
     procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", fmt, str(overlay)], element=element)
+    cell = cells.get(overlay.parent.parent.name)
+    if cell is not None:  # the lab's qemu writes it
+        fd = os.open(overlay, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, cell.uid, cell.gid)
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespace: str, *,
@@ -307,8 +323,7 @@ def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespa
     if running is not None:
         return running.pid
     image = images.get_image(node.image, element=f"{element}.image")
-    run_dir = naming.run_dir(lab)
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    run_dir = cells.cell_dir(lab)
     files = _files(run_dir, node.name)
     for key in ("console", "qmp", "pid"):
         files[key].unlink(missing_ok=True)  # left by a qemu that was killed; nothing listens on them
@@ -321,12 +336,16 @@ def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespa
     state = {"image": image.name, "format": image.format, "memory": node.memory or image.memory,
              "cpus": node.cpus or 1, "accel": decision["accel"],
              "macs": {name: mac_of(lab, node, name) for name in node.interfaces}, "taps": dict(taps)}
-    files["state"].write_text(json.dumps(state) + "\n")
-    pid = procs.spawn(argv, lab=lab, role=role(node.name), namespace=fabric_namespace, log_path=files["log"])
+    fd = os.open(_state_path(lab, node.name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(state) + "\n")
+    pid = procs.spawn(argv, lab=lab, role=role(node.name), namespace=fabric_namespace, log_path=files["log"],
+                      node=node.name)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if procs.inspect(pid) is None:
-            raise ApplyError(f"qemu exited at start: {_tail(files['log']) or 'no output'}", element=element)
+            raise ApplyError(f"qemu exited at start: {_tail(lab, files['log']) or 'no output'}", element=element)
         if files["qmp"].exists() and files["console"].exists():
             try:  # QMP answers once machine init (taps included) is done
                 qmp(lab, node.name, "query-status", timeout=max(0.5, deadline - time.monotonic()))
@@ -336,17 +355,14 @@ def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespa
             if procs.inspect(pid) is not None:
                 return pid
         time.sleep(0.05)
-    raise ApplyError(f"qemu did not open its sockets within {wait:.0f} s: {_tail(files['log'])}",
+    raise ApplyError(f"qemu did not open its sockets within {wait:.0f} s: {_tail(lab, files['log'])}",
                      element=element, permanent=False)
 
 
 def qmp(lab: str, node_name: str, command: str, arguments: dict[str, Any] | None = None, *,
         timeout: float = 5.0) -> Any:
     """Run one QMP command on the VM and return its `return` value."""
-    path = qmp_path(lab, node_name)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(str(path))
+    with cells.connect_unix(lab, qmp_path(lab, node_name), timeout=timeout) as sock:
         stream = sock.makefile("rwb")
 
         def call(execute: str, args: dict[str, Any] | None = None) -> Any:
@@ -392,20 +408,19 @@ def stop_vm(lab: str, node_name: str, *, timeout: float = 10.0) -> bool:
                 time.sleep(0.1)
             graceful = _gone(proc)
         procs.stop(proc, timeout=5.0)
-    run_dir = naming.run_dir(lab)
-    for key, path in _files(run_dir, node_name).items():
+    for key, path in _files(cells.cell_dir(lab), node_name).items():
         if key not in ("log", "console_log"):
             path.unlink(missing_ok=True)
+    _state_path(lab, node_name).unlink(missing_ok=True)
     return graceful
 
 
 def vm_status(lab: str, node_name: str) -> dict[str, Any]:
     """What is known about the VM from the system: pid, alive, accel, console, memory, image, macs."""
-    run_dir = naming.run_dir(lab)
-    files = _files(run_dir, node_name)
+    files = _files(cells.cell_dir(lab), node_name)
     proc = _find(lab, node_name)
     try:
-        state = json.loads(files["state"].read_text())
+        state = json.loads(_state_path(lab, node_name).read_text())
     except (FileNotFoundError, ValueError):
         state = {}
     return {

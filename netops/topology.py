@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from . import limits as cell_limits
 from . import naming, routing, units
 from .errors import Problem, TopologyError
 from .model import (
@@ -63,9 +64,9 @@ DEFAULT_LEASE_S = 3600
 # Allowed keys, in the order the normalised document writes them.
 TOP_KEYS = ("version", "name", "description", "nodes", "links", "ui")
 NODE_KEYS: dict[str, tuple[str, ...]] = {
-    "host": ("kind", "description", "interfaces", "routes", "ui"),
-    "router": ("kind", "description", "interfaces", "routes", "nat", "routing", "ui"),
-    "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "ui"),
+    "host": ("kind", "description", "interfaces", "routes", "limits", "ui"),
+    "router": ("kind", "description", "interfaces", "routes", "nat", "routing", "limits", "ui"),
+    "vm": ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "limits", "ui"),
     "bridge": ("kind", "description", "multicast_snooping", "ui"),
     "external": ("kind", "description", "bridge", "nat", "address", "ui"),
 }
@@ -435,6 +436,13 @@ class _Checker:
             fields = self.check_vm(data, path)
         if kind == "external":
             fields = self.check_external(data, path)
+        if "limits" in allowed and data.get("limits") is not None:
+            limits, problems = cell_limits.check_limits(data["limits"], _join(path, "limits"),
+                                                        vm_memory_mib=fields.get("memory"))
+            for problem_path, message in problems:
+                self.add(problem_path, message)
+            if limits is not None:
+                fields["limits"] = limits
         if kind == "bridge" and data.get("multicast_snooping") is not None:
             snooping = data["multicast_snooping"]
             if isinstance(snooping, bool):
@@ -912,6 +920,8 @@ def _node_document(node: Node) -> dict[str, Any]:
         doc["routing"] = routing.to_document(node.routing)
     if node.multicast_snooping:
         doc["multicast_snooping"] = True
+    if node.limits is not None:
+        doc["limits"] = cell_limits.limits_document(node.limits)
     if node.kind == "external":
         if node.bridge is not None:
             doc["bridge"] = node.bridge

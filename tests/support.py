@@ -74,3 +74,54 @@ def wait_run(run_id: int, timeout: float = 120) -> Any:
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} still {Run.objects.get(pk=run_id).status} after {timeout} s")
+
+
+def read_until(read, needle: bytes, timeout: float = 10.0) -> bytes:
+    """Collect output from read() (b"" = nothing yet, None = closed) until `needle` shows up."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not seen within {timeout} s; got {seen[-2000:]!r}")
+        chunk = read()
+        if chunk is None:
+            raise AssertionError(f"closed before {needle!r}; got {seen[-2000:]!r}")
+        if not chunk:
+            time.sleep(0.02)
+        seen += chunk
+    return seen
+
+
+class CellLab:
+    """Namespaces made in a lab cell by hand (no engine): for tests of what runs in a cell."""
+
+    def __init__(self, lab: str) -> None:
+        from netops import cell
+
+        self.lab = lab
+        self.cell = cell.allocate(lab)
+        cell.prepare_dirs(self.cell)
+        self.namespaces: list[str] = []
+        self.fabric = self.ns(None)
+
+    def ns(self, node: str | None) -> str:
+        from netops import naming
+        from netops.kernel import netns
+
+        name = naming.node_namespace(self.lab, node) if node else naming.fabric_namespace(self.lab)
+        with netns.Namespaces(cell=netns.CellNamespaces(self.cell.ids(), list(self.namespaces))) as spaces:
+            spaces.create(name, lambda: None)
+        self.namespaces.append(name)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        return name
+
+    def remove(self) -> None:
+        from netops import cell, naming, procs
+        from netops.kernel import cgroups, netns
+
+        procs.kill_all(self.lab)
+        for name in reversed(self.namespaces):
+            netns.delete(name)
+        cgroups.remove(self.lab)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(naming.run_dir(self.lab))], check=False)
+        cell.release(self.lab)

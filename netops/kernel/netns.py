@@ -6,6 +6,10 @@ in a worker thread and bind-mount that thread's /proc/thread-self/ns/net onto th
 `setns` back. Netlink sockets and /proc/sys/net files opened while inside stay bound to that namespace.
 Many namespaces at once (`Namespaces.create_many`): mount points made ahead on one thread, namespaces created by
 two workers.
+
+In a lab cell (`Namespaces(cell=...)`) a namespace is not unshared by the worker itself but made by a
+`userns.Maker` helper inside the lab's user namespace, one per worker (so the two still make namespaces in
+parallel), which owns it; the worker enters it by fd, mounts it and goes on exactly as before.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import threading
 from concurrent.futures import Future
 from typing import Callable, TypeVar
 
-from . import libc
+from . import libc, userns
 from .netlink import NetlinkSocket
 
 NETNS_DIR = "/run/netns"
@@ -62,8 +66,10 @@ def delete(name: str) -> bool:
 class _Worker(threading.Thread):
     """A thread that runs jobs inside namespaces and always returns to the host namespace between jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, cell: "CellNamespaces | None" = None) -> None:
         super().__init__(name="netops-netns", daemon=True)
+        self.cell = cell
+        self.maker: userns.Maker | None = None
         # (job, its future, namespace to run in, create: False | True | the Future of its mount point being made)
         self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool | Future] | None] = \
             queue.Queue()
@@ -84,7 +90,7 @@ class _Worker(threading.Thread):
                     if prepared:
                         create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
-                    _create_here(ns, prepared=prepared)
+                    _create_here(ns, prepared=prepared, maker=self._maker())
                 elif ns is not None:
                     fd = open_fd(ns)
                     try:
@@ -103,6 +109,18 @@ class _Worker(threading.Thread):
                         self.broken = True  # never run another job in a foreign namespace
                         self._refuse_queued()
                         return
+
+    def _maker(self) -> userns.Maker | None:
+        if self.cell is None:
+            return None
+        if self.maker is None:
+            self.maker = self.cell.maker()
+        return self.maker
+
+    def close_maker(self) -> None:
+        if self.maker is not None:
+            self.maker.close()
+            self.maker = None
 
     def _refuse_queued(self) -> None:
         while True:
@@ -140,18 +158,65 @@ def _make_mount_point(name: str) -> None:
     os.close(os.open(path(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
 
 
-def _create_here(name: str, prepared: bool = False) -> None:
-    """In the worker: create the mount point (unless `prepared`), unshare a new namespace, pin it by
-    bind-mounting. Stays inside."""
+def _create_here(name: str, prepared: bool = False, maker: userns.Maker | None = None) -> None:
+    """In the worker: create the mount point (unless `prepared`), make a new namespace (unshare, or through the
+    cell's maker and setns), pin it by bind-mounting. Stays inside."""
     p = path(name)
     if not prepared:
         _make_mount_point(name)
     try:
-        libc.unshare(libc.CLONE_NEWNET)
+        if maker is None:
+            libc.unshare(libc.CLONE_NEWNET)
+        else:
+            fd = maker.take()
+            try:
+                libc.setns(fd)
+            finally:
+                os.close(fd)
         libc.mount("/proc/thread-self/ns/net", p, "none", libc.MS_BIND)
     except OSError:
         os.unlink(p)
         raise
+
+
+class CellNamespaces:
+    """Where a lab's namespaces are made: its user namespace, made with `ids` when the lab has none yet (found
+    again from its existing namespaces otherwise). One per operation; makers are handed to the workers."""
+
+    def __init__(self, ids: userns.IdMap, existing: list[str]) -> None:
+        self.ids = ids
+        self.existing = existing  # namespaces of the lab that exist already (the first found is asked its owner)
+        self._userns_fd = -1
+        self._lock = threading.Lock()
+        self._first: userns.Maker | None = None
+
+    def maker(self) -> userns.Maker:
+        with self._lock:
+            if self._userns_fd < 0:
+                for name in self.existing:
+                    if exists(name):
+                        fd = userns.owner_fd(path(name))
+                        if os.fstat(fd).st_ino == userns.initial_inode():
+                            os.close(fd)
+                            raise OSError(errno.EPERM, f"namespace {name} is not in a lab cell (deployed by an older "
+                                          "Topolab?): destroy the lab and deploy it again")
+                        self._userns_fd = fd
+                        break
+            if self._userns_fd < 0:
+                first = userns.Maker(ids=self.ids)
+                self._userns_fd = first.userns_fd()
+                return first
+            m = userns.Maker(userns_fd=self._userns_fd)
+            if m.uid_map() != [(self.ids.inside, self.ids.outside, self.ids.count)]:
+                m.close()
+                raise OSError(errno.EPERM, f"the lab's namespaces are owned by a user namespace mapping "
+                              f"{m.uid_map()}, not the lab's {self.ids}")
+            return m
+
+    def close(self) -> None:
+        if self._userns_fd >= 0:
+            os.close(self._userns_fd)
+            self._userns_fd = -1
 
 
 class _MountPoints(threading.Thread):
@@ -194,14 +259,15 @@ class _MountPoints(threading.Thread):
 class Namespaces:
     """Runs jobs inside namespaces on a private worker thread. One per operation; close() when done."""
 
-    def __init__(self) -> None:
+    def __init__(self, cell: CellNamespaces | None = None) -> None:
+        self.cell = cell
         self._worker: _Worker | None = None
         self._helpers: list[_Worker] = []  # more workers for create_many, kept until close()
         self._mount_points: list[_MountPoints] = []
 
     def _get(self) -> _Worker:
         if self._worker is None or self._worker.broken or not self._worker.is_alive():
-            self._worker = _Worker()
+            self._worker = _Worker(self.cell)
             self._worker.start()
             self._worker.ready.wait()
         return self._worker
@@ -235,11 +301,16 @@ class Namespaces:
         self._mount_points.append(mount_points)
         mount_points.start()
         while len(self._helpers) < workers - 1:
-            helper = _Worker()
+            helper = _Worker(self.cell)
             helper.start()
             helper.ready.wait()
             self._helpers.append(helper)
         pool = [self._get(), *self._helpers[:workers - 1]]
+        if self.cell is not None:  # the makers start making namespaces while the workers mount the first ones
+            for w, worker in enumerate(pool):
+                maker = worker.maker or self._put(worker, None, worker._maker).result()
+                if maker is not None:
+                    maker.prefetch(len(range(w, len(jobs), len(pool))))
         return [self._put(pool[i % len(pool)], ns, then, mount_points.results[ns])
                 for i, (ns, then) in enumerate(jobs)]
 
@@ -269,10 +340,14 @@ class Namespaces:
                 worker.join()
             if worker is not None and worker.home_fd >= 0:
                 os.close(worker.home_fd)
+            if worker is not None:
+                worker.close_maker()
         self._worker, self._helpers = None, []
         for mount_points in self._mount_points:  # after the workers: no namespace is being made on one now
             mount_points.close()
         self._mount_points = []
+        if self.cell is not None:
+            self.cell.close()
 
     def __enter__(self) -> Namespaces:
         return self

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from support import KERNEL_LOCK
+from support import KERNEL_LOCK, CellLab
 
 WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")
 ISP_ADDRESS = "203.0.113.1/24"
@@ -105,9 +105,39 @@ def _frr_runstate() -> set[str]:
         return set()
 
 
+def _cgroups() -> set[str]:
+    """Lab cgroups (every hierarchy) and the uid ranges handed out to labs."""
+    from netops import cell
+    from netops.kernel import cgroups
+
+    found = {f"cgroup {lab}" for lab in cgroups.labs()}
+    found |= {f"uid range {slot} of {lab}" for lab, slot in cell.allocated().items()}
+    return found
+
+
+def _user_namespaces() -> set[str]:
+    """User namespaces other than the host's that some live process is in (a leaked cell keeps one alive; a zombie
+    holds its credentials until PID 1 reaps it, which on these machines may be much later: it is dead)."""
+    initial = os.stat("/proc/self/ns/user").st_ino
+    found = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        continue
+                ino = os.stat(f"/proc/{pid}/ns/user").st_ino
+            except OSError:
+                continue
+            if ino != initial:
+                found.add(f"userns {ino}")
+    return found
+
+
 def snapshot() -> dict[str, object]:
     return {"namespaces": _namespaces(), "root links": _root_links(), "nft ruleset": _ruleset(),
-            "processes": _processes(), "FRR run state": _frr_runstate()}
+            "processes": _processes(), "cgroups and uid ranges": _cgroups(), "user namespaces": _user_namespaces(),
+            "FRR run state": _frr_runstate()}
 
 
 @pytest.fixture(autouse=True)
@@ -196,3 +226,12 @@ def isp_namespace() -> Iterator[dict[str, str]]:
         subprocess.run(["ip", "link", "del", outer], check=False)
         subprocess.run(["ip", "link", "del", br], check=False)
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def cell_lab(lab_id: str) -> Iterator[CellLab]:
+    lab = CellLab(lab_id)
+    try:
+        yield lab
+    finally:
+        lab.remove()

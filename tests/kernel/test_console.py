@@ -3,7 +3,6 @@ tcpdump on a link while h1 pings r1 (netops.console, netops.capture)."""
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import tempfile
 import re
@@ -15,9 +14,11 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from netops import capture, console, engine, naming, procs
+from netops import capture, cell, console, engine, naming, procs
 from netops.errors import ApplyError, TopologyError
 from netops.topology import parse_document
+
+from support import read_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,22 +42,6 @@ def lan(name: str = "consoles", vm: bool = False) -> dict:
     return doc
 
 
-def read_until(read, needle: bytes, timeout: float = 10.0) -> bytes:
-    """Collect output from read() (b"" = nothing yet, None = closed) until `needle` shows up."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{needle!r} not seen within {timeout} s; got {seen[-2000:]!r}")
-        chunk = read()
-        if chunk is None:
-            raise AssertionError(f"closed before {needle!r}; got {seen[-2000:]!r}")
-        if not chunk:
-            time.sleep(0.02)
-        seen += chunk
-    return seen
-
-
 def tagged(lab: str) -> list[procs.TaggedProcess]:
     return procs.find(lab)
 
@@ -70,10 +55,11 @@ def capture_dir():
     shutil.rmtree(path)
 
 
-def pcap_file(directory: Path, name: str) -> Path:
+def pcap_file(directory: Path, name: str, lab: str) -> Path:
+    """The file the agent makes for a capture: the lab's tcpdump writes it as the lab's uid."""
     path = directory / name
     path.touch(mode=0o640)
-    os.chown(path, pwd.getpwnam("tcpdump").pw_uid, -1)
+    os.chown(path, cell.get(lab).uid, -1)
     return path
 
 
@@ -92,13 +78,17 @@ def test_a_shell_runs_inside_the_node_and_sees_its_address(deployed):
         shell.write(b"ip -br addr show dev eth0; id -un; stty size\n")
         out = read_until(shell.read, b"100\r\n")
         assert b"10.0.1.1/24" in out
-        assert b"nobody" in out  # not a root shell on the host
+        assert b"root" in out  # root of the lab's user namespace...
+        cell_of_lab = cell.get(deployed)
+        for proc in procs.find(deployed, console.role("t1")):  # ...which is the lab's own host uid, not root
+            uids = [int(x) for x in Path(f"/proc/{proc.pid}/status").read_text().split("Uid:")[1].split()[:4]]
+            assert all(cell_of_lab.owns_host_uid(u) for u in uids), (proc, uids)
         assert b"30 100" in out
         shell.resize(40, 132)
         shell.write(b"stty size\n")
         read_until(shell.read, b"40 132")
-        # the shell is tagged for the lab, so destroy would stop it too
-        assert [p.pid for p in procs.find(deployed, console.role("t1"))] == [shell.pid]
+        # the shell is in the lab's cgroup, so destroy would stop it too
+        assert shell.pid in [p.pid for p in procs.find(deployed, console.role("t1"))]
     finally:
         shell.close()
     assert not shell.alive()
@@ -174,11 +164,12 @@ def test_a_capture_on_the_h1_link_records_the_pings_to_r1(deployed, capture_dir,
     topo = capture.deployed_topology(deployed)
     point = capture.capture_point(topo, deployed, link=1)
     assert point == capture.CapturePoint(naming.node_namespace(deployed, "h1"), "eth0", "h1:eth0 ↔ br-in")
-    path = pcap_file(capture_dir, "c1.pcap")
+    path = pcap_file(capture_dir, "c1.pcap", deployed)
     capture.compile_filter(point, "icmp or arp")
-    pid = capture.start(deployed, 1, point, path, "icmp or arp", log_path=tmp_path / "c1.log")
+    log = cell.cell_dir(deployed) / "c1.log"  # the lab's tcpdump writes its log where the lab may write
+    pid = capture.start(deployed, 1, point, path, "icmp or arp", log_path=log)
     try:
-        wait_for(lambda: b"listening on" in (tmp_path / "c1.log").read_bytes(), "tcpdump to listen")
+        wait_for(lambda: log.exists() and b"listening on" in log.read_bytes(), "tcpdump to listen")
         ping = ns_exec(naming.node_namespace(deployed, "h1"), ["ping", "-c", "3", "-i", "0.2", "10.0.1.254"])
         assert ping.returncode == 0, ping.stdout + ping.stderr
         wait_for(lambda: sum(1 for p in capture.read_pcap(path) if p.protocol == "ICMP") >= 6, "6 ICMP packets")
@@ -219,7 +210,7 @@ def test_destroying_the_lab_stops_its_captures(deploy, lab_id, capture_dir):
     deploy(parse_document(lan()), lab_id)
     point = capture.capture_point(capture.deployed_topology(lab_id), lab_id, link=0)
     assert point.namespace == naming.node_namespace(lab_id, "r1")
-    path = pcap_file(capture_dir, "d.pcap")
+    path = pcap_file(capture_dir, "d.pcap", lab_id)
     pid = capture.start(lab_id, 3, point, path)
     assert procs.inspect(pid) is not None
     engine.down(lab_id)
@@ -260,7 +251,9 @@ def test_the_vm_console_shows_the_guest_and_reconnects_to_the_same_guest(deploy,
                         raise
             sock.sendall(b"cat /proc/uptime\r")
             out = read_until(read, b"vm1:~# ", timeout=20)
-            return float(re.search(rb"\n(\d+\.\d+) \d+\.\d+", out).group(1))
+            found = re.search(rb"\n(\d+\.\d+) \d+\.\d+", out)
+            assert found, out
+            return float(found.group(1))
         finally:
             sock.close()
 

@@ -114,7 +114,7 @@ def frr_pids(lab: str) -> dict[str, int]:
 def assert_no_frr_left(lab: str) -> None:
     assert not frr_pids(lab)
     assert not naming.run_dir(lab).exists()
-    assert not [e for e in os.listdir(frr.FRR_RUNSTATE) if e.startswith(naming.fabric_namespace(lab) + "-")]
+    assert not [e for e in os.listdir("/var/run/frr") if e.startswith(naming.fabric_namespace(lab) + "-")]
 
 
 # ---------------------------------------------------------------------------------------------------------- tests
@@ -201,8 +201,8 @@ def test_changed_routing_is_reloaded_not_restarted_and_a_dead_daemon_is_drift_un
 
 
 def frr_running_config(lab: str, node: str) -> str:
-    return subprocess.run(frr.unprivileged_prefix() + frr.vtysh_argv(lab, node, "-c", "show running-config"),
-                          capture_output=True, text=True, timeout=30).stdout
+    return procs.run_in_cell(frr.vtysh_argv(lab, node, "-c", "show running-config"), lab=lab, role="test-vtysh",
+                             namespace=naming.node_namespace(lab, node)).stdout.decode()
 
 
 def test_two_ases_exchange_prefixes_over_ebgp_and_status_shows_established(deploy, lab_id):
@@ -295,9 +295,9 @@ def test_a_bang_line_with_shell_metacharacters_stays_frr_text_and_destroy_leaves
     assert "ip prefix-list LAB seq 5 permit 10.0.0.0/8 le 32" in frr_running_config(lab_id, "r1")
     assert not marker.exists()
     sockets = frr.sock_dir(lab_id, "r1")
-    assert (sockets / "zebra.vty").exists() and (frr.FRR_RUNSTATE / frr.pathspace(lab_id, "r1")).is_dir()
+    assert (sockets / "zebra.vty").exists() and sockets.is_relative_to(naming.run_dir(lab_id))
     removed = engine.down(lab_id)
     assert any("frr:r1:zebra" in r for r in removed)
     assert_no_frr_left(lab_id)
     assert not sockets.exists() and not frr.conf_dir(lab_id, "r1").exists()
-    assert not Path(frr.FRR_RUNSTATE / frr.pathspace(lab_id, "r1")).exists()
+    assert not Path("/var/run/frr", frr.pathspace(lab_id, "r1")).exists()

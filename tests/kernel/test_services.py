@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from support import CellLab
+
 from netops import dhcpclient, dnsmasq, linkcond, naming, nft, procs
 from netops.errors import ApplyError
 from netops.model import DhcpServer, Endpoint, Interface, Link, LinkConditions
@@ -29,32 +31,20 @@ def ip(*args: str) -> str:
 
 
 @pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """A per-test run dir; namespaces made through `lab.ns()`; every tagged process and namespace removed after."""
-    monkeypatch.setenv("TOPOLAB_RUN_DIR", str(tmp_path))
-
-    class Lab:
-        namespaces: list[str] = []
-
-        def ns(self, node: str) -> str:
-            name = naming.node_namespace(LAB, node)
-            ip("netns", "add", name)
-            self.namespaces.append(name)
-            ip("-n", name, "link", "set", "lo", "up")
-            return name
-
+def lab():
+    """Namespaces made in the cell of lab LAB through `lab.ns()`; every process, namespace and cgroup of it, and
+    its uid range, removed after."""
+    class Lab(CellLab):
         def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
             ip("-n", ns_a, "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
             ip("-n", ns_a, "link", "set", if_a, "up")
             ip("-n", ns_b, "link", "set", if_b, "up")
 
-    lab = Lab()
-    lab.namespaces = []
-    yield lab
-    for proc in procs.find(LAB):
-        procs.stop(proc)
-    for name in lab.namespaces:
-        ip("netns", "del", name)
+    lab = Lab(LAB)
+    try:
+        yield lab
+    finally:
+        lab.remove()
     assert procs.find(LAB) == []
 
 

@@ -55,7 +55,8 @@ def test_it_rejects_filters_that_could_be_options_or_shell(text, says):
 
 def test_the_filter_is_one_argv_element_after_a_double_dash():
     argv = capture.tcpdump_argv("eth0", "/var/c/1.pcap", "icmp and host 10.0.1.1")
-    assert argv == ["tcpdump", "-i", "eth0", "-n", "-U", "-s", "262144", "-Z", "tcpdump", "-w", "/var/c/1.pcap",
+    # -Z root: tcpdump runs in the lab's cell, where root is the lab's own uid (it stays that uid)
+    assert argv == ["tcpdump", "-i", "eth0", "-n", "-U", "-s", "262144", "-Z", "root", "-w", "/var/c/1.pcap",
                     "--", "icmp and host 10.0.1.1"]
     assert capture.tcpdump_argv("eth0", "/c.pcap")[-2:] == ["-w", "/c.pcap"]
     assert capture.compile_argv("eth0", "icmp") == ["tcpdump", "-d", "-i", "eth0", "--", "icmp"]

@@ -29,7 +29,8 @@ def test_argv_serves_the_range_with_the_interface_address_as_gateway(run_dir):
     assert "--dhcp-range=10.0.1.100,10.0.1.150,3600" in args
     assert "--dhcp-option=3,10.0.1.254" in args
     assert not any(a.startswith("--dhcp-option=6,") for a in args)
-    assert f"--dhcp-leasefile={run_dir / 'lab1' / 'dnsmasq-r1-eth0.leases'}" in args
+    # the lease file is the lab's own (dnsmasq writes it as the lab's uid), in its cell dir
+    assert f"--dhcp-leasefile={run_dir / 'lab1' / 'cell' / 'dnsmasq-r1-eth0.leases'}" in args
 
 
 def test_argv_uses_explicit_gateway_dns_and_lease_time():

@@ -19,7 +19,6 @@ import asyncio
 import grp
 import logging
 import os
-import pwd
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,9 +29,10 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from netops import capture as netcapture
+from netops import cell as netcell
 from netops import console as netconsole
 from netops import naming
-from netops.errors import NetopsError, TopologyError
+from netops.errors import ApplyError, NetopsError, TopologyError
 from webapp.consoles import conf
 from webapp.consoles.models import Capture, ConsoleSession
 
@@ -182,8 +182,7 @@ class Agent:
                     raise NetopsError(f"no such console kind {program!r}")
                 c.shell = await asyncio.to_thread(
                     netconsole.open_shell, c.lab, c.node, f"s{session}",
-                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)), user=conf.console_user(),
-                    kind=program)
+                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)), kind=program)
                 c.task = asyncio.ensure_future(self._pump_shell(c))
         except NetopsError as exc:
             await database_sync_to_async(_end_session)(session, f"refused: {exc}")
@@ -328,13 +327,16 @@ class Agent:
         path = conf.capture_path(cap_id)
         path.unlink(missing_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-        try:
-            os.fchown(fd, pwd.getpwnam(conf.capture_user()).pw_uid, _group_id(conf.capture_group()))
+        cell = netcell.get(lab)
+        if cell is None:
+            raise ApplyError(f"lab {lab} is not deployed on this host", element="lab")
+        try:  # tcpdump writes it as the lab's uid; the web tier reads it through the group
+            os.fchown(fd, cell.uid, _group_id(conf.capture_group()))
             os.fchmod(fd, 0o640)
         finally:
             os.close(fd)
-        log_path = naming.run_dir(lab) / f"capture-{cap_id}.log"
-        netcapture.start(lab, cap_id, point, path, bpf, user=conf.capture_user(), log_path=log_path)
+        log_path = netcell.cell_dir(lab) / f"capture-{cap_id}.log"
+        netcapture.start(lab, cap_id, point, path, bpf, log_path=log_path)
         return point
 
     async def _tail(self, r: Running) -> None:

@@ -37,19 +37,9 @@ def capture_max_running() -> int:
     return int(_get("CAPTURE_MAX_RUNNING", 4, int))
 
 
-def capture_user() -> str:
-    """The user tcpdump drops to after opening the interface (it then writes the file as that user)."""
-    return _get("CAPTURE_USER", "tcpdump")
-
-
 def capture_group() -> str:
     """Group owning .pcap files, so the web tier (user topolab) can read them."""
     return _get("CAPTURE_GROUP", "topolab")
-
-
-def console_user() -> str:
-    """The unprivileged user console shells run as (keeping only CAP_NET_ADMIN and CAP_NET_RAW)."""
-    return _get("CONSOLE_USER", "nobody")
 
 
 def console_max_open() -> int:
