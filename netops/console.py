@@ -11,7 +11,7 @@ and /dev/shm; in the node's cgroup under role `console:<session>`, so `close()` 
 shell and everything it left, and the node's limits bound it.
 
 `open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, in the same cell and
-namespaces but with no capability at all: `vtysh --vty_socket <the lab's FRR sockets> -N <pathspace>`
+namespaces, as FRR's user and vty group of the lab's range with no capability left (setpriv): `vtysh --vty_socket <the lab's FRR sockets> -N <pathspace>`
 (netops.frr.vtysh_argv), no history file, `cat` as its pager.
 
 A VM's console is qemu's serial chardev, a unix socket (`qemu.console_path`); qemu serves one client at a time, so
@@ -154,7 +154,7 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
-        program, caps = frr.vtysh_argv(lab, node), ()  # vtysh needs no capability: only the instance's sockets
+        program, caps = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS  # setpriv's, to FRR's user: none after
         env.update(frr.VTYSH_ENV)
     launcher, userns_fd = procs.cell_command(
         program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=caps,

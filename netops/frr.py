@@ -26,9 +26,11 @@ daemons that become needed are started first, daemons no longer needed are stopp
 """
 from __future__ import annotations
 
+import grp
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import time
 from pathlib import Path
@@ -44,7 +46,12 @@ VTYSH = "/usr/bin/vtysh"
 FRR_RELOAD = FRR_BIN / "frr-reload.py"
 #: what FRR's daemons ask for (their zprivs: zebra net_admin, sys_admin, net_raw; ospfd and bgpd net_admin, net_raw
 #: and binding port 179), and setgid/setuid for the vty group they join; inside the lab's user namespace only
-DAEMON_CAPS = ("net_admin", "net_raw", "net_bind_service", "sys_admin", "setuid", "setgid")
+DAEMON_CAPS = ("net_admin", "net_raw", "net_bind_service", "sys_admin", "setuid", "setgid", "chown")
+FRR_USER, VTY_GROUP = "frr", "frrvty"  # Debian's; FRR drops to them (uids of the lab's range inside the cell)
+#: vtysh (and frr-reload.py) run in the cell as FRR's user and vty group, which the instance's sockets need, with
+#: no capability left
+VTYSH_PREFIX = ["setpriv", f"--reuid={FRR_USER}", f"--regid={VTY_GROUP}", "--clear-groups", "--inh-caps=-all", "--"]
+VTYSH_CAPS = ("setuid", "setgid")  # for setpriv only
 ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
                "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
 START_TIMEOUT = 10.0
@@ -84,9 +91,14 @@ def conf_dir(lab: str, node: str) -> Path:
     return conf_base(lab) / pathspace(lab, node)
 
 
+def sock_base(lab: str) -> Path:
+    return naming.run_dir(lab) / "frr-sock"
+
+
 def sock_dir(lab: str, node: str) -> Path:
-    """Where the instance's daemons listen and keep their pid files: in the lab's cell dir."""
-    return cells.cell_dir(lab) / pathspace(lab, node)
+    """Where the instance's daemons listen and keep their pid files: a directory of the lab's `frr` uid (FRR drops
+    to it, and the lab's cell dir is closed to all but the lab's root)."""
+    return sock_base(lab) / pathspace(lab, node)
 
 
 # ------------------------------------------------------------------------------------------------ pure: config
@@ -239,13 +251,13 @@ def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
         raise ApplyError(f"unknown FRR daemon {daemon!r}")
     sock = sock_dir(lab, node)
     return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
-            "-i", str(sock / f"{daemon}.pid"), "-u", "root", "-g", "root", "-P", "0",
+            "-i", str(sock / f"{daemon}.pid"), "-P", "0",
             "--log", "stdout", "--log-level", "notifications"]
 
 
 def vtysh_argv(lab: str, node: str, *extra: str) -> list[str]:
     """vtysh bound to this router's instance only (run in the lab's cell: the sockets are the lab's)."""
-    return [VTYSH, "--vty_socket", str(cells.cell_dir(lab)), "--config_dir", str(conf_base(lab)),
+    return [*VTYSH_PREFIX, VTYSH, "--vty_socket", str(sock_base(lab)), "--config_dir", str(conf_base(lab)),
             "-N", pathspace(lab, node), "-H", "/dev/null", *extra]
 
 
@@ -269,7 +281,27 @@ def _prepare(lab: str, topology: Topology, node: str) -> str:
     _write(cdir / "frr.conf", render_config(topology, node))
     _write(cdir / "daemons", render_daemons(routing))
     _write(cdir / "vtysh.conf", VTYSH_CONF)
+    _socket_dir(lab, node)
     return config_hash(topology, node)
+
+
+def _socket_dir(lab: str, node: str) -> None:
+    """The instance's socket dir (fresh), owned by the lab's uid and gid of FRR's user and vty group, 0770."""
+    cell = cells.get(lab)
+    if cell is None:
+        raise ApplyError(f"lab {lab} has no cell", element="lab")
+    base, d = sock_base(lab), sock_dir(lab, node)
+    base.mkdir(mode=0o711, exist_ok=True)
+    if base.is_symlink() or base.stat().st_uid != os.geteuid():
+        raise ApplyError(f"{base} is not a directory of ours", element="lab")
+    if d.is_symlink():
+        d.unlink()
+    elif d.is_dir():
+        shutil.rmtree(d)  # stale sockets of an instance that died
+    d.mkdir(mode=0o770)
+    os.chown(d, cell.uid + pwd.getpwnam(FRR_USER).pw_uid, cell.gid + grp.getgrnam(VTY_GROUP).gr_gid,
+             follow_symlinks=False)
+    os.chmod(d, 0o770, follow_symlinks=False)
 
 
 def running(lab: str, node: str) -> dict[str, procs.TaggedProcess]:
@@ -313,7 +345,7 @@ def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0)
     """vtysh of the instance, run to completion in the lab's cell with no capability."""
     try:
         return procs.run_in_cell(vtysh_argv(lab, node, *args), lab=lab, role=f"frr-vtysh:{node}",
-                                 namespace=naming.node_namespace(lab, node), timeout=timeout)
+                                 namespace=naming.node_namespace(lab, node), timeout=timeout, caps=VTYSH_CAPS)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
@@ -324,8 +356,6 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
     element = f"nodes.{node}.routing"
     for proc in running(lab, node).values():
         procs.stop(proc)
-    if sock_dir(lab, node).is_dir():
-        shutil.rmtree(sock_dir(lab, node))  # stale sockets of an instance that died (rmtree follows no link)
     digest = _prepare(lab, topology, node)
     (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
     for daemon in topology.nodes[node].routing.daemons():
@@ -350,17 +380,22 @@ def reload(lab: str, topology: Topology, node: str, namespace: str) -> None:
     have = running(lab, node)
     if "zebra" not in have:
         return start(lab, topology, node, namespace)
-    digest = _prepare(lab, topology, node)
+    routing: Routing = topology.nodes[node].routing
+    cdir = conf_dir(lab, node)
+    _write(cdir / "frr.conf", render_config(topology, node))  # not _prepare: the sockets stay
+    _write(cdir / "daemons", render_daemons(routing))
+    digest = config_hash(topology, node)
     for daemon in wanted:
         if daemon not in have:
             _wait_socket(lab, node, daemon, _spawn(lab, node, daemon, namespace, element), element)
     # the instance's own directories, not --pathspace: frr-reload.py then sees the file it is given as the
     # instance's frr.conf and does not `write` the running configuration over it; its temp files go to the lab's
-    argv = ["/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
+    argv = [*VTYSH_PREFIX, "/usr/bin/python3", "-I", str(FRR_RELOAD), "--reload", "--stdout", "--bindir", str(Path(VTYSH).parent),
             "--confdir", str(conf_dir(lab, node)), "--vty_socket", str(sock_dir(lab, node)),
             "--rundir", str(sock_dir(lab, node)), str(conf_dir(lab, node) / "frr.conf")]
     try:
-        done = procs.run_in_cell(argv, lab=lab, role=f"frr-reload:{node}", namespace=namespace, timeout=60)
+        done = procs.run_in_cell(argv, lab=lab, role=f"frr-reload:{node}", namespace=namespace, timeout=60,
+                                 caps=VTYSH_CAPS)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
     if done.returncode != 0:

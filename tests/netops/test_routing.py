@@ -188,12 +188,14 @@ def test_the_daemons_file_names_what_the_router_needs():
 def test_daemon_and_vtysh_argv_name_the_instance_only(monkeypatch, tmp_path):
     monkeypatch.setenv("TOPOLAB_RUN_DIR", str(tmp_path))
     argv = frr.daemon_argv("lab1", "r1", "ospfd")
-    sock = str(tmp_path / "lab1" / "cell" / "tl-lab1-r1")
+    sock = str(tmp_path / "lab1" / "frr-sock" / "tl-lab1-r1")
     assert argv[0] == "/usr/lib/frr/ospfd" and "-N" not in argv
     assert argv[argv.index("--vty_socket") + 1] == sock and argv[argv.index("-z") + 1] == f"{sock}/zserv.api"
     assert argv[argv.index("-i") + 1] == f"{sock}/ospfd.pid" and argv[argv.index("-P") + 1] == "0"
     vty = frr.vtysh_argv("lab1", "r1", "-c", "show ip route")
-    assert vty[vty.index("-N") + 1] == "tl-lab1-r1" and vty[vty.index("--vty_socket") + 1] == str(tmp_path / "lab1" / "cell")
+    assert vty[vty.index("-N") + 1] == "tl-lab1-r1" and vty[vty.index("--vty_socket") + 1] == str(tmp_path / "lab1" / "frr-sock")
+    assert vty[:vty.index("/usr/bin/vtysh")] == ["setpriv", "--reuid=frr", "--regid=frrvty", "--clear-groups",
+                                                 "--inh-caps=-all", "--"]
     with pytest.raises(Exception):
         frr.daemon_argv("lab1", "r1", "/bin/sh")
     with pytest.raises(Exception):
