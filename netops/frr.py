@@ -350,6 +350,12 @@ def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0)
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
+def show(lab: str, node: str, *commands: str) -> str:
+    """The answer of the instance's vtysh to `commands` (show commands), for people and tests."""
+    done = _vtysh(lab, node, *(a for c in commands for a in ("-c", c)), element=f"nodes.{node}.routing")
+    return done.stdout.decode(errors="replace")
+
+
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
     """(Re)start the router's FRR instance with the document's configuration: zebra, then the protocol daemons,
     then the configuration applied through vtysh. Daemons already running are stopped first."""

@@ -201,8 +201,7 @@ def test_changed_routing_is_reloaded_not_restarted_and_a_dead_daemon_is_drift_un
 
 
 def frr_running_config(lab: str, node: str) -> str:
-    return procs.run_in_cell(frr.vtysh_argv(lab, node, "-c", "show running-config"), lab=lab, role="test-vtysh",
-                             namespace=naming.node_namespace(lab, node)).stdout.decode()
+    return frr.show(lab, node, "show running-config")
 
 
 def test_two_ases_exchange_prefixes_over_ebgp_and_status_shows_established(deploy, lab_id):
