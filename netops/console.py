@@ -150,15 +150,18 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
     engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
     env = {"TERM": "xterm-256color", "HOME": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
-    program, caps = shell_program(), CAPS
+    program, caps, isolate = shell_program(), CAPS, {"hostname": node, "tmp_size": TMP_SIZE}
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
-        program, caps = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS  # setpriv's, to FRR's user: none after
+        # setpriv's caps, to FRR's user of the lab's range: none after. Not isolated: the console's mount namespace
+        # hides the run dir, where the instance's sockets are; vtysh starts no program and reaches no other lab
+        # (their socket dirs belong to their own uids)
+        program, caps, isolate = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS, None
         env.update(frr.VTYSH_ENV)
     launcher, userns_fd = procs.cell_command(
         program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=caps,
-        env=env, cwd="/tmp", isolate={"hostname": node, "tmp_size": TMP_SIZE}, ctty=True)
+        env=env, cwd="/", isolate=isolate, ctty=True)
     master, slave = os.openpty()
     try:
         set_size(master, rows, cols)

@@ -227,7 +227,10 @@ def render_daemons(routing: Routing) -> str:
     return "\n".join(lines) + "\n"
 
 
-VTYSH_CONF = "service integrated-vtysh-config\n"
+def vtysh_conf(node: str) -> str:
+    """The instance's vtysh.conf: integrated config; vtysh's own prompt named after the router (it runs in the
+    host's UTS namespace); and no PAM check for FRR's user (PAM's account check cannot run in the cell)."""
+    return f"service integrated-vtysh-config\nhostname {node}\nusername {FRR_USER} nopassword\n"
 
 
 def containerlab_files(topology: Topology) -> dict[str, str]:
@@ -280,7 +283,7 @@ def _prepare(lab: str, topology: Topology, node: str) -> str:
             raise ApplyError(f"{d} is not a directory of ours", element=f"nodes.{node}.routing")
     _write(cdir / "frr.conf", render_config(topology, node))
     _write(cdir / "daemons", render_daemons(routing))
-    _write(cdir / "vtysh.conf", VTYSH_CONF)
+    _write(cdir / "vtysh.conf", vtysh_conf(node))
     _socket_dir(lab, node)
     return config_hash(topology, node)
 
