@@ -139,7 +139,7 @@ STATICFILES_DIRS = [BASE_DIR / "static", ("vendor", BASE_DIR / "node_modules")]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/labs/"  # My labs: where a signed-in user works
 LOGOUT_REDIRECT_URL = "/"
 
 # --- Redis: Celery broker, results and the Channels layer -------------------------------

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from e2e.editor_page import centre
 from netops import procs
 from webapp.labs.models import Lab
 
@@ -28,16 +29,8 @@ DOC = {
     },
     "links": [{"endpoints": ["r1:eth0", "sw"]}, {"endpoints": ["h1:eth0", "sw"]}],
 }
-NODE_CENTRE = """(name) => {
-    const n = window.topolab.cy.getElementById(name);
-    const p = n.renderedPosition();
-    const r = window.topolab.cy.container().getBoundingClientRect();
-    return {x: r.left + p.x, y: r.top + p.y};
-}"""
-
-
 def click_node(page, name: str) -> None:
-    point = page.evaluate(NODE_CENTRE, name)
+    point = centre(page, name)
     page.mouse.click(point["x"], point["y"])
 
 

@@ -8,6 +8,7 @@ import yaml
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from e2e.editor_page import doc, double_click, drop, open_editor, select_node, wire
 from webapp.labs import services
 from webapp.labs.models import Lab
 
@@ -16,64 +17,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
-NODE_CENTRE = """(name) => {
-    const n = window.topolab.cy.getElementById(name);
-    const p = n.renderedPosition();
-    const r = window.topolab.cy.container().getBoundingClientRect();
-    return {x: r.left + p.x, y: r.top + p.y};
-}"""
-
 
 @pytest.fixture
 def user():
     return get_user_model().objects.create_user("edna", password=PASSWORD)
-
-
-def open_editor(page, lab_pk: int) -> None:
-    page.goto(f"/labs/{lab_pk}/")
-    page.wait_for_function("window.topolabReady !== undefined")
-
-
-def centre(page, name: str) -> dict:
-    return page.evaluate(NODE_CENTRE, name)
-
-
-def drop(page, kind: str, x: int, y: int) -> None:
-    page.drag_and_drop(f".palette-item[data-kind={kind}]", "#canvas", target_position={"x": x, "y": y})
-
-
-def wire(page, a: str, b: str) -> None:
-    """Draw a link with the mouse from node a to node b (link mode must be on)."""
-    start, end = centre(page, a), centre(page, b)
-    links_before = page.evaluate("window.topolab.state.doc.links.length")
-    page.mouse.move(start["x"], start["y"])
-    page.mouse.down()
-    page.mouse.move((start["x"] + end["x"]) / 2, (start["y"] + end["y"]) / 2, steps=5)
-    page.mouse.move(end["x"], end["y"], steps=10)
-    page.wait_for_timeout(150)  # edgehandles' hover delay
-    page.mouse.up()
-    page.wait_for_function("n => window.topolab.state.doc.links.length === n + 1", arg=links_before)
-
-
-def select_node(page, name: str) -> None:
-    point = centre(page, name)
-    page.mouse.click(point["x"], point["y"])
-    expect(page.locator("#panel [data-role=node-name]")).to_have_value(name)
-
-
-def double_click(page, name: str) -> None:
-    """Double-click a node until its inline rename opens. Cytoscape tells a double click by the time between the
-    two clicks' events; on a loaded CI machine the browser can take longer than that between them, so try again."""
-    rename = page.locator("#inline-rename")
-    for _ in range(3):
-        point = centre(page, name)
-        page.mouse.dblclick(point["x"], point["y"])
-        try:
-            expect(rename).to_be_visible(timeout=3_000)
-            return
-        except AssertionError:
-            page.keyboard.press("Escape")
-    expect(rename).to_be_visible()
 
 
 def set_address(page, node: str, iface: str, address: str) -> None:
@@ -81,10 +28,6 @@ def set_address(page, node: str, iface: str, address: str) -> None:
     field = page.locator(f"#panel input[data-role=address][data-iface={iface}]")
     field.fill(address)
     field.press("Enter")
-
-
-def doc(page) -> dict:
-    return page.evaluate("window.topolab.state.doc")
 
 
 def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):

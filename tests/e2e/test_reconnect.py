@@ -234,6 +234,11 @@ def test_editor_reconnects_after_daphne_restart_and_catches_up(
         assert [e["seq"] for e in events] == list(range(first_seq + 1, last_seq + 1))
         page.click("#btn-deploy-log")
         lines = page.locator("#deploy-log-list li").all_inner_texts()
+        # the log opened with the run before (the destroy), as it stood when the page was loaded
+        before = Run.objects.filter(lab=lab, kind="destroy").latest("pk")
+        history = expected_log([e.as_message() for e in before.events.order_by("seq")])
+        assert history and lines[:len(history)] == history, lines
+        lines = lines[len(history):]
         assert lines[0] == f"deploy #{run.pk} queued", lines
         assert lines[1:] == expected_log(events), lines
         assert sum(1 for line in lines if line.startswith("[")) >= 4  # the steps are there, not just start/end

@@ -2,25 +2,10 @@
 tests/kernel/test_procs.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-
 import pytest
 
 from netops import procs
 from netops.errors import ApplyError
-
-LAB = "tproc"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_spawn_rejects_bad_argv_and_roles_before_anything_runs():

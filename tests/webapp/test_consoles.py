@@ -502,3 +502,58 @@ def test_the_vm_console_through_the_websocket_reaches_the_same_guest_again(strea
     records = ConsoleSession.objects.filter(lab=vm_lab, node="vm1", kind="console")
     wait_for(lambda: records.filter(ended__isnull=True).count() == 0, "both VM console sessions to be closed")
     assert records.count() == 2
+
+
+def test_a_fork_bomb_in_a_console_stops_at_its_node_and_the_web_tier_keeps_answering(stream_agent, olga):
+    """The student's console is a cell: a fork bomb stops at the node's pids limit, a memory hog is killed inside
+    the node, and meanwhile the API answers and another lab's ping gets through (figures printed)."""
+    doc = {**DOC, "nodes": {**DOC["nodes"], "h1": {**DOC["nodes"]["h1"], "limits": {"pids": 48, "memory": "64M"}}}}
+    KERNEL_LOCK.acquire()
+    try:
+        bomb_lab = Lab.objects.create(owner=olga, name="bomb", document=doc)
+        other = Lab.objects.create(owner=olga, name="other", document=DOC)
+        engine.up(parse_document(doc), lab=bomb_lab.lab_id)
+        engine.up(parse_document(DOC), lab=other.lab_id)
+        try:
+            client = Client()
+            client.force_login(olga)
+
+            from netops.kernel import cgroups
+
+            def measure() -> tuple[int, list[float], str]:
+                pids = cgroups.node_usage(bomb_lab.lab_id, "h1")["pids"]
+                timings = []
+                for _ in range(10):
+                    started = time.monotonic()
+                    assert client.get("/api/labs/").status_code == 200
+                    timings.append(time.monotonic() - started)
+                ping = procs.run(["ping", "-n", "-q", "-c", "10", "-i", "0.1", "-W", "1", "10.0.1.254"],
+                                 namespace=naming.node_namespace(other.lab_id, "h1"), check=False).stdout.decode()
+                return pids, timings, ping
+
+            async def bomb():
+                comm = communicator(f"/ws/labs/{bomb_lab.pk}/console/h1/", cookie_of(olga))
+                assert (await comm.connect(timeout=10))[0]
+                try:
+                    await read_terminal(comm, b"$ ")
+                    await comm.send_to(bytes_data=b"python3 -c 'a = bytearray(300 << 20)'; echo hog-rc-$?\n")
+                    out, _ = await read_terminal(comm, b"hog-rc-", timeout=60)
+                    await comm.send_to(bytes_data=b"bomb() { bomb | bomb & }; bomb\n")
+                    await asyncio.sleep(3)
+                    return out, await asyncio.to_thread(measure)
+                finally:
+                    await comm.disconnect()
+
+            out, (pids, timings, ping) = async_to_sync(bomb)()
+            assert b"hog-rc-137" in out  # killed by its node's memory limit, and only it
+            loss = re.search(r"([0-9.]+)% packet loss", ping)
+            print(f"fork bomb in {bomb_lab.lab_id}/h1: {pids} processes (limit 48); GET /api/labs/ "
+                  f"max {max(timings) * 1000:.0f} ms, median {sorted(timings)[5] * 1000:.0f} ms; other lab's ping: "
+                  f"{loss.group(0) if loss else ping}")
+            assert pids <= 48 and loss and float(loss.group(1)) == 0.0 and max(timings) < 5
+        finally:
+            engine.down(bomb_lab.lab_id)
+            engine.down(other.lab_id)
+        assert procs.find(bomb_lab.lab_id) == [] and procs.find(other.lab_id) == []
+    finally:
+        KERNEL_LOCK.release()

@@ -56,8 +56,11 @@ def execute(run_id: int) -> str:
     except Exception as exc:  # noqa: BLE001 - the run must end failed, with the reason, whatever happened
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
-    else:
-        services.finish(run)
+    else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
+        if run.kind == Run.Kind.DEPLOY:
+            services.finish(run, version=lab.version, document=lab.document)
+        else:
+            services.finish(run)
     if run.kind == Run.Kind.DEPLOY:
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)

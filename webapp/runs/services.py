@@ -134,11 +134,49 @@ def snapshot(lab: Lab) -> dict:
         "lab": lab.pk,
         "seq": state.last_seq if state else 0,
         "deployed": bool(state and state.deployed),
+        **deployed(lab, bool(state and state.deployed)),
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
     }
+
+
+def running_part(document: dict) -> dict:
+    """A document without what only the canvas uses (node positions): what a deploy makes run."""
+    nodes = document.get("nodes") if isinstance(document.get("nodes"), dict) else {}
+    return {**document, "nodes": {name: {k: v for k, v in node.items() if k != "ui"} if isinstance(node, dict) else node
+                                  for name, node in nodes.items()}}
+
+
+def deployed(lab: Lab, is_deployed: bool) -> dict:
+    """{deployed_version, deployed_document}: what the last successful deploy ran (its run.finished event says),
+    both None when nothing runs."""
+    event = None
+    if is_deployed:
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
+                                         run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
+    payload = event.payload if event else {}
+    version = payload.get("version")
+    return {"deployed_version": version if isinstance(version, int) else None,
+            "deployed_document": payload.get("document")}
+
+
+def with_leased_addresses(observed: dict) -> dict:
+    """Give each VM interface the address its router leased it (netops lists the lease under the router only):
+    matched by the interface's MAC (the document's, or the one qemu was given). Hosts list theirs already."""
+    nodes = observed.get("nodes") or {}
+    leases = {le.get("mac", "").lower(): le for n in nodes.values() for le in (n.get("leases") or [])}
+    for status in nodes.values():
+        if status.get("kind") != "vm":
+            continue
+        macs = (status.get("vm") or {}).get("macs") or {}
+        for name, iface in (status.get("interfaces") or {}).items():
+            iface["mac"] = iface.get("mac") or macs.get(name)
+            lease = leases.get((iface["mac"] or "").lower())
+            if lease and lease.get("ip") and lease["ip"] not in iface.setdefault("addresses", []):
+                iface["addresses"].append(lease["ip"])
+    return observed
 
 
 def run_summary(run: Run) -> dict:
@@ -157,14 +195,18 @@ def claim(run_id: int) -> Run | None:
     return Run.objects.select_related("lab").get(pk=run_id)
 
 
-def finish(run: Run, *, error: str = "", element: str = "") -> None:
+def finish(run: Run, *, error: str = "", element: str = "", version: int | None = None,
+           document: dict | None = None) -> None:
+    """End a run. A successful deploy's run.finished event carries the document `version` it deployed and that
+    document without its canvas positions (what runs), so the editor can tell edits that are not deployed yet."""
     status = Run.Status.FAILED if error else Run.Status.SUCCEEDED
     Run.objects.filter(pk=run.pk).update(status=status, finished=timezone.now(), error=error,
                                          error_element=element)
     if error:
         record_event(run.lab_id, run.pk, "run.failed", kind=run.kind, message=error, element=element)
     else:
-        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished")
+        record_event(run.lab_id, run.pk, "run.finished", kind=run.kind, message=f"{run.kind} finished",
+                     version=version, document=running_part(document) if document is not None else None)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 // The Cytoscape canvas: draws the document (nodes by name, links by index) and marks problems on elements.
 import cytoscape from "cytoscape";
-import { KINDS, firstAddress, splitEndpoint } from "./model.js";
+import { KINDS, labelAddress, splitEndpoint } from "./model.js";
 
 export const BIG_GRAPH = 200; // above this many nodes, trade viewport eye candy for speed
 
@@ -72,9 +72,10 @@ export function gridPosition(i) {
   return { x: 120 + (i % perRow) * 140, y: 120 + Math.floor(i / perRow) * 140 };
 }
 
-function nodeData(name, node) {
+function nodeData(doc, name, observed) {
+  const node = doc.nodes[name];
   const kind = node && KINDS[node.kind] ? node.kind : "unknown";
-  const address = firstAddress(node);
+  const address = labelAddress(doc, name, observed[name]);
   const label = address ? `${name}\n${address}` : name;
   return { id: name, kind, label, baseLabel: label };
 }
@@ -106,10 +107,10 @@ function validLink(doc, link) {
   return a !== b && Object.hasOwn(doc.nodes, a) && Object.hasOwn(doc.nodes, b);
 }
 
-export function createCanvas(container, doc, { iconBase }) {
+export function createCanvas(container, doc, { iconBase, observed = {} }) {
   const names = Object.keys(doc.nodes);
   const big = names.length > BIG_GRAPH;
-  const elements = names.map((name, i) => ({ group: "nodes", data: nodeData(name, doc.nodes[name]), position: position(doc.nodes[name], i) }));
+  const elements = names.map((name, i) => ({ group: "nodes", data: nodeData(doc, name, observed), position: position(doc.nodes[name], i) }));
   doc.links.forEach((link, i) => {
     if (validLink(doc, link)) elements.push({ group: "edges", data: edgeData(link, i) });
   });
@@ -134,13 +135,13 @@ export function createCanvas(container, doc, { iconBase }) {
   return cy;
 }
 
-/** Bring the canvas in line with `doc`: add, update and remove what differs, in one batch. */
-export function syncCanvas(cy, doc) {
+/** Bring the canvas in line with `doc` (and `observed` addresses): add, update and remove what differs, in one batch. */
+export function syncCanvas(cy, doc, observed = {}) {
   cy.batch(() => {
     cy.nodes().forEach((el) => { if (!Object.hasOwn(doc.nodes, el.id())) el.remove(); });
     Object.entries(doc.nodes).forEach(([name, node], i) => {
       const el = cy.getElementById(name);
-      const data = nodeData(name, node);
+      const data = nodeData(doc, name, observed);
       if (el.empty()) {
         cy.add({ group: "nodes", data, position: position(node, i) });
       } else {

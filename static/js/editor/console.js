@@ -1,5 +1,6 @@
-// Consoles and captures in the editor: an action bar for the selected node or link, and a dock of tabs below the
-// canvas, each a terminal (xterm.js over /ws/labs/<pk>/console/<node>/) or a live packet list (capture.js).
+// Consoles and captures in the editor: an action bar for the selected node or link, and tabs in the dock below the
+// canvas (dock.js), each a terminal (xterm.js over /ws/labs/<pk>/console/<node>/) or a live packet list (capture.js);
+// one tab per node's console and per interface's or link's capture.
 // The server decides what is allowed and running; buttons only offer what makes sense for the selection.
 import { Terminal } from "/static/vendor/@xterm/xterm/lib/xterm.mjs";
 import { FitAddon } from "/static/vendor/@xterm/addon-fit/lib/addon-fit.mjs";
@@ -89,81 +90,27 @@ class ConsoleView {
   }
 }
 
-/** The dock below the canvas: tabs of consoles and captures. */
-class Dock {
-  constructor(container) {
-    this.tabs = h("div", { class: "dock-tabs", role: "tablist" });
-    this.bodies = h("div", { class: "dock-bodies" });
-    this.root = h("section", { class: "term-dock", id: "term-dock", hidden: true, "aria-label": "Consoles and captures" },
-      h("div", { class: "dock-bar" }, this.tabs,
-        h("button", { class: "tool icon dock-hide", title: "Hide the dock", text: "\u2013",
-          onclick: () => { this.root.hidden = true; } })),
-      this.bodies);
-    container.append(this.root);
-    this.items = [];
-    this.active = null;
-  }
-
-  add(title, kind, build) {
-    const body = h("div", { class: `dock-body ${kind}`, role: "tabpanel" });
-    const tab = h("div", { class: "dock-tab", role: "tab", "data-kind": kind, title },
-      h("span", { class: "dock-tab-title", text: title }));
-    const item = { tab, body, view: null };
-    tab.addEventListener("click", () => this.show(item));
-    tab.append(h("button", { class: "dock-close", title: `Close ${title}`, "aria-label": `Close ${title}`, text: "\u2715",
-      onclick: (e) => { e.stopPropagation(); this.remove(item); } }));
-    this.tabs.append(tab);
-    this.bodies.append(body);
-    this.items.push(item);
-    this.root.hidden = false;
-    this.show(item);
-    item.view = build(body);
-    if (item.view.focus) item.view.focus();
-    return item;
-  }
-
-  show(item) {
-    for (const other of this.items) {
-      other.body.hidden = other !== item;
-      other.tab.setAttribute("aria-selected", String(other === item));
-    }
-    this.active = item;
-    this.root.hidden = false;
-    if (item.view && item.view.focus) requestAnimationFrame(() => item.view.focus());
-  }
-
-  remove(item) {
-    if (item.view) item.view.dispose();
-    item.tab.remove();
-    item.body.remove();
-    this.items = this.items.filter((x) => x !== item);
-    if (this.active === item) {
-      if (this.items.length) this.show(this.items[this.items.length - 1]);
-      else this.root.hidden = true;
-    }
-  }
-}
-
 /**
- * initConsoles({labPk, cy, getDoc, nodeState, container, sidebar}) -> controller.
+ * initConsoles({labPk, cy, getDoc, nodeState, dock, sidebar}) -> controller.
  * nodeState(name) gives the deploy state when known ("running", ...), or undefined.
  */
-export function initConsoles({ labPk, cy, getDoc, nodeState = () => undefined, container = document.body,
-  sidebar = null }) {
+export function initConsoles({ labPk, cy, getDoc, dock, nodeState = () => undefined, sidebar = document.body }) {
   loadCss("/static/vendor/@xterm/xterm/css/xterm.css");
   loadCss("/static/css/console.css");
-  const dock = new Dock(container);
   const bar = h("div", { class: "lab-actions", id: "lab-actions", hidden: true, "aria-label": "Lab actions" });
-  (sidebar || container).prepend(bar);
+  sidebar.prepend(bar);
 
   function openConsole(node, kind = "shell") {
     const title = kind === "vtysh" ? `${node} (vtysh)` : node;
-    return dock.add(title, "console", (body) => new ConsoleView(labPk, node, body, kind));
+    return dock.open(`${kind === "vtysh" ? "vtysh" : "console"}:${node}`, title, "console",
+      (body) => new ConsoleView(labPk, node, body, kind));
   }
 
   function openCapture(target) {
-    const title = target.link !== undefined ? `capture ${target.label}` : `capture ${target.node}:${target.interface}`;
-    return dock.add(title, "capture", (body) => new CaptureView(labPk, target, body));
+    const link = target.link !== undefined;
+    const title = link ? `capture ${target.label}` : `capture ${target.node}:${target.interface}`;
+    const key = link ? `capture:link-${target.link}` : `capture:${target.node}:${target.interface}`;
+    return dock.open(key, title, "capture", (body) => new CaptureView(labPk, target, body));
   }
 
   function usable(node) {

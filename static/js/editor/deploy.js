@@ -1,8 +1,10 @@
-// Deploy and Destroy for the editor: buttons, a progress bar, a collapsible log of steps, node colours by
-// state (Cytoscape classes st-<state>), the failing node marked with its error, and the lab's live events
-// over a WebSocket that reconnects with exponential backoff and resumes after the last seq it saw.
+// Deploy and Destroy for the editor: buttons, a progress bar, a log of steps (a tab of the dock; after a reload it
+// shows the last run), node colours by state (Cytoscape classes st-<state>), the failing node marked with its
+// error, a status that tells undeployed edits apart, and the lab's live events over a WebSocket that reconnects
+// with exponential backoff and resumes after the last seq it saw.
 import { request } from "./api.js";
 import { wsUrl } from "./dom.js";
+import { clone, normalise } from "./model.js";
 
 const STATES = ["absent", "starting", "running", "degraded", "stopped", "failed"];
 const COLOURS = { absent: "#94a3b8", starting: "#f59e0b", running: "#16a34a", degraded: "#ea580c",
@@ -34,16 +36,51 @@ function styleStates(cy) {
   style.update();
 }
 
+/** The document without node positions (webapp runs.services.running_part does the same on the server). */
+function runningPart(doc) {
+  const nodes = {};
+  for (const [name, node] of Object.entries(doc.nodes || {})) {
+    if (node && typeof node === "object") { const { ui, ...rest } = node; nodes[name] = rest; } else nodes[name] = node;
+  }
+  return { ...doc, nodes };
+}
+
+/** JSON with sorted keys: two documents compare equal whatever order their keys came in. */
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** One line of the log for an event: [text, class] or null. */
+function describe(event) {
+  switch (event.type) {
+    case "run.started": return [`${event.kind} #${event.run} started`, "started"];
+    case "run.step":
+      return [`${event.total ? `[${event.step}/${event.total}] ` : ""}${event.node ? `${event.node}: ` : ""}${event.message || "step"}`, ""];
+    case "node.state":
+      return event.state === "failed" || event.state === "degraded"
+        ? [`${event.node}: ${event.state}${event.message ? ` (${event.message})` : ""}`, "bad"] : null;
+    case "run.finished": return [event.message || "finished", "ok"];
+    case "run.failed": return [`failed: ${event.element ? `${event.element}: ` : ""}${event.message}`, "bad"];
+    default: return event.message ? [event.message, ""] : null;
+  }
+}
+
 /**
- * initDeploy({labId, cy, toolbarEl, container?, editable?, beforeDeploy?, onEvent?}) -> controller
- * labId: the lab's primary key (URLs use it). toolbarEl: where the buttons go. container: where the log goes.
+ * initDeploy({labId, cy, toolbarEl, dock, editable?, beforeDeploy?, onEvent?}) -> controller
+ * labId: the lab's primary key (URLs use it). toolbarEl: where the buttons go. dock: where the log goes (dock.js).
+ * The controller's editing(version, doc) and problemsChanged(problems) keep the status true to the document.
  */
-export function initDeploy({ labId, cy, toolbarEl, container = document.body, editable = true,
-  beforeDeploy = null, onEvent = null }) {
+export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, beforeDeploy = null, onEvent = null }) {
   loadCss();
   styleStates(cy);
   const state = { lastSeq: null, nodes: {}, run: null, socket: null, retry: 0, timer: null, closed: false,
-    failedNode: null };
+    failedNode: null, deployed: false, deployedVersion: null, deployedDoc: null, version: null, doc: null,
+    refused: false, failure: null,
+    outcome: null, historyLoaded: false };
 
   const deployBtn = el("button", { className: "tool deploy-btn", id: "btn-deploy", title: "Deploy the lab" },
     "\u25B6", el("span", { textContent: "Deploy" }));
@@ -53,33 +90,82 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
   const bar = el("progress", { className: "deploy-progress", id: "deploy-progress", max: 1, value: 0 });
   const logToggle = el("button", { className: "tool", id: "btn-deploy-log", title: "Show the deploy log",
     ariaPressed: "false" }, "\u2630", el("span", { textContent: "Log" }));
+  // the progress runs along the bottom of the status pill: one fixed-width slot for both
   toolbarEl.append(el("div", { className: "toolbar-group deploy-group" },
-    deployBtn, destroyBtn, bar, statusEl, logToggle));
+    deployBtn, destroyBtn, el("div", { className: "deploy-meter" }, statusEl, bar), logToggle));
 
   const logList = el("ol", { className: "deploy-log-list", id: "deploy-log-list" });
-  const panel = el("section", { className: "deploy-log", id: "deploy-log", hidden: true, ariaLabel: "Deploy log" },
-    el("header", {}, el("h2", { textContent: "Deploy log" }),
-      el("button", { className: "tool icon", title: "Hide", textContent: "\u2715",
-        onclick: () => setLog(false) })),
-    logList);
-  container.append(panel);
+  const logPanel = el("section", { className: "deploy-log", id: "deploy-log", ariaLabel: "Deploy log" }, logList);
 
   function setLog(open) {
-    panel.hidden = !open;
+    const item = dock.find("log");
+    if (open && !item) {
+      dock.open("log", "Deploy log", "log", (body) => {
+        body.append(logPanel);
+        logPanel.scrollTop = logPanel.scrollHeight;
+        return { dispose: () => logToggle.setAttribute("aria-pressed", "false") };
+      });
+    } else if (open) dock.show(item);
+    else if (item) dock.remove(item);
     logToggle.setAttribute("aria-pressed", String(open));
   }
-  logToggle.addEventListener("click", () => setLog(panel.hidden));
+  logToggle.addEventListener("click", () => setLog(!dock.find("log") || dock.active !== dock.find("log")));
 
-  function setStatus(kind, text) {
+  function setStatus(kind, text, title = text) {
     statusEl.dataset.state = kind;
     statusEl.textContent = text;
-    statusEl.title = text;
+    statusEl.title = title;
   }
 
-  function log(text, kind = "") {
-    logList.append(el("li", { className: kind, textContent: text }));
+  /** The status from what is known: a run, a refusal, a failure, or deployed (with or without newer edits). */
+  function showStatus() {
+    bar.hidden = !state.run; // only while a run goes
+    if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
+    if (state.refused) {
+      return setStatus("error", "Fix the problems first",
+        "The lab has problems (listed on the left and in the log): fix them, then deploy");
+    }
+    if (state.failure) return setStatus("error", state.failure);
+    if (state.deployed) {
+      if (behind()) {
+        return setStatus("stale", "Edits not deployed",
+          `Running version ${state.deployedVersion ?? "?"}; you are editing version ${state.version}. Deploy applies the edits.`);
+      }
+      return setStatus("deployed", "Deployed");
+    }
+    return setStatus("idle", state.outcome === "destroyed" ? "Destroyed" : "Not deployed");
+  }
+
+  /** Whether the document being edited differs from the one running (canvas positions do not count). */
+  function behind() {
+    if (state.deployedDoc && state.doc) return canonical(runningPart(state.doc)) !== canonical(state.deployedDoc);
+    // no document to compare with (a deploy older than this page's server): any newer version counts
+    return state.deployedVersion !== null && state.version !== null && state.version > state.deployedVersion;
+  }
+
+  function log(text, kind = "", { before = null } = {}) {
+    const line = el("li", { className: kind, textContent: text });
+    if (before) logList.insertBefore(line, before); else logList.append(line);
     while (logList.children.length > MAX_LOG) logList.firstChild.remove();
-    logList.scrollTop = logList.scrollHeight;
+    logPanel.scrollTop = logPanel.scrollHeight;
+  }
+
+  /** After a reload the log starts with the last run's lines (older than anything the socket brings). */
+  async function loadHistory(upTo) {
+    if (state.historyLoaded) return;
+    state.historyLoaded = true;
+    try {
+      const runs = await request("GET", `/api/labs/${labId}/runs`);
+      if (!runs.length) return;
+      const run = await request("GET", `/api/runs/${runs[0].id}`);
+      const first = logList.firstChild;
+      for (const event of run.events) {
+        const line = event.seq <= upTo ? describe(event) : null;
+        if (line) log(line[0], line[1], { before: first });
+      }
+    } catch (err) {
+      console.warn("the last run's log is unavailable:", err);
+    }
   }
 
   function busy(active) {
@@ -125,57 +211,61 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
       state.nodes = { ...event.nodes };
       paintAll();
       state.run = event.run;
+      state.deployed = Boolean(event.deployed);
+      state.deployedVersion = event.deployed_version ?? null;
+      state.deployedDoc = event.deployed_document ? runningPart(normalise(clone(event.deployed_document))) : null;
       busy(Boolean(event.run));
       const last = event.last_run;
-      if (event.run) setStatus("running", `${event.run.kind} ${event.run.status}…`);
-      else if (last && last.status === "failed") {
-        setStatus("error", `Last ${last.kind} failed: ${last.error}`);
+      if (!event.run && last && last.status === "failed") {
+        state.failure = `Last ${last.kind} failed: ${last.error}`;
         markFailure(last.error_element, last.error);
-      } else setStatus(event.deployed ? "deployed" : "idle", event.deployed ? "Deployed" : "Not deployed");
+      }
+      showStatus();
+      loadHistory(event.seq);
+      if (onEvent) onEvent(event);
       return;
     }
     if (typeof event.seq !== "number") return;
     if (state.lastSeq !== null && event.seq <= state.lastSeq) return; // seen already
     state.lastSeq = event.seq;
+    const line = describe(event);
+    if (line) log(...line);
     switch (event.type) {
       case "run.started":
         state.run = { id: event.run, kind: event.kind, status: "running" };
+        state.failure = null;
+        state.refused = false;
         busy(true);
         clearFailure();
         bar.value = 0;
-        setStatus("running", `${event.kind === "destroy" ? "Destroying" : "Deploying"}…`);
-        log(`${event.kind} #${event.run} started`, "started");
         break;
       case "run.step":
         if (event.total) { bar.max = event.total; bar.value = event.step || 0; }
-        log(`${event.total ? `[${event.step}/${event.total}] ` : ""}${event.node ? `${event.node}: ` : ""}${event.message || "step"}`);
         break;
       case "node.state":
         state.nodes[event.node] = event.state;
         paint(event.node, event.state);
-        if (event.state === "failed" || event.state === "degraded") {
-          log(`${event.node}: ${event.state}${event.message ? ` (${event.message})` : ""}`, "bad");
-          if (event.state === "failed" && event.message) markFailure(`nodes.${event.node}`, event.message);
-        }
+        if (event.state === "failed" && event.message) markFailure(`nodes.${event.node}`, event.message);
         break;
       case "run.finished":
         state.run = null;
         busy(false);
         bar.value = bar.max;
-        setStatus(event.kind === "destroy" ? "idle" : "deployed", event.kind === "destroy" ? "Destroyed" : "Deployed");
-        log(event.message || "finished", "ok");
+        state.deployed = event.kind !== "destroy";
+        state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
+        state.deployedDoc = state.deployed && event.document ? runningPart(normalise(clone(event.document))) : null;
+        state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";
         break;
       case "run.failed":
         state.run = null;
         busy(false);
-        setStatus("error", `Failed: ${event.message}`);
-        log(`failed: ${event.element ? `${event.element}: ` : ""}${event.message}`, "bad");
+        state.failure = `Failed: ${event.message}`;
         markFailure(event.element, event.message);
         setLog(true);
         break;
       default:
-        if (event.message) log(event.message);
     }
+    showStatus();
     if (onEvent) onEvent(event);
   }
 
@@ -218,7 +308,8 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
       busy(false);
       if (err.status === 400 && err.body && err.body.errors) {
         for (const e of err.body.errors) log(`${e.path}: ${e.message}`, "bad");
-        setStatus("error", "The lab has problems; fix them first");
+        state.refused = true; // until the problems are fixed (problemsChanged)
+        showStatus();
         const first = err.body.errors[0];
         if (first) markFailure(first.path, first.message);
         setLog(true);
@@ -241,6 +332,17 @@ export function initDeploy({ labId, cy, toolbarEl, container = document.body, ed
   connect();
   return {
     state,
+    /** The editor saved version `version` of the document `doc`. */
+    editing(version, doc) { state.version = version; state.doc = doc; if (state.lastSeq !== null) showStatus(); },
+    /** The document's problems changed: a deploy refused for them stops saying so once none is left. */
+    problemsChanged(problems) {
+      if (!state.refused) return;
+      const at = `nodes.${state.failedNode}`;
+      if (!problems.some((p) => p.path === at || p.path.startsWith(`${at}.`))) clearFailure();
+      if (problems.length) return;
+      state.refused = false;
+      showStatus();
+    },
     close() { state.closed = true; clearTimeout(state.timer); if (state.socket) state.socket.close(); },
     reconnect() { if (state.socket) state.socket.close(); },
   };

@@ -128,24 +128,42 @@ export function deleteLinks(doc, indexes) {
   }
 }
 
-/** Rename the interface at one end of a link; the node's interface settings move with it. */
-export function renameInterface(doc, index, end, iface) {
-  const link = doc.links[index];
-  const [name, old] = splitEndpoint(link.endpoints[end]);
+/** Why `iface` cannot be a new interface name, or null. */
+export function interfaceNameProblem(iface) {
+  return IFNAME_RE.test(iface) ? null : "1-15 letters, digits, '_', '.' or '-'";
+}
+
+/**
+ * Rename interface `old` of node `name` to `iface`, with its settings, its link end and its NAT entry. When the node
+ * already has `iface`, the two swap names (settings, links and NAT follow each name): eth0 <-> eth1 in one step.
+ */
+export function renameNodeInterface(doc, name, old, iface) {
   if (old === iface) return;
-  if (!IFNAME_RE.test(iface)) throw new Error("1-15 letters, digits, '_', '.' or '-'");
-  if (usedInterfaces(doc, name).has(iface)) throw new Error(`${name} already has a link on ${iface}`);
+  const problem = interfaceNameProblem(iface);
+  if (problem) throw new Error(problem);
+  const swap = interfacesOf(doc, name).includes(iface);
+  const rename = (n) => (n === old ? iface : swap && n === iface ? old : n);
   const node = doc.nodes[name];
   if (node && node.interfaces && typeof node.interfaces === "object") {
     const interfaces = {};
-    for (const [key, value] of Object.entries(node.interfaces)) interfaces[key === old ? iface : key] = value;
+    for (const [key, value] of Object.entries(node.interfaces)) interfaces[rename(key)] = value;
     if (!(iface in interfaces)) interfaces[iface] = {};
     node.interfaces = interfaces;
-    if (node.nat && Array.isArray(node.nat.masquerade)) {
-      node.nat.masquerade = node.nat.masquerade.map((m) => (m === old ? iface : m));
-    }
+    if (node.nat && Array.isArray(node.nat.masquerade)) node.nat.masquerade = node.nat.masquerade.map(rename);
   }
-  link.endpoints[end] = `${name}:${iface}`;
+  for (const link of doc.links) {
+    if (!link || !Array.isArray(link.endpoints)) continue;
+    link.endpoints = link.endpoints.map((e) => {
+      const [n, f] = splitEndpoint(e);
+      return n === name && f !== null ? `${n}:${rename(f)}` : e;
+    });
+  }
+}
+
+/** Rename the interface at one end of a link (a name the node has already swaps with it). */
+export function renameInterface(doc, index, end, iface) {
+  const [name, old] = splitEndpoint(doc.links[index].endpoints[end]);
+  renameNodeInterface(doc, name, old, iface);
 }
 
 /** Interface names of a node: declared ones and those links use, in a stable order. */
@@ -176,12 +194,36 @@ export function problemTarget(path) {
   return null;
 }
 
-export function firstAddress(node) {
+/**
+ * The address a node's label shows: a router's LAN gateway (the interface serving DHCP, else the one facing a
+ * bridge with hosts or VMs on it) rather than its uplink; otherwise the first interface's. `observed` gives a DHCP
+ * client's leased address ({iface: address}), shown instead of "dhcp".
+ */
+export function labelAddress(doc, name, observed = {}) {
+  const node = doc.nodes[name];
   if (!node || !node.interfaces || typeof node.interfaces !== "object") return "";
-  for (const cfg of Object.values(node.interfaces)) {
-    const a = cfg && cfg.address;
-    if (typeof a === "string" && a) return a;
-    if (Array.isArray(a) && a.length) return String(a[0]);
+  const shown = (iface) => {
+    const a = (node.interfaces[iface] || {}).address;
+    if (a === "dhcp" && observed[iface]) return observed[iface];
+    return typeof a === "string" ? a : Array.isArray(a) && a.length ? String(a[0]) : "";
+  };
+  if (node.kind === "router") {
+    const names = Object.keys(node.interfaces).filter((i) => shown(i));
+    const lan = names.find((i) => node.interfaces[i].dhcp_server)
+      || names.find((i) => facesEndHosts(doc, name, i));
+    if (lan) return shown(lan);
   }
+  for (const iface of Object.keys(node.interfaces)) if (shown(iface)) return shown(iface);
   return "";
+}
+
+/** Whether node:iface is wired to a bridge that hosts or VMs are wired to too. */
+function facesEndHosts(doc, name, iface) {
+  const bridge = peerOf(doc, name, iface);
+  if (!bridge || (doc.nodes[bridge] || {}).kind !== "bridge") return false;
+  return doc.links.some((l) => {
+    const ends = (l && l.endpoints) || [];
+    const other = ends[0] === bridge ? ends[1] : ends[1] === bridge ? ends[0] : null;
+    return other !== null && ["host", "vm"].includes((doc.nodes[splitEndpoint(other)[0]] || {}).kind);
+  });
 }

@@ -1,7 +1,7 @@
 // The properties panel: a form for the selected node or link, committed field by field on "change".
 // Fields carry data-path (the document path they edit) so validation problems show next to them.
 import {
-  KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, splitEndpoint,
+  KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, renameNodeInterface, splitEndpoint,
 } from "./model.js";
 import { h } from "./dom.js";
 import { renderRouting } from "./routing-panel.js";
@@ -57,9 +57,10 @@ function parseAddress(text) {
 }
 
 export class Panel {
-  constructor(root, { getDoc, apply, onRenamed, onDelete, editable }) {
+  constructor(root, { getDoc, getObserved = () => ({}), apply, onRenamed, onDelete, editable }) {
     this.root = root;
     this.getDoc = getDoc;
+    this.getObserved = getObserved; // () => {node: {iface: leased address}}
     this.apply = apply; // (mutator(doc)) => null | error message
     this.onRenamed = onRenamed;
     this.onDelete = onDelete;
@@ -67,6 +68,13 @@ export class Panel {
     this.images = [];
     this.selection = { nodes: [], links: [] };
     this.problems = [];
+    this.translations = []; // (problem) => {path, message} | null: a server message in this panel's words
+    this.externalMode = new Map(); // external node -> "bridge" | "nat" chosen before the document says so
+  }
+
+  /** Leased addresses arrived or went: show them unless the user is typing here. */
+  refreshObserved() {
+    if (this.selection.nodes.length === 1 && !this.root.contains(document.activeElement)) this.refresh();
   }
 
   setImages(images) {
@@ -83,6 +91,7 @@ export class Panel {
     const doc = this.getDoc();
     const { nodes, links } = this.selection;
     this.root.replaceChildren();
+    this.translations = [];
     if (nodes.length === 1 && !links.length && doc.nodes[nodes[0]]) this.renderNode(doc, nodes[0]);
     else if (links.length === 1 && !nodes.length && doc.links[links[0]]) this.renderLink(doc, links[0]);
     else if (nodes.length || links.length) this.renderMany(nodes.length, links.length);
@@ -100,7 +109,8 @@ export class Panel {
       const slot = f.querySelector(":scope > .field-error");
       if (slot) slot.textContent = "";
     }
-    for (const p of problems) {
+    for (const raw of problems) {
+      const p = this.translations.reduce((found, t) => found || t(raw), null) || raw;
       let best = null;
       for (const f of fields) {
         const path = f.dataset.path;
@@ -186,7 +196,7 @@ export class Panel {
     form.append(field("Name", nameInput, `${base}`));
     form.append(field("Description", textInput(node.description, (value) => this.commit((d) => {
       if (value) d.nodes[name].description = value; else delete d.nodes[name].description;
-    })), `${base}.description`));
+    }), { "data-role": "node-description" }), `${base}.description`));
 
     if (kind === "vm") this.renderVm(form, node, name, base);
     if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
@@ -209,10 +219,16 @@ export class Panel {
       const cfg = (node.interfaces && node.interfaces[iface]) || {};
       const path = `${base}.interfaces.${iface}`;
       const peer = peerOf(doc, name, iface);
+      const ifname = textInput(iface, (value, input) => {
+        if (!value || value === iface) { input.value = iface; return; }
+        if (this.commit((d) => renameNodeInterface(d, name, iface, value), input)) this.refresh();
+        else input.value = iface;
+      }, { class: "mono iface-name", maxlength: 15, "data-role": "iface-name", "data-iface": iface,
+        "aria-label": `Name of ${name}'s interface ${iface}`, title: "Rename; the name of another interface swaps the two" });
       const box = h("div", { class: "iface", "data-path": path },
-        h("div", { class: "iface-head" }, h("span", { class: "mono iface-name", text: iface }),
-          h("span", { class: "muted", text: peer ? `→ ${peer}` : "not wired" })),
-        h("div", { class: "field-error", role: "alert" }));
+        h("div", { class: "iface-head field" }, ifname,
+          h("span", { class: "muted", text: peer ? `→ ${peer}` : "not wired" }),
+          h("div", { class: "field-error", role: "alert" })));
       const setCfg = (mutate) => (d) => {
         const n = d.nodes[name];
         if (!n.interfaces || typeof n.interfaces !== "object") n.interfaces = {};
@@ -222,7 +238,7 @@ export class Panel {
       const dhcp = cfg.address === "dhcp";
       const address = textInput(addressText(cfg.address), (value, input) => {
         this.commit(setCfg((c) => { const a = parseAddress(value); if (a) c.address = a; else delete c.address; }), input);
-      }, { placeholder: "10.0.1.1/24", "data-iface": iface, "data-role": "address" });
+      }, { placeholder: "e.g. 10.0.1.1/24", "data-iface": iface, "data-role": "address" });
       address.disabled = dhcp;
       const dhcpBox = h("input", { type: "checkbox", "data-role": "dhcp", "data-iface": iface });
       dhcpBox.checked = dhcp;
@@ -235,12 +251,14 @@ export class Panel {
       });
       const addressField = field("Address", address, `${path}.address`);
       addressField.append(h("label", { class: "check" }, dhcpBox, " DHCP client"));
+      const leased = dhcp && (this.getObserved()[name] || {})[iface];
+      if (leased) addressField.append(h("div", { class: "hint leased", "data-role": "leased", text: `Leased: ${leased}` }));
       box.append(addressField);
       if (node.kind === "router") {
         const range = cfg.dhcp_server && cfg.dhcp_server.range;
         box.append(field("DHCP server range", textInput(range, (value, input) => this.commit(setCfg((c) => {
           if (value) c.dhcp_server = { ...(c.dhcp_server || {}), range: value }; else delete c.dhcp_server;
-        }), input), { placeholder: "10.0.1.100-10.0.1.150", "data-role": "dhcp-range" }), `${path}.dhcp_server`));
+        }), input), { placeholder: "e.g. 10.0.1.100-10.0.1.150", "data-role": "dhcp-range" }), `${path}.dhcp_server`));
       }
       if (node.kind === "vm") {
         box.append(field("MAC", textInput(cfg.mac, (value, input) => this.commit(setCfg((c) => {
@@ -253,7 +271,7 @@ export class Panel {
   }
 
   renderRoutes(form, node, name, base) {
-    const area = h("textarea", { rows: 3, spellcheck: "false", placeholder: "default via 10.0.1.254\n10.2.0.0/16 via 10.0.1.1", "data-role": "routes" });
+    const area = h("textarea", { rows: 3, spellcheck: "false", placeholder: "e.g. default via 10.0.1.254\n10.2.0.0/16 via 10.0.1.1", "data-role": "routes" });
     area.value = routesToText(node.routes);
     area.addEventListener("change", () => this.commit((d) => {
       const routes = textToRoutes(area.value);
@@ -308,41 +326,58 @@ export class Panel {
       if (value === null) delete d.nodes[name][key]; else d.nodes[name][key] = value;
     }, input);
     row.append(field("Memory (MiB)", numberInput(node.memory, setNum("memory"), { min: 16, step: 16, placeholder: "image default" }), `${base}.memory`));
-    row.append(field("CPUs", numberInput(node.cpus, setNum("cpus"), { min: 1, max: 16, placeholder: "1" }), `${base}.cpus`));
+    row.append(field("CPUs", numberInput(node.cpus, setNum("cpus"), { min: 1, max: 16, placeholder: "default: 1" }), `${base}.cpus`));
     form.append(row);
   }
 
+  /** How the lab reaches the host's network. Nothing is chosen until the user chooses (the document says neither). */
   renderExternal(form, node, name, base) {
-    const nat = node.nat === true;
+    const mode = node.nat === true ? "nat" : node.bridge !== undefined ? "bridge" : this.externalMode.get(name) || null;
     const group = `ext-${name}`;
     const bridgeRadio = h("input", { type: "radio", name: group, value: "bridge", "data-role": "external-bridge" });
     const natRadio = h("input", { type: "radio", name: group, value: "nat", "data-role": "external-nat" });
-    bridgeRadio.checked = !nat;
-    natRadio.checked = nat;
+    bridgeRadio.checked = mode === "bridge";
+    natRadio.checked = mode === "nat";
     const bridge = textInput(node.bridge, (value, input) => this.commit((d) => {
       const n = d.nodes[name];
       delete n.nat; delete n.address;
       if (value) n.bridge = value; else delete n.bridge;
-    }, input), { placeholder: "br-ex", maxlength: 15 });
+    }, input), { placeholder: "e.g. br-ex", maxlength: 15, "data-role": "external-bridge-name" });
     const address = textInput(node.address, (value, input) => this.commit((d) => {
       const n = d.nodes[name];
       delete n.bridge; n.nat = true;
       if (value) n.address = value; else delete n.address;
-    }, input), { placeholder: "203.0.113.1/24" });
+    }, input), { placeholder: "e.g. 203.0.113.1/24", "data-role": "external-address" });
     const bridgeField = field("Host bridge", bridge, `${base}.bridge`, "An existing bridge on the lab host");
-    const addressField = field("Gateway address (host side)", address, `${base}.address`);
-    const toggle = () => { bridgeField.hidden = natRadio.checked; addressField.hidden = !natRadio.checked; };
+    const addressField = field("Gateway address (host side)", address, `${base}.address`,
+      "The host's address on the lab's side; the lab's router uses it as its gateway");
+    const connection = `${base}.connection`;
+    const toggle = () => { bridgeField.hidden = !bridgeRadio.checked; addressField.hidden = !natRadio.checked; };
     const switchMode = () => {
+      this.externalMode.set(name, natRadio.checked ? "nat" : "bridge");
       toggle();
       this.commit((d) => {
         const n = d.nodes[name];
         if (natRadio.checked) { delete n.bridge; n.nat = true; if (address.value.trim()) n.address = address.value.trim(); }
         else { delete n.nat; delete n.address; if (bridge.value.trim()) n.bridge = bridge.value.trim(); }
       });
+      this.setProblems(this.problems);
     };
     bridgeRadio.addEventListener("change", switchMode);
     natRadio.addEventListener("change", switchMode);
-    form.append(h("section", { class: "group", "data-path": `${base}.nat` }, h("h3", { text: "Connection" }),
+    // the checker's words are the document's ("bridge: ... or nat: true"); say them as the form's
+    this.translations.push((p) => {
+      if (p.path === base && /needs either bridge/.test(p.message)) {
+        return bridgeRadio.checked
+          ? { path: `${base}.bridge`, message: "Enter the name of a bridge that exists on the lab host" }
+          : { path: connection, message: `Choose how ${name} reaches the host's network: a host bridge or NAT` };
+      }
+      if (p.path === `${base}.address` && /required with nat/.test(p.message)) {
+        return { path: p.path, message: "Enter the host-side gateway address, e.g. 203.0.113.1/24" };
+      }
+      return null;
+    });
+    form.append(h("section", { class: "group", "data-path": connection }, h("h3", { text: "Connection" }),
       h("label", { class: "check" }, bridgeRadio, " Attach to a host bridge"),
       h("label", { class: "check" }, natRadio, " NAT through the host"),
       h("div", { class: "field-error", role: "alert" })), bridgeField, addressField);
@@ -370,7 +405,7 @@ export class Panel {
     });
     form.append(h("h3", { text: "Link conditions" }));
     const row = h("div", { class: "row two" });
-    for (const [key, label, placeholder] of [["delay", "Delay", "20ms"], ["jitter", "Jitter", "5ms"], ["loss", "Loss", "1%"], ["rate", "Rate", "10mbit"]]) {
+    for (const [key, label, placeholder] of [["delay", "Delay", "e.g. 20ms"], ["jitter", "Jitter", "e.g. 5ms"], ["loss", "Loss", "e.g. 1%"], ["rate", "Rate", "e.g. 10mbit"]]) {
       row.append(field(label, textInput(link[key], (value, input) => this.commit((d) => {
         if (value) d.links[index][key] = value; else delete d.links[index][key];
       }, input), { placeholder, "data-role": key }), `${base}.${key}`));

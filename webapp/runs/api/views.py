@@ -144,6 +144,7 @@ class LabStatusView(APIView):
                             status=status.HTTP_503_SERVICE_UNAVAILABLE)
         finally:
             result.forget()
+        observed = services.with_leased_addresses(observed)
         state = LabState.objects.filter(lab=lab).first()
         observed["known"] = dict(state.nodes) if state else {}
         observed["deployed"] = bool(state and state.deployed)
