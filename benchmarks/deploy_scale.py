@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netops import engine, naming  # noqa: E402
-from netops.topology import parse_document  # noqa: E402
+from netops import engine, naming
+from netops.topology import parse_document
 
 
 def hosts_doc(n: int) -> dict:

@@ -101,9 +101,9 @@ def main() -> None:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=1)
                 break
-            except OSError:
+            except OSError as exc:
                 if daphne.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"daphne did not start:\n{(tmp / 'daphne.log').read_text()}")
+                    raise SystemExit(f"daphne did not start:\n{(tmp / 'daphne.log').read_text()}") from exc
                 time.sleep(0.1)
         measure(base, lab.pk, args.runs)
     finally:

@@ -22,12 +22,16 @@ what `isolate` asks, drop every capability but `caps` from the bounding, permitt
 set no_new_privs, open the log, exec. It prints one line of JSON: {"pid": N} or {"error": "..."}.
 Only the standard library, because it runs with `python -I -S`, by path.
 """
+from __future__ import annotations
+
 import ctypes
 import json
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -62,18 +66,18 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> None:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source, target, fstype, flags, data=None):
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     _check(libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
                       data.encode() if data else None), f"mount {fstype or source} on {target}")
 
 
-def _keep_only(caps):
+def _keep_only(caps: Iterable[str]) -> None:
     """Bounding, permitted, effective and inheritable sets = `caps`; no_new_privs."""
     wanted = set()
     for name in caps:
@@ -94,7 +98,7 @@ def _keep_only(caps):
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _enter(spec):
+def _enter(spec: dict[str, Any]) -> None:
     """Everything up to the uid switch: cgroups, network namespace, user namespace, uid/gid 0 of the lab."""
     pid = str(os.getpid())
     for path in spec["cgroups"]:
@@ -115,7 +119,7 @@ def _enter(spec):
     os.setresuid(0, 0, 0)
 
 
-def _isolate(spec):
+def _isolate(spec: dict[str, Any]) -> None:
     iso = spec["isolate"]
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID), "unshare(mount, uts, pid)")
     _mount("none", "/", None, MS_REC | MS_SLAVE)
@@ -132,7 +136,7 @@ def _isolate(spec):
     socket.sethostname(iso["hostname"])
 
 
-def _exec(spec, errw):
+def _exec(spec: dict[str, Any], errw: int) -> NoReturn:
     """In the process that becomes the program: drop capabilities, open the log, exec."""
     if spec.get("ctty"):
         os.setsid()
@@ -154,12 +158,12 @@ def _exec(spec, errw):
     os.execvpe(argv[0], argv, spec["env"])
 
 
-def _fail(errw, exc):
+def _fail(errw: int, exc: BaseException) -> NoReturn:
     os.write(errw, f"{type(exc).__name__}: {exc}".encode()[:4000])
     os._exit(127)
 
 
-def _init(spec, errw):
+def _init(spec: dict[str, Any], errw: int) -> NoReturn:
     """pid 1 of the console's PID namespace: mount its /proc, start the program, reap until it ends."""
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -169,9 +173,9 @@ def _init(spec, errw):
         if child == 0:
             try:
                 _exec(spec, errw)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
                 _fail(errw, exc)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
         _fail(errw, exc)
     os.close(errw)
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
@@ -190,7 +194,7 @@ def _init(spec, errw):
     os._exit(status if status >= 0 else 128 - status)
 
 
-def _report_or_wait(errr, child, daemon):
+def _report_or_wait(errr: int, child: int, daemon: bool) -> int:
     chunks = []
     while True:
         chunk = os.read(errr, 4096)
@@ -215,7 +219,7 @@ def _report_or_wait(errr, child, daemon):
             continue
 
 
-def main():
+def main() -> int:
     spec = json.loads(sys.argv[1])
     daemon = bool(spec.get("daemon"))
     if daemon:
@@ -226,7 +230,7 @@ def main():
             _enter(spec)
             if spec.get("isolate"):
                 _isolate(spec)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
             return 1
     child = os.fork()
@@ -238,7 +242,7 @@ def main():
             if spec.get("isolate"):
                 _init(spec, errw)
             _exec(spec, errw)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
             _fail(errw, exc)
     os.close(errw)
     return _report_or_wait(errr, child, daemon)

@@ -16,10 +16,11 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import naming, procs
-from .errors import ApplyError, TopologyError
-from .model import NAMESPACE_KINDS, Endpoint, Topology
+from . import kinds, naming, procs
+from .errors import ApplyError, Problem, TopologyError
+from .model import Endpoint, Topology
 
 TCPDUMP = "tcpdump"
 FILTER_MAX = 256
@@ -55,9 +56,7 @@ def check_filter(text: str | None) -> str:
     return text
 
 
-def _problem(message: str):
-    from .errors import Problem
-
+def _problem(message: str) -> Problem:
     return Problem("filter", message)
 
 
@@ -86,11 +85,9 @@ def _point_for(topology: Topology, lab: str, ep: Endpoint, label: str) -> Captur
     node = topology.nodes[ep.node]
     if ep.interface is None:
         return None
-    if node.kind in NAMESPACE_KINDS:
-        return CapturePoint(naming.node_namespace(lab, node.name), ep.interface, label)
-    if node.kind == "vm":
-        return CapturePoint(naming.fabric_namespace(lab), naming.fabric_ifname(node.name, ep.interface), label)
-    return None
+    kind = kinds.get(node.kind)
+    where = kind.capture_point(lab, node, ep.interface) if kind.capture else None
+    return CapturePoint(where[0], where[1], label) if where else None
 
 
 def capture_point(topology: Topology, lab: str, *, link: int | None = None, node: str | None = None,
@@ -108,7 +105,7 @@ def capture_point(topology: Topology, lab: str, *, link: int | None = None, node
             raise TopologyError(_where("link", f"there is no link {link!r} in the deployed lab"))
         lk = topology.links[link]
         label = f"{lk.a} ↔ {lk.b}"
-        for ep in sorted((lk.a, lk.b), key=lambda e: topology.nodes[e.node].kind not in NAMESPACE_KINDS):
+        for ep in sorted((lk.a, lk.b), key=lambda e: not kinds.get(topology.nodes[e.node].kind).namespace):
             point = _point_for(topology, lab, ep, label)
             if point is not None:
                 return point
@@ -127,9 +124,7 @@ def capture_point(topology: Topology, lab: str, *, link: int | None = None, node
     return point
 
 
-def _where(path: str, message: str):
-    from .errors import Problem
-
+def _where(path: str, message: str) -> Problem:
     return Problem(path, message)
 
 
@@ -222,7 +217,7 @@ class Packet:
     protocol: str
     info: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"no": self.number, "time": round(self.time, 6), "len": self.length, "src": self.src,
                 "dst": self.dst, "proto": self.protocol, "info": self.info}
 

@@ -19,17 +19,17 @@ import fcntl
 import os
 import socket
 import stat as stat_module
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import limits, naming
 from .errors import ApplyError, TopologyError
-from .limits import parse_size
-from .model import NodeLimits
 from .kernel import cgroups
 from .kernel.userns import IdMap
+from .limits import parse_size
+from .model import NodeLimits
 
 SIZE = 65536
 UID_BASE = int(os.environ.get("TOPOLAB_CELL_UID_BASE", str(0x40000000)), 0)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 
 from . import images, naming
 from .errors import ApplyError, LabBusyError, NetopsError, TopologyError
 from .events import Event
+from .model import Topology
 
 
 def _print_event(event: Event) -> None:
@@ -23,12 +23,12 @@ def _print_event(event: Event) -> None:
         print(f"warning: {event.message}", file=sys.stderr, flush=True)
 
 
-def _load(path: str):
+def _load(path: str) -> Topology:
     from .topology import load_file
     return load_file(path)
 
 
-def _lab_of(args: argparse.Namespace):
+def _lab_of(args: argparse.Namespace) -> tuple[str, Topology | None]:
     """(lab id, topology or None) from `FILE` and/or `--lab`."""
     topology = _load(args.file) if getattr(args, "file", None) else None
     if args.lab:
@@ -48,6 +48,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from . import engine
     lab, topology = _lab_of(args)
+    if topology is None:  # `up` takes FILE (required by its parser)
+        raise TopologyError("give a topology FILE")
     result = engine.up(topology, lab, on_event=_print_event)
     print(f"lab {result.lab} is up ({len(result.steps)} steps, {result.seconds:.2f} s)"
           if result.steps else f"lab {result.lab} is up (nothing to change)")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "exec":
             _split_exec(args, argv[1:])
-        return args.func(args)
+        return int(args.func(args))
     except TopologyError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -31,7 +31,6 @@ import subprocess
 import termios
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import cell as cells
 from . import engine, frr, naming, procs, qemu
@@ -75,7 +74,7 @@ class Shell:
     node: str
     session: str
     fd: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     closed: bool = field(default=False)
     kind: str = "shell"  # one of KINDS
 
@@ -97,7 +96,7 @@ class Shell:
                 view = view[n:]
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise ApplyError("the console does not take input (its buffer is full)", permanent=False)
+                    raise ApplyError("the console does not take input (its buffer is full)", permanent=False) from None
                 time.sleep(0.01)
 
     def read(self, size: int = 65536) -> bytes | None:

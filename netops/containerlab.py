@@ -23,8 +23,6 @@ Mapping (Topolab <-> containerlab):
     mac, mtu                        exec `ip link set dev <if> address <mac>` / `... mtu <n>`
     routes                          exec `ip route add <to|default> via <ip>` (`ip -6 route ...` for IPv6)
     nat.masquerade                  exec `iptables -t nat -A POSTROUTING -o <if> -j MASQUERADE`
-    routing (FRR)                   image FRR_IMAGE, binds frr/<node>/frr.conf and frr/<node>/daemons to /etc/frr
-                                    (the files: netops.frr.containerlab_files; warned); not imported back
     dhcp_server                     exec `dnsmasq --port=0 --bind-interfaces --interface=<if>
                                     --dhcp-range=<start>,<end>,<lease> [--dhcp-option=3,<gw>] [--dhcp-option=6,..]`
     link endpoint bridge            `<bridge>:<bridge>-<n>` (containerlab needs a port name; n counts the
@@ -47,18 +45,20 @@ import re
 import shlex
 from typing import Any
 
+from . import kinds
 from .errors import Problem
-from .model import INTERFACE_KINDS, Node, Topology
-from .topology import ifname_problem, load_yaml, to_document
+from .kinds import Kind
+from .model import Node, Topology
 from .topology import dump_yaml as _dump
+from .topology import ifname_problem, load_yaml, to_document
 
 DEFAULT_IMAGE = "alpine:3.20"
-FRR_IMAGE = "quay.io/frrouting/frr:8.4.4"  # the FRR release of Debian 12, which Topolab runs
 LABEL = "topolab."
-_LABEL_ORDER = ("external", "bridge", "nat", "address", "delay", "jitter", "loss", "rate")
+_CONDITIONS = ("delay", "jitter", "loss", "rate")
+_LABEL_ORDER = (*kinds.clab_host_kind().clab_labels, *_CONDITIONS)  # link labels, in the order they are written
 _NODE_LABEL_ORDER = ("kind", "image", "memory", "cpus", "description")
 _KNOWN_NODE_KEYS = {"kind", "image", "network-mode", "exec", "labels", "sysctls"}
-_CONDITIONS = ("delay", "jitter", "loss", "rate")
+CLAB_HOST = "host"  # containerlab's name for the host namespace in an endpoint (`host:<port>`)
 
 
 # --------------------------------------------------------------------------------------------------- export
@@ -77,35 +77,19 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
 
     nodes: dict[str, Any] = {}
     tools: set[str] = set()
+    def warn(path: str, message: str) -> None:
+        warnings.append(Problem(path, message))
+
     for node in topology.nodes.values():
-        if node.kind == "external":
-            continue
-        if node.kind == "bridge":
-            nodes[node.name] = {"kind": "bridge"}
-            problem = ifname_problem(node.name)
-            if problem:
-                warnings.append(Problem(f"nodes.{node.name}", f"containerlab names the host bridge after the node: {problem}"))
-            else:
-                warnings.append(
-                    Problem(f"nodes.{node.name}", f"containerlab expects the bridge to exist on the host (ip link add {node.name} type bridge)")
-                )
-            continue
-        exec_lines = _exec_lines(node, tools)
-        entry: dict[str, Any] = {"kind": "linux", "image": image, "network-mode": "none"}
+        kind = kinds.get(node.kind)
         labels: dict[str, str] = {}
-        if node.kind == "vm":
-            warnings.append(Problem(f"nodes.{node.name}", "a vm becomes a linux container in containerlab; its image, memory and cpus are kept as labels"))
-            labels["kind"] = "vm"
-            for key in ("image", "memory", "cpus"):
-                if getattr(node, key) is not None:
-                    labels[key] = str(getattr(node, key))
-        if node.routing is not None:
-            entry["image"] = FRR_IMAGE
-            entry["binds"] = [f"frr/{node.name}/frr.conf:/etc/frr/frr.conf", f"frr/{node.name}/daemons:/etc/frr/daemons"]
-            warnings.append(Problem(f"nodes.{node.name}.routing",
-                                    f"FRR runs from the image {FRR_IMAGE} and bind-mounts frr/{node.name}/frr.conf "
-                                    f"and frr/{node.name}/daemons, which this file does not carry (their text: "
-                                    "netops.frr.containerlab_files); without them the routing is dropped"))
+        entry = kind.clab_node(node, image, labels, warn)
+        if entry is None:
+            continue
+        if not kind.interfaces:
+            nodes[node.name] = entry
+            continue
+        exec_lines = _exec_lines(node, kind, tools)
         if node.description is not None:
             labels["description"] = node.description
         if labels:
@@ -124,32 +108,30 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
         endpoints = []
         for ep in (link.a, link.b):
             node = topology.nodes[ep.node]
-            if node.kind in INTERFACE_KINDS:
+            kind = kinds.get(node.kind)
+            if kind.interfaces:
                 endpoints.append(f"{ep.node}:{ep.interface}")
                 continue
             ports[ep.node] = ports.get(ep.node, 0) + 1
-            port = _port_name(ep.node, ports[ep.node])
-            if node.kind == "bridge":
-                endpoints.append(f"{ep.node}:{port}")
-            else:
-                endpoints.append(f"host:{port}")
-                labels.update(_external_labels(node))
-        entry = {"endpoints": endpoints}
+            text, extra = kind.clab_endpoint(node, _port_name(ep.node, ports[ep.node]))
+            endpoints.append(text)
+            labels.update(extra)
+        link_entry: dict[str, Any] = {"endpoints": endpoints}
         for key in _CONDITIONS:
             value = doc["links"][link.index].get(key)
             if value is not None:
                 labels[key] = str(value)
                 conditioned = True
         if labels:
-            entry["labels"] = {LABEL + k: labels[k] for k in _LABEL_ORDER if k in labels}
-        links.append(entry)
+            link_entry["labels"] = {LABEL + k: labels[k] for k in _LABEL_ORDER if k in labels}
+        links.append(link_entry)
     if conditioned:
         warnings.append(Problem("links", "link conditions are kept as labels; containerlab does not apply them (see `containerlab tools netem`)"))
     clab = {"name": topology.name, "topology": {"nodes": nodes, "links": links}}
     return _dump(clab), warnings
 
 
-def _exec_lines(node: Node, tools: set[str]) -> list[str]:
+def _exec_lines(node: Node, kind: Kind, tools: set[str]) -> list[str]:
     lines: list[str] = []
     for name, iface in node.interfaces.items():
         if iface.mac:
@@ -161,9 +143,7 @@ def _exec_lines(node: Node, tools: set[str]) -> list[str]:
         if iface.dhcp:
             tools.add("udhcpc")
             lines.append(f"udhcpc -b -i {name}")
-    if node.kind == "router":
-        lines.append("sysctl -w net.ipv4.ip_forward=1")
-        lines.append("sysctl -w net.ipv6.conf.all.forwarding=1")
+    lines += kind.clab_exec(node)
     for route in node.routes:
         to = "default" if route.to.prefixlen == 0 else str(route.to)
         family = "-6 " if route.via.version == 6 else ""
@@ -184,17 +164,6 @@ def _exec_lines(node: Node, tools: set[str]) -> list[str]:
             argv.append("--dhcp-option=6," + ",".join(str(d) for d in server.dns))
         lines.append(" ".join(argv))
     return lines
-
-
-def _external_labels(node: Node) -> dict[str, str]:
-    labels = {"external": node.name}
-    if node.bridge:
-        labels["bridge"] = node.bridge
-    if node.nat_external:
-        labels["nat"] = "true"
-    if node.address is not None:
-        labels["address"] = str(node.address)
-    return labels
 
 
 def _port_name(node: str, n: int) -> str:
@@ -260,26 +229,28 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
     if not isinstance(raw, dict):
         warnings.append(Problem(path, "not a mapping; skipped"))
         return None
-    kind = raw.get("kind")
-    if kind == "bridge":
+    clab_kind = raw.get("kind")
+    if clab_kind != "linux":
+        segment = kinds.clab_kind_for(clab_kind, {}, False)
+        if segment is None:
+            warnings.append(
+                Problem(f"{path}.kind", f"{clab_kind!r} nodes have no Topolab equivalent; skipped with their links"))
+            return None
         for key in raw:
             if key != "kind":
                 warnings.append(Problem(f"{path}.{key}", "not imported"))
-        return {"kind": "bridge"}
-    if kind != "linux":
-        warnings.append(Problem(f"{path}.kind", f"{kind!r} nodes have no Topolab equivalent; skipped with their links"))
-        return None
+        return {"kind": segment.name}
     for key in raw:
         if key not in _KNOWN_NODE_KEYS:
             warnings.append(Problem(f"{path}.{key}", "not imported"))
     if raw.get("image", DEFAULT_IMAGE) != DEFAULT_IMAGE:
         warnings.append(Problem(f"{path}.image", f"{raw.get('image')!r} is not kept (Topolab nodes are namespaces)"))
-    labels = raw.get("labels") if isinstance(raw.get("labels"), dict) else {}
+    labels = _mapping(raw.get("labels"))
     for key in labels:
         if not str(key).startswith(LABEL) or str(key)[len(LABEL):] not in _NODE_LABEL_ORDER:
             warnings.append(Problem(f"{path}.labels.{key}", "not imported"))
     label = {str(k)[len(LABEL):]: v for k, v in labels.items() if str(k).startswith(LABEL)}
-    sysctls = raw.get("sysctls") if isinstance(raw.get("sysctls"), dict) else {}
+    sysctls = _mapping(raw.get("sysctls"))
     router = str(sysctls.get("net.ipv4.ip_forward", "0")) == "1"
     for key in sysctls:
         if key != "net.ipv4.ip_forward":
@@ -288,12 +259,15 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
     interfaces: dict[str, dict[str, Any]] = {}
     routes: list[dict[str, str]] = []
     masquerade: list[str] = []
-    exec_lines = raw.get("exec") if isinstance(raw.get("exec"), list) else []
+    exec_lines: list[Any] = raw["exec"] if isinstance(raw.get("exec"), list) else []
     if raw.get("exec") is not None and not isinstance(raw.get("exec"), list):
         warnings.append(Problem(f"{path}.exec", "not a list; not imported"))
     for i, line in enumerate(exec_lines):
         line = " ".join(str(line).split())
-        iface = lambda n: interfaces.setdefault(n, {})  # noqa: E731 - a tiny local helper
+
+        def iface(name: str) -> dict[str, Any]:
+            return interfaces.setdefault(name, {})
+
         if m := _RE_ADDR.match(line):
             current = iface(m.group(2)).get("address")
             iface(m.group(2))["address"] = m.group(1) if current is None else _as_list(current) + [m.group(1)]
@@ -315,33 +289,35 @@ def _import_node(name: str, raw: object, warnings: list[Problem]) -> dict[str, A
         else:
             warnings.append(Problem(f"{path}.exec.{i}", f"{line!r} is not understood; not imported"))
 
-    node: dict[str, Any] = {"kind": "vm" if label.get("kind") == "vm" else ("router" if router else "host")}
+    kind = kinds.clab_kind_for(clab_kind, label, router)
+    assert kind is not None  # a linux node is always a host or a router
+    node: dict[str, Any] = {"kind": kind.name}
     if "description" in label:
         node["description"] = str(label["description"])
-    if node["kind"] == "vm":
-        if "image" in label:
-            node["image"] = str(label["image"])
-        for key in ("memory", "cpus"):
-            if key in label:
-                node[key] = int(label[key]) if str(label[key]).isdigit() else label[key]
+    node.update(kind.clab_import(label))
     node["interfaces"] = interfaces
     if routes:
         node["routes"] = routes
     if masquerade:
-        if node["kind"] == "router":
+        if kind.masquerade:
             node["nat"] = {"masquerade": masquerade}
         else:
             warnings.append(Problem(f"{path}.exec", "masquerade on a node without forwarding is not imported"))
     return node
 
 
-def _as_list(value: Any) -> list:
+def _mapping(value: object) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
 def _parse_dnsmasq(line: str) -> tuple[str, dict[str, Any]] | None:
     """The interface and dhcp_server settings of a dnsmasq line this module wrote, or None."""
-    interface, settings = None, {}
+    interface: str | None = None
+    settings: dict[str, Any] = {}
     for arg in shlex.split(line)[1:]:
         key, _, value = arg.partition("=")
         if key in ("--port", "--bind-interfaces") and value in ("0", ""):
@@ -374,7 +350,7 @@ def _import_link(
     for key in raw:
         if key not in ("endpoints", "labels"):
             warnings.append(Problem(f"{path}.{key}", "not imported"))
-    labels = raw.get("labels") if isinstance(raw.get("labels"), dict) else {}
+    labels = _mapping(raw.get("labels"))
     label = {str(k)[len(LABEL):]: v for k, v in labels.items() if str(k).startswith(LABEL)}
     for key in labels:
         if not str(key).startswith(LABEL) or str(key)[len(LABEL):] not in _LABEL_ORDER:
@@ -383,11 +359,11 @@ def _import_link(
     hosts: list[tuple[str, str]] = []
     for i, text in enumerate(raw["endpoints"]):
         node, sep, iface = str(text).partition(":")
-        if node == "host" and sep:
+        if node == CLAB_HOST and sep:
             hosts.append((iface, f"{path}.endpoints.{i}"))
             endpoints.append("")  # filled in below, once the whole link is known to be imported
         elif node in nodes:
-            endpoints.append(node if nodes[node]["kind"] == "bridge" else f"{node}:{iface}")
+            endpoints.append(f"{node}:{iface}" if kinds.get(nodes[node]["kind"]).interfaces else node)
         else:
             warnings.append(Problem(f"{path}.endpoints.{i}", f"{text!r} is not an imported node; link skipped"))
             return None
@@ -408,16 +384,10 @@ def _import_link(
 def _import_external(
     port: str, label: dict[str, Any], externals: dict[str, dict[str, Any]], path: str, warnings: list[Problem]
 ) -> str:
-    name = str(label.get("external") or port)
+    """The node a `host:<port>` endpoint becomes (an external), made once per name."""
+    found: list[Problem] = []
+    name, node = kinds.clab_host_kind().clab_import_endpoint(port, label, path, found)
     if name not in externals:
-        node: dict[str, Any] = {"kind": "external"}
-        if "bridge" in label:
-            node["bridge"] = str(label["bridge"])
-        if str(label.get("nat", "")).lower() == "true":
-            node["nat"] = True
-        if "address" in label:
-            node["address"] = str(label["address"])
-        if "bridge" not in node and "nat" not in node:
-            warnings.append(Problem(path, f"host:{port} became the external {name!r}; give it bridge or nat: true"))
+        warnings.extend(found)
         externals[name] = node
     return name

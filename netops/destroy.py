@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+from pathlib import Path
 
 from . import cell as cells
 from . import naming, nft, procs, qemu
@@ -28,7 +29,7 @@ def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_ev
                 node = proc.role.split(":")[1]
                 try:
                     qemu.stop_vm(lab, node)
-                except Exception as exc:  # the process is killed below anyway; say why it was not graceful
+                except Exception as exc:  # noqa: BLE001 - the process is killed below anyway; say why it was not graceful
                     emit(on_event, Event("run.warning", f"{node}: graceful VM stop failed: {exc}", node=node))
         for proc in procs.find(lab=lab):
             procs.stop(proc)
@@ -49,16 +50,16 @@ def destroy_found(spaces: netns.Namespaces, labs: list[str], found: Found, on_ev
     for lab in labs:
         for table in nft.delete_lab_tables(lab) or []:
             removed.append(f"nft table {table}")
-    for name, (lab, node) in sorted(found.namespaces.items()):
-        if lab not in labs:
+    for name, (owner, ns_node) in sorted(found.namespaces.items()):
+        if owner not in labs:
             continue
         try:
             if netns.delete(name):
                 removed.append(f"namespace {name}")
                 total += 1
-                emit(on_event, Event("run.step", f"delete namespace {name}", node=node, step=total))
+                emit(on_event, Event("run.step", f"delete namespace {name}", node=ns_node, step=total))
         except OSError as exc:
-            raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{node}" if node else "fabric") from exc
+            raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{ns_node}" if ns_node else "fabric") from exc
     for lab in labs:
         host_forwarding_release(lab)
         left = procs.find(lab=lab)  # anything forked while the others were being stopped
@@ -99,7 +100,7 @@ def destroy_all(on_event: EventSink = None) -> list[str]:
 _FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
-def _forward_record():
+def _forward_record() -> Path:
     return naming.run_root() / "host-ip-forward"
 
 

@@ -4,15 +4,18 @@ and default route of that interface and never writes /etc/resolv.conf.
 """
 from __future__ import annotations
 
-import json
+import socket
 import time
 from importlib import resources
 from pathlib import Path
+
+from pyroute2.netlink.rtnl import rt_scope
 
 from . import cell as cells
 from . import naming, procs
 from .dnsmasq import _check_names
 from .errors import ApplyError
+from .kernel import netns
 
 BUSYBOX = "busybox"
 #: udhcpc's capabilities in the lab's user namespace: its raw DHCP socket and port 68, and the hook's `ip` calls
@@ -61,14 +64,13 @@ def find(lab: str, node: str, iface_name: str) -> list[procs.TaggedProcess]:
 
 
 def ipv4_addresses(namespace: str, iface_name: str) -> list[str]:
-    """IPv4 addresses (`a.b.c.d/len`) on the interface, read from the kernel."""
-    out = procs.run(["ip", "-j", "-4", "addr", "show", "dev", iface_name], namespace=namespace).stdout
-    found = []
-    for link in json.loads(out or b"[]"):
-        for info in link.get("addr_info", []):
-            if info.get("family") == "inet" and info.get("scope") == "global":
-                found.append(f"{info['local']}/{info['prefixlen']}")
-    return found
+    """Global IPv4 addresses (`a.b.c.d/len`) on the interface, read from the kernel over rtnetlink."""
+    with netns.netlink_in(namespace) as sock:
+        link = sock.link(name=iface_name)
+        if link is None:
+            raise ApplyError(f"interface {iface_name} is missing in {namespace}")
+        return [a.cidr for a in sock.addresses()
+                if a.index == link.index and a.family == socket.AF_INET and a.scope == rt_scope["universe"]]
 
 
 def start(lab: str, node: str, iface_name: str, namespace: str, *, timeout: float = 15.0) -> int:

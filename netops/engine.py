@@ -6,27 +6,34 @@ Everything kernel-side goes through `netops.kernel`; planning is pure (`netops.p
 from __future__ import annotations
 
 import errno
+import functools
+import ipaddress
 import json
 import os
 import resource
 import sys
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from . import cell as cells
-from . import destroy, dhcpclient, dnsmasq, frr, linkcond, naming, nft, observe, plan as planning, procs, qemu
-from .errors import ApplyError, TopologyError
+from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, uplinks
+from . import plan as planning
+from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import cgroups, netns
 from .kernel import netlink as nl
-from .kernel.tap import create_persistent_tap
+from .kinds.base import node_of
+from .linkops import LinkOps, raise_first
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
+from .status import LabStatus, UpResult
+from .wiring import SHAPES
 
 # a run of at least this many namespace.create steps is created by several threads (netns.create_many); shorter
 # runs are created one by one (no thread start-up)
@@ -39,20 +46,7 @@ CREATE_WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("TOPOLAB_
 # this process may open.
 SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
 DHCP_TIMEOUT = 20.0
-# FRR instances started at once by a run of frr.start steps: each mostly waits for its daemons to listen
-FRR_WORKERS = max(1, int(os.environ.get("TOPOLAB_FRR_WORKERS", "8")))
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
-
-
-@dataclass
-class UpResult:
-    lab: str
-    steps: list[str] = field(default_factory=list)  # descriptions of the steps applied, in order
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.steps)
 
 
 # ------------------------------------------------------------------------------------------------ up
@@ -70,7 +64,7 @@ def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None
         limits = _node_limits(topology)
         _write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
         for node, values in limits.items():  # nodes that run processes already: their limits as now written
-            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))
+            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))  # type: ignore[arg-type]
         existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
                           key=lambda n: n != naming.fabric_namespace(lab))
         with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
@@ -99,6 +93,9 @@ def _write_private(path: Path, text: str) -> None:
 
 def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
         started: float) -> UpResult:
+    if uplinks.nat_externals(topology):  # refused before anything is made when the pool is not the host's to spare
+        with nl.NetlinkSocket() as root:
+            uplinks.check_pool(uplinks.host_routes(root))
     inv = observe.inventory(spaces, lab, topology)
     steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
     _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
@@ -125,11 +122,11 @@ def _needs_delay_relay(topology: Topology) -> bool:
     return not linkcond.supports_delay()
 
 
-def _write_signatures(lab: str, sigs: dict[str, str | None]) -> None:
+def _write_signatures(lab: str, sigs: Mapping[str, str | None]) -> None:
     _write_private(naming.run_dir(lab) / "signatures.json", json.dumps(sigs, sort_keys=True))
 
 
-class _Applier:
+class _Applier(LinkOps):
     """Executes steps. Keeps a bounded cache of netlink sockets, one per namespace, all closed at the end."""
 
     def __init__(self, spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink):
@@ -144,7 +141,7 @@ class _Applier:
         self.last_of: dict[str, int] = {}  # node -> index of its last step
         # namespaces being made by netns.create_many and not yet taken: name -> (step index, step, Future of its
         # netlink socket)
-        self.pending: dict[str, tuple[int, Step, Future]] = {}
+        self.pending: dict[str, tuple[int, Step, Future[nl.NetlinkSocket]]] = {}
 
     def cell_uid(self) -> int:
         cell = cells.get(self.lab)
@@ -156,7 +153,7 @@ class _Applier:
         for _k, _step, fut in self.pending.values():  # after a failure: let them finish, close their sockets
             try:
                 fut.result().close()
-            except BaseException:  # noqa: S110 - the failure that matters is being raised already
+            except BaseException:  # noqa: BLE001, S110 - the failure that matters is being raised already
                 pass
         self.pending.clear()
         while self.socks:
@@ -211,8 +208,6 @@ class _Applier:
             end = j if fault_after is None else min(j, max(fault_after, i))
             if steps[i].action == "namespace.create" and end - i >= PARALLEL_MIN:
                 self._create_namespaces(list(range(i, end)), steps, total)
-            elif steps[i].action == "frr.start" and end - i > 1 and FRR_WORKERS > 1:
-                self._start_concurrently(list(range(i, end)), steps, total)
             else:
                 for k in range(i, end):
                     self._run_step(k, steps[k], total)
@@ -226,33 +221,15 @@ class _Applier:
         finished in order as its namespace is ready, so events and failures are those of the one-by-one loop."""
         runs = [(steps[k].params["namespace"], self._namespace_job(steps[k])) for k in indexes]
         futures = self.spaces.create_many(runs, workers=CREATE_WORKERS)
-        for k, (ns, _job), fut in zip(indexes, runs, futures):
+        for k, (ns, _job), fut in zip(indexes, runs, futures, strict=True):
             self.pending[ns] = (k, steps[k], fut)
-        for k, (ns, _job), fut in zip(indexes, runs, futures):
+        for k, (ns, _job), fut in zip(indexes, runs, futures, strict=True):
             self._announce(k, steps[k], total)
             if fut.exception() is not None:
                 self._fail_first()
             del self.pending[ns]
             self._adopt(ns, fut.result())
             self._finish(k, steps[k])
-
-    def _start_concurrently(self, indexes: list[int], steps: list[Step], total: int) -> None:
-        """A run of steps that start independent processes (one FRR instance per router), FRR_WORKERS at a time;
-        each is reported, and the first failure raised, in step order as for the one-by-one loop."""
-        with ThreadPoolExecutor(min(FRR_WORKERS, len(indexes)), thread_name_prefix="frr") as pool:
-            futures = [pool.submit(self._step_function(steps[k]), steps[k]) for k in indexes]
-            for k, fut in zip(indexes, futures):
-                self._announce(k, steps[k], total)
-                try:
-                    fut.result()
-                except (ApplyError, OSError) as exc:
-                    for other in futures:
-                        other.cancel()
-                    raise self._failure(steps[k], exc) from exc
-                self._finish(k, steps[k])
-
-    def _step_function(self, step: Step) -> Callable[[Step], None]:
-        return getattr(self, "do_" + step.action.replace(".", "_").replace("-", "_"))
 
     def _fail_first(self) -> NoReturn:
         """A namespace could not be made: wait for all the others (keeping the sockets of those that were), then
@@ -286,10 +263,21 @@ class _Applier:
     def _run_step(self, k: int, step: Step, total: int) -> None:
         self._announce(k, step, total)
         try:
-            self._step_function(step)(step)
+            self._handler(step.action)(step)
         except (ApplyError, OSError) as exc:
             raise self._failure(step, exc) from exc
         self._finish(k, step)
+
+    def _handler(self, action: str) -> Callable[[Step], None]:
+        """A kind's method for its actions (netops.kinds), the link's shape for link.create (netops.wiring), else
+        this class's do_<phase>_<action>."""
+        by_kind = kinds.handler(action)
+        if by_kind is not None:
+            return functools.partial(by_kind, self)
+        if action == "link.create":
+            return lambda step: SHAPES[step.params["kind"]].create(self, step)
+        do: Callable[[Step], None] = getattr(self, "do_" + action.replace(".", "_").replace("-", "_"))
+        return do
 
     def _failure(self, step: Step, exc: BaseException) -> BaseException:
         """The ApplyError a failed step raises (naming its element), after telling that its node failed."""
@@ -308,7 +296,7 @@ class _Applier:
 
     def do_remove_processes(self, step: Step) -> None:
         if step.params.get("vm"):
-            qemu.stop_vm(self.lab, step.node)
+            qemu.stop_vm(self.lab, node_of(step))
         for role in step.params["roles"]:
             for proc in procs.find(lab=self.lab, role=role):
                 procs.stop(proc)
@@ -371,126 +359,7 @@ class _Applier:
 
         return inside
 
-    def _bridge_index(self, name: str, element: str) -> int:
-        index = self.bridges.get(name)
-        if index is None:
-            br = self.sock(self.fabric).link(name=name)
-            if br is None or br.kind != "bridge":
-                raise ApplyError(f"bridge {name} is missing in {self.fabric}", element=element)
-            index = self.bridges[name] = br.index
-        return index
-
-    def do_bridge_create(self, step: Step) -> None:
-        """A lab bridge is a plain learning switch: no STP and, unless the node asks for `multicast_snooping`, no
-        IGMP/MLD snooping, so multicast reaches every port. A snooping bridge needs a querier, which a lab seldom
-        has: without one it stops forwarding a group (other than 224.0.0.x) once its membership times out, a
-        classic trap in a lab. It is also what the kernel spends most on in a big lab: every port coming up
-        re-arms the multicast timers of every other port (measured, 500 hosts on one bridge: deploy 0.62-0.69 s
-        without snooping, 0.82-0.95 s with it)."""
-        s = self.sock(self.fabric)
-        name = step.params["ifname"]
-        have = s.link(name=name)
-        self.bridges.pop(name, None)
-        if have is not None and have.kind != "bridge":
-            s.call(nl.link_del(index=have.index))
-            have = None
-        if have is None:
-            s.call(nl.link_add_bridge(name, mcast_snooping=step.params.get("multicast_snooping", False)))
-        s.call(nl.link_set(name=name, up=True, alias=step.params["tag"]))
-
-    def _fresh_veth(self, a_ns: str | None, a_if: str, b_ns: str | None, b_if: str, *, master: int = 0,
-                    a_mac: str | None = None, b_mac: str | None = None, a_alias: str | None = None) -> None:
-        """Create veth a_if (in a_ns, up, enslaved to `master`, tagged `a_alias`) with peer b_if straight in b_ns.
-        If a name is taken (an end left over from a pair whose namespace the kernel is still freeing), delete and
-        retry."""
-        sa = self.sock(a_ns)
-        fd = -1
-        if b_ns != a_ns:
-            fd = netns.open_fd(b_ns) if b_ns is not None else os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            request = nl.link_add_veth(a_if, b_if, fd if fd >= 0 else None, master=master, mac=a_mac,
-                                       peer_mac=b_mac)
-            # the alias rides in the same sendmsg (the kernel ignores IFLA_IFALIAS when it creates a link)
-            requests = [request] + ([nl.link_set(name=a_if, alias=a_alias)] if a_alias is not None else [])
-            errs = sa.batch(requests)
-            if errs[0] is not None and errs[0].errno == errno.EEXIST:
-                sa.call(nl.link_del(name=a_if))
-                self.sock(b_ns).call(nl.link_del(name=b_if))
-                errs = sa.batch(requests)
-            _raise_first(errs)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-    def _taps(self, taps: list[str], bridge: int, tag: str) -> None:
-        s = self.sock(self.fabric)
-        for tap in taps:
-            if s.link(name=tap) is None:
-                # owned by the lab's uid: its qemu attaches to it without any capability
-                owner = self.cell_uid()
-                self.spaces.run_in(self.fabric, lambda t=tap: create_persistent_tap(t, owner=owner))
-            s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
-
-    def do_link_create(self, step: Step) -> None:
-        p = step.params
-        kind, tag = p["kind"], p["tag"]
-        if kind == "ns-ns":
-            self._fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"], a_mac=p["a_mac"], b_mac=p["b_mac"])
-        elif kind in ("ns-bridge", "ns-bridge+tap"):
-            master = self._bridge_index(p["bridge"], step.path)
-            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], master=master, b_mac=p["a_mac"],
-                             a_alias=tag)
-            if kind == "ns-bridge+tap":
-                self._taps(p["taps"], master, tag)
-        elif kind == "ns-bridge+relay":
-            # the node's end stays out of the bridge: netops.delayd joins it to a port pair after the delay
-            master = self._bridge_index(p["bridge"], step.path)
-            self._fresh_veth(self.fabric, p["fabric_if"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
-            self._fresh_veth(self.fabric, p["relay_if"], self.fabric, p["port_if"])
-            _raise_first(self.sock(self.fabric).batch([
-                nl.link_set(name=p["fabric_if"], alias=tag), nl.link_set(name=p["relay_if"], alias=tag),
-                nl.link_set(name=p["port_if"], up=True, master=master, alias=tag)]))
-        elif kind == "ns-ns+relay":
-            self._fresh_veth(self.fabric, p["a_fabric"], p["a_ns"], p["a_if"], b_mac=p["a_mac"])
-            self._fresh_veth(self.fabric, p["b_fabric"], p["b_ns"], p["b_if"], b_mac=p["b_mac"])
-            _raise_first(self.sock(self.fabric).batch([
-                nl.link_set(name=p["a_fabric"], alias=tag), nl.link_set(name=p["b_fabric"], alias=tag)]))
-        elif kind == "bridge-bridge":
-            a_master = self._bridge_index(p["a_bridge"], step.path)
-            b_master = self._bridge_index(p["b_bridge"], step.path)
-            self._fresh_veth(self.fabric, p["a_if"], self.fabric, p["b_if"], master=a_master)
-            errs = self.sock(self.fabric).batch([
-                nl.link_set(name=p["a_if"], alias=tag),
-                nl.link_set(name=p["b_if"], up=True, master=b_master, alias=tag)])
-            _raise_first(errs)
-        elif kind in ("tap-bridge", "tap-tap"):
-            self._taps(p["taps"], self._bridge_index(p["bridge"], step.path), tag)
-        else:
-            raise ApplyError(f"unknown link kind {kind}", element=step.path)
-
-    def do_link_door(self, step: Step) -> None:
-        p = step.params
-        root = self.sock(None)
-        host_bridge = None
-        if p["host_bridge"]:
-            host_bridge = root.link(name=p["host_bridge"])
-            if host_bridge is None or host_bridge.kind != "bridge":
-                what = "does not exist" if host_bridge is None else "is not a bridge"
-                raise ApplyError(f"host bridge {p['host_bridge']} {what}", element=f"{step.path}.bridge")
-        master = self._bridge_index(p["bridge"], step.path)
-        self._fresh_veth(self.fabric, p["peer"], None, p["root"], master=master, a_alias=p["tag"])
-        door = root.link(name=p["root"])
-        if door is None:
-            raise ApplyError(f"door {p['root']} vanished", element=step.path)
-        reqs = [nl.link_set(index=door.index, up=True, alias=p["tag"],
-                            master=host_bridge.index if host_bridge else None)]
-        if p["nat"] and p["address"]:
-            import ipaddress
-            reqs.append(nl.addr_add(door.index, ipaddress.ip_interface(p["address"])))
-        _raise_first(root.batch(reqs))
-
     def do_configure_interface(self, step: Step) -> None:
-        import ipaddress
         p = step.params
         s = self.sock(p["namespace"])
         link = s.link(name=p["ifname"])
@@ -501,18 +370,12 @@ class _Applier:
         if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or not link.up:
             reqs.append(nl.link_set(index=link.index, up=True, mac=p["mac"] if link.mac != p["mac"] else None,
                                     mtu=p["mtu"] if link.mtu != p["mtu"] else None))
-        _raise_first(s.batch(reqs))
+        raise_first(s.batch(reqs))
 
     def do_route_add(self, step: Step) -> None:
-        import ipaddress
         p = step.params
         reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
-        _raise_first(self.sock(p["namespace"]).batch(reqs))
-
-    def do_sysctl_forwarding(self, step: Step) -> None:
-        ns = step.params["namespace"]
-        self.spaces.write_sysctl(ns, "net.ipv4.ip_forward", "1")
-        self.spaces.write_sysctl(ns, "net.ipv6.conf.all.forwarding", "1")
+        raise_first(self.sock(p["namespace"]).batch(reqs))
 
     # -------------------------------------------------------------------------------------------- services
 
@@ -533,25 +396,14 @@ class _Applier:
         procs.spawn(argv, lab=self.lab, role=p["role"], namespace=p["namespace"], caps=("net_raw", "net_admin"),
                     log_path=cells.cell_dir(self.lab) / f"{p['role'].replace(':', '-')}.log")
 
-    def do_nat_router(self, step: Step) -> None:
-        p = step.params
-        nft.apply_router_nat(self.lab, step.node, p["namespace"], p["masquerade"])
-
-    def do_nat_external(self, step: Step) -> None:
-        p = step.params
-        destroy.host_forwarding_acquire(self.lab)
-        import ipaddress
-        address = ipaddress.ip_interface(p["address"]) if p["address"] else None
-        nft.apply_external_nat(self.lab, step.node, p["root"], address)
-
     def do_dhcp_server_start(self, step: Step) -> None:
         p = step.params
-        iface = self.topology.nodes[step.node].interfaces[p["ifname"]]
-        dnsmasq.start(self.lab, step.node, iface, p["namespace"])
+        iface = self.topology.nodes[node_of(step)].interfaces[p["ifname"]]
+        dnsmasq.start(self.lab, node_of(step), iface, p["namespace"])
 
     def do_dhcp_client_start(self, step: Step) -> None:
         p = step.params
-        dhcpclient.start(self.lab, step.node, p["ifname"], p["namespace"])
+        dhcpclient.start(self.lab, node_of(step), p["ifname"], p["namespace"])
         s = self.sock(p["namespace"])
         deadline = time.monotonic() + DHCP_TIMEOUT
         while True:  # the client returns once it has a lease; confirm the address is on the interface
@@ -563,24 +415,9 @@ class _Applier:
                                  permanent=False)
             time.sleep(0.05)
 
-    def do_frr_start(self, step: Step) -> None:
-        frr.start(self.lab, self.topology, step.node, step.params["namespace"])
-
-    def do_frr_reload(self, step: Step) -> None:
-        frr.reload(self.lab, self.topology, step.node, step.params["namespace"])
-
-    def do_remove_frr(self, step: Step) -> None:
-        frr.stop(self.lab, step.node)
-
     def do_vm_start(self, step: Step) -> None:
-        node = self.topology.nodes[step.node]
+        node = self.topology.nodes[node_of(step)]
         qemu.start_vm(self.lab, node, dict(step.params["taps"]), self.fabric)
-
-
-def _raise_first(errors: list[nl.NetlinkError | None]) -> None:
-    for err in errors:
-        if err is not None:
-            raise err
 
 
 # ------------------------------------------------------------------------------------------------ down / clean
@@ -614,9 +451,7 @@ def exec_argv(lab: str, node: str) -> list[str]:
     return ["nsenter", f"--net={netns.path(ns)}", "--"]
 
 
-# ------------------------------------------------------------------------------------------------ status
-
-def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
+def status(lab: str, topology: Topology | None = None) -> LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
     lab = naming.check_lab_id(lab)
@@ -628,7 +463,5 @@ def status(lab: str, topology: Topology | None = None) -> observe.LabStatus:
     with netns.Namespaces() as spaces:
         return observe.lab_status(spaces, lab, topology)
 
-
-LabStatus = observe.LabStatus
 
 __all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

@@ -1,8 +1,11 @@
 """The exceptions netops raises.
 
-Two families, as in STYLE.md: `TopologyError` for bad input (never worth retrying; it carries every problem found,
-each with the path of the element it concerns) and `ApplyError` for failures while touching the kernel or starting
-processes (`permanent` tells a caller whether retrying may help).
+One exception per meaning, as in STYLE.md: `TopologyError` for bad input (a document, or an operation on one, that
+cannot be; never worth retrying; it carries every problem found, each with the path of the element it concerns),
+`ApplyError` for failures while touching the kernel or starting processes (`permanent` False says retrying may help:
+the agent's run executor, webapp.runs.agent, retries a deploy or destroy a few times on those), and `LabBusyError`
+when another operation holds the lab. The web tier raises the same ones and renders each as
+`{"errors": [{"path", "message"}]}` (webapp.core.errors).
 """
 from __future__ import annotations
 
@@ -52,4 +55,9 @@ class ApplyError(NetopsError):
 
 
 class LabBusyError(NetopsError):
-    """Another operation holds the lab's lock."""
+    """Another operation holds the lab: its lock (netops.lock), or (web tier) another queued or running run,
+    which `run` then names."""
+
+    def __init__(self, message: str, *, run: object | None = None):
+        self.run = run
+        super().__init__(message)

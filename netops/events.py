@@ -6,8 +6,9 @@ web app's worker stamps them with lab, run, sequence number and time, stores the
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 NODE_STATES = ("absent", "starting", "running", "degraded", "stopped", "failed")
 
@@ -26,7 +27,7 @@ class Event:
         return {k: v for k, v in asdict(self).items() if v not in (None, {}, "")}
 
 
-EventSink = Optional[Callable[[Event], None]]
+EventSink = Callable[[Event], None] | None
 
 
 def emit(sink: EventSink, event: Event) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from . import cell as cells
 from . import naming, procs
 from .errors import ApplyError
-from .model import NAMESPACE_KINDS, Node, Topology
+from .model import Node, Topology
 from .routing import Ospf, Routing, effective_router_id
 
 FRR_BIN = Path("/usr/lib/frr")
@@ -149,7 +149,7 @@ def render_config(topology: Topology, node_name: str) -> str:
     verbatim (netops.routing has checked it)."""
     node = topology.nodes[node_name]
     r: Routing | None = node.routing
-    if node.kind != "router" or r is None:
+    if r is None:
         raise ApplyError(f"{node_name} is not a router with routing", element=f"nodes.{node_name}")
     out = ["frr defaults traditional", f"hostname {node.name}", "!"]
     ifaces = (["lo"] if r.loopback or any("lo" in o.interfaces() for o in (r.ospf, r.ospf6) if o) else []) + \
@@ -233,11 +233,14 @@ def vtysh_conf(node: str) -> str:
     return f"service integrated-vtysh-config\nhostname {node}\nusername {FRR_USER} nopassword\n"
 
 
+CLAB_IMAGE = "quay.io/frrouting/frr:8.4.4"  # containerlab's FRR routers: the FRR release Topolab runs
+
+
 def containerlab_files(topology: Topology) -> dict[str, str]:
     """The files a containerlab export binds into FRR routers (netops.containerlab): path -> text."""
     out: dict[str, str] = {}
     for name, node in topology.nodes.items():
-        if node.kind == "router" and node.routing is not None:
+        if node.routing is not None:
             out[f"frr/{name}/frr.conf"] = render_config(topology, name)
             out[f"frr/{name}/daemons"] = render_daemons(node.routing)
     return out
@@ -517,4 +520,4 @@ def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict
 
 
 def needs_frr(node: Node) -> bool:
-    return node.kind == "router" and node.routing is not None and node.kind in NAMESPACE_KINDS
+    return node.routing is not None

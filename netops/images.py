@@ -5,6 +5,11 @@ Layout: `<library>/<name>/manifest.json` plus the image's files, all inside `<li
 (file name, disk formats), kernel + initrd + append (direct boot), memory (default MiB), os_hint, size (bytes),
 sha256 (file name -> hex digest), added (UTC ISO time).
 
+Listing: `index()` serves the library's public index (each image's `as_dict()`), kept in `<library>/.index/images.json`
+and rebuilt only when the library's top directory changed (an image added, removed or renamed changes its mtime),
+so the web tier does not read and check every manifest on every request. A manifest edited in place by hand shows
+after the next change of the library (or `python -m netops image list`, which scans).
+
 Safety: `add_image()` copies a file into the library only after `qemu-img info` of the copy shows a plain qcow2 or
 raw image (no backing file, no external data file, not encrypted) and the source's real path (symlinks resolved)
 lies inside the allowed source directory. Every path handed out (`Image.file()`) is re-resolved and must stay inside
@@ -34,6 +39,8 @@ IMAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 DISK_FORMATS = ("qcow2", "raw")
 FORMATS = (*DISK_FORMATS, "kernel")
 MANIFEST = "manifest.json"
+INDEX_DIR = ".index"  # inside the library; a dot name, so never taken for an image
+INDEX_FILE = "images.json"
 DEFAULT_DISK_MEMORY = 256  # MiB, for added disk images without `memory`
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,9 +67,11 @@ class Image:
     def is_disk(self) -> bool:
         return self.format in DISK_FORMATS
 
-    def file(self, member: str) -> Path:
+    def file(self, member: str | None) -> Path:
         """Resolved path of one of the image's files; TopologyError unless it is a regular file inside the image's
         own directory (which itself lies inside the library)."""
+        if member is None:
+            raise TopologyError(Problem("", f"image {self.name} has no such file for its format {self.format}"))
         return checked_inside(self.directory / member, self.directory, what=f"image {self.name} file {member!r}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,7 +147,7 @@ def _load(directory: Path, library: Path, *, element: str) -> Image:
     if problems:
         raise TopologyError([Problem(element, f"image {name}: {p}") for p in problems])
     image = Image(
-        name=name, format=fmt, directory=Path(os.path.realpath(directory)), library=Path(os.path.realpath(library)),
+        name=name, format=str(fmt), directory=Path(os.path.realpath(directory)), library=Path(os.path.realpath(library)),
         disk=data.get("disk") if fmt in DISK_FORMATS else None,
         kernel=data.get("kernel") if fmt == "kernel" else None,
         initrd=data.get("initrd") if fmt == "kernel" else None,
@@ -175,6 +184,48 @@ def list_images(directory: Path | str | None = None) -> list[Image]:
         except TopologyError as exc:
             log.warning("skipping broken image %s: %s", entry, exc)
     return images
+
+
+_INDEXES: dict[str, tuple[int, list[dict[str, Any]]]] = {}  # library -> (its mtime_ns, index), per process
+
+
+def index(directory: Path | str | None = None) -> list[dict[str, Any]]:
+    """The library's images as `Image.as_dict()`, by name, from its index (rebuilt by a scan when the library's
+    top directory changed since the index was written). Never raises for a broken entry (logged, left out)."""
+    library = library_dir(directory)
+    try:
+        stamp = library.stat().st_mtime_ns
+    except FileNotFoundError:
+        return []
+    cached = _INDEXES.get(str(library))
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    path = library / INDEX_DIR / INDEX_FILE
+    try:
+        stored = json.loads(path.read_text())
+        entries = stored["images"] if stored.get("library_mtime_ns") == stamp else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        entries = None
+    if entries is None:
+        entries = [image.as_dict() for image in list_images(library)]
+        stamp = _write_index(library, entries) or stamp
+    _INDEXES[str(library)] = (stamp, entries)
+    return entries
+
+
+def _write_index(library: Path, entries: list[dict[str, Any]]) -> int | None:
+    """Store the index (atomically, in its own directory so writing it leaves the library's mtime alone); the
+    library mtime it is valid for, or None when this process may not write there (the web tier)."""
+    try:
+        (library / INDEX_DIR).mkdir(exist_ok=True)  # first time only: changes the library's mtime, read after
+        stamp = library.stat().st_mtime_ns
+        tmp = library / INDEX_DIR / f".{INDEX_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"library_mtime_ns": stamp, "images": entries}, sort_keys=True))
+        os.replace(tmp, library / INDEX_DIR / INDEX_FILE)
+        return stamp
+    except OSError as exc:
+        log.info("image index of %s not written: %s", library, exc)
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- checking disks
@@ -219,7 +270,7 @@ def check_disk(path: Path | str, *, element: str = "image.file") -> str:
         problems.append("it is marked corrupt")
     if problems:
         raise TopologyError([Problem(element, f"{path}: {p}") for p in problems])
-    return fmt
+    return str(fmt)
 
 
 def _sha256(path: Path) -> str:
@@ -280,7 +331,7 @@ def add_image(
             "name": name, "format": fmt, "disk": disk,
             "memory": memory or DEFAULT_DISK_MEMORY, "os_hint": os_hint,
             "size": (staging / disk).stat().st_size, "sha256": {disk: _sha256(staging / disk)},
-            "added": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "added": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         staging.chmod(0o755)
@@ -308,7 +359,7 @@ def remove_image(name: str, *, directory: Path | str | None = None) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
+def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`python -m netops image list|add NAME FILE|remove NAME`; each command's `func(args) -> int`."""
     parser = subparsers.add_parser("image", help="the VM image library")
     parser.add_argument("--dir", default=None, help="library directory (default $TOPOLAB_IMAGE_DIR or var/images)")

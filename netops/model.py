@@ -8,18 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-NODE_KINDS = ("host", "router", "bridge", "vm", "external")
-#: kinds whose nodes own interfaces (endpoints `node:iface`); the others are endpoints by bare name
-INTERFACE_KINDS = ("host", "router", "vm")
-#: kinds that get a network namespace of their own
-NAMESPACE_KINDS = ("host", "router")
-
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class DhcpServer:
@@ -65,7 +58,7 @@ class NodeLimits:
 @dataclass(frozen=True)
 class Node:
     name: str
-    kind: str  # one of NODE_KINDS
+    kind: str  # a kind of the registry (netops.kinds)
     interfaces: dict[str, Interface] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     nat: Nat | None = None  # routers only
@@ -84,6 +77,8 @@ class Node:
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
     limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)
+    # values of the kind's plain settings (netops.kinds `Kind.settings`), by key; a new kind's options live here
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ never modified or deleted, whatever it is called.
 
 nft 1.0.6 leaves table comments out of its JSON output, so `list_tables()` reads them from `nft -a -t list
 ruleset` text (the `comment` line that directly follows each `table ... { # handle N` line).
+
+Why a program and not netlink (rtnetlink goes through pyroute2's codec in netops.kernel.netlink): pyroute2 0.9.7
+has nfnetlink message classes for nftables, but its ready-made rule expressions are only masquerade, verdicts and
+IPv4 address matches; everything else these rulesets use (interface-name matches, `numgen`, `ct state`, nat
+statements, rule and table comments) would be raw expression attributes assembled here, a re-implementation of
+what nft compiles from text. So the text is the interface.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from .model import IPInterface
 
 NODE_TABLE = "topolab"
 FAMILY = "inet"
+EXTERNAL_TAG = "external"  # second part of the tag of an external's chains in the lab's root table
 _TABLE_LINE = re.compile(r"^table (\w+) (\S+) \{(?: # handle (\d+))?$")
 _COMMENT_LINE = re.compile(r'^\tcomment "([^"]*)"$')
 _CHAIN_LINE = re.compile(r"^\tchain (\w+) \{(?: # handle (\d+))?$")
@@ -97,9 +104,11 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
     """Chains for one `external` node with `nat: true` in the lab's root table, replacing that node's chains only
     (a lab may have several such externals sharing `naming.nft_table(lab)`).
 
-    Traffic from the lab's door (`iifname root_ifname`, source in the door's subnet) leaving by any other
-    interface is masqueraded; forwarding of it (and of its replies) is accepted in our own chain. Other
-    firewalls' chains on the forward hook still get their say.
+    `address` is the fabric end of the transit link (netops.uplinks): the only source accepted from the door.
+    Traffic from it leaving by any other interface is masqueraded and its forwarding (and its replies') accepted
+    in our own chain; anything else arriving on the door is dropped (a lab could rewrite its own fabric's rules, not
+    these), and nothing from the door reaches the host itself but replies. Other firewalls' chains on the forward
+    hook still get their say.
     """
     naming.check_lab_id(lab)
     element = f"nodes.{node}"
@@ -108,21 +117,27 @@ def external_nat_commands(lab: str, node: str, root_ifname: str, address: IPInte
         raise ApplyError(f"{address!r} is not an interface address", element=f"{element}.address")
     table = naming.nft_table(lab)
     ipfam = "ip" if address.version == 4 else "ip6"
-    net = address.network
+    source = address.ip
     suffix = chain_suffix(node)
-    post, fwd = f"post_{suffix}", f"fwd_{suffix}"
-    comment = check_comment(naming.tag(lab, "external", node))
+    post, fwd, inp = f"post_{suffix}", f"fwd_{suffix}", f"in_{suffix}"
+    comment = check_comment(naming.tag(lab, EXTERNAL_TAG, node))
     lines = [
         f'add table {FAMILY} {table} {{ comment "{check_comment(naming.tag(lab))}" ; }}',
         f'add chain {FAMILY} {table} {post} {{ type nat hook postrouting priority srcnat; policy accept; '
         f'comment "{comment}" ; }}',
         f'add chain {FAMILY} {table} {fwd} {{ type filter hook forward priority filter; policy accept; '
         f'comment "{comment}" ; }}',
+        f'add chain {FAMILY} {table} {inp} {{ type filter hook input priority filter; policy accept; '
+        f'comment "{comment}" ; }}',
         f"flush chain {FAMILY} {table} {post}",
         f"flush chain {FAMILY} {table} {fwd}",
-        f'add rule {FAMILY} {table} {post} {ipfam} saddr {net} oifname != "{root_ifname}" masquerade',
-        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" {ipfam} saddr {net} accept',
+        f"flush chain {FAMILY} {table} {inp}",
+        f'add rule {FAMILY} {table} {post} {ipfam} saddr {source} oifname != "{root_ifname}" masquerade',
+        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" {ipfam} saddr {source} accept',
+        f'add rule {FAMILY} {table} {fwd} iifname "{root_ifname}" drop',
         f'add rule {FAMILY} {table} {fwd} oifname "{root_ifname}" ct state established,related accept',
+        f'add rule {FAMILY} {table} {inp} iifname "{root_ifname}" ct state established,related accept',
+        f'add rule {FAMILY} {table} {inp} iifname "{root_ifname}" drop',
     ]
     return "\n".join(lines) + "\n"
 
@@ -236,7 +251,7 @@ def external_nat_chains(lab: str) -> dict[str, list[str]]:
         return out
     for chain, (_, comment) in parse_chains(found[1]).items():
         tag = naming.parse_tag(comment)
-        if tag and tag[0] == lab and len(tag[1]) == 2 and tag[1][0] == "external":
+        if tag and tag[0] == lab and len(tag[1]) == 2 and tag[1][0] == EXTERNAL_TAG:
             out.setdefault(tag[1][1], []).append(chain)
     return out
 
@@ -251,7 +266,7 @@ def delete_external_nat(lab: str, node: str) -> bool:
     table, text = found
     chains = parse_chains(text)
     mine = [(name, handle) for name, (handle, comment) in chains.items()
-            if comment == naming.tag(lab, "external", node) and handle is not None]
+            if comment == naming.tag(lab, EXTERNAL_TAG, node) and handle is not None]
     if mine:
         _load("".join(f"delete chain {FAMILY} {table.name} handle {h}\n" for _, h in mine), None, element)
     if len(mine) == len(chains) and table.handle is not None:

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
-import os
 from dataclasses import dataclass, field
 
-from . import dnsmasq, frr, linkcond, naming, nft, procs, qemu
+from pyroute2.netlink.rtnl import TC_H_ROOT
+
+from . import frr, kinds, linkcond, naming, nft, procs
+from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
-from .model import NAMESPACE_KINDS, Topology
-from .plan import Inventory, LinkState, NamespaceState
+from .model import Topology
+from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
 
 
 @dataclass
@@ -58,15 +61,15 @@ def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> Namespac
         master = by_index[lk.master].name if lk.master in by_index else None
         state.links[lk.name] = LinkState(lk.name, lk.kind, lk.up, lk.mac, lk.mtu, lk.alias, master)
     for addr in nl.addresses():
-        lk = by_index.get(addr.index)
-        if lk is not None and not addr.cidr.startswith("fe80:"):
-            target = state.links[lk.name].dynamic_addresses if addr.dynamic else state.links[lk.name].addresses
+        owner = by_index.get(addr.index)
+        if owner is not None and not addr.cidr.startswith("fe80:"):
+            target = state.links[owner.name].dynamic_addresses if addr.dynamic else state.links[owner.name].addresses
             target.append(addr.cidr)
     for route in nl.routes():
         state.routes.add((route.dst, route.gateway))
-    for ifindex, parent, kind in nl.qdiscs():
-        if parent == 0xFFFFFFFF and ifindex in by_index and kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
-            state.links[by_index[ifindex].name].qdisc = kind
+    for q in nl.qdiscs():
+        if q.parent == TC_H_ROOT and q.index in by_index and q.kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
+            state.links[by_index[q.index].name].qdisc = q.kind
     return state
 
 
@@ -83,7 +86,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
     inv = Inventory(lab)
     for name in found.namespaces:
         try:
-            inv.namespaces[name] = spaces.run_in(name, lambda n=name: _observe_here(n))
+            inv.namespaces[name] = spaces.run_in(name, functools.partial(_observe_here, name))
         except FileNotFoundError:
             continue
     if found.root_links:
@@ -114,14 +117,14 @@ def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -
     from .destroy import host_forwarding_labs  # destroy imports this module
 
     inv.host_forwarding = lab in host_forwarding_labs()
-    wanted = topology is not None and any(nd.kind == "external" and nd.nat_external for nd in topology.nodes.values())
+    wanted = topology is not None and any(kinds.get(nd.kind).host_nat(nd) for nd in topology.nodes.values())
     if not (wanted or inv.host_forwarding):
         return
     chains = nft.external_nat_chains(lab)
     inv.external_nat = set(chains)
     for node, names in chains.items():
         suffix = nft.chain_suffix(node)
-        if {f"post_{suffix}", f"fwd_{suffix}"} <= set(names):
+        if {f"post_{suffix}", f"fwd_{suffix}", f"in_{suffix}"} <= set(names):
             inv.nat_applied.add(node)
 
 
@@ -134,7 +137,7 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
     spaces = set()
     for lk in lossy:
         for ep in (lk.a, lk.b):
-            in_ns = topology.nodes[ep.node].kind in NAMESPACE_KINDS
+            in_ns = kinds.get(topology.nodes[ep.node].kind).namespace
             spaces.add(naming.node_namespace(lab, ep.node) if in_ns else naming.fabric_namespace(lab))
     for name in sorted(spaces):
         state = inv.namespaces.get(name)
@@ -152,62 +155,19 @@ def read_signatures(lab: str) -> dict[str, str | None]:
         raise OSError(errno.EINVAL, f"{path}: corrupt ({exc})") from exc
 
 
-def node_namespace_states(spaces: netns.Namespaces, names: list[str]) -> dict[str, NamespaceState]:
-    out = {}
-    for name in names:
-        if os.path.exists(netns.path(name)):
-            out[name] = spaces.run_in(name, lambda n=name: _observe_here(n))
-    return out
-
-
 def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
-    """Routers with NAT whose namespace holds the lab's tagged nft table (one `nft` run per NAT router); externals
+    """Nodes with NAT (routers) whose namespace holds the lab's tagged nft table (one `nft` run per NAT router); externals
     are `_observe_external_nat`'s."""
     out = set()
     for name, node in topology.nodes.items():
         ns = naming.node_namespace(lab, name)
-        if node.kind == "router" and node.nat and node.nat.masquerade and ns in inv.namespaces:
+        if node.nat and node.nat.masquerade and ns in inv.namespaces:
             if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns)):
                 out.add(name)
     return out
 
 
 # ------------------------------------------------------------------------------------------------ status
-
-
-@dataclass
-class NodeStatus:
-    kind: str
-    state: str  # running | degraded | stopped | absent
-    interfaces: dict[str, dict] = field(default_factory=dict)
-    leases: list[dict] | None = None
-    vm: dict | None = None
-    usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
-    routing: dict | None = None  # routers with routing: (netops.frr.router_status)
-
-    def as_dict(self) -> dict:
-        out: dict = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces, "usage": self.usage}
-        if self.routing is not None:
-            out["routing"] = self.routing
-        if self.leases is not None:
-            out["leases"] = self.leases
-        if self.vm is not None:
-            out["vm"] = self.vm
-        return out
-
-
-@dataclass
-class LabStatus:
-    lab: str
-    nodes: dict[str, NodeStatus] = field(default_factory=dict)
-    drift: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {"lab": self.lab, "nodes": {n: s.as_dict() for n, s in self.nodes.items()}, "drift": self.drift}
-
-
-def _iface_dict(link: LinkState) -> dict:
-    return {"addresses": link.addresses + link.dynamic_addresses, "mac": link.mac, "up": link.up}
 
 
 def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) -> LabStatus:
@@ -219,86 +179,11 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
             node = naming.parse_namespace(name)[1]  # type: ignore[index]
             if node:
                 st.nodes[node] = NodeStatus("unknown", "running",
-                                            {n: _iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
+                                            {n: iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
         return st
-    connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)}
+    ctx = ObserveContext(lab, inv, fabric, {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)})
     for name, node in topology.nodes.items():
-        path = f"nodes.{name}"
-        drift: list[str] = []
-        ns_name = naming.node_namespace(lab, name)
-        if node.kind in ("host", "router"):
-            ns = inv.namespaces.get(ns_name)
-            if ns is None:
-                st.nodes[name] = NodeStatus(node.kind, "absent")
-                st.drift.append(f"{path}: namespace missing")
-                continue
-            stopped = False
-            ifaces = {}
-            for iname, iface in node.interfaces.items():
-                if (name, iname) not in connected:
-                    continue
-                ipath = f"{path}.interfaces.{iname}"
-                link = ns.links.get(iname)
-                if link is None:
-                    drift.append(f"{ipath}: interface missing")
-                    continue
-                ifaces[iname] = _iface_dict(link)
-                if not link.up:
-                    stopped = True
-                    drift.append(f"{ipath}: interface down")
-                for addr in iface.addresses:
-                    if str(addr) not in link.addresses:
-                        drift.append(f"{ipath}: address {addr} missing")
-                if iface.mac and link.mac != iface.mac:
-                    drift.append(f"{ipath}: mac is {link.mac}, expected {iface.mac}")
-                if iface.mtu and link.mtu != iface.mtu:
-                    drift.append(f"{ipath}: mtu is {link.mtu}, expected {iface.mtu}")
-                if iface.dhcp:
-                    if f"udhcpc:{name}:{iname}" not in inv.processes:
-                        stopped = True
-                        drift.append(f"{ipath}: DHCP client not running")
-                    if not any(a.count(".") == 3 for a in link.dynamic_addresses + link.addresses):
-                        drift.append(f"{ipath}: no DHCP address")
-                if iface.dhcp_server and f"dnsmasq:{name}:{iname}" not in inv.processes:
-                    stopped = True
-                    drift.append(f"{ipath}: DHCP server not running")
-            for r in node.routes:
-                if (str(r.to), str(r.via)) not in ns.routes:
-                    drift.append(f"{path}.routes: route to {r.to} via {r.via} missing")
-            if node.kind == "router" and not ns.forwarding:
-                drift.append(f"{path}: forwarding is off")
-            routing_status = None
-            if frr.needs_frr(node):
-                routing_status, frr_drift = frr.router_status(lab, node, inv.processes)
-                drift += frr_drift
-            state = "stopped" if stopped else ("degraded" if drift else "running")
-            ns_status = NodeStatus(node.kind, state, ifaces, routing=routing_status)
-            if any(i.dhcp_server for i in node.interfaces.values()):
-                ns_status.leases = [
-                    {"mac": le.mac, "ip": str(le.ip), "hostname": le.hostname, "expires": le.expiry}
-                    for iname, i in node.interfaces.items() if i.dhcp_server
-                    for le in dnsmasq.leases(lab, name, iname)]
-            st.nodes[name] = ns_status
-        elif node.kind in ("bridge", "external"):
-            have = fabric is not None and naming.bridge_ifname(name) in fabric.links
-            if not have:
-                drift.append(f"{path}: bridge missing")
-            if node.kind == "external" and naming.root_ifname(lab, name) not in inv.root_links:
-                drift.append(f"{path}: door {naming.root_ifname(lab, name)} missing")
-            state = "absent" if fabric is None else ("degraded" if drift else "running")
-            st.nodes[name] = NodeStatus(node.kind, state)
-        elif node.kind == "vm":
-            vm = qemu.vm_status(lab, name)
-            running = name in inv.vms_running
-            if not running:
-                drift.append(f"{path}: VM not running")
-            ifaces = {}
-            for iname in node.interfaces:
-                tap = naming.fabric_ifname(name, iname)
-                if fabric is not None and tap in fabric.links:
-                    ifaces[iname] = {"addresses": [], "mac": node.interfaces[iname].mac, "up": fabric.links[tap].up}
-            state = "running" if running else ("stopped" if fabric is not None else "absent")
-            st.nodes[name] = NodeStatus(node.kind, state, ifaces, vm=vm or {})
+        st.nodes[name], drift = kinds.get(node.kind).status(ctx, name, node)
         st.drift.extend(drift)
     for name, node_status in st.nodes.items():
         node_status.usage = cgroups.node_usage(lab, name)

@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import cell as cells
 from . import naming
@@ -110,7 +111,7 @@ def node_limits(lab: str, node: str) -> cgroups.Limits:
 
 def cell_command(argv: list[str], *, lab: str, role: str, namespace: str | None, node: str | None = None,
                  caps: tuple[str, ...] | list[str] = (), log_path: Path | None = None, cwd: Path | str | None = None,
-                 env: dict[str, str] | None = None, daemon: bool = False, isolate: dict | None = None,
+                 env: dict[str, str] | None = None, daemon: bool = False, isolate: dict[str, Any] | None = None,
                  ctty: bool = False) -> tuple[list[str], int]:
     """The launcher's argv that runs `argv` in the lab's cell, and the user-namespace fd it must inherit (the
     caller passes it with `pass_fds` and closes it after the start)."""
@@ -176,7 +177,7 @@ def spawn(
 
 def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: tuple[str, ...] | list[str] = (),
                 timeout: float = 30.0, input: bytes | None = None, max_output: int = 1 << 20,
-                isolate: dict | None = None) -> subprocess.CompletedProcess:
+                isolate: dict[str, Any] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run a short program to completion in the lab's cell, in `namespace`, as its processes run (uid 0 of the
     lab's user namespace, only `caps` there, the node's cgroup): for checks and tests of what a lab may do.
     Output is captured up to `max_output` bytes each; the program and everything it forked are stopped after
@@ -361,7 +362,7 @@ def run(
     timeout: float = 30.0,
     check: bool = True,
     element: str = "",
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[bytes]:
     """Run a short command (nft, tc, ip, sysctl) to completion inside `namespace`, output captured.
 
     With `check`, a non-zero exit raises `ApplyError(element=element)` carrying the command's stderr.

@@ -24,11 +24,11 @@ import logging
 import os
 import platform
 import re
-import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import cell as cells
 from . import images, model, naming, procs
@@ -47,7 +47,7 @@ SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=de
 # ---------------------------------------------------------------------------------------------- pure helpers
 
 
-def opt(value: str | os.PathLike) -> str:
+def opt(value: str | os.PathLike[str]) -> str:
     """A value for qemu's `key=value,...` option syntax: commas doubled."""
     return str(value).replace(",", ",,")
 
@@ -263,7 +263,7 @@ def accel_info(*, probe_image: str = "tiny") -> dict[str, Any]:
 
 def accel() -> str:
     """"kvm" when /dev/kvm exists and a probe boot under KVM works, else "tcg" (cached per host boot)."""
-    return accel_info()["accel"]
+    return str(accel_info()["accel"])
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -317,7 +317,7 @@ def start_vm(lab: str, node: model.Node, taps: Mapping[str, str], fabric_namespa
     """Start the VM node's qemu inside `fabric_namespace` (whose taps `taps` names); its pid. Idempotent: when the
     VM already runs, its pid. ApplyError (element `nodes.<vm>...`) when qemu does not come up."""
     element = f"nodes.{node.name}"
-    if node.kind != "vm" or not node.image:
+    if not node.image:
         raise ApplyError("not a vm node with an image", element=element)
     running = _find(lab, node.name)
     if running is not None:

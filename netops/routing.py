@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .model import IPInterface, IPNetwork, Node
 
 if TYPE_CHECKING:
-    from .topology import _Checker
+    from .check import Checker as _Checker
 
 ROUTING_KEYS = ("loopback", "ospf", "ospf6", "bgp", "frr_config")
 OSPF_KEYS = ("router_id", "areas", "cost", "hello", "dead", "redistribute")
@@ -242,7 +242,7 @@ class _Routing:
         return tuple(out)
 
     def check_loopback(self, raw: object, path: str) -> tuple[IPInterface, ...]:
-        from .topology import _parse_interface_address
+        from .check_iface import parse_interface_address as _parse_interface_address
 
         items = [(path, raw)] if isinstance(raw, str) else [(f"{path}.{i}", v) for i, v in enumerate(raw)] \
             if isinstance(raw, list) and raw else None
@@ -415,7 +415,7 @@ class _Routing:
                    redistribute=redistribute)
 
     def check_neighbor(self, raw: object, path: str, own_asn: int | None) -> Neighbor | None:
-        from .topology import _parse_ip
+        from .check_iface import parse_ip as _parse_ip
 
         data = self.c.mapping(raw, path, "address or interface, asn")
         if data is None:

@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# lint and types first (configured in pyproject.toml): a failure here stops the run before the slow tests
+echo "==> ruff check"
+.venv/bin/ruff check .
+echo "==> mypy (strict on netops/)"
+.venv/bin/mypy
 set +e
 .venv/bin/pytest "$@"
 rc=$?

@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from support import KERNEL_LOCK
 
 REPO = Path(__file__).resolve().parent.parent

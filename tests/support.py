@@ -9,8 +9,9 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 KERNEL_LOCK_PATH = "/run/topolab-kernel-tests.lock"
 

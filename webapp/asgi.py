@@ -1,11 +1,9 @@
 """ASGI entry point served by daphne: HTTP (with static files) and WebSockets.
 
-WebSocket routes come from each optional app's ``routing.py`` (``websocket_urlpatterns``),
-so a new app plugs in without editing this file.
+WebSocket routes: the runs app's (lab events) and the consoles app's (consoles, captures).
 """
 from __future__ import annotations
 
-import importlib
 import os
 
 from django.core.asgi import get_asgi_application
@@ -18,18 +16,14 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from webapp.consoles import routing as console_routing  # noqa: E402
+from webapp.runs import routing as run_routing  # noqa: E402
 
 
 def websocket_urlpatterns() -> list:
-    """Collect websocket_urlpatterns from every installed optional app that has routing.py."""
-    patterns: list = []
-    for name in settings.PRESENT_OPTIONAL_APPS:
-        if (settings.BASE_DIR / "webapp" / name / "routing.py").exists():
-            module = importlib.import_module(f"webapp.{name}.routing")
-            patterns += list(getattr(module, "websocket_urlpatterns", []))
-    return patterns
+    return [*run_routing.websocket_urlpatterns, *console_routing.websocket_urlpatterns]
 
 
 # Static files (our static/ and node_modules at /static/vendor/) are served by Django's

@@ -50,12 +50,6 @@ DEBUG = _env_bool("TOPOLAB_DEBUG", True)
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS += [h for h in os.environ.get("TOPOLAB_ALLOWED_HOSTS", "").split(",") if h]
 
-# Apps written by other parts of the project plug in by existing: no settings edit needed.
-OPTIONAL_APPS = ["labs", "runs", "accounts", "classroom", "consoles"]
-PRESENT_OPTIONAL_APPS = [
-    name for name in OPTIONAL_APPS if (BASE_DIR / "webapp" / name / "apps.py").exists()
-]
-
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -70,7 +64,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.core",
-] + [f"webapp.{name}" for name in PRESENT_OPTIONAL_APPS]
+    "webapp.labs",
+    "webapp.runs",
+    "webapp.accounts",
+    "webapp.classroom",
+    "webapp.consoles",
+]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -196,6 +195,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "webapp.core.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

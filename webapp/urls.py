@@ -1,9 +1,6 @@
-"""Top-level URLs. Optional apps (labs, runs, accounts, classroom) plug in through their urls.py."""
+"""Top-level URLs: the admin, login, the API schema and docs, and each app's urls.py."""
 from __future__ import annotations
 
-import importlib
-
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -18,9 +15,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("webapp.core.urls")),
+    *(path("", include(f"webapp.{app}.urls")) for app in ("labs", "runs", "accounts", "classroom", "consoles")),
 ]
-
-for _name in settings.PRESENT_OPTIONAL_APPS:
-    if (settings.BASE_DIR / "webapp" / _name / "urls.py").exists():
-        importlib.import_module(f"webapp.{_name}.urls")  # surface import errors with their own traceback
-        urlpatterns.append(path("", include(f"webapp.{_name}.urls")))

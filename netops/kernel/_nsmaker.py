@@ -22,7 +22,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 
 
-def _check(libc, result: int, what: str) -> None:
+def _check(libc: ctypes.CDLL, result: int, what: str) -> None:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(os.environ.get("TOPOLAB_CGROUP_FS", "/sys/fs/cgroup"))
 TOP = os.environ.get("TOPOLAB_CGROUP_NAME", "topolab")

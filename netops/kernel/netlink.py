@@ -1,9 +1,15 @@
-"""A small rtnetlink client: message encoding, batched requests with per-message acks, and dumps.
+"""rtnetlink for Topolab: pyroute2's message classes are the codec, the socket loop is Topolab's own.
 
-Why not pyroute2's IPRoute: creating one costs far more than the kernel work it wraps, and its `netns=` option
-forks. A raw NETLINK_ROUTE socket is bound to the namespace of the thread that creates it, so
-`netops.kernel.netns` opens one per namespace from a thread that has entered it. Requests are packed many to one
-`sendmsg` and the acks read back by sequence number, so building a lab costs a few syscalls per object.
+The codec is pyroute2 0.9.7's (through `netops.kernel.nlcodec`, which caches its encodings as templates): every
+request here is built, and every reply parsed, by its message classes (`ifinfmsg`, `ifaddrmsg`, `rtmsg`, `tcmsg`,
+`nlmsgerr`), their NLA maps and its tc plugins, with its constants (the one it lacks is named below). This module
+says which messages Topolab sends and what it reads from the replies, and runs the socket.
+
+Why not pyroute2's sockets: creating an IPRoute costs far more than the kernel work it wraps, and
+`IPRoute(netns=...)` and `NetNS` fork (12-15 ms each, measured in FACTS.md). A raw NETLINK_ROUTE socket is bound
+to the namespace of the thread that creates it, so `netops.kernel.netns` opens one per namespace from a thread that
+has entered it. Requests are packed many to one `sendmsg` and the acks matched by the sequence number in the
+netlink header (only an ack that reports an error is decoded), so building a lab costs a few syscalls per object.
 """
 from __future__ import annotations
 
@@ -12,57 +18,48 @@ import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any
 
-# netlink
-NLM_F_REQUEST = 0x1
-NLM_F_MULTI = 0x2
-NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
-NLM_F_REPLACE = 0x100
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10
-NETLINK_EXT_ACK = 11
-NLMSGERR_ATTR_MSG = 1
-NLA_F_NESTED = 0x8000
+from pyroute2.netlink import (
+    NETLINK_EXT_ACK,
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_DUMP,
+    NLM_F_EXCL,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    SOL_NETLINK,
+    nlmsg,
+)
+from pyroute2.netlink.rtnl import (
+    RTM_DELLINK,
+    RTM_DELQDISC,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_GETQDISC,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWQDISC,
+    RTM_NEWROUTE,
+    TC_H_ROOT,
+    rt_proto,
+    rt_scope,
+    rt_type,
+)
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP, ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+from pyroute2.netlink.rtnl.tcmsg import sched_netem, sched_tbf, tcmsg
 
-# rtnetlink message types
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTM_GETQDISC = 38
+from .nlcodec import HEADER, SEQ_OFFSET, Keep, attr_values, decode, decode_error, encode, keep_only
 
-# link attributes
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 16, 18, 20, 28
-IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
-IFLA_BR_MCAST_SNOOPING = 23
-VETH_INFO_PEER = 1
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
-
-# address / route attributes
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
-IFA_F_NODAD = 0x02
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
-RT_TABLE_MAIN = 254
-RTPROT_STATIC = 4
-RT_SCOPE_UNIVERSE = 0
-RTN_UNICAST = 1
-TCA_KIND = 1
-
-_NLMSGHDR = struct.Struct("=IHHII")
-_IFINFOMSG = struct.Struct("=BxHiII")
-_IFADDRMSG = struct.Struct("=BBBBI")
-_RTMSG = struct.Struct("=BBBBBBBBI")
-_TCMSG = struct.Struct("=BxxxiIII")
-_RTA = struct.Struct("=HH")
+NETLINK_CAP_ACK = 10  # linux/netlink.h, not in pyroute2 0.9.7: acks echo the request's header, not the request
+RT_TABLE_MAIN = 254  # the main table, as pyroute2's IPRoute.route defaults to
 
 
 class NetlinkError(OSError):
@@ -74,45 +71,30 @@ class NetlinkError(OSError):
         self.extack = extack
 
 
-# ----------------------------------------------------------------------------------------------------- encoding
-
-
-def _pad(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def attr(kind: int, value: bytes | str | int | list[bytes], fmt: str = "") -> bytes:
-    """One rtattr. str -> NUL-terminated, int -> packed with fmt (default u32), list -> nested attributes."""
-    if isinstance(value, str):
-        data = value.encode() + b"\0"
-    elif isinstance(value, int):
-        data = struct.pack(fmt or "=I", value)
-    elif isinstance(value, list):
-        data = b"".join(value)
-        kind |= NLA_F_NESTED
-    else:
-        data = bytes(value)
-    length = _RTA.size + len(data)
-    return _RTA.pack(length, kind) + data + b"\0" * (_pad(length) - length)
-
-
-def ifinfo(index: int = 0, flags: int = 0, change: int = 0, family: int = 0) -> bytes:
-    return _IFINFOMSG.pack(family, 0, index, flags, change)
-
-
-def mac_bytes(mac: str) -> bytes:
-    return bytes(int(part, 16) for part in mac.split(":"))
-
-
 @dataclass
 class Request:
-    """One rtnetlink request: message type, extra flags (ACK and REQUEST are always set) and the body."""
+    """One rtnetlink request: the whole message (its sequence number is set when it is sent), a description for
+    error messages and the errnos that count as success (EEXIST on an idempotent add, ENODEV on a delete)."""
 
-    type: int
-    body: bytes
-    flags: int = 0
-    what: str = ""  # description for error messages
-    tolerate: tuple[int, ...] = ()  # errnos that count as success (EEXIST on create, ENODEV on delete)
+    data: bytearray
+    what: str = ""
+    tolerate: tuple[int, ...] = ()
+
+    @property
+    def type(self) -> int:
+        return HEADER.unpack_from(self.data)[1]
+
+
+_WRITE = NLM_F_REQUEST | NLM_F_ACK
+
+
+def _link(flags: int, fields: dict, attrs: list, what: str, tolerate: tuple[int, ...] = (),
+          mtype: int = RTM_NEWLINK) -> Request:
+    return Request(encode(ifinfmsg, mtype, _WRITE | flags, fields, attrs), what, tolerate)
+
+
+def _updown(up: bool | None) -> dict:
+    return {"index": 0, "flags": IFF_UP if up else 0, "change": IFF_UP if up is not None else 0}
 
 
 def link_add_veth(name: str, peer: str, peer_ns_fd: int | None, *, master: int = 0, up: bool = True,
@@ -123,105 +105,128 @@ def link_add_veth(name: str, peer: str, peer_ns_fd: int | None, *, master: int =
     Both ends get one TX and one RX queue. Left to itself the kernel allocates one of each per possible CPU but
     puts only the first to use (real_num_*_queues 1), and setting up the others makes creating a pair about 30 %
     dearer (500 pairs onto a bridge: 0.24 s against 0.33-0.40 s on the 2-CPU CI VM)."""
-    queues = [attr(IFLA_NUM_TX_QUEUES, 1), attr(IFLA_NUM_RX_QUEUES, 1)]
-    peer_attrs = [attr(IFLA_IFNAME, peer), *queues]
+    queues = [("IFLA_NUM_TX_QUEUES", 1), ("IFLA_NUM_RX_QUEUES", 1)]
+    peer_attrs = [("IFLA_IFNAME", peer), *queues]
     if peer_ns_fd is not None:
-        peer_attrs.append(attr(IFLA_NET_NS_FD, peer_ns_fd))
+        peer_attrs.append(("IFLA_NET_NS_FD", peer_ns_fd))
     if peer_mac:
-        peer_attrs.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
+        peer_attrs.append(("IFLA_ADDRESS", peer_mac))
     if mtu:
-        peer_attrs.append(attr(IFLA_MTU, mtu))
-    info = [attr(IFLA_INFO_KIND, "veth"), attr(IFLA_INFO_DATA, [attr(VETH_INFO_PEER, ifinfo() + b"".join(peer_attrs))])]
-    attrs = [attr(IFLA_IFNAME, name), attr(IFLA_LINKINFO, info), *queues]
+        peer_attrs.append(("IFLA_MTU", mtu))
+    info = {"attrs": [("IFLA_INFO_KIND", "veth"),
+                      ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]})]}
+    attrs = [("IFLA_IFNAME", name), ("IFLA_LINKINFO", info), *queues]
     if master:
-        attrs.append(attr(IFLA_MASTER, master))
+        attrs.append(("IFLA_MASTER", master))
     if mac:
-        attrs.append(attr(IFLA_ADDRESS, mac_bytes(mac)))
+        attrs.append(("IFLA_ADDRESS", mac))
     if mtu:
-        attrs.append(attr(IFLA_MTU, mtu))
-    body = ifinfo(flags=IFF_UP if up else 0, change=IFF_UP) + b"".join(attrs)
-    return Request(RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL, f"create veth {name}/{peer}")
+        attrs.append(("IFLA_MTU", mtu))
+    return _link(NLM_F_CREATE | NLM_F_EXCL, _updown(up), attrs, f"create veth {name}/{peer}")
 
 
 def link_add_bridge(name: str, *, up: bool = True, mtu: int | None = None, mcast_snooping: bool = False) -> Request:
     """A bridge; without IGMP/MLD snooping unless asked (the engine's do_bridge_create says why)."""
-    data = [attr(IFLA_BR_MCAST_SNOOPING, int(mcast_snooping), "=B")]
-    attrs = [attr(IFLA_IFNAME, name),
-             attr(IFLA_LINKINFO, [attr(IFLA_INFO_KIND, "bridge"), attr(IFLA_INFO_DATA, data)])]
+    info = {"attrs": [("IFLA_INFO_KIND", "bridge"),
+                      ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_MCAST_SNOOPING", int(mcast_snooping))]})]}
+    attrs = [("IFLA_IFNAME", name), ("IFLA_LINKINFO", info)]
     if mtu:
-        attrs.append(attr(IFLA_MTU, mtu))
-    body = ifinfo(flags=IFF_UP if up else 0, change=IFF_UP) + b"".join(attrs)
-    return Request(RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL, f"create bridge {name}")
+        attrs.append(("IFLA_MTU", mtu))
+    return _link(NLM_F_CREATE | NLM_F_EXCL, _updown(up), attrs, f"create bridge {name}")
 
 
 def link_set(*, index: int = 0, name: str | None = None, up: bool | None = None, mac: str | None = None,
              mtu: int | None = None, alias: str | None = None, master: int | None = None,
              ns_fd: int | None = None) -> Request:
     """Change a link found by index or (index 0) by name."""
-    attrs = []
+    attrs: list[tuple[str, Any]] = []
     if name is not None and not index:
-        attrs.append(attr(IFLA_IFNAME, name))
+        attrs.append(("IFLA_IFNAME", name))
     if mac:
-        attrs.append(attr(IFLA_ADDRESS, mac_bytes(mac)))
+        attrs.append(("IFLA_ADDRESS", mac))
     if mtu:
-        attrs.append(attr(IFLA_MTU, mtu))
+        attrs.append(("IFLA_MTU", mtu))
     if alias is not None:
-        attrs.append(attr(IFLA_IFALIAS, alias))
+        attrs.append(("IFLA_IFALIAS", alias))
     if master is not None:
-        attrs.append(attr(IFLA_MASTER, master))
+        attrs.append(("IFLA_MASTER", master))
     if ns_fd is not None:
-        attrs.append(attr(IFLA_NET_NS_FD, ns_fd))
-    flags = IFF_UP if up else 0
-    change = IFF_UP if up is not None else 0
-    return Request(RTM_NEWLINK, ifinfo(index=index, flags=flags, change=change) + b"".join(attrs), 0,
-                   f"configure link {name or index}")
+        attrs.append(("IFLA_NET_NS_FD", ns_fd))
+    return _link(0, {**_updown(up), "index": index}, attrs, f"configure link {name or index}")
 
 
 def link_del(*, index: int = 0, name: str | None = None) -> Request:
-    attrs = attr(IFLA_IFNAME, name) if (name and not index) else b""
-    return Request(RTM_DELLINK, ifinfo(index=index) + attrs, 0, f"delete link {name or index}",
-                   tolerate=(errno_mod.ENODEV,))
+    attrs = [("IFLA_IFNAME", name)] if (name and not index) else []
+    return _link(0, {**_updown(None), "index": index}, attrs, f"delete link {name or index}",
+                 (errno_mod.ENODEV,), RTM_DELLINK)
 
 
 def addr_add(index: int, address: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> Request:
-    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
-    packed = address.ip.packed
-    attrs = [attr(IFA_LOCAL, packed), attr(IFA_ADDRESS, packed)]
+    attrs: list[tuple[str, Any]] = [("IFA_LOCAL", address.ip), ("IFA_ADDRESS", address.ip)]
     if address.version == 6:
-        attrs.append(attr(IFA_FLAGS, IFA_F_NODAD))
-    body = _IFADDRMSG.pack(family, address.network.prefixlen, 0, 0, index) + b"".join(attrs)
-    return Request(RTM_NEWADDR, body, NLM_F_CREATE | NLM_F_EXCL, f"add address {address}",
-                   tolerate=(errno_mod.EEXIST,))
+        attrs.append(("IFA_FLAGS", IFA_F_NODAD))
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    fields = {"family": family, "prefixlen": address.network.prefixlen, "flags": 0, "scope": 0, "index": index}
+    return Request(encode(ifaddrmsg, RTM_NEWADDR, _WRITE | NLM_F_CREATE | NLM_F_EXCL, fields, attrs),
+                   f"add address {address}", (errno_mod.EEXIST,))
 
 
-def route_add(to: ipaddress.IPv4Network | ipaddress.IPv6Network, via: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Request:
-    family = socket.AF_INET if to.version == 4 else socket.AF_INET6
-    attrs = [attr(RTA_GATEWAY, via.packed)]
+def route_add(to: ipaddress.IPv4Network | ipaddress.IPv6Network,
+              via: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Request:
+    attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
     if to.prefixlen:
-        attrs.append(attr(RTA_DST, to.network_address.packed))
-    body = _RTMSG.pack(family, to.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-    return Request(RTM_NEWROUTE, body + b"".join(attrs), NLM_F_CREATE | NLM_F_EXCL, f"add route {to} via {via}",
-                   tolerate=(errno_mod.EEXIST,))
+        attrs.append(("RTA_DST", to.network_address))
+    fields = {"family": socket.AF_INET if to.version == 4 else socket.AF_INET6, "dst_len": to.prefixlen,
+              "src_len": 0, "tos": 0, "table": RT_TABLE_MAIN, "proto": rt_proto["static"],
+              "scope": rt_scope["universe"], "type": rt_type["unicast"]}
+    return Request(encode(rtmsg, RTM_NEWROUTE, _WRITE | NLM_F_CREATE | NLM_F_EXCL, fields, attrs),
+                   f"add route {to} via {via}", (errno_mod.EEXIST,))
+
+
+def tc_handle(major: int, minor: int = 0) -> int:
+    """tc's `major:minor` as the kernel's u32 (pyroute2's request filters do the same for "1:0")."""
+    return (major << 16) | minor
+
+
+def qdisc_replace_tbf(index: int, *, rate_bps: int, burst: int, latency_ms: int, handle: int,
+                      parent: int = TC_H_ROOT) -> Request:
+    """`tc qdisc replace dev <index> parent <parent> handle <handle> tbf rate <rate_bps>bit burst <burst> latency
+    <latency_ms>ms`, through pyroute2's tbf plugin (which computes the rate table and the limit as tc does)."""
+    options = sched_tbf.get_parameters({"rate": f"{rate_bps}bit", "burst": burst, "latency": f"{latency_ms}ms"})
+    return _qdisc(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, index, handle, parent, "tbf", options,
+                  f"set tbf qdisc on link {index}")
+
+
+def qdisc_replace_netem(index: int, *, delay_ms: float, jitter_ms: float = 0.0, handle: int,
+                        parent: int = TC_H_ROOT) -> Request:
+    """`tc qdisc replace ... netem delay <delay_ms>ms <jitter_ms>ms`, through pyroute2's netem plugin."""
+    options = sched_netem.get_parameters({"delay": delay_ms * 1000, "jitter": jitter_ms * 1000})
+    return _qdisc(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, index, handle, parent, "netem", options,
+                  f"set netem qdisc on link {index}")
+
+
+def qdisc_del_root(index: int) -> Request:
+    """`tc qdisc del dev <index> root` (ENOENT, no such qdisc, counts as done)."""
+    return _qdisc(RTM_DELQDISC, 0, index, 0, TC_H_ROOT, None, None, f"delete root qdisc of link {index}",
+                  (errno_mod.ENOENT,))
+
+
+def _qdisc(mtype: int, flags: int, index: int, handle: int, parent: int, kind: str | None, options: dict | None,
+           what: str, tolerate: tuple[int, ...] = ()) -> Request:
+    attrs: list[tuple[str, Any]] = []
+    if kind is not None:
+        attrs.append(("TCA_KIND", kind))  # first: pyroute2 picks the class of TCA_OPTIONS by it
+    if options is not None:
+        attrs.append(("TCA_OPTIONS", options))
+    fields = {"family": socket.AF_UNSPEC, "index": index, "handle": handle, "parent": parent, "info": 0}
+    return Request(encode(tcmsg, mtype, _WRITE | flags, fields, attrs, template=False), what, tolerate)
+
+
+def _dump(cls: type, mtype: int, fields: dict, attrs: list | None = None) -> bytearray:
+    return encode(cls, mtype, NLM_F_REQUEST | NLM_F_DUMP, fields, attrs or [], template=False)
 
 
 # ----------------------------------------------------------------------------------------------------- decoding
-
-
-def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
-    """rtattrs -> {type: payload} (NLA_F_NESTED stripped; the last of repeated types wins)."""
-    out: dict[int, bytes] = {}
-    end = len(data)
-    while offset + 4 <= end:
-        length, kind = _RTA.unpack_from(data, offset)
-        if length < 4:
-            break
-        out[kind & 0x3FFF] = data[offset + 4: offset + length]
-        offset += _pad(length)
-    return out
-
-
-def _cstr(raw: bytes | None) -> str | None:
-    return raw.split(b"\0", 1)[0].decode(errors="replace") if raw is not None else None
 
 
 @dataclass
@@ -238,23 +243,26 @@ class LinkInfo:
     addresses: list[str] = field(default_factory=list)  # cidr, filled by observers from an address dump
 
 
-def decode_link(msg: bytes) -> LinkInfo:
-    _fam, _type, index, flags, _change = _IFINFOMSG.unpack_from(msg, 0)
-    attrs = parse_attrs(msg, _IFINFOMSG.size)
-    kind = None
-    if IFLA_LINKINFO in attrs:
-        kind = _cstr(parse_attrs(attrs[IFLA_LINKINFO]).get(IFLA_INFO_KIND))
-    mac = attrs.get(IFLA_ADDRESS)
+_LINK_ATTRS = frozenset({"IFLA_IFNAME", "IFLA_LINKINFO", "IFLA_ADDRESS", "IFLA_MTU", "IFLA_IFALIAS", "IFLA_MASTER"})
+LINK_KEEP = keep_only(ifinfmsg, {**dict.fromkeys(_LINK_ATTRS - {"IFLA_LINKINFO"}),
+                                 "IFLA_LINKINFO": {"IFLA_INFO_KIND": None}})  # what nlcodec.decode keeps of a link
+_KIND = frozenset({"IFLA_INFO_KIND"})
+
+
+def decode_link(msg: nlmsg) -> LinkInfo:
+    attrs = attr_values(msg, _LINK_ATTRS)
+    info = attrs.get("IFLA_LINKINFO")
+    mac = attrs.get("IFLA_ADDRESS")
     return LinkInfo(
-        index=index,
-        name=_cstr(attrs.get(IFLA_IFNAME)) or "",
-        kind=kind,
-        up=bool(flags & IFF_UP),
-        carrier=bool(flags & IFF_LOWER_UP),
-        mac=":".join(f"{b:02x}" for b in mac) if mac and len(mac) == 6 else None,
-        mtu=struct.unpack("=I", attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0,
-        alias=_cstr(attrs.get(IFLA_IFALIAS)),
-        master=struct.unpack("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0,
+        index=msg["index"],
+        name=attrs.get("IFLA_IFNAME") or "",
+        kind=attr_values(info, _KIND).get("IFLA_INFO_KIND") if info is not None else None,
+        up=bool(msg["flags"] & IFF_UP),
+        carrier=bool(msg["flags"] & IFF_LOWER_UP),
+        mac=mac if isinstance(mac, str) and mac.count(":") == 5 else None,
+        mtu=attrs.get("IFLA_MTU") or 0,
+        alias=attrs.get("IFLA_IFALIAS"),
+        master=attrs.get("IFLA_MASTER") or 0,
     )
 
 
@@ -263,16 +271,19 @@ class AddrInfo:
     index: int
     cidr: str
     dynamic: bool  # has a finite valid lifetime (e.g. from a DHCP client)
+    family: int = socket.AF_INET
+    scope: int = 0  # rt_scope: 0 universe (global), 253 link, 254 host
 
 
-def decode_addr(msg: bytes) -> AddrInfo:
-    family, prefixlen, _flags, _scope, index = _IFADDRMSG.unpack_from(msg, 0)
-    attrs = parse_attrs(msg, _IFADDRMSG.size)
-    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS) or b""
-    ip = ipaddress.ip_address(raw)
-    cacheinfo = attrs.get(6)  # IFA_CACHEINFO: prefered, valid, cstamp, tstamp
-    dynamic = bool(cacheinfo) and struct.unpack_from("=I", cacheinfo, 4)[0] != 0xFFFFFFFF
-    return AddrInfo(index, f"{ip}/{prefixlen}", dynamic)
+_FOREVER = 0xFFFFFFFF
+
+
+def decode_addr(msg: nlmsg) -> AddrInfo:
+    ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    cacheinfo = msg.get_attr("IFA_CACHEINFO")
+    dynamic = cacheinfo is not None and cacheinfo["ifa_valid"] != _FOREVER
+    return AddrInfo(msg["index"], f"{ipaddress.ip_address(ip)}/{msg['prefixlen']}", dynamic, msg["family"],
+                    msg["scope"])
 
 
 @dataclass
@@ -282,24 +293,24 @@ class RouteInfo:
     oif: int
 
 
-def decode_route(msg: bytes) -> RouteInfo | None:
-    family, dst_len, _s, _t, table, _proto, _scope, rtype, _f = _RTMSG.unpack_from(msg, 0)
-    attrs = parse_attrs(msg, _RTMSG.size)
-    tbl = struct.unpack("=I", attrs[RTA_TABLE])[0] if RTA_TABLE in attrs else table
-    if tbl != RT_TABLE_MAIN or rtype != RTN_UNICAST:
+def decode_route(msg: nlmsg) -> RouteInfo | None:
+    table = msg.get_attr("RTA_TABLE") or msg["table"]
+    if table != RT_TABLE_MAIN or msg["type"] != rt_type["unicast"]:
         return None
-    zero = "0.0.0.0" if family == socket.AF_INET else "::"
-    dst = str(ipaddress.ip_address(attrs[RTA_DST])) if RTA_DST in attrs else zero
-    gw = str(ipaddress.ip_address(attrs[RTA_GATEWAY])) if RTA_GATEWAY in attrs else None
-    oif = struct.unpack("=I", attrs[RTA_OIF])[0] if RTA_OIF in attrs else 0
-    return RouteInfo(f"{dst}/{dst_len}", gw, oif)
+    dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if msg["family"] == socket.AF_INET else "::")
+    return RouteInfo(f"{dst}/{msg['dst_len']}", msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_OIF") or 0)
 
 
-def decode_qdisc(msg: bytes) -> tuple[int, int, str]:
-    """(ifindex, parent, kind) of a qdisc message."""
-    _fam, ifindex, _handle, parent, _info = _TCMSG.unpack_from(msg, 0)
-    kind = _cstr(parse_attrs(msg, _TCMSG.size).get(TCA_KIND)) or ""
-    return ifindex, parent, kind
+@dataclass
+class QdiscInfo:
+    index: int
+    parent: int
+    handle: int
+    kind: str
+
+
+def decode_qdisc(msg: nlmsg) -> QdiscInfo:
+    return QdiscInfo(msg["index"], msg["parent"], msg["handle"], msg.get_attr("TCA_KIND") or "")
 
 
 # ----------------------------------------------------------------------------------------------------- socket
@@ -333,29 +344,21 @@ class NetlinkSocket:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _frame(self, kind: int, flags: int, body: bytes) -> tuple[int, bytes]:
+    def _number(self, data: bytearray) -> int:
         self.seq += 1
-        return self.seq, _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, self.seq, 0) + body
+        struct.pack_into("=I", data, SEQ_OFFSET, self.seq)
+        return self.seq
 
-    def _messages(self) -> Iterator[tuple[int, int, int, bytes]]:
-        """(type, flags, seq, payload) of every message in the next datagram."""
+    def _messages(self) -> Iterator[tuple[int, int, int, bytes, int]]:
+        """(type, flags, seq, datagram, offset) of every message in the next datagram."""
         data = self.sock.recv(1024 * 1024)
         offset = 0
-        while offset + _NLMSGHDR.size <= len(data):
-            length, kind, flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-            if length < _NLMSGHDR.size:
+        while offset + HEADER.size <= len(data):
+            length, kind, flags, seq, _pid = HEADER.unpack_from(data, offset)
+            if length < HEADER.size:
                 break
-            yield kind, flags, seq, data[offset + _NLMSGHDR.size: offset + length]
-            offset += _pad(length)
-
-    @staticmethod
-    def _error(payload: bytes, flags: int) -> tuple[int, str]:
-        err = -struct.unpack_from("=i", payload, 0)[0]
-        extack = ""
-        if flags & 0x200:  # NLM_F_ACK_TLVS: attributes follow the (capped) original header
-            inner = 4 + (_NLMSGHDR.size if flags & 0x100 else struct.unpack_from("=I", payload, 4)[0])
-            extack = _cstr(parse_attrs(payload, inner).get(NLMSGERR_ATTR_MSG)) or ""
-        return err, extack
+            yield kind, flags, seq, data, offset
+            offset += (length + 3) & ~3
 
     def batch(self, requests: Iterable[Request]) -> list[NetlinkError | None]:
         """Send requests packed into few sendmsg calls; return each one's error (None = done or tolerated)."""
@@ -365,10 +368,9 @@ class NetlinkSocket:
         buf: list[bytes] = []
         size = 0
         for i, req in enumerate(reqs):
-            seq, frame = self._frame(req.type, NLM_F_REQUEST | NLM_F_ACK | req.flags, req.body)
-            pending[seq] = i
-            buf.append(frame)
-            size += len(frame)
+            pending[self._number(req.data)] = i
+            buf.append(req.data)
+            size += len(req.data)
             if size >= self.SEND_CHUNK:
                 self._flush(buf, reqs, pending, results)
                 buf, size = [], 0
@@ -380,11 +382,11 @@ class NetlinkSocket:
                results: list[NetlinkError | None]) -> None:
         self.sock.send(b"".join(buf))
         while pending:
-            for kind, flags, seq, payload in self._messages():
+            for kind, _flags, seq, data, offset in self._messages():
                 if kind != NLMSG_ERROR or seq not in pending:
                     continue
                 i = pending.pop(seq)
-                err, extack = self._error(payload, flags)
+                err, extack = decode_error(data, offset)
                 if err and err not in reqs[i].tolerate:
                     results[i] = NetlinkError(err, extack, reqs[i].what)
 
@@ -394,53 +396,60 @@ class NetlinkSocket:
         if err is not None:
             raise err
 
-    def dump(self, kind: int, body: bytes) -> list[bytes]:
-        """Payloads of every message a dump request returns."""
-        seq, frame = self._frame(kind, NLM_F_REQUEST | NLM_F_DUMP, body)
-        self.sock.send(frame)
-        out: list[bytes] = []
+    def dump(self, request: bytearray, keep: Keep | None = None) -> list[nlmsg]:
+        """Every message a dump request returns, decoded by pyroute2 (`keep`: see nlcodec.decode)."""
+        seq = self._number(request)
+        self.sock.send(request)
+        out: list[nlmsg] = []
         while True:
-            for mtype, flags, mseq, payload in self._messages():
+            for mtype, _flags, mseq, data, offset in self._messages():
                 if mseq != seq:
                     continue
                 if mtype == NLMSG_DONE:
                     return out
                 if mtype == NLMSG_ERROR:
-                    err, extack = self._error(payload, flags)
+                    err, extack = decode_error(data, offset)
                     if err:
-                        raise NetlinkError(err, extack, f"dump {kind}")
+                        raise NetlinkError(err, extack, f"dump {HEADER.unpack_from(request)[1]}")
                     return out
-                out.append(payload)
+                out.append(decode(data, offset, keep))
 
     # convenience dumps
+    _LINK_FIELDS = {"family": socket.AF_UNSPEC, "index": 0, "flags": 0, "change": 0}
+
     def links(self) -> list[LinkInfo]:
-        return [decode_link(m) for m in self.dump(RTM_GETLINK, ifinfo())]
+        return [decode_link(m) for m in self.dump(_dump(ifinfmsg, RTM_GETLINK, self._LINK_FIELDS), LINK_KEEP)]
 
     def addresses(self) -> list[AddrInfo]:
-        return [decode_addr(m) for m in self.dump(RTM_GETADDR, _IFADDRMSG.pack(0, 0, 0, 0, 0))]
+        fields = {"family": socket.AF_UNSPEC, "prefixlen": 0, "flags": 0, "scope": 0, "index": 0}
+        return [decode_addr(m) for m in self.dump(_dump(ifaddrmsg, RTM_GETADDR, fields))]
 
     def routes(self) -> list[RouteInfo]:
         out = []
         for family in (socket.AF_INET, socket.AF_INET6):
-            body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-            out.extend(r for r in (decode_route(m) for m in self.dump(RTM_GETROUTE, body)) if r)
+            fields = {"family": family, "dst_len": 0, "src_len": 0, "tos": 0, "table": 0, "proto": 0, "scope": 0,
+                      "type": 0}
+            out.extend(r for r in (decode_route(m) for m in self.dump(_dump(rtmsg, RTM_GETROUTE, fields))) if r)
         return out
 
-    def qdiscs(self) -> list[tuple[int, int, str]]:
-        return [decode_qdisc(m) for m in self.dump(RTM_GETQDISC, _TCMSG.pack(0, 0, 0, 0, 0))]
+    def qdiscs(self) -> list[QdiscInfo]:
+        fields = {"family": socket.AF_UNSPEC, "index": 0, "handle": 0, "parent": 0, "info": 0}
+        return [decode_qdisc(m) for m in self.dump(_dump(tcmsg, RTM_GETQDISC, fields))]
 
     def link(self, index: int = 0, name: str | None = None) -> LinkInfo | None:
         """One link by index or name, or None when there is no such link."""
-        seq, frame = self._frame(RTM_GETLINK, NLM_F_REQUEST,
-                                 ifinfo(index=index) + (attr(IFLA_IFNAME, name) if name and not index else b""))
-        self.sock.send(frame)
+        attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)] if name and not index else []
+        request = encode(ifinfmsg, RTM_GETLINK, NLM_F_REQUEST, {**self._LINK_FIELDS, "index": index},
+                         attrs)
+        seq = self._number(request)
+        self.sock.send(request)
         while True:
-            for mtype, flags, mseq, payload in self._messages():
+            for mtype, _flags, mseq, data, offset in self._messages():
                 if mseq != seq:
                     continue
                 if mtype == NLMSG_ERROR:
-                    err, extack = self._error(payload, flags)
+                    err, extack = decode_error(data, offset)
                     if err in (errno_mod.ENODEV, errno_mod.ENOENT):
                         return None
                     raise NetlinkError(err, extack, f"get link {name or index}")
-                return decode_link(payload)
+                return decode_link(decode(data, offset, LINK_KEEP))

@@ -17,8 +17,10 @@ import errno
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from . import libc, userns
 from .netlink import NetlinkSocket
@@ -66,12 +68,12 @@ def delete(name: str) -> bool:
 class _Worker(threading.Thread):
     """A thread that runs jobs inside namespaces and always returns to the host namespace between jobs."""
 
-    def __init__(self, cell: "CellNamespaces | None" = None) -> None:
+    def __init__(self, cell: CellNamespaces | None = None) -> None:
         super().__init__(name="netops-netns", daemon=True)
         self.cell = cell
         self.maker: userns.Maker | None = None
         # (job, its future, namespace to run in, create: False | True | the Future of its mount point being made)
-        self.jobs: queue.Queue[tuple[Callable[[], object], Future, str | None, bool | Future] | None] = \
+        self.jobs: queue.Queue[tuple[Callable[[], object], Future[Any], str | None, bool | Future[bool]] | None] = \
             queue.Queue()
         self.home_fd = -1
         self.ready = threading.Event()
@@ -87,7 +89,7 @@ class _Worker(threading.Thread):
                 if create is not False:
                     assert ns is not None
                     prepared = isinstance(create, Future)
-                    if prepared:
+                    if isinstance(create, Future):
                         create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
                     _create_here(ns, prepared=prepared, maker=self._maker())
@@ -99,7 +101,7 @@ class _Worker(threading.Thread):
                     finally:
                         os.close(fd)
                 fut.set_result(fn())
-            except BaseException as exc:  # handed to the caller through the future
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
                 fut.set_exception(exc)
             finally:
                 if moved:
@@ -193,25 +195,30 @@ class CellNamespaces:
     def maker(self) -> userns.Maker:
         with self._lock:
             if self._userns_fd < 0:
-                for name in self.existing:
-                    if exists(name):
-                        fd = userns.owner_fd(path(name))
-                        if os.fstat(fd).st_ino == userns.initial_inode():
-                            os.close(fd)
-                            raise OSError(errno.EPERM, f"namespace {name} is not in a lab cell (deployed by an older "
-                                          "Topolab?): destroy the lab and deploy it again")
-                        self._userns_fd = fd
-                        break
+                self._userns_fd = self._find_existing()
             if self._userns_fd < 0:
                 first = userns.Maker(ids=self.ids)
                 self._userns_fd = first.userns_fd()
                 return first
-            m = userns.Maker(userns_fd=self._userns_fd)
-            if m.uid_map() != [(self.ids.inside, self.ids.outside, self.ids.count)]:
-                m.close()
-                raise OSError(errno.EPERM, f"the lab's namespaces are owned by a user namespace mapping "
-                              f"{m.uid_map()}, not the lab's {self.ids}")
-            return m
+            return userns.Maker(userns_fd=self._userns_fd)
+
+    def _find_existing(self) -> int:
+        """An fd on the user namespace of the lab's existing namespaces: the first whose owner maps the lab's ids.
+        A namespace with the lab's name that is not in the lab's cell (a foreign one, or one made before cells) is
+        passed over, never adopted: it keeps its owner and nothing of the lab runs in it."""
+        for name in self.existing:
+            if not exists(name):
+                continue
+            fd = userns.owner_fd(path(name))
+            if os.fstat(fd).st_ino != userns.initial_inode():
+                probe = userns.Maker(userns_fd=fd)
+                try:
+                    if probe.uid_map() == [(self.ids.inside, self.ids.outside, self.ids.count)]:
+                        return fd
+                finally:
+                    probe.close()
+            os.close(fd)
+        return -1
 
     def close(self) -> None:
         if self._userns_fd >= 0:
@@ -229,7 +236,7 @@ class _MountPoints(threading.Thread):
 
     def __init__(self, names: list[str]) -> None:
         super().__init__(name="netops-mountpoints", daemon=True)
-        self.results: dict[str, Future] = {n: Future() for n in names}
+        self.results: dict[str, Future[bool]] = {n: Future() for n in names}
         self.stop = False
 
     def run(self) -> None:
@@ -240,7 +247,7 @@ class _MountPoints(threading.Thread):
             try:
                 _make_mount_point(name)
                 fut.set_result(True)
-            except BaseException as exc:  # handed to create() through the future
+            except BaseException as exc:  # noqa: BLE001 - handed to create() through the future
                 fut.set_exception(exc)
 
     def close(self) -> None:
@@ -272,8 +279,9 @@ class Namespaces:
             self._worker.ready.wait()
         return self._worker
 
-    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T], create: bool | Future = False) -> Future:
-        fut: Future = Future()
+    def _put(self, worker: _Worker, ns: str | None, fn: Callable[[], T],
+             create: bool | Future[bool] = False) -> Future[T]:
+        fut: Future[T] = Future()
         worker.jobs.put((fn, fut, ns, create))
         return fut
 
@@ -288,7 +296,7 @@ class Namespaces:
         """Create namespace `ns` (FileExistsError if the name is taken) and run `then` inside it."""
         return self._submit(ns, then, create=True)
 
-    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future]:
+    def create_many(self, jobs: list[tuple[str, Callable[[], T]]], workers: int = 2) -> list[Future[T]]:
         """Start creating many namespaces, each followed by its job inside it; a Future per (ns, job), in order.
 
         Their mount points are made ahead on a thread of their own (pure filesystem work: no rtnl_lock, no pernet
@@ -354,3 +362,28 @@ class Namespaces:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def netlink_in(ns: str) -> Iterator[NetlinkSocket]:
+    """A netlink socket bound to namespace `ns` for one short job (a fresh worker thread opens it), closed after."""
+    with Namespaces() as spaces, spaces.netlink(ns) as sock:
+        yield sock
+
+
+def in_throwaway(fn: Callable[[], T]) -> T:
+    """Run fn on a thread of its own inside a new anonymous namespace, which the kernel frees when the thread ends
+    (for probes of what the kernel supports)."""
+    fut: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            libc.unshare(libc.CLONE_NEWNET)
+            fut.set_result(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            fut.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="netops-probe", daemon=True)
+    thread.start()
+    thread.join()
+    return fut.result()

@@ -39,7 +39,7 @@ class IdMap:
         return f"{self.inside} {self.outside} {self.count}\n"
 
 
-def owner_fd(netns_path: str | os.PathLike) -> int:
+def owner_fd(netns_path: str | os.PathLike[str]) -> int:
     """An fd on the user namespace that owns the network namespace at `netns_path` (the caller closes it)."""
     fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -103,7 +103,7 @@ class Maker:
     def _expect(self, what: bytes) -> None:
         try:
             answer = self._sock.recv(4096)
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise MakerError(0, "the user-namespace helper did not answer") from exc
         if answer != what:
             text = answer[1:].decode(errors="replace") if answer[:1] == b"E" else repr(answer)
@@ -129,7 +129,7 @@ class Maker:
                 self._outstanding = 1
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(self._sock, 4096, 1)
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 raise MakerError(0, "the user-namespace helper did not make a namespace in time") from exc
             if msg != b"ns" or not fds:
                 for fd in fds:

@@ -10,12 +10,12 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
+from support import lab_namespaces
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom import services
 from webapp.labs.models import Lab
 from webapp.runs.models import Run
-from support import lab_namespaces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

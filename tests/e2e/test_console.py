@@ -7,9 +7,9 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from e2e.editor_page import centre
 from playwright.sync_api import expect
 
-from e2e.editor_page import centre
 from netops import procs
 from webapp.labs.models import Lab
 

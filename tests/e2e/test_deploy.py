@@ -8,9 +8,9 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
+from support import lab_namespaces
 
 from webapp.labs.models import Lab
-from support import lab_namespaces
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.django_db(transaction=True)]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 from django.contrib.auth import get_user_model
+from e2e.editor_page import doc, double_click, drop, open_editor, select_node, wire
 from playwright.sync_api import expect
 
-from e2e.editor_page import doc, double_click, drop, open_editor, select_node, wire
-from webapp.labs import services
+from webapp.labs import operations, services
 from webapp.labs.models import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -78,7 +78,7 @@ def test_draw_wire_configure_save_and_reload(page, login, user, screenshot):
     assert reloaded["nodes"]["br1"]["multicast_snooping"] is True
     assert page.evaluate("window.topolab.cy.nodes().length") == 4
     assert page.evaluate("window.topolab.cy.edges().length") == 3
-    stored = Lab.objects.get(name="drawn").document
+    stored = Lab.objects.get(document__name="drawn").document
     assert stored["nodes"]["h1"]["ui"]["x"] < stored["nodes"]["h2"]["ui"]["x"]  # positions were saved too
 
     # An invalid address is saved, and the node it belongs to shows the problem.
@@ -126,7 +126,7 @@ def test_a_change_made_elsewhere_is_reloaded_as_a_conflict(page, login, user):
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     # someone else (another tab, a script) saves first
-    other = services.apply_operation(lab, lab.version, services.add_node, "router", "elsewhere")[0].lab
+    other = services.apply_operation(lab, lab.version, operations.add_node, "router", "elsewhere")[0].lab
     assert other.version == 2
     drop(page, "host", 300, 200)
     expect(page.locator("#save-status")).to_have_text("Conflict: reloaded newer version", timeout=10_000)
@@ -172,7 +172,7 @@ def test_my_labs_page_renames_duplicates_deletes_and_imports(page, login, user, 
     with page.expect_navigation():
         page.click(f"tr[data-lab='{lab.pk}'] [data-action=duplicate]")
     expect(page.locator(".lab-link")).to_have_count(2)
-    copy = Lab.objects.get(owner=user, name="renamed copy")
+    copy = Lab.objects.get(owner=user, document__name="renamed copy")
     assert copy.pk != lab.pk and copy.lab_id != lab.lab_id
 
     page.once("dialog", lambda dialog: dialog.accept())
@@ -198,7 +198,7 @@ def test_auto_layout_puts_routers_above_switches_above_hosts_and_saves_it(page, 
     }}
     lab = services.create_lab(user, "messy", "", document).lab
     for a, b in [("h1", "br1"), ("br1", "r1")]:
-        lab = services.apply_operation(lab, lab.version, services.add_link, a, b)[0].lab
+        lab = services.apply_operation(lab, lab.version, operations.add_link, a, b)[0].lab
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)
     page.click("#btn-layout")

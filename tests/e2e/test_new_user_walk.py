@@ -9,10 +9,10 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from e2e.editor_page import doc, drop, rect, saved, select_node, wire
 from playwright.sync_api import expect
 from support import lab_namespaces
 
-from e2e.editor_page import doc, drop, rect, saved, select_node, wire
 from webapp.labs.models import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.django_db(transaction=True)]

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from e2e.editor_page import centre, doc, double_click, drop, fits, open_editor, rect, saved, select_node, wire
 from playwright.sync_api import expect
 
-from e2e.editor_page import centre, doc, double_click, drop, fits, open_editor, rect, saved, select_node, wire
 from webapp.labs import services
 from webapp.labs.models import Lab
 from webapp.runs import services as runs

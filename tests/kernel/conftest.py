@@ -13,11 +13,10 @@ import re
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from support import KERNEL_LOCK, CellLab
 
 WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")
@@ -196,7 +195,7 @@ def deploy() -> Iterator[Callable]:
     for lab in labs:
         try:
             engine.down(lab)
-        except Exception as exc:  # keep tearing down the others; report at the end
+        except Exception as exc:  # noqa: BLE001 - keep tearing down the others; report at the end
             errors.append(f"{lab}: {exc!r}")
     assert not errors, "down failed: " + "; ".join(errors)
 

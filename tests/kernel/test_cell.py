@@ -7,12 +7,10 @@ what a network engineer does inside a node keeps working.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,8 +20,6 @@ import pytest
 from netops import cell, console, engine, naming, procs, qemu
 from netops.kernel import cgroups, userns
 from netops.topology import parse_document
-
-from support import read_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -253,7 +249,7 @@ def test_a_lab_process_cannot_reach_host_interfaces_through_a_netnsid(labs, isp_
         for action in ("down", "del"):
             done = cell_run(attacker, where, [sys.executable, "-c", NETNSID_ATTACK, host_if, action, str(index)])
             assert done.returncode == 0, done.stderr
-            results = eval(done.stdout.decode())  # noqa: S307 - our own script's repr of (nsid, errno) pairs
+            results = eval(done.stdout.decode())
             assert all(err != 0 for _nsid, err in results), (where, action, ids, results)
         assert Path(f"/sys/class/net/{host_if}/operstate").read_text().strip() in ("up", "lowerlayerdown", "unknown")
         assert host_if in host_links()

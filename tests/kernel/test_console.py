@@ -3,22 +3,21 @@ tcpdump on a link while h1 pings r1 (netops.console, netops.capture)."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import re
 import select
+import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 import dpkt
 import pytest
+from support import read_until
 
 from netops import capture, cell, console, engine, naming, procs
 from netops.errors import ApplyError, TopologyError
 from netops.topology import parse_document
-
-from support import read_until
 
 REPO = Path(__file__).resolve().parents[2]
 

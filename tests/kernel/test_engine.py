@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,6 @@ import yaml
 from netops import engine, naming
 from netops.errors import ApplyError
 from netops.topology import parse_document
-
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -344,7 +344,12 @@ def test_external_with_nat_gets_a_tagged_door_and_nft_table_that_down_removes(de
     deploy(parse_document(doc), lab_id)
     door = naming.root_ifname(lab_id, "wan")
     out = subprocess.run(["ip", "-d", "addr", "show", "dev", door], capture_output=True, text=True).stdout
-    assert "198.51.100.1/24" in out and f"alias {naming.tag(lab_id, 'door', 'wan')}" in out, out
+    # the document's door address lives in the lab's fabric; the host's end has a transit /30 of the pool (issue 12)
+    assert "198.51.100.1/24" not in out and f"alias {naming.tag(lab_id, 'door', 'wan')}" in out, out
+    assert re.search(r"inet 100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+/30", out), out
+    fabric = subprocess.run(["nsenter", f"--net=/run/netns/{naming.fabric_namespace(lab_id)}", "ip", "-4", "-o",
+                             "addr", "show"], capture_output=True, text=True).stdout
+    assert "198.51.100.1/24" in fabric, fabric
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert naming.nft_table(lab_id) in tables
     assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"

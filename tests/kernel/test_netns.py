@@ -42,7 +42,7 @@ def test_create_many_runs_each_job_inside_its_own_new_namespace():
         seen = [f.result(timeout=30) for f in futures]
         assert host not in seen
         assert len(set(seen)) == len(names)  # one namespace each
-        for name, ns_id in zip(names, seen):
+        for name, ns_id in zip(names, seen, strict=True):
             assert os.path.ismount(netns.path(name))
             # the job ran in the namespace now pinned under that name
             assert spaces.run_in(name, _own_net_ns) == ns_id
@@ -56,7 +56,7 @@ def test_a_taken_name_fails_only_its_own_namespace_and_is_left_alone():
     try:
         with _spaces(names, keep=(foreign,)) as spaces:
             futures = spaces.create_many([(n, _own_net_ns) for n in names], workers=2)
-            for name, fut in zip(names, futures):
+            for name, fut in zip(names, futures, strict=True):
                 if name == foreign:
                     with pytest.raises(FileExistsError):
                         fut.result(timeout=30)

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import CellLab
 
 from netops import dhcpclient, dnsmasq, linkcond, naming, nft, procs

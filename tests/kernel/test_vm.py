@@ -181,7 +181,7 @@ class Console:
                 return found
             try:
                 chunk = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 break

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from netops import kinds
 from netops.topology import parse_document
 
 MODULE = Path(__file__).resolve().parents[2] / "static" / "js" / "editor" / "autoaddress.js"
@@ -16,8 +17,10 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node
 
 
 def run_js(doc: dict, *calls: str) -> dict:
+    registry = {k["name"]: k for k in kinds.public()["kinds"]}  # what GET /api/kinds/ gives the editor
     script = (f"import {{ addressLab, ospfEverywhere }} from {json.dumps(str(MODULE))};\n"
-              f"const doc = {json.dumps(doc)};\n" + "".join(f"{c}(doc);\n" for c in calls) +
+              f"const doc = {json.dumps(doc)};\nconst KINDS = {json.dumps(registry)};\n" +
+              "".join(f"{c}(doc, KINDS);\n" for c in calls) +
               "process.stdout.write(JSON.stringify(doc));\n")
     done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ import ipaddress as ia
 import pytest
 
 from netops import dhcpclient, dnsmasq
-from netops.errors import ApplyError
+from netops.errors import ApplyError, TopologyError
 from netops.model import DhcpServer, Interface
 
 
@@ -53,7 +53,7 @@ def test_argv_rejects_unvalidated_values():
     assert "no IPv4 address in the subnet" in str(err.value)
     with pytest.raises(ApplyError):
         dnsmasq.argv("lab1", "../r1", iface())
-    with pytest.raises(Exception):
+    with pytest.raises(TopologyError):
         dnsmasq.argv("LAB!", "r1", iface())
 
 

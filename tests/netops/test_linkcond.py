@@ -1,10 +1,12 @@
-"""Pure tests of the link-condition builders (tc argv, nft loss chain)."""
+"""Pure tests of the link-condition builders (qdiscs and their rtnetlink requests or tc argv, nft loss chain)."""
 from __future__ import annotations
 
 import pytest
 
 from netops import linkcond
 from netops.errors import ApplyError
+from netops.kernel import netlink as nl
+from netops.kernel import nlcodec
 from netops.model import Endpoint, Link, LinkConditions
 
 
@@ -13,32 +15,55 @@ def link(**cond) -> Link:
 
 
 def test_rate_alone_is_a_tbf_root():
-    assert linkcond.tc_argv("eth0", LinkConditions(rate_bps=10_000_000), netem=False) == [
-        ["tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:",
-         "tbf", "rate", "10000000bit", "burst", "12500", "latency", "100ms"],
-    ]
-    small = linkcond.tc_argv("eth0", LinkConditions(rate_bps=64_000), netem=False)[0]
-    assert small[small.index("burst") + 1] == "3200"  # at least a couple of full frames
+    plan = linkcond.qdiscs("eth0", LinkConditions(rate_bps=10_000_000), netem=False)
+    assert plan == [linkcond.Qdisc("tbf", "1:", "root", {"rate_bps": 10_000_000, "burst": 12500, "latency_ms": 100})]
+    small = linkcond.qdiscs("eth0", LinkConditions(rate_bps=64_000), netem=False)[0]
+    assert small.params["burst"] == 3200  # at least a couple of full frames
+    # over rtnetlink: the same qdisc, as pyroute2 encodes it for the link's index
+    msg = nlcodec.decode(bytes(linkcond.request(4, plan[0]).data), 0)
+    assert (msg.get_attr("TCA_KIND"), msg["index"], msg["handle"], msg["parent"]) == ("tbf", 4, 0x10000, nl.TC_H_ROOT)
+    assert msg.get_attr("TCA_OPTIONS").get_attr("TCA_TBF_PARMS")["rate"] == 10_000_000 // 8
+
+
+def test_rates_beyond_pyroute2s_tbf_go_through_tc():
+    """pyroute2 0.9.7's tbf carries the rate as 32-bit bytes per second (no TCA_TBF_RATE64): above ~34 Gbit/s the
+    same qdisc is set with `tc`, which has it."""
+    fast = linkcond.qdiscs("eth0", LinkConditions(rate_bps=40_000_000_000), netem=False)[0]
+    assert linkcond.request(4, fast) is None
+    assert linkcond.tc_argv("eth0", fast) == [
+        "tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:",
+        "tbf", "rate", "40000000000bit", "burst", "50000000", "latency", "100ms"]
+    assert linkcond.request(4, linkcond.qdiscs("eth0", LinkConditions(rate_bps=34_000_000_000), netem=False)[0])
+    plan = linkcond.qdiscs("eth0", LinkConditions(rate_bps=10_000_000), netem=False)
+    assert linkcond.tc_argv("eth0", plan[0]) == [
+        "tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:",
+        "tbf", "rate", "10000000bit", "burst", "12500", "latency", "100ms"]
 
 
 def test_delay_with_netem_puts_tbf_under_netem():
-    cmds = linkcond.tc_argv("eth0", LinkConditions(delay_ms=20, jitter_ms=5, rate_bps=1_000_000), netem=True)
-    assert cmds[0][-4:] == ["netem", "delay", "20ms", "5ms"] and cmds[0][5:8] == ["root", "handle", "1:"]
-    assert cmds[1][5:9] == ["parent", "1:1", "handle", "10:"] and "tbf" in cmds[1]
+    plan = linkcond.qdiscs("eth0", LinkConditions(delay_ms=20, jitter_ms=5, rate_bps=1_000_000), netem=True)
+    assert plan[0].kind == "netem" and plan[0].params == {"delay_ms": 20, "jitter_ms": 5}
+    assert (plan[0].parent, plan[0].handle) == ("root", "1:")
+    assert (plan[1].parent, plan[1].handle) == ("1:1", "10:") and plan[1].kind == "tbf"
+    netem, tbf = (nlcodec.decode(bytes(linkcond.request(4, q).data), 0) for q in plan)
+    assert (netem.get_attr("TCA_KIND"), netem["handle"], netem["parent"]) == ("netem", 0x10000, nl.TC_H_ROOT)
+    assert (tbf.get_attr("TCA_KIND"), tbf["handle"], tbf["parent"]) == ("tbf", 0x100000, 0x10001)  # tc: hex
 
 
 def test_delay_without_netem_is_refused_permanently_never_ignored():
     with pytest.raises(ApplyError) as err:
-        linkcond.tc_argv("eth0", LinkConditions(delay_ms=20), "links.3", netem=False)
+        linkcond.qdiscs("eth0", LinkConditions(delay_ms=20), "links.3", netem=False)
     assert err.value.permanent and err.value.element == "links.3" and "sch_netem" in err.value.message
     with pytest.raises(ApplyError):
-        linkcond.tc_argv("eth0", LinkConditions(jitter_ms=1), netem=False)
+        linkcond.qdiscs("eth0", LinkConditions(jitter_ms=1), netem=False)
 
 
 def test_bad_values_are_refused():
     for cond in (LinkConditions(rate_bps=-5), LinkConditions(rate_bps=True), LinkConditions(rate_bps="1mbit")):
         with pytest.raises(ApplyError):
-            linkcond.tc_argv("eth0", cond, netem=False)
+            linkcond.qdiscs("eth0", cond, netem=False)
+    with pytest.raises(ApplyError):
+        linkcond.qdiscs('eth0" drop', LinkConditions(rate_bps=64_000), netem=False)
     with pytest.raises(ApplyError):
         linkcond.loss_threshold(101)
     with pytest.raises(ApplyError):

@@ -16,13 +16,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
+from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom import services
 from webapp.classroom.models import InviteCode, LabOrigin, Template, Visibility
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
-from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 

@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils.dateparse import parse_datetime
+from support import KERNEL_LOCK
 
 from netops import engine, procs
 from netops.topology import parse_document
@@ -22,7 +23,6 @@ from webapp.asgi import application
 from webapp.consoles import services
 from webapp.consoles.models import Capture, ConsoleSession
 from webapp.labs.models import Lab
-from support import KERNEL_LOCK
 
 pytestmark = [pytest.mark.webapp]
 

@@ -21,11 +21,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
+from support import lab_namespaces
 
 from webapp.labs.models import Lab
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import WORKER_STOPPED
-from support import lab_namespaces
 
 pytestmark = [pytest.mark.webapp, pytest.mark.kernel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

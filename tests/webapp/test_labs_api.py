@@ -252,7 +252,7 @@ def test_validate_returns_the_paths_of_problems(api):
     body = api.post("/api/validate/", {"document": doc}, format="json").json()
     assert body["valid"] is False
     assert "nodes.h1.interfaces.eth0.address" in paths(body)
-    assert any(p.startswith("nodes.h1") and "colour" in e["message"] for e, p in zip(body["errors"], paths(body)))
+    assert any(p.startswith("nodes.h1") and "colour" in e["message"] for e, p in zip(body["errors"], paths(body), strict=True))
 
 
 def test_validate_refuses_a_non_mapping_with_400(api):
@@ -451,3 +451,34 @@ def test_the_schema_documents_the_lab_operations(api):
     assert {"labs_list", "labs_create", "labs_update", "labs_nodes_create", "labs_nodes_update",
             "labs_nodes_destroy", "labs_links_create", "labs_links_destroy", "labs_duplicate", "labs_export",
             "labs_import", "validate_document", "images_list"} <= ops
+
+
+def test_a_lab_version_is_validated_once_however_often_it_is_read(api, lab, monkeypatch):
+    from netops import topology
+
+    calls = []
+    real = topology.validate_document
+    monkeypatch.setattr(topology, "validate_document", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for _ in range(3):
+        assert api.get(f"/api/labs/{lab['id']}/").status_code == 200
+    assert len(calls) <= 1
+    body = api.put(f"/api/labs/{lab['id']}/", {"version": lab["version"], "document": {**lab["document"], "nodes": {
+        "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.300/24"}}}}, "links": []}},
+        format="json").json()
+    assert "nodes.h1.interfaces.eth0.address" in paths(body)  # a new version is validated afresh
+    assert api.get(f"/api/labs/{lab['id']}/").json()["errors"] == body["errors"]
+
+
+def test_the_image_list_comes_from_the_library_index(api, image_library):
+    from netops import images
+
+    assert [i["name"] for i in api.get("/api/images/").json()] == ["tiny"]
+    index = image_library / images.INDEX_DIR / images.INDEX_FILE
+    assert json.loads(index.read_text())["images"][0]["name"] == "tiny"
+    second = image_library / "second"
+    second.mkdir()  # a new image changes the library's directory: the index follows
+    (second / "vmlinuz").write_bytes(b"kernel")
+    (second / "initrd.gz").write_bytes(b"initrd")
+    (second / "manifest.json").write_text(json.dumps(
+        {"name": "second", "format": "kernel", "kernel": "vmlinuz", "initrd": "initrd.gz"}))
+    assert [i["name"] for i in api.get("/api/images/").json()] == ["second", "tiny"]

@@ -26,12 +26,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 from rest_framework.test import APIClient
+from support import lab_namespaces, wait_run
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom.models import Classroom
 from webapp.labs import permissions
 from webapp.labs.models import Lab
-from support import lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 
@@ -365,7 +365,7 @@ async def _ws_outcome(path: str, cookie: bytes | None) -> str:
             output = await comm.receive_output(timeout=left)
             if output["type"] == "websocket.close":
                 return "refused" if output.get("code") in DENIED_CLOSE_CODES else "accepted"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return "accepted"  # open and quiet (the communicator stopped the consumer on the timeout)
     finally:
         if not comm.future.done():

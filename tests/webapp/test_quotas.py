@@ -10,6 +10,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom.conf import quota_default
@@ -18,7 +19,6 @@ from webapp.classroom.quotas import QuotaExceeded, lab_usage
 from webapp.classroom.services import check_deploy_quota
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run
-from support import KERNEL_LOCK, lab_namespaces, wait_run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
 

@@ -24,7 +24,7 @@ class _DropUnsafeUrls(Treeprocessor):
 
 
 class _SafeMode(Extension):
-    def extendMarkdown(self, md_: md.Markdown) -> None:  # noqa: N802 - Markdown's API
+    def extendMarkdown(self, md_: md.Markdown) -> None:
         # Without these two, raw HTML is not passed through but escaped like any other text.
         md_.preprocessors.deregister("html_block")
         md_.inlinePatterns.deregister("html")

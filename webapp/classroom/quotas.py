@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.apps import apps
 from django.db.models import Q, QuerySet
 from rest_framework.exceptions import PermissionDenied
 
+from netops import kinds
 from webapp.labs import services as lab_services
 from webapp.labs.models import Lab
 
@@ -51,18 +51,16 @@ def lab_usage(document: dict) -> Usage:
     nodes = document.get("nodes") if isinstance(document, dict) else None
     nodes = nodes if isinstance(nodes, dict) else {}
     memory_of_image = {i.get("name"): i.get("memory") for i in lab_services.list_images()}
-    vms = [n for n in nodes.values() if isinstance(n, dict) and n.get("kind") == "vm"]
-    memory = 0
-    for vm in vms:
-        value = vm.get("memory") or memory_of_image.get(vm.get("image")) or DEFAULT_VM_MEMORY
-        memory += int(value) if isinstance(value, int) else DEFAULT_VM_MEMORY
-    return Usage(running_labs=1, nodes=len(nodes), vms=len(vms), vm_memory=memory)
+    cost: dict[str, int] = {"running_labs": 1, "nodes": len(nodes)}
+    for node in nodes.values():  # each kind says what a node of it costs (netops.kinds: a VM its memory)
+        if isinstance(node, dict) and kinds.known(node.get("kind")):
+            for resource, amount in kinds.get(node["kind"]).cost(node, memory_of_image, DEFAULT_VM_MEMORY).items():
+                cost[resource] = cost.get(resource, 0) + amount
+    return Usage(**cost)
 
 
 def running_labs() -> QuerySet[Lab]:
-    """Labs that may have kernel objects now or are about to (no runs app: none)."""
-    if not apps.is_installed("webapp.runs"):
-        return Lab.objects.none()
+    """Labs that may have kernel objects now or are about to."""
     return Lab.objects.filter(
         Q(deploy_state__deployed=True) | Q(runs__kind="deploy", runs__status__in=["queued", "running"])
     ).distinct()

@@ -119,15 +119,14 @@ class LabRow:
 
 
 def lab_rows(labs: QuerySet[Lab]) -> list[LabRow]:
-    """Labs with the runs app's last known state (all "not deployed" when the runs app is absent)."""
-    labs = labs.select_related("owner", "origin__template_version__template").order_by("owner__username", "name")
-    states, active = {}, {}
-    if apps.is_installed("webapp.runs"):
-        LabState = apps.get_model("runs", "LabState")
-        Run = apps.get_model("runs", "Run")
-        states = {s.lab_id: s for s in LabState.objects.filter(lab__in=labs)}
-        for run in Run.objects.filter(lab__in=labs, status__in=["queued", "running"]):
-            active[run.lab_id] = {"id": run.pk, "kind": run.kind, "status": run.status}
+    """Labs with the runs app's last known state."""
+    labs = labs.select_related("owner", "origin__template_version__template").order_by("owner__username", "document__name")
+    LabState = apps.get_model("runs", "LabState")
+    Run = apps.get_model("runs", "Run")
+    states = {s.lab_id: s for s in LabState.objects.filter(lab__in=labs)}
+    active = {}
+    for run in Run.objects.filter(lab__in=labs, status__in=["queued", "running"]):
+        active[run.lab_id] = {"id": run.pk, "kind": run.kind, "status": run.status}
     rows = []
     for lab in labs:
         state = states.get(lab.pk)
@@ -190,7 +189,7 @@ def _check_publish(user, lab: Lab, visibility: str, classrooms: list[Classroom])
     foreign = [c.name for c in classrooms if not c.instructors.filter(pk=user.pk).exists()]
     if foreign:
         raise ValidationError({"classrooms": f"you do not instruct {', '.join(foreign)}"})
-    problems = lab_services.validate(lab.document)
+    problems = lab_services.lab_problems(lab)
     if problems:
         raise ValidationError({"document": [f"{p.path}: {p.message}" for p in problems]})
 

@@ -1,7 +1,6 @@
 """Classroom pages. Thin: they authorise through services / labs.permissions and render."""
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -9,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException
 
+from netops.errors import LabBusyError
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, visible_labs
 
@@ -66,7 +66,6 @@ def class_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
         "invites": classroom.invite_codes.all(),
         "rows": services.class_labs(classroom),
         "invite_form": InviteForm(),
-        "runs_installed": apps.is_installed("webapp.runs"),
     })
 
 
@@ -94,13 +93,13 @@ def class_lab_destroy(request: HttpRequest, pk: int, lab_pk: int) -> HttpRespons
     """Destroy a member's lab from the dashboard (the same rule as the API: can_deploy)."""
     classroom = _class(request, pk)
     lab = get_object_or_404(visible_labs(request.user), pk=lab_pk, owner__classes=classroom)
-    if not can_deploy(request.user, lab) or not apps.is_installed("webapp.runs"):
+    if not can_deploy(request.user, lab):
         raise Http404
     from webapp.runs import services as runs
 
     try:
         runs.start_run(lab, request.user, "destroy")
-    except runs.LabBusy as exc:
+    except LabBusyError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Destroying {lab.name} ({lab.lab_id}) of {lab.owner.get_username()}.")

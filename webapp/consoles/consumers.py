@@ -1,6 +1,6 @@
 """WebSockets of consoles and captures. Thin: checks, the audit log, and relaying to and from the stream agent.
 
-Console `/ws/labs/<pk>/console/<node>/` (a shell; `?kind=vtysh`: the FRR shell of a router with `routing:`): binary frames are terminal bytes both ways; text frames are JSON
+Console `/ws/labs/<pk>/console/<node>/`: binary frames are terminal bytes both ways; text frames are JSON
 control messages: client -> {"type": "resize", "rows", "cols"}; server -> {"type": "status", "state":
 "connecting"|"open"|"closed", "message"}.
 Capture `/ws/labs/<pk>/captures/<id>/`: server -> {"type": "packets", "packets": [...]} (each with its number
@@ -21,6 +21,7 @@ from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from netops import capture as netcapture
+from netops import kinds
 
 from . import conf, services
 from .models import Capture, ConsoleSession
@@ -64,7 +65,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
-            "vm": self.kind == "vm", "program": self.console_kind, "rows": 24, "cols": 80,
+            "vm": kinds.get(self.kind).console == "serial", "program": self.console_kind, "rows": 24, "cols": 80,
             "reply": self.channel_name})
         self.keepalive = asyncio.ensure_future(self._keepalive())
 

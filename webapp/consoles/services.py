@@ -12,18 +12,16 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from netops import capture as netcapture
+from netops import kinds
 from netops.errors import Problem, TopologyError
 from netops.naming import NODE_NAME_RE
-from webapp.labs.models import Lab
 from webapp.labs import permissions
+from webapp.labs.models import Lab
 from webapp.labs.permissions import visible_labs
 
 from . import conf
 from .models import Capture, ConsoleSession
 
-CONSOLE_KINDS = ("host", "router", "vm")
-#: what a console runs: a shell (or a VM's serial line), or FRR's vtysh of a router with routing:
-CONSOLE_PROGRAMS = ("shell", "vtysh")
 IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # fullmatch only
 AGENT_TIMEOUT = 15.0
 
@@ -33,9 +31,7 @@ class AgentUnavailable(Exception):
 
 
 def can_console(user, lab: Lab) -> bool:
-    """permissions.can_console (the classroom feature extends it); can_deploy where it does not exist yet."""
-    check = getattr(permissions, "can_console", None) or permissions.can_deploy
-    return bool(check(user, lab))
+    return permissions.can_console(user, lab)
 
 
 def lab_for(user, pk: int) -> Lab | None:
@@ -43,18 +39,22 @@ def lab_for(user, pk: int) -> Lab | None:
     return visible_labs(user).filter(pk=pk).first()
 
 
+#: what a console runs: a shell (or a VM's serial line), or FRR's vtysh of a node with routing: (netops.frr)
+CONSOLE_PROGRAMS = ("shell", "vtysh")
+
+
 def console_target(user, lab: Lab, node: str, program: str = "shell") -> tuple[str, str]:
     """(kind of node, "") when `user` may open a console (`program`: shell or vtysh) on `node` of `lab`; else
-    ("", reason). vtysh only on a router whose document has routing: (the agent checks FRR runs)."""
+    ("", reason). vtysh only on a node whose document has routing: (the agent checks that FRR runs)."""
     if not can_console(user, lab):
         return "", "forbidden"
     if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         return "", "not-found"
     entry = ((lab.document or {}).get("nodes") or {}).get(node, {})
     kind = entry.get("kind")
-    if kind not in CONSOLE_KINDS or program not in CONSOLE_PROGRAMS:
+    if not kinds.known(kind) or kinds.get(kind).console is None or program not in CONSOLE_PROGRAMS:
         return "", "not-found"
-    if program == "vtysh" and (kind != "router" or not entry.get("routing")):
+    if program == "vtysh" and ("routing" not in kinds.get(kind).keys or not entry.get("routing")):
         return "", "not-found"
     return kind, ""
 
@@ -168,7 +168,7 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
     await layer.send(channel or conf.agent_channel(), {**message, "reply": reply})
     try:
         return await asyncio.wait_for(layer.receive(reply), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
 
 

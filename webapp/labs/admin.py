@@ -9,7 +9,7 @@ from .models import Lab, LabId
 class LabAdmin(admin.ModelAdmin):
     list_display = ("name", "lab_id", "owner", "version", "updated")
     list_filter = ("owner",)
-    search_fields = ("name", "lab_id", "owner__username")
+    search_fields = ("document__name", "lab_id", "owner__username")
     readonly_fields = ("lab_id", "version", "created", "updated")
 
 

@@ -45,15 +45,14 @@ class LabId(models.Model):
 
 
 class Lab(models.Model):
-    """A user's lab. `document` is the single source of truth for nodes and links (no copy elsewhere).
+    """A user's lab. `document` is the single source of truth: nodes, links, and the lab's name and description
+    (`name` and `description` are read from it and written into it; no column copies them).
 
     `version` grows by one on every saved change; writers send the version they started from and get a
     conflict when someone else saved in between (optimistic concurrency).
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labs")
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True, default="")
     document = models.JSONField(default=empty_document)
     version = models.PositiveIntegerField(default=1)
     lab_id = models.CharField(max_length=8, editable=False)
@@ -71,6 +70,32 @@ class Lab(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.lab_id})"
+
+    def _document(self) -> dict:
+        return self.document if isinstance(self.document, dict) else empty_document()
+
+    @property
+    def name(self) -> str:
+        """The document's `name` ("" when it has none)."""
+        value = self._document().get("name")
+        return value if isinstance(value, str) else ""
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.document = {**self._document(), "name": value}
+
+    @property
+    def description(self) -> str:
+        """The document's `description` ("" when it has none)."""
+        value = self._document().get("description")
+        return value if isinstance(value, str) else ""
+
+    @description.setter
+    def description(self, value: str) -> None:
+        document = {k: v for k, v in self._document().items() if k != "description"}
+        if value:
+            document["description"] = value
+        self.document = document
 
     def save(self, *args, **kwargs) -> None:
         if not self.lab_id:

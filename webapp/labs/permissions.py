@@ -22,10 +22,8 @@ def _authenticated(user) -> bool:
     return bool(getattr(user, "is_authenticated", False))
 
 
-def _instructed_user_ids(user) -> QuerySet | None:
-    """Ids of the members of every class `user` instructs (a subquery), or None without the classroom app."""
-    if not apps.is_installed("webapp.classroom"):
-        return None
+def _instructed_user_ids(user) -> QuerySet:
+    """Ids of the members of every class `user` instructs (a subquery)."""
     Classroom = apps.get_model("classroom", "Classroom")
     return Classroom.members.through.objects.filter(classroom__instructors=user).values("user_id")
 
@@ -35,7 +33,7 @@ def instructs_owner(user, lab: Lab) -> bool:
     if not _authenticated(user):
         return False
     members = _instructed_user_ids(user)
-    return members is not None and members.filter(user_id=lab.owner_id).exists()
+    return members.filter(user_id=lab.owner_id).exists()
 
 
 def visible_labs(user) -> QuerySet[Lab]:
@@ -43,8 +41,6 @@ def visible_labs(user) -> QuerySet[Lab]:
     if not _authenticated(user):
         return Lab.objects.none()
     members = _instructed_user_ids(user)
-    if members is None:
-        return Lab.objects.filter(owner=user)
     return Lab.objects.filter(Q(owner=user) | Q(owner_id__in=members))
 
 

@@ -1,41 +1,30 @@
-"""Operations on a lab's topology document, and the seam to netops for validation, import and export.
+"""Labs and their documents: shape checks, validation (netops, cached by version), saving, import and export.
 
-The document is a plain dict (DESIGN.md, "The topology document"). Functions named `*_node` / `*_link`
-change a document in place and raise `DocumentError` (with the path of the element concerned) when an
-operation makes no sense (unknown node, duplicate name). Validating the *content* of a document is netops'
-job; `validate()` wraps it. Saving goes through `save_lab()` which implements optimistic concurrency.
+The document is a plain dict (DESIGN.md, "The topology document"), the only home of a lab's name and description.
+Node and link operations on it are webapp.labs.operations'. Validating the *content* of a document is netops' job;
+`validate()` wraps it. Saving goes through `save_lab()` which implements optimistic concurrency.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from netops.errors import Problem, TopologyError
-from netops.model import INTERFACE_KINDS
-from netops.naming import NODE_NAME_RE
 
 from .models import Lab
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
-NAME_MAX = 100  # Lab.name max_length
-
-#: the prefix of automatic node names, per kind (h1, r1, br1, vm1, wan1)
-NAME_PREFIX = {"host": "h", "router": "r", "bridge": "br", "vm": "vm", "external": "wan"}
-
-
-class DocumentError(Exception):
-    """A malformed document or an impossible operation; carries problems with paths, like TopologyError."""
-
-    def __init__(self, problems: list[Problem] | Problem):
-        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
+NAME_MAX = 100  # longest lab name the API takes
+PROBLEMS_CACHE_S = 24 * 3600  # validation results of one lab version (netops' checks of a version never change)
 
 
 class VersionConflict(Exception):
@@ -51,7 +40,7 @@ class VersionConflict(Exception):
 def check_shape(document: Any) -> dict:
     """Refuse what cannot be a topology document at all: not a mapping, wrong top-level types, too big."""
     if not isinstance(document, dict):
-        raise DocumentError(Problem("document", f"must be a mapping, not {_type_name(document)}"))
+        raise TopologyError(Problem("document", f"must be a mapping, not {_type_name(document)}"))
     problems = []
     if "nodes" in document and not isinstance(document["nodes"], dict):
         problems.append(Problem("nodes", f"must be a mapping of node names, not {_type_name(document['nodes'])}"))
@@ -61,10 +50,10 @@ def check_shape(document: Any) -> dict:
         if key in document and document[key] is not None and not isinstance(document[key], str):
             problems.append(Problem(key, f"must be a string, not {_type_name(document[key])}"))
     if problems:
-        raise DocumentError(problems)
+        raise TopologyError(problems)
     size = len(json.dumps(document, separators=(",", ":")).encode())
     if size > MAX_DOCUMENT_BYTES:
-        raise DocumentError(Problem("document", f"is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}"))
+        raise TopologyError(Problem("document", f"is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}"))
     return document
 
 
@@ -76,14 +65,6 @@ def _type_name(value: Any) -> str:
 
 def new_document(name: str) -> dict:
     return {"version": 1, "name": name, "nodes": {}, "links": []}
-
-
-def _nodes(document: dict) -> dict:
-    return document.setdefault("nodes", {})
-
-
-def _links(document: dict) -> list:
-    return document.setdefault("links", [])
 
 
 # --- validation (netops) ------------------------------------------------------------------------------------
@@ -98,203 +79,34 @@ def validate(document: dict) -> list[Problem]:
         return exc.problems
 
 
+def lab_problems(lab: Lab) -> list[Problem]:
+    """`validate(lab.document)`, cached by the lab's version (and the image library's names, which validation
+    checks): a GET or a save that finds a lab at a version already validated does not validate it again."""
+    names = image_names()
+    key = f"lab-problems:{lab.pk}:{lab.lab_id}:{lab.version}:{hashlib.sha256(chr(0).join(names).encode()).hexdigest()[:16]}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = problems_as_dicts(validate(lab.document))
+        cache.set(key, cached, timeout=PROBLEMS_CACHE_S)
+    return [Problem(p["path"], p["message"]) for p in cached]
+
+
 def problems_as_dicts(problems: list[Problem]) -> list[dict[str, str]]:
     return [{"path": p.path, "message": p.message} for p in problems]
 
 
 def list_images() -> list[dict[str, Any]]:
-    """The VM image library as plain dicts (at least `name`); empty until netops.images exists."""
-    try:
-        from netops import images
-    except ImportError:
-        return []
-    result = []
-    for item in images.list_images():
-        if hasattr(item, "as_dict"):  # netops.images.Image; its as_dict() leaves out server paths
-            result.append({k: _jsonable(v) for k, v in item.as_dict().items()})
-        elif isinstance(item, str):
-            result.append({"name": item})
-        elif is_dataclass(item):
-            result.append({k: _jsonable(v) for k, v in asdict(item).items()})
-        elif isinstance(item, dict):
-            result.append({k: _jsonable(v) for k, v in item.items()})
-        else:
-            result.append({"name": str(getattr(item, "name", item))})
-    return result
+    """The VM image library as plain dicts (name, format, memory, ...), from the library's index (netops.images)."""
+    from netops import images
+
+    return [dict(entry) for entry in images.index()]
 
 
-def image_names() -> list[str] | None:
-    """Names for validation, or None (do not check images) when the library is not available."""
-    try:
-        from netops import images  # noqa: F401
-    except ImportError:
-        return None
-    return [i["name"] for i in list_images()]
+def image_names() -> list[str]:
+    """The names a `vm` node may give as its image."""
+    from netops import images
 
-
-def _jsonable(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
-
-
-# --- node operations ------------------------------------------------------------------------------------------
-
-def next_node_name(document: dict, kind: str) -> str:
-    prefix = NAME_PREFIX.get(kind, "n")
-    taken = set(_nodes(document))
-    n = 1
-    while f"{prefix}{n}" in taken:
-        n += 1
-    return f"{prefix}{n}"
-
-
-def add_node(document: dict, kind: str, name: str | None = None, properties: dict | None = None) -> str:
-    """Add a node of `kind` (auto-named h1, r1, br1, vm1, wan1 when `name` is empty); returns its name."""
-    if kind not in NAME_PREFIX:
-        raise DocumentError(Problem("kind", f"unknown node kind {kind!r}; one of {', '.join(NAME_PREFIX)}"))
-    nodes = _nodes(document)
-    name = name or next_node_name(document, kind)
-    _check_new_name(nodes, name)
-    node: dict[str, Any] = {"kind": kind}
-    for key, value in (properties or {}).items():
-        if key not in ("kind", "name") and value is not None:
-            node[key] = value
-    nodes[name] = node
-    return name
-
-
-def _check_new_name(nodes: dict, name: str) -> None:
-    if not isinstance(name, str) or not NODE_NAME_RE.match(name):
-        raise DocumentError(Problem("name", f"{name!r} is not a node name (a letter, then letters, digits, - or _)"))
-    if name in nodes:
-        raise DocumentError(Problem(f"nodes.{name}", f"a node named {name!r} already exists"))
-
-
-def get_node(document: dict, name: str) -> dict:
-    node = _nodes(document).get(name)
-    if not isinstance(node, dict):
-        raise DocumentError(Problem(f"nodes.{name}", f"there is no node named {name!r}"))
-    return node
-
-
-def update_node(document: dict, name: str, changes: dict) -> str:
-    """Merge `changes` into node `name` (a value of None removes that key); `name` in changes renames it.
-
-    Returns the node's (possibly new) name.
-    """
-    node = get_node(document, name)
-    changes = dict(changes)
-    new_name = changes.pop("name", None)
-    for key, value in changes.items():
-        if value is None:
-            node.pop(key, None)
-        else:
-            node[key] = value
-    if new_name and new_name != name:
-        rename_node(document, name, new_name)
-        return new_name
-    return name
-
-
-def rename_node(document: dict, old: str, new: str) -> None:
-    """Rename a node, keeping its position in the mapping and rewriting every link endpoint that names it."""
-    nodes = _nodes(document)
-    get_node(document, old)
-    _check_new_name(nodes, new)
-    document["nodes"] = {(new if k == old else k): v for k, v in nodes.items()}
-    for link in _links(document):
-        if isinstance(link, dict) and isinstance(link.get("endpoints"), list):
-            link["endpoints"] = [_rename_endpoint(e, old, new) for e in link["endpoints"]]
-
-
-def _rename_endpoint(endpoint: Any, old: str, new: str) -> Any:
-    if not isinstance(endpoint, str):
-        return endpoint
-    node, sep, iface = endpoint.partition(":")
-    return f"{new}{sep}{iface}" if node == old else endpoint
-
-
-def delete_node(document: dict, name: str) -> None:
-    """Remove a node and every link that touches it."""
-    get_node(document, name)
-    del _nodes(document)[name]
-    document["links"] = [lk for lk in _links(document) if name not in _endpoint_nodes(lk)]
-
-
-def _endpoint_nodes(link: Any) -> list[str]:
-    if not isinstance(link, dict) or not isinstance(link.get("endpoints"), list):
-        return []
-    return [e.partition(":")[0] for e in link["endpoints"] if isinstance(e, str)]
-
-
-# --- link operations ------------------------------------------------------------------------------------------
-
-def used_interfaces(document: dict, node: str) -> set[str]:
-    used = set()
-    for link in _links(document):
-        if isinstance(link, dict) and isinstance(link.get("endpoints"), list):
-            for e in link["endpoints"]:
-                if isinstance(e, str):
-                    n, sep, iface = e.partition(":")
-                    if n == node and sep:
-                        used.add(iface)
-    return used
-
-
-def next_interface(document: dict, node: str) -> str:
-    """The lowest ethN of `node` that no link uses yet (a configured but unwired eth0 is reused first)."""
-    used = used_interfaces(document, node)
-    n = 0
-    while f"eth{n}" in used:
-        n += 1
-    return f"eth{n}"
-
-
-def complete_endpoint(document: dict, endpoint: str) -> str:
-    """`node` -> `node:ethN` for nodes with interfaces; bridges and externals stay bare."""
-    if not isinstance(endpoint, str) or not endpoint:
-        raise DocumentError(Problem("endpoints", f"{endpoint!r} is not an endpoint (node or node:interface)"))
-    name, sep, iface = endpoint.partition(":")
-    node = get_node(document, name)
-    if node.get("kind") in INTERFACE_KINDS:
-        iface = iface if sep and iface else next_interface(document, name)
-        interfaces = node.setdefault("interfaces", {})
-        if isinstance(interfaces, dict):
-            interfaces.setdefault(iface, {})
-        return f"{name}:{iface}"
-    return endpoint
-
-
-def add_link(document: dict, a: str, b: str, conditions: dict | None = None) -> int:
-    """Wire two endpoints (interface names filled in when missing); returns the new link's index."""
-    if a.partition(":")[0] == b.partition(":")[0]:
-        raise DocumentError(Problem("endpoints", "a link needs two different nodes"))
-    a = complete_endpoint(document, a)
-    b = complete_endpoint(document, b)
-    link: dict[str, Any] = {"endpoints": [a, b]}
-    for key, value in (conditions or {}).items():
-        if value not in (None, ""):
-            link[key] = value
-    links = _links(document)
-    links.append(link)
-    return len(links) - 1
-
-
-def delete_link(document: dict, index: int) -> None:
-    """Remove link `index`; an interface it leaves declared but empty (`{}`) goes too, as add_link made it."""
-    links = _links(document)
-    if not 0 <= index < len(links):
-        raise DocumentError(Problem(f"links.{index}", f"there is no link {index}"))
-    link = links.pop(index)
-    endpoints = link.get("endpoints") if isinstance(link, dict) else None
-    for endpoint in endpoints if isinstance(endpoints, list) else []:
-        if not isinstance(endpoint, str):
-            continue
-        name, sep, iface = endpoint.partition(":")
-        node = _nodes(document).get(name)
-        interfaces = node.get("interfaces") if isinstance(node, dict) else None
-        if sep and isinstance(interfaces, dict) and interfaces.get(iface) == {} \
-                and iface not in used_interfaces(document, name):
-            del interfaces[iface]
+    return [entry["name"] for entry in images.index()]
 
 
 # --- saving ---------------------------------------------------------------------------------------------------
@@ -312,57 +124,39 @@ def create_lab(owner, name: str, description: str = "", document: dict | None = 
     document.setdefault("links", [])
     if not name:
         name = document.get("name") or "untitled"
-    name = name[:NAME_MAX]
-    document["name"] = name
+    document["name"] = name[:NAME_MAX]
     if description:
         document["description"] = description
-    elif isinstance(document.get("description"), str):
-        description = document["description"]
-    lab = Lab.objects.create(owner=owner, name=name, description=description, document=document)
-    return Saved(lab, validate(document))
+    lab = Lab.objects.create(owner=owner, document=document)
+    return Saved(lab, lab_problems(lab))
 
 
 def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, **fields: Any) -> Saved:
     """Store a new document and/or name/description if the lab is still at `expected_version`.
 
     Compare-and-set in one UPDATE, so two writers starting from the same version cannot both win.
-    Raises VersionConflict carrying the current lab. The name and description live in the document too: a new
-    one given here is written into it, and a document stored on its own gives them to the lab.
+    Raises VersionConflict carrying the current lab. The name and description live only in the document: a new
+    one given here is written into it (a document without a name keeps the lab's).
     """
-    if document is not None:
-        document = check_shape(document)
-    description = fields.get("description")
+    document = check_shape(document) if document is not None else copy.deepcopy(lab.document)
+    name, description = fields.get("name"), fields.get("description")
+    if name:
+        document["name"] = name
+    elif not (isinstance(document.get("name"), str) and document["name"]):
+        document["name"] = lab.name
     if description is not None:
-        if document is None:
-            document = copy.deepcopy(lab.document)
         if description:
             document["description"] = description
         else:
             document.pop("description", None)
-    elif document is not None:
-        fields["description"] = document.get("description") or ""
-    name = fields.get("name")
-    if document is not None:
-        if name:
-            document["name"] = name
-        elif isinstance(document.get("name"), str) and document["name"]:
-            fields["name"] = document["name"][:NAME_MAX]
-        else:
-            document["name"] = lab.name
-    elif name:
-        document = copy.deepcopy(lab.document)
-        document["name"] = name
-    values = {k: v for k, v in fields.items() if v is not None}
-    if document is not None:
-        values["document"] = document
     with transaction.atomic():
         changed = Lab.objects.filter(pk=lab.pk, version=expected_version).update(
-            version=F("version") + 1, updated=timezone.now(), **values
+            version=F("version") + 1, updated=timezone.now(), document=document
         )
         lab = Lab.objects.get(pk=lab.pk)
     if not changed:
         raise VersionConflict(lab)
-    return Saved(lab, validate(lab.document))
+    return Saved(lab, lab_problems(lab))
 
 
 def apply_operation(lab: Lab, expected_version: int, operation, *args, **kwargs) -> tuple[Saved, Any]:
@@ -404,19 +198,16 @@ def export_text(lab: Lab, fmt: str) -> str:
 def import_text(owner, fmt: str, text: str, name: str | None = None) -> tuple[Saved, list[Problem]]:
     """A new lab from Topolab or containerlab YAML; returns it with any conversion warnings."""
     if len(text.encode()) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(Problem("text", f"the file is larger than {MAX_DOCUMENT_BYTES} bytes"))
+        raise TopologyError(Problem("text", f"the file is larger than {MAX_DOCUMENT_BYTES} bytes"))
     warnings: list[Problem] = []
     if fmt == "containerlab":
         from netops import containerlab
 
-        try:
-            document, warnings = containerlab.from_containerlab(text)
-        except TopologyError as exc:
-            raise DocumentError(exc.problems) from exc
+        document, warnings = containerlab.from_containerlab(text)
     elif fmt == "topolab":
         document = _load_yaml(text)
     else:
-        raise DocumentError(Problem("format", f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}"))
+        raise TopologyError(Problem("format", f"unknown format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}"))
     check_shape(document)
     saved = create_lab(owner, name or str(document.get("name") or "imported"), "", document)
     return saved, list(warnings)
@@ -428,7 +219,7 @@ def _load_yaml(text: str) -> Any:
 
     data, problems = topology.load_yaml(text)
     if problems:
-        raise DocumentError(problems)
+        raise TopologyError(problems)
     return data
 
 

@@ -5,6 +5,7 @@ Imported only inside Celery tasks (the worker runs as root); the web tier never 
 from __future__ import annotations
 
 import logging
+import time
 
 from netops import engine
 from netops.errors import ApplyError, LabBusyError, TopologyError
@@ -19,6 +20,11 @@ log = logging.getLogger(__name__)
 
 # Deployed-lab states that mean "this node is broken" when the health check observes them.
 BROKEN = {"absent": "failed", "stopped": "failed"}
+# A deploy or destroy that fails with a transient ApplyError (`permanent` False: a DHCP lease that did not come in
+# time, a namespace being freed, a busy device) is run again this many times, after RETRY_DELAY_S * attempt; both
+# are idempotent, so the next attempt finishes what the last one started.
+TRANSIENT_RETRIES = 2
+RETRY_DELAY_S = 1.0
 
 
 def _sink(run: Run):
@@ -42,10 +48,7 @@ def execute(run_id: int) -> str:
     lab: Lab = run.lab
     services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started")
     try:
-        if run.kind == Run.Kind.DEPLOY:
-            _deploy(run, lab)
-        else:
-            _destroy(run, lab)
+        _with_retries(run, lab, _deploy if run.kind == Run.Kind.DEPLOY else _destroy)
     except TopologyError as exc:
         first = exc.problems[0] if exc.problems else None
         services.finish(run, error=str(exc), element=first.path if first else "")
@@ -53,7 +56,7 @@ def execute(run_id: int) -> str:
         services.finish(run, error=exc.message, element=exc.element)
     except LabBusyError as exc:
         services.finish(run, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - the run must end failed, with the reason, whatever happened
+    except Exception as exc:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
@@ -64,6 +67,20 @@ def execute(run_id: int) -> str:
     if run.kind == Run.Kind.DEPLOY:
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _with_retries(run: Run, lab: Lab, operation) -> None:
+    """Run `operation(run, lab)`; again (up to TRANSIENT_RETRIES times) when it fails with a transient ApplyError."""
+    for attempt in range(1, TRANSIENT_RETRIES + 2):
+        try:
+            operation(run, lab)
+            return
+        except ApplyError as exc:
+            if exc.permanent or attempt > TRANSIENT_RETRIES:
+                raise
+            services.record_event(lab.pk, run.pk, "run.warning", element=exc.element,
+                                  message=f"{exc}; trying again ({attempt} of {TRANSIENT_RETRIES})")
+            time.sleep(RETRY_DELAY_S * attempt)
 
 
 def _deploy(run: Run, lab: Lab) -> None:
@@ -119,6 +136,6 @@ def check_deployed_labs() -> int:
     for lab in labs:
         try:
             count += len(check_lab(lab))
-        except Exception:  # noqa: BLE001 - one broken lab must not stop the check of the others
+        except Exception:
             log.exception("health check of lab %s failed", lab.pk)
     return count

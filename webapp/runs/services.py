@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from netops.errors import Problem
+from netops import kinds
+from netops.errors import LabBusyError, TopologyError
 from webapp.labs import services as lab_services
 from webapp.labs.models import Lab
 
@@ -42,19 +43,10 @@ def lab_group(lab_pk: int) -> str:
 # ------------------------------------------------------------------------------------------------ starting runs
 
 
-class LabBusy(Exception):
-    """Another run of this lab is queued or running."""
-
-    def __init__(self, run: Run | None):
-        self.run = run
-        what = f"{run.kind} #{run.pk} is {run.status}" if run else "another run is active"
-        super().__init__(f"this lab is busy: {what}; wait for it to finish")
-
-
-class InvalidDocument(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+def lab_busy(run: Run | None) -> LabBusyError:
+    """The error of starting a run while `run` of the same lab is queued or running."""
+    what = f"{run.kind} #{run.pk} is {run.status}" if run else "another run is active"
+    return LabBusyError(f"this lab is busy: {what}; wait for it to finish", run=run)
 
 
 def active_run(lab: Lab) -> Run | None:
@@ -62,20 +54,21 @@ def active_run(lab: Lab) -> Run | None:
 
 
 def start_run(lab: Lab, user, kind: str) -> Run:
-    """Create a queued run and enqueue its task (by id, after commit). Raises InvalidDocument or LabBusy."""
+    """Create a queued run and enqueue its task (by id, after commit). Raises TopologyError (the document is
+    invalid) or LabBusyError."""
     if kind == Run.Kind.DEPLOY:
-        problems = lab_services.validate(lab.document)
+        problems = lab_services.lab_problems(lab)
         if problems:
-            raise InvalidDocument(problems)
+            raise TopologyError(problems)
     busy = active_run(lab)
     if busy is not None:
-        raise LabBusy(busy)
+        raise lab_busy(busy)
     try:
         with transaction.atomic():
             run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None)
             transaction.on_commit(lambda: _enqueue(run))
     except IntegrityError:  # the conditional unique constraint: someone started one in between
-        raise LabBusy(active_run(lab)) from None
+        raise lab_busy(active_run(lab)) from None
     return run
 
 
@@ -111,7 +104,7 @@ def broadcast(lab_pk: int, message: dict) -> None:
     """Send to every browser watching the lab. A channel-layer hiccup never fails the run: the event is stored."""
     try:
         async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.event", "event": message})
-    except Exception:  # noqa: BLE001 - browsers catch up from the database on their next resume
+    except Exception:
         log.exception("could not stream event %s of lab %s", message.get("seq"), lab_pk)
 
 
@@ -168,7 +161,9 @@ def with_leased_addresses(observed: dict) -> dict:
     nodes = observed.get("nodes") or {}
     leases = {le.get("mac", "").lower(): le for n in nodes.values() for le in (n.get("leases") or [])}
     for status in nodes.values():
-        if status.get("kind") != "vm":
+        kind = status.get("kind")
+        # only nodes with interfaces but no namespace of ours (VMs): netops cannot read their addresses
+        if not kinds.known(kind) or not kinds.get(kind).interfaces or kinds.get(kind).namespace:
             continue
         macs = (status.get("vm") or {}).get("macs") or {}
         for name, iface in (status.get("interfaces") or {}).items():

@@ -67,7 +67,7 @@ def _recover_orphaned_runs(sender=None, **kwargs) -> None:
 
     try:
         recovered = fail_orphaned_runs(alive_task_ids())
-    except Exception:  # noqa: BLE001 - a failed recovery must not keep the agent from starting
+    except Exception:
         log.exception("recovery of runs interrupted by a stopped worker failed")
         return
     for item in recovered:

@@ -63,5 +63,4 @@ export async function importAndOpen(file) {
   window.location.assign(`/labs/${result.lab.id}/`);
 }
 
-export const validate = (document) => request("POST", "/api/validate/", { document });
 export const images = () => request("GET", "/api/images/");

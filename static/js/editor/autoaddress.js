@@ -4,7 +4,9 @@
 //   ospfEverywhere(doc): area 0 on every router interface with an address (lo passive), where OSPF has none
 export const DEFAULT_POOLS = { p2p: "10.0.0.0/16", lan: "10.1.0.0/16", loopback: "10.255.0.0/16" };
 
-const INTERFACE_KINDS = new Set(["host", "router", "vm"]);
+// `kinds`: the registry (kinds.js KINDS): what a kind can do, never its name
+const has = (kinds, kind, what) => Boolean(kinds[kind] && kinds[kind][what]);
+const routes = (kinds, kind) => Boolean(kinds[kind] && (kinds[kind].keys || []).includes("routing"));
 
 function ipToInt(ip) {
   return ip.split(".").reduce((n, part) => n * 256 + Number(part), 0);
@@ -51,9 +53,9 @@ function endpoint(text) {
   return i < 0 ? [text, null] : [text.slice(0, i), text.slice(i + 1)];
 }
 
-function unaddressed(doc, node, iface) {
+function unaddressed(doc, kinds, node, iface) {
   const n = doc.nodes[node];
-  if (!n || !INTERFACE_KINDS.has(n.kind) || !iface) return false;
+  if (!n || !has(kinds, n.kind, "interfaces") || !iface) return false;
   const cfg = (n.interfaces || {})[iface];
   return !cfg || cfg.address === undefined || cfg.address === null || cfg.address === "";
 }
@@ -65,7 +67,7 @@ function setAddress(doc, node, iface, address) {
 }
 
 /** Fill every interface without an address; returns how many addresses were given. */
-export function addressLab(doc, pools = DEFAULT_POOLS) {
+export function addressLab(doc, kinds, pools = DEFAULT_POOLS) {
   const used = usedAddresses(doc);
   let given = 0;
   const p2p = blocks(pools.p2p, 2, used);
@@ -76,7 +78,7 @@ export function addressLab(doc, pools = DEFAULT_POOLS) {
     const [an, ai] = a;
     const [bn, bi] = b;
     if (ai && bi) {
-      if (unaddressed(doc, an, ai) && unaddressed(doc, bn, bi)) {
+      if (unaddressed(doc, kinds, an, ai) && unaddressed(doc, kinds, bn, bi)) {
         const block = p2p.next();
         if (block.done) continue;
         setAddress(doc, an, ai, `${intToIp(block.value)}/31`);
@@ -86,14 +88,15 @@ export function addressLab(doc, pools = DEFAULT_POOLS) {
       }
     } else {
       const [bridge, end] = ai ? [bn, a] : [an, b];
-      if ((doc.nodes[bridge] || {}).kind !== "bridge" || !end[1]) continue;
+      const segment = (doc.nodes[bridge] || {}).kind;
+      if (!kinds[segment] || kinds[segment].link_end !== "segment" || kinds[segment].uplink || !end[1]) continue;
       if (!segments.has(bridge)) segments.set(bridge, []);
       segments.get(bridge).push(end);
     }
   }
   const lans = blocks(pools.lan, 256, used);
   for (const ends of segments.values()) {
-    const todo = ends.filter(([n, i]) => unaddressed(doc, n, i));
+    const todo = ends.filter(([n, i]) => unaddressed(doc, kinds, n, i));
     if (!todo.length) continue;
     const block = lans.next();
     if (block.done) break;
@@ -101,7 +104,7 @@ export function addressLab(doc, pools = DEFAULT_POOLS) {
     let low = block.value + 1;
     let high = block.value + 254;
     for (const [n, i] of todo) {
-      const ip = doc.nodes[n].kind === "router" ? high-- : low++;
+      const ip = has(kinds, doc.nodes[n].kind, "forwarding") ? high-- : low++;
       setAddress(doc, n, i, `${intToIp(ip)}/24`);
       used.add(ip);
       given += 1;
@@ -109,7 +112,7 @@ export function addressLab(doc, pools = DEFAULT_POOLS) {
   }
   const loopbacks = blocks(pools.loopback, 1, used);
   for (const node of Object.values(doc.nodes || {})) {
-    if (node.kind !== "router" || (node.routing && node.routing.loopback)) continue;
+    if (!routes(kinds, node.kind) || (node.routing && node.routing.loopback)) continue;
     const block = loopbacks.next();
     if (block.done) break;
     node.routing = { loopback: `${intToIp(block.value)}/32`, ...(node.routing || {}) };
@@ -120,10 +123,10 @@ export function addressLab(doc, pools = DEFAULT_POOLS) {
 }
 
 /** OSPF area 0 on every router interface with an address that no area has yet (lo passive). */
-export function ospfEverywhere(doc) {
+export function ospfEverywhere(doc, kinds) {
   let added = 0;
   for (const node of Object.values(doc.nodes || {})) {
-    if (node.kind !== "router") continue;
+    if (!routes(kinds, node.kind)) continue;
     const routing = node.routing && typeof node.routing === "object" ? node.routing : (node.routing = {});
     const ospf = routing.ospf && typeof routing.ospf === "object" ? routing.ospf : {};
     const areas = ospf.areas && typeof ospf.areas === "object" ? ospf.areas : {};

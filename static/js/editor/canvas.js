@@ -1,6 +1,7 @@
 // The Cytoscape canvas: draws the document (nodes by name, links by index) and marks problems on elements.
 import cytoscape from "cytoscape";
-import { KINDS, labelAddress, splitEndpoint } from "./model.js";
+import { KINDS } from "./kinds.js";
+import { labelAddress, splitEndpoint } from "./model.js";
 
 export const BIG_GRAPH = 200; // above this many nodes, trade viewport eye candy for speed
 

@@ -6,8 +6,8 @@ import { Terminal } from "/static/vendor/@xterm/xterm/lib/xterm.mjs";
 import { FitAddon } from "/static/vendor/@xterm/addon-fit/lib/addon-fit.mjs";
 import { CaptureView } from "./capture.js";
 import { h, wsUrl } from "./dom.js";
+import { CAPTURE_KINDS, CONSOLE_KINDS } from "./kinds.js";
 
-const CONSOLE_KINDS = new Set(["host", "router", "vm"]);
 const CLOSE_REASONS = { 4403: "not allowed", 4404: "no such node", 4409: "not running", 4429: "too many consoles" };
 
 function loadCss(href) {
@@ -130,12 +130,12 @@ export function initConsoles({ labPk, cy, getDoc, dock, nodeState = () => undefi
         bar.append(h("button", { class: "btn", id: "btn-console", type: "button", disabled: !usable(name),
           title: usable(name) ? `Open a console on ${name}` : `${name} is not running`,
           text: "\u276F Console", onclick: () => openConsole(name) }));
-        if (node.kind === "router" && node.routing) {
+        if (node.routing) { // a router with routing: runs FRR (netops.frr)
           bar.append(h("button", { class: "btn", id: "btn-vtysh", type: "button", disabled: !usable(name),
             title: usable(name) ? `Open FRR's vtysh on ${name}` : `${name} is not running`,
             text: "\u276F FRR (vtysh)", onclick: () => openConsole(name, "vtysh") }));
         }
-        for (const iface of Object.keys(node.interfaces || {})) {
+        for (const iface of CAPTURE_KINDS.has(node.kind) ? Object.keys(node.interfaces || {}) : []) {
           bar.append(h("button", { class: "btn capture-iface", type: "button", "data-iface": iface,
             disabled: !usable(name), title: `Capture packets on ${name}:${iface}`, text: `\u25C9 ${iface}`,
             onclick: () => openCapture({ node: name, interface: iface }) }));

@@ -4,9 +4,9 @@
 // with exponential backoff and resumes after the last seq it saw.
 import { request } from "./api.js";
 import { wsUrl } from "./dom.js";
+import { NODE_STATES as STATES } from "./kinds.js";
 import { clone, normalise } from "./model.js";
 
-const STATES = ["absent", "starting", "running", "degraded", "stopped", "failed"];
 const COLOURS = { absent: "#94a3b8", starting: "#f59e0b", running: "#16a34a", degraded: "#ea580c",
   stopped: "#94a3b8", failed: "#dc2626" };
 const MAX_LOG = 500;

@@ -1,15 +1,10 @@
-// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/services.py.
+// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/operations.py, both
+// held to the cases of tests/shared/document_operations.json (tests/webapp/test_document_operations.py).
 // The document is a plain object; every function here mutates the one it is given.
 
-export const KINDS = {
-  router: { label: "Router", prefix: "r", interfaces: true, help: "Forwards between networks; NAT and DHCP" },
-  bridge: { label: "Switch", prefix: "br", interfaces: false, help: "A bridge inside the lab" },
-  host: { label: "Host", prefix: "h", interfaces: true, help: "A Linux network namespace" },
-  vm: { label: "VM", prefix: "vm", interfaces: true, help: "A qemu virtual machine" },
-  external: { label: "External", prefix: "wan", interfaces: false, help: "The door to the host's network" },
-};
+import { KINDS, NODE_NAME_RE } from "./kinds.js";
 
-export const NODE_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+export { KINDS, NODE_NAME_RE };
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export const clone = (doc) => JSON.parse(JSON.stringify(doc));
@@ -207,7 +202,7 @@ export function labelAddress(doc, name, observed = {}) {
     if (a === "dhcp" && observed[iface]) return observed[iface];
     return typeof a === "string" ? a : Array.isArray(a) && a.length ? String(a[0]) : "";
   };
-  if (node.kind === "router") {
+  if (KINDS[node.kind] && KINDS[node.kind].serves_dhcp) { // a router: the address of the LAN it serves
     const names = Object.keys(node.interfaces).filter((i) => shown(i));
     const lan = names.find((i) => node.interfaces[i].dhcp_server)
       || names.find((i) => facesEndHosts(doc, name, i));
@@ -220,10 +215,12 @@ export function labelAddress(doc, name, observed = {}) {
 /** Whether node:iface is wired to a bridge that hosts or VMs are wired to too. */
 function facesEndHosts(doc, name, iface) {
   const bridge = peerOf(doc, name, iface);
-  if (!bridge || (doc.nodes[bridge] || {}).kind !== "bridge") return false;
+  const segment = KINDS[(doc.nodes[bridge] || {}).kind];
+  if (!bridge || !segment || segment.link_end !== "segment" || segment.uplink) return false; // a lab switch
   return doc.links.some((l) => {
     const ends = (l && l.endpoints) || [];
     const other = ends[0] === bridge ? ends[1] : ends[1] === bridge ? ends[0] : null;
-    return other !== null && ["host", "vm"].includes((doc.nodes[splitEndpoint(other)[0]] || {}).kind);
+    const kind = KINDS[(doc.nodes[splitEndpoint(other ?? "")[0]] || {}).kind];
+    return other !== null && Boolean(kind && kind.interfaces && !kind.forwarding); // an end host (host, VM)
   });
 }

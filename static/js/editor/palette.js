@@ -1,5 +1,5 @@
 // The palette of node kinds: HTML5 drag onto the canvas (or click to add in the middle of the view).
-import { KINDS } from "./model.js";
+import { KINDS } from "./kinds.js";
 import { modelPosition } from "./canvas.js";
 
 const MIME = "application/x-topolab-kind";

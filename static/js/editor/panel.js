@@ -1,7 +1,8 @@
 // The properties panel: a form for the selected node or link, committed field by field on "change".
 // Fields carry data-path (the document path they edit) so validation problems show next to them.
+import { KINDS, hasInterfaceKey } from "./kinds.js";
 import {
-  KINDS, hasInterfaces, interfacesOf, peerOf, renameInterface, renameNode, renameNodeInterface, splitEndpoint,
+  interfacesOf, peerOf, renameInterface, renameNode, renameNodeInterface, splitEndpoint,
 } from "./model.js";
 import { h } from "./dom.js";
 import { renderRouting } from "./routing-panel.js";
@@ -153,10 +154,10 @@ export class Panel {
       h("div", { class: "panel-actions" },
         h("button", { class: "btn", type: "button", id: "btn-address-lab", text: "Address the lab",
           title: "Give every interface without an address one (/31 point-to-point, /24 per bridge, /32 loopbacks)",
-          onclick: () => this.commit((d) => { addressLab(d); }) }),
+          onclick: () => this.commit((d) => { addressLab(d, KINDS); }) }),
         h("button", { class: "btn", type: "button", id: "btn-ospf-everywhere", text: "OSPF everywhere",
           title: "OSPF area 0 on every router interface with an address",
-          onclick: () => this.commit((d) => { ospfEverywhere(d); }) })),
+          onclick: () => this.commit((d) => { ospfEverywhere(d, KINDS); }) })),
       h("p", { class: "muted", text: "Select a node or a link to edit its properties." }),
       h("h3", { text: "Shortcuts" }),
       this.shortcuts(),
@@ -198,13 +199,18 @@ export class Panel {
       if (value) d.nodes[name].description = value; else delete d.nodes[name].description;
     }), { "data-role": "node-description" }), `${base}.description`));
 
-    if (kind === "vm") this.renderVm(form, node, name, base);
-    if (hasInterfaces(node)) this.renderInterfaces(form, doc, node, name, base);
-    if (kind === "host" || kind === "router" || kind === "vm") this.renderRoutes(form, node, name, base);
-    if (kind === "router") this.renderNat(form, doc, node, name, base);
-    if (kind === "router") renderRouting(this, form, doc, node, name, base);
-    if (kind === "external") this.renderExternal(form, node, name, base);
-    if (kind === "bridge") this.renderBridge(form, node, name, base);
+    // the sections the node's kind declares (netops.kinds), in its order
+    const sections = {
+      vm: () => this.renderVm(form, node, name, base),
+      interfaces: () => this.renderInterfaces(form, doc, node, name, base),
+      routes: () => this.renderRoutes(form, node, name, base),
+      nat: () => this.renderNat(form, doc, node, name, base),
+      routing: () => renderRouting(this, form, doc, node, name, base),
+      external: () => this.renderExternal(form, node, name, base),
+      bridge: () => this.renderBridge(form, node, name, base),
+      settings: () => this.renderSettings(form, info.settings, node, name, base),
+    };
+    for (const section of (info ? info.sections : [])) if (sections[section]) sections[section]();
 
     this.root.append(h("div", { class: "panel-actions" },
       h("button", { class: "btn btn-danger-outline", type: "button", text: `Delete ${name}`, onclick: () => this.onDelete() })));
@@ -254,13 +260,13 @@ export class Panel {
       const leased = dhcp && (this.getObserved()[name] || {})[iface];
       if (leased) addressField.append(h("div", { class: "hint leased", "data-role": "leased", text: `Leased: ${leased}` }));
       box.append(addressField);
-      if (node.kind === "router") {
+      if (hasInterfaceKey(node.kind, "dhcp_server")) {
         const range = cfg.dhcp_server && cfg.dhcp_server.range;
         box.append(field("DHCP server range", textInput(range, (value, input) => this.commit(setCfg((c) => {
           if (value) c.dhcp_server = { ...(c.dhcp_server || {}), range: value }; else delete c.dhcp_server;
         }), input), { placeholder: "e.g. 10.0.1.100-10.0.1.150", "data-role": "dhcp-range" }), `${path}.dhcp_server`));
       }
-      if (node.kind === "vm") {
+      if (hasInterfaceKey(node.kind, "mac")) {
         box.append(field("MAC", textInput(cfg.mac, (value, input) => this.commit(setCfg((c) => {
           if (value) c.mac = value.toLowerCase(); else delete c.mac;
         }), input), { placeholder: "automatic" }), `${path}.mac`));
@@ -278,6 +284,27 @@ export class Panel {
       if (routes.length) d.nodes[name].routes = routes; else delete d.nodes[name].routes;
     }, area));
     form.append(field("Routes", area, `${base}.routes`, "One per line: destination via gateway"));
+  }
+
+  /** The kind's plain settings (netops.kinds `Kind.settings`): a checkbox, a number or a text field each. */
+  renderSettings(form, settings, node, name, base) {
+    for (const s of settings || []) {
+      const set = (value, input) => this.commit((d) => {
+        if (value === null || value === "" || value === false) delete d.nodes[name][s.key]; else d.nodes[name][s.key] = value;
+      }, input);
+      let input;
+      if (s.type === "bool") {
+        const box = h("input", { type: "checkbox", "data-role": `setting-${s.key}` });
+        box.checked = node[s.key] === true;
+        box.addEventListener("change", () => set(box.checked, box));
+        input = h("label", { class: "check" }, box, ` ${s.label}`);
+      } else if (s.type === "int") {
+        input = numberInput(node[s.key], set, { min: s.min ?? undefined, max: s.max ?? undefined, "data-role": `setting-${s.key}` });
+      } else {
+        input = textInput(node[s.key], set, { "data-role": `setting-${s.key}` });
+      }
+      form.append(field(s.label, input, `${base}.${s.key}`, s.help || undefined));
+    }
   }
 
   renderBridge(form, node, name, base) {
@@ -336,7 +363,7 @@ export class Panel {
     const group = `ext-${name}`;
     const bridgeRadio = h("input", { type: "radio", name: group, value: "bridge", "data-role": "external-bridge" });
     const natRadio = h("input", { type: "radio", name: group, value: "nat", "data-role": "external-nat" });
-    bridgeRadio.checked = mode === "bridge";
+    bridgeRadio.checked = mode === bridgeRadio.value; // the external's mode (a host bridge), not a node kind
     natRadio.checked = mode === "nat";
     const bridge = textInput(node.bridge, (value, input) => this.commit((d) => {
       const n = d.nodes[name];

@@ -1,5 +1,5 @@
 """Capture REST API: start, list, detail, stop, download; and the lab's console audit log.
-Error bodies are {"errors": [{"path", "message"}]}.
+Error bodies are {"errors": [{"path", "message"}]} (webapp.core.errors).
 
 Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
 not deployed, answers 400 with the reason; no tcpdump runs then.
@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from netops.errors import Problem
-
+from webapp.core.errors import response as error_response
 from webapp.labs import permissions
 
 from .. import conf, services
@@ -24,9 +24,6 @@ from . import serializers as s
 TAG = ["captures"]
 BAD = OpenApiResponse(s.ErrorsSerializer, description="Refused; each error names its field")
 
-
-def errors(problems: list[Problem], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"errors": [p.as_dict() for p in problems]}, status=code)
 
 
 def _lab(request, pk: int):
@@ -38,7 +35,7 @@ def _lab(request, pk: int):
 
 def _may(request, lab) -> Response | None:
     if not services.can_console(request.user, lab):
-        return errors([Problem("", "you may not capture packets in this lab")], status.HTTP_403_FORBIDDEN)
+        return error_response([Problem("", "you may not capture packets in this lab")], status.HTTP_403_FORBIDDEN)
     return None
 
 
@@ -70,22 +67,22 @@ class CaptureListView(APIView):
             return refused
         body = s.CaptureRequestSerializer(data=request.data)
         if not body.is_valid():
-            return errors([Problem(k, str(v[0])) for k, v in body.errors.items()])
+            return error_response([Problem(k, str(v[0])) for k, v in body.errors.items()])
         clean, problems = services.check_capture_request(lab, body.validated_data)
         if problems:
-            return errors(problems)
+            return error_response(problems)
         if services.running_captures(request.user) >= conf.capture_max_running():
-            return errors([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
+            return error_response([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
                           status.HTTP_429_TOO_MANY_REQUESTS)
         cap = services.create_capture(request.user, lab, clean)
         try:
             reply = async_to_sync(services.ask_agent)(services.start_message(cap))
         except services.AgentUnavailable as exc:
             services.fail_capture(cap, str(exc))
-            return errors([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
+            return error_response([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
         cap = services.apply_start_reply(cap, reply)
         if cap.status == Capture.Status.FAILED:
-            return errors([Problem(reply.get("path", ""), cap.message)])
+            return error_response([Problem(reply.get("path", ""), cap.message)])
         return Response(s.CaptureSerializer(cap).data, status=status.HTTP_201_CREATED)
 
 

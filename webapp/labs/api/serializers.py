@@ -4,8 +4,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from netops import kinds
+
 from ..models import Lab
-from ..services import EXPORT_FORMATS, NAME_PREFIX
+from ..services import EXPORT_FORMATS
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -89,7 +91,7 @@ class VersionedSerializer(serializers.Serializer):
 
 
 class NodeCreateSerializer(VersionedSerializer):
-    kind = serializers.ChoiceField(choices=list(NAME_PREFIX))
+    kind = serializers.ChoiceField(choices=list(kinds.names()))
     name = serializers.CharField(required=False, allow_blank=True, help_text="Default: next free h1, r1, br1, vm1, wan1")
     ui = serializers.DictField(required=False, help_text="Canvas position {x, y}")
     properties = serializers.DictField(required=False, help_text="Other node keys (interfaces, routes, image, ...)")
@@ -144,3 +146,43 @@ class ImageSerializer(serializers.Serializer):
     format = serializers.CharField(required=False, help_text="qcow2, raw or kernel")
     memory = serializers.IntegerField(required=False, help_text="Default memory in MiB")
     os_hint = serializers.CharField(required=False, allow_null=True)
+
+
+class SettingSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    type = serializers.ChoiceField(choices=["bool", "int", "text"])
+    help = serializers.CharField(allow_blank=True)
+    min = serializers.IntegerField(allow_null=True)
+    max = serializers.IntegerField(allow_null=True)
+
+
+class KindSerializer(serializers.Serializer):
+    """One node kind of the registry (netops.kinds): what the canvas builds its palette and panels from."""
+
+    name = serializers.CharField()
+    label = serializers.CharField()
+    help = serializers.CharField()
+    prefix = serializers.CharField(help_text="New nodes are named prefix + a number (h1, r2)")
+    palette = serializers.IntegerField(help_text="Place in the palette, smallest first")
+    icon = serializers.CharField(help_text="Static path of the kind's icon")
+    keys = serializers.ListField(child=serializers.CharField(), help_text="Keys a node of this kind may have")
+    sections = serializers.ListField(child=serializers.CharField(), help_text="Sections of the properties panel")
+    interface_keys = serializers.ListField(child=serializers.CharField(),
+                                           help_text="Keys the properties panel offers per interface")
+    settings = SettingSerializer(many=True, help_text="Plain keys the properties panel's settings section edits")
+    interfaces = serializers.BooleanField(help_text="Links end on node:interface (else on the bare name)")
+    namespace = serializers.BooleanField()
+    console = serializers.ChoiceField(choices=["shell", "serial"], allow_null=True)
+    capture = serializers.BooleanField(help_text="Its interfaces can be captured on")
+    link_end = serializers.ChoiceField(choices=["ns", "tap", "segment"])
+    serves_dhcp = serializers.BooleanField()
+    masquerade = serializers.BooleanField()
+    forwarding = serializers.BooleanField(help_text="Forwards between its interfaces (a router)")
+    uplink = serializers.BooleanField(help_text="The lab's door to the host's networks")
+
+
+class KindsSerializer(serializers.Serializer):
+    kinds = KindSerializer(many=True)
+    node_states = serializers.ListField(child=serializers.CharField(), help_text="States a node is reported in")
+    node_name_re = serializers.CharField(help_text="What a node name must match (a JavaScript regular expression)")

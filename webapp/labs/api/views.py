@@ -1,6 +1,7 @@
 """The labs REST API. Views parse, authorise and answer; the work happens in `..services`.
 
-Error bodies are `{"errors": [{"path", "message"}]}` (400), or `{"detail", "lab"}` for a stale version (409).
+Error bodies are `{"errors": [{"path", "message"}]}` (webapp.core.errors); a stale version (409) also carries
+`detail` and the current `lab`.
 Labs the user may not see answer 404, as if they did not exist.
 """
 from __future__ import annotations
@@ -18,9 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from netops.errors import Problem, TopologyError
+from netops import kinds
+from netops.errors import Problem
+from webapp.core import errors
 
-from .. import services
+from .. import operations, services
 from ..models import Lab
 from ..permissions import LabAccess, visible_labs
 from . import serializers as s
@@ -30,26 +33,6 @@ BAD = OpenApiResponse(s.ErrorsSerializer, description="Malformed input; each err
 CONFLICT = OpenApiResponse(s.ConflictSerializer, description="Stale version; the body carries the current lab")
 
 
-def errors_response(problems: list[Problem], code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"errors": services.problems_as_dicts(problems)}, status=code)
-
-
-def serializer_problems(errors, prefix: str = "") -> list[Problem]:
-    """DRF's nested error dict flattened into path/message problems."""
-    problems: list[Problem] = []
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            path = key if key != "non_field_errors" else ""
-            problems += serializer_problems(value, f"{prefix}.{path}" if prefix and path else prefix or path)
-    elif isinstance(errors, list):
-        for i, value in enumerate(errors):
-            if isinstance(value, (dict, list)):
-                problems += serializer_problems(value, f"{prefix}.{i}" if prefix else str(i))
-            else:
-                problems.append(Problem(prefix, str(value)))
-    else:
-        problems.append(Problem(prefix, str(errors)))
-    return problems
 
 
 class ExportFormatNegotiation(DefaultContentNegotiation):
@@ -74,7 +57,7 @@ class LabViewSet(viewsets.GenericViewSet):
     def _input(self, serializer_class, data=None) -> dict:
         serializer = serializer_class(data=self.request.data if data is None else data)
         if not serializer.is_valid():
-            raise _BadRequest(serializer_problems(serializer.errors))
+            raise errors.Refusal(errors.flatten(serializer.errors))
         return serializer.validated_data
 
     def _lab_response(self, saved: services.Saved, code: int = status.HTTP_200_OK, **extra) -> Response:
@@ -83,12 +66,12 @@ class LabViewSet(viewsets.GenericViewSet):
         return Response({**body, **extra} if extra else body, status=code)
 
     def _conflict(self, exc: services.VersionConflict) -> Response:
-        saved = services.Saved(exc.lab, services.validate(exc.lab.document))
+        saved = services.Saved(exc.lab, services.lab_problems(exc.lab))
         lab = s.LabSerializer(saved.lab, context={"problems": services.problems_as_dicts(saved.problems)}).data
-        return Response(
-            {"detail": f"The lab was changed elsewhere; it is now at version {exc.lab.version}.", "lab": lab},
-            status=status.HTTP_409_CONFLICT,
-        )
+        return errors.response([Problem("version", f"The lab was changed elsewhere; it is now at version "
+                                                   f"{exc.lab.version}.")], status.HTTP_409_CONFLICT,
+                               detail=f"The lab was changed elsewhere; it is now at version {exc.lab.version}.",
+                               lab=lab)
 
     def _operate(self, lab: Lab, version: int, operation, *args, code=status.HTTP_200_OK, **kwargs) -> Response:
         try:
@@ -98,11 +81,7 @@ class LabViewSet(viewsets.GenericViewSet):
         return self._lab_response(saved, code)
 
     def handle_exception(self, exc):
-        if isinstance(exc, _BadRequest):
-            return errors_response(exc.problems)
-        if isinstance(exc, services.DocumentError):
-            return errors_response(exc.problems)
-        if isinstance(exc, services.VersionConflict):
+        if isinstance(exc, services.VersionConflict):  # 409 with the current lab (webapp.core.errors renders the rest)
             return self._conflict(exc)
         return super().handle_exception(exc)
 
@@ -128,7 +107,7 @@ class LabViewSet(viewsets.GenericViewSet):
                    responses={200: s.LabSerializer, 404: OpenApiResponse(description="No such lab (or not yours)")})
     def retrieve(self, request: Request, pk=None) -> Response:
         lab = self.get_object()
-        return self._lab_response(services.Saved(lab, services.validate(lab.document)))
+        return self._lab_response(services.Saved(lab, services.lab_problems(lab)))
 
     @extend_schema(operation_id="labs_update", tags=LAB_TAG, summary="Replace a lab's document",
                    description="Stores the whole document (and name/description) if `version` is current. "
@@ -139,7 +118,7 @@ class LabViewSet(viewsets.GenericViewSet):
         lab = self.get_object()
         data = self._input(s.LabWriteSerializer)
         if "document" not in data:
-            raise _BadRequest([Problem("document", "This field is required.")])
+            raise errors.Refusal([Problem("document", "This field is required.")])
         return self._save(lab, data)
 
     @extend_schema(operation_id="labs_partial_update", tags=LAB_TAG, summary="Change some of a lab's fields",
@@ -173,7 +152,7 @@ class LabViewSet(viewsets.GenericViewSet):
         properties = dict(data.get("properties") or {})
         if data.get("ui"):
             properties["ui"] = data["ui"]
-        return self._operate(lab, data["version"], services.add_node, data["kind"], data.get("name") or None,
+        return self._operate(lab, data["version"], operations.add_node, data["kind"], data.get("name") or None,
                              properties, code=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="labs_nodes_update", tags=LAB_TAG, summary="Move, rename or change a node",
@@ -189,7 +168,7 @@ class LabViewSet(viewsets.GenericViewSet):
             changes["ui"] = data["ui"]
         if data.get("name"):
             changes["name"] = data["name"]
-        return self._operate(lab, data["version"], services.update_node, node, changes)
+        return self._operate(lab, data["version"], operations.update_node, node, changes)
 
     @extend_schema(operation_id="labs_nodes_destroy", tags=LAB_TAG, summary="Delete a node and its links",
                    parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
@@ -197,7 +176,7 @@ class LabViewSet(viewsets.GenericViewSet):
     @change_node.mapping.delete
     def delete_node(self, request: Request, pk=None, node: str = "") -> Response:
         lab = self.get_object()
-        return self._operate(lab, self._version_param(), services.delete_node, node)
+        return self._operate(lab, self._version_param(), operations.delete_node, node)
 
     @extend_schema(operation_id="labs_links_create", tags=LAB_TAG, summary="Wire two nodes",
                    request=s.LinkCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
@@ -207,7 +186,7 @@ class LabViewSet(viewsets.GenericViewSet):
         data = self._input(s.LinkCreateSerializer)
         conditions = {k: data[k] for k in ("delay", "jitter", "loss", "rate") if k in data}
         a, b = data["endpoints"]
-        return self._operate(lab, data["version"], services.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
+        return self._operate(lab, data["version"], operations.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
 
     @extend_schema(operation_id="labs_links_destroy", tags=LAB_TAG, summary="Delete a link by its index",
                    parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
@@ -215,7 +194,7 @@ class LabViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["delete"], url_path=r"links/(?P<index>[0-9]+)")
     def delete_link(self, request: Request, pk=None, index: str = "0") -> Response:
         lab = self.get_object()
-        return self._operate(lab, self._version_param(), services.delete_link, int(index))
+        return self._operate(lab, self._version_param(), operations.delete_link, int(index))
 
     def _version_param(self) -> int:
         """DELETE carries `version` in the query string (or a JSON body, for clients that send one)."""
@@ -225,7 +204,7 @@ class LabViewSet(viewsets.GenericViewSet):
         try:
             return int(raw)
         except (TypeError, ValueError):
-            raise _BadRequest([Problem("version", "an integer version is required")]) from None
+            raise errors.Refusal([Problem("version", "an integer version is required")]) from None
 
     # -- whole-lab actions --------------------------------------------------------------------------------------
 
@@ -247,11 +226,8 @@ class LabViewSet(viewsets.GenericViewSet):
         lab = self.get_object()
         fmt = request.query_params.get("format", "topolab")
         if fmt not in services.EXPORT_FORMATS:
-            return errors_response([Problem("format", f"unknown format {fmt!r}; one of topolab, containerlab")])
-        try:
-            text = services.export_text(lab, fmt)
-        except TopologyError as exc:
-            return errors_response(exc.problems)
+            return errors.response([Problem("format", f"unknown format {fmt!r}; one of topolab, containerlab")])
+        text = services.export_text(lab, fmt)  # TopologyError (an invalid document) answers 400
         response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{services.export_filename(lab, fmt)}"'
         return response
@@ -269,16 +245,16 @@ class LabViewSet(viewsets.GenericViewSet):
         upload = data.get("file")
         if upload is not None:
             if upload.size > services.MAX_DOCUMENT_BYTES:
-                raise _BadRequest([Problem("file", f"is larger than {services.MAX_DOCUMENT_BYTES} bytes")])
+                raise errors.Refusal([Problem("file", f"is larger than {services.MAX_DOCUMENT_BYTES} bytes")])
             try:
                 text = upload.read().decode("utf-8")
             except UnicodeDecodeError:
-                raise _BadRequest([Problem("file", "is not UTF-8 text")]) from None
+                raise errors.Refusal([Problem("file", "is not UTF-8 text")]) from None
             filename = upload.name or ""
         elif data.get("text"):
             text, filename = data["text"], ""
         else:
-            raise _BadRequest([Problem("file", "send a file or a text")])
+            raise errors.Refusal([Problem("file", "send a file or a text")])
         fmt = data["format"] if data["format"] != "auto" else services.guess_format(filename, text)
         saved, warnings = services.import_text(request.user, fmt, text, data.get("name") or None)
         context = {"problems": services.problems_as_dicts(saved.problems)}
@@ -287,11 +263,6 @@ class LabViewSet(viewsets.GenericViewSet):
              "warnings": services.problems_as_dicts(warnings)},
             status=status.HTTP_201_CREATED,
         )
-
-
-class _BadRequest(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
 
 
 class ValidateView(APIView):
@@ -303,11 +274,8 @@ class ValidateView(APIView):
     def post(self, request: Request) -> Response:
         serializer = s.ValidateSerializer(data=request.data)
         if not serializer.is_valid():
-            return errors_response(serializer_problems(serializer.errors))
-        try:
-            document = services.check_shape(serializer.validated_data["document"])
-        except services.DocumentError as exc:
-            return errors_response(exc.problems)
+            return errors.response(errors.flatten(serializer.errors))
+        document = services.check_shape(serializer.validated_data["document"])
         problems = services.validate(document)
         return Response({"valid": not problems, "errors": services.problems_as_dicts(problems)})
 
@@ -319,3 +287,12 @@ class ImageListView(APIView):
                    responses=s.ImageSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(services.list_images())
+
+
+class KindListView(APIView):
+    """The node kinds (netops.kinds): their keys, name prefix, interfaces, console, capture, icon; node states."""
+
+    @extend_schema(operation_id="kinds_list", tags=["kinds"], summary="List node kinds",
+                   responses=s.KindsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(kinds.public())

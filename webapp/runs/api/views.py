@@ -6,7 +6,6 @@ Labs the user may not see answer 404, as in the labs API.
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from django.apps import apps
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from netops.errors import LabBusyError
+from webapp.core.errors import Refusal
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, can_view, visible_labs
 
@@ -36,11 +37,10 @@ def _lab(request: Request, pk: int) -> Lab:
 
 
 def _check_quota(user, lab: Lab) -> None:
-    """The classroom app's quotas, checked before anything is created (no-op without that app)."""
-    if apps.is_installed("webapp.classroom"):
-        from webapp.classroom.services import check_deploy_quota
+    """The classroom app's quotas, checked before anything is created."""
+    from webapp.classroom.services import check_deploy_quota  # classroom imports runs: imported here
 
-        check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
+    check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
 
 
 class _StartRunView(APIView):
@@ -50,16 +50,14 @@ class _StartRunView(APIView):
         lab = _lab(request, pk)
         if not can_deploy(request.user, lab):
             raise PermissionDenied("You may view this lab but not deploy or destroy it.")
-        try:
+        try:  # an invalid document (TopologyError) answers 400 through webapp.core.errors
             with transaction.atomic():  # the quota check and the new run see the same running labs
                 if self.kind == Run.Kind.DEPLOY:
                     _check_quota(request.user, lab)
                 run = services.start_run(lab, request.user, self.kind)
-        except services.InvalidDocument as exc:
-            return Response({"errors": [p.as_dict() for p in exc.problems]}, status=status.HTTP_400_BAD_REQUEST)
-        except services.LabBusy as exc:
-            body = {"detail": str(exc), "run": s.RunSerializer(exc.run).data if exc.run else None}
-            return Response(body, status=status.HTTP_409_CONFLICT)
+        except LabBusyError as exc:  # 409 with the run that holds the lab
+            raise Refusal(str(exc), code=status.HTTP_409_CONFLICT,
+                          run=s.RunSerializer(exc.run).data if exc.run else None) from exc
         return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -140,8 +138,8 @@ class LabStatusView(APIView):
             observed = result.get(timeout=STATUS_TIMEOUT)
         except CeleryTimeout:
             result.revoke()
-            return Response({"detail": f"the agent did not answer within {STATUS_TIMEOUT} s"},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            raise Refusal(f"the agent did not answer within {STATUS_TIMEOUT} s",
+                          code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
         finally:
             result.forget()
         observed = services.with_leased_addresses(observed)

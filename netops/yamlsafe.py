@@ -1,0 +1,130 @@
+"""The strict YAML/JSON loader of topology documents (and of containerlab files).
+
+    load_yaml(source) -> (data, [Problem])
+
+A SafeLoader subclass that refuses anchors/aliases (no billion laughs), merge keys and duplicate keys, and resolves
+only YAML 1.2-like scalars (`true`/`false`, decimal numbers), so `on`, `52:54:00:12:34:56` or `2024-01-01` stay
+strings. Text over 2 MiB is refused without being parsed. A dict is passed through unchanged.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+
+MAX_TEXT_BYTES = 2 * 1024 * 1024
+
+Source = str | bytes | dict[str, Any]
+
+
+def load_yaml(source: Source) -> tuple[Any, list[Problem]]:
+    """Safely load YAML/JSON text (size limit, no anchors/aliases, no duplicate keys): (data, problems)."""
+    return _load(source)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: Any = None):
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        super().__init__(message + where)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader without anchors/aliases and with YAML 1.2-like implicit scalars."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Refusing every anchor refuses every alias too: an alias needs an anchor defined before it.
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if getattr(event, "anchor", None) and not isinstance(event, yaml.AliasEvent):
+            raise _Refused(f"anchors and aliases (&{event.anchor}) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_StrictLoader.add_implicit_resolver(_INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _load(source: object) -> tuple[Any, list[Problem]]:
+    if isinstance(source, dict):
+        return source, []
+    if isinstance(source, bytes):
+        if len(source) > MAX_TEXT_BYTES:
+            return None, [Problem("", f"the document is larger than {MAX_TEXT_BYTES} bytes")]
+        try:
+            text = source.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, [Problem("", f"the document is not UTF-8 text (byte {exc.start})")]
+    elif isinstance(source, str):
+        text = source
+        if len(text) > MAX_TEXT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+            return None, [Problem("", f"the document is larger than {MAX_TEXT_BYTES} bytes")]
+    else:
+        return None, [Problem("", f"expected YAML or JSON text or a mapping, got {type(source).__name__}")]
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, [Problem("", "the document is empty")]
+        problems = _duplicate_keys(node)
+        if problems:
+            return None, problems
+        return loader.construct_document(node), []
+    except _Refused as exc:
+        return None, [Problem("", str(exc))]
+    except yaml.YAMLError as exc:
+        return None, [Problem("", f"not valid YAML: {' '.join(str(exc).split())}")]
+    except RecursionError:
+        return None, [Problem("", "the document is nested too deeply")]
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(root: yaml.Node) -> list[Problem]:
+    """Duplicate and merge (`<<`) keys anywhere in a composed YAML tree, each named by its path."""
+    problems: list[Problem] = []
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                label = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                key_path = join(path, label)
+                if key.tag == _MERGE_TAG:
+                    problems.append(Problem(key_path, "merge keys (<<) are not allowed"))
+                    continue
+                if isinstance(key, yaml.ScalarNode):
+                    if (key.tag, key.value) in seen:
+                        problems.append(
+                            Problem(key_path, f"duplicate key {key.value!r} (line {key.start_mark.line + 1})")
+                        )
+                    seen.add((key.tag, key.value))
+                stack.append((value, key_path))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                stack.append((item, join(path, str(i))))
+    problems.sort(key=lambda p: p.path)
+    return problems
+
+
+def join(path: str, key: object) -> str:
+    """`path.key` (just `key` at the root)."""
+    return f"{path}.{key}" if path else str(key)
+
+
