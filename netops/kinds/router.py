@@ -1,4 +1,5 @@
-"""router: a namespace with ip_forward on; may masquerade (`nat`) and serve DHCP (dnsmasq) on its interfaces."""
+"""router: a namespace with ip_forward on; may masquerade (`nat`), serve DHCP (dnsmasq) on its interfaces and run
+OSPF/BGP with FRR (`routing`: netops.routing validates it, netops.frr runs it)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
