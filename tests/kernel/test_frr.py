@@ -249,6 +249,8 @@ def test_the_same_two_as_lab_twice_side_by_side_converges_independently(deploy, 
 def test_vtysh_of_a_router_answers_show_ip_route_for_that_router_only(deploy, lab_id):
     deploy(parse_document(triangle()), lab_id)
     assert wait_for(lambda: ospf_full(lab_id, {"r1": 2, "r2": 2, "r3": 2}), CONVERGE_S)
+    # routes follow the adjacencies by a moment: wait until r1's table has the others' loopbacks
+    assert wait_for(lambda: all("via" in route_via(lab_id, "r1", f"10.255.0.{i}") for i in (2, 3)), 10)
     vty = console.open_shell(lab_id, "r1", "vty1", kind="vtysh")
     try:
         assert vty.kind == "vtysh"
