@@ -15,7 +15,7 @@ export TOPOLAB_VAR=$VAR
 export TOPOLAB_REDIS_URL=${TOPOLAB_REDIS_URL:-unix://$SOCK}
 
 bash scripts/setup.sh
-umask 002  # files the agent creates under var/ stay usable by the web user's group
+umask 022  # what root makes under var/ is root's to write (docs/DESIGN.md, "Who owns what under var/")
 
 log() { printf '==> %s\n' "$*"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -51,7 +51,7 @@ if is_root && ! "${AS_WEB[@]}" test -r "$ROOT/manage.py" -a -x "$ROOT/.venv/bin/
 fi
 
 ensure_admin_account
-is_root && { chown "$WEB_USER:$WEB_USER" "${TOPOLAB_DB:-$VAR/db.sqlite3}"* 2>/dev/null || true; }
+is_root && { chown "$WEB_USER:$WEB_USER" "${TOPOLAB_DB:-$VAR/db/db.sqlite3}"* 2>/dev/null || true; }
 
 PIDS=()
 stop_all() {
@@ -81,8 +81,9 @@ log "celery agent (queue agent, with beat for the health check) as $(id -un)"
 # Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
 # -B embeds the beat scheduler (periodic health check of deployed labs): exactly one per installation, which is
 # right while there is one agent; with more lab hosts, run `celery -A webapp beat` once instead.
+# The beat schedule is a pickle root loads: it lives in var/agent/ (root's, mode 0700), never in var/run/.
 .venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO \
-  -B -s "$VAR/run/celerybeat-schedule" &
+  -B -s "$VAR/agent/celerybeat-schedule" &
 PIDS+=($!)
 
 log "stream agent (consoles, captures) as $(id -un)"
@@ -91,7 +92,11 @@ log "stream agent (consoles, captures) as $(id -un)"
 PIDS+=($!)
 
 log "daphne on http://$BIND:$PORT as $(is_root && echo "$WEB_USER" || id -un)"
-"${AS_WEB[@]}" .venv/bin/daphne -b "$BIND" -p "$PORT" --proxy-headers webapp.asgi:application &
+# --proxy-headers only behind a reverse proxy (TOPOLAB_PROXY_HEADERS=1): otherwise any client could pick the
+# address that sign-in throttling counts by, through X-Forwarded-For.
+PROXY=()
+[ "${TOPOLAB_PROXY_HEADERS:-0}" = 1 ] && PROXY=(--proxy-headers)
+"${AS_WEB[@]}" .venv/bin/daphne -b "$BIND" -p "$PORT" "${PROXY[@]}" webapp.asgi:application &
 PIDS+=($!)
 
 for _ in $(seq 150); do

@@ -128,20 +128,29 @@ ensure_database() {
   .venv/bin/python manage.py migrate --noinput -v0
 }
 
-# var/ is shared by the root agent and the unprivileged web tier: group topolab, setgid dirs,
-# the database owned by topolab (SQLite running as root hands its -wal/-shm to the db owner).
+# Who owns what under var/ (docs/DESIGN.md, "Who owns what under var/"): everything root reads or executes is
+# root's and not writable by the web user; the web user owns only its database directory, its run directory
+# (Redis socket, daphne's HOME) and Redis' data. var/ itself is root's, so no directory can be swapped.
+# The database sits in var/db/ (SQLite makes its -wal/-shm files next to it; as root it hands them to the
+# database's owner); an install from before moves it there once.
 ensure_var_permissions() {
   is_root || return 0
-  local db=${TOPOLAB_DB:-$VAR/db.sqlite3}
-  chgrp "$WEB_USER" "$VAR" && chmod 2775 "$VAR"
-  mkdir -p "$VAR/run" "$VAR/redis"
-  chown "$WEB_USER:$WEB_USER" "$VAR/run" "$VAR/redis"
-  chmod 2770 "$VAR/run" "$VAR/redis"
+  local db=${TOPOLAB_DB:-$VAR/db/db.sqlite3} f
+  # 0751: anyone may pass through (a lab's own uid reads var/images for qemu, in the lab's cell), nobody but root
+  # lists or writes it. (chmod keeps a directory's setgid bit unless told.)
+  chown root:"$WEB_USER" "$VAR" && chmod 0751 "$VAR" && chmod g-s "$VAR"
+  mkdir -p "$VAR/run" "$VAR/redis" "$VAR/db" "$VAR/agent" "$VAR/images"
+  chown "$WEB_USER:$WEB_USER" "$VAR/run" "$VAR/redis" "$VAR/db"
+  chmod 2770 "$VAR/run" "$VAR/redis" "$VAR/db"
+  chown root:root "$VAR/agent" "$VAR/images" "$VAR/stamps"
+  chmod 0700 "$VAR/agent" && chmod g-s "$VAR/agent"
+  chmod 0755 "$VAR/images" "$VAR/stamps" && chmod g-s "$VAR/images" "$VAR/stamps"
+  if [ -d "$VAR/captures" ]; then chown root:root "$VAR/captures"; chmod 0711 "$VAR/captures"; fi
+  rm -f "$VAR/run/celerybeat-schedule"*  # the old place of the beat schedule (web-writable): never read again
   if [ -f "$VAR/secret_key" ]; then
-    chgrp "$WEB_USER" "$VAR/secret_key"
+    chown root:"$WEB_USER" "$VAR/secret_key"
     chmod 0640 "$VAR/secret_key"
   fi
-  local f
   for f in "$db" "$db-wal" "$db-shm"; do
     if [ -e "$f" ]; then
       chown "$WEB_USER:$WEB_USER" "$f"
@@ -150,8 +159,22 @@ ensure_var_permissions() {
   done
 }
 
+# The database used to be var/db.sqlite3; it moves into var/db/ (with its -wal/-shm) once.
+move_old_database() {
+  [ -n "${TOPOLAB_DB:-}" ] && return 0
+  [ -e "$VAR/db.sqlite3" ] && [ ! -e "$VAR/db/db.sqlite3" ] || return 0
+  log "moving var/db.sqlite3 into var/db/"
+  mkdir -p "$VAR/db"
+  local f
+  for f in db.sqlite3 db.sqlite3-wal db.sqlite3-shm; do
+    [ -e "$VAR/$f" ] && mv "$VAR/$f" "$VAR/db/$f"
+  done
+  return 0
+}
+
 main() {
-  mkdir -p "$VAR" "$STAMPS" "$VAR/run" "$VAR/redis" "$VAR/images" "$VAR/artifacts"
+  mkdir -p "$VAR" "$STAMPS" "$VAR/run" "$VAR/redis" "$VAR/db" "$VAR/agent" "$VAR/images" "$VAR/artifacts"
+  move_old_database
   ensure_apt_packages
   ensure_web_user
   ensure_venv

@@ -227,6 +227,15 @@ def stream_agent(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
             shutil.copy(log_path, os.environ["TOPOLAB_KEEP_AGENT_LOG"])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Rate-limit counters (DRF throttles) live in this process's cache: every test starts without any."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def kernel_lock():
     """Hold the machine-wide kernel-test lock (support.KERNEL_LOCK) while this test makes kernel objects."""

@@ -46,7 +46,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = _env_bool("TOPOLAB_DEBUG", True)
+# Off unless asked for: a traceback with local variables must never reach whoever can reach the port.
+# Development: TOPOLAB_DEBUG=1 make run. Static files are served with DEBUG off too (webapp/asgi.py).
+DEBUG = _env_bool("TOPOLAB_DEBUG", False)
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 ALLOWED_HOSTS += [h for h in os.environ.get("TOPOLAB_ALLOWED_HOSTS", "").split(",") if h]
 
@@ -101,7 +103,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "webapp.wsgi.application"
 ASGI_APPLICATION = "webapp.asgi.application"
 
-DB_PATH = Path(os.environ.get("TOPOLAB_DB", VAR_DIR / "db.sqlite3"))
+# In a directory of its own that the web user owns: SQLite makes its -wal/-shm files next to the database, and
+# var/ itself is root's (docs/DESIGN.md, "Who owns what under var/").
+DB_PATH = Path(os.environ.get("TOPOLAB_DB", VAR_DIR / "db" / "db.sqlite3"))
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -191,12 +195,34 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.accounts.authentication.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Throttles key on the connection's address, never on a client-supplied X-Forwarded-For.
+    "NUM_PROXIES": int(os.environ.get("TOPOLAB_NUM_PROXIES", "0")),
     "EXCEPTION_HANDLER": "webapp.core.errors.exception_handler",
 }
+
+# Rate limits (DRF throttles, webapp/core/throttling.py): "<count>/<second|minute|hour|day>". Login and token per
+# client address; deploy/destroy and status per user (a status call holds a daphne thread and an agent slot).
+TOPOLAB_THROTTLE_LOGIN = os.environ.get("TOPOLAB_THROTTLE_LOGIN", "10/minute")
+TOPOLAB_THROTTLE_TOKEN = os.environ.get("TOPOLAB_THROTTLE_TOKEN", "10/minute")
+TOPOLAB_THROTTLE_DEPLOY = os.environ.get("TOPOLAB_THROTTLE_DEPLOY", "30/minute")
+TOPOLAB_THROTTLE_STATUS = os.environ.get("TOPOLAB_THROTTLE_STATUS", "30/minute")
+# API tokens (POST /api/token/) expire this many seconds after they were issued; asking again gives a new one.
+TOPOLAB_TOKEN_TTL = int(os.environ.get("TOPOLAB_TOKEN_TTL", str(24 * 3600)))
+
+# Retention (the agent's periodic prune, webapp.runs.tasks.prune): run events of each lab's runs older than its
+# newest TOPOLAB_RUN_EVENTS_KEEP_RUNS; stopped captures TOPOLAB_CAPTURE_RETENTION_SECONDS after they ended.
+TOPOLAB_RUN_EVENTS_KEEP_RUNS = int(os.environ.get("TOPOLAB_RUN_EVENTS_KEEP_RUNS", "20"))
+TOPOLAB_PRUNE_INTERVAL = float(os.environ.get("TOPOLAB_PRUNE_INTERVAL", "3600"))
+
+# Host bridges labs may attach to (`external` nodes with `bridge:`), comma separated; none by default.
+# Staff may use them all, instructors those in TOPOLAB_UPLINK_INSTRUCTOR_BRIDGES (default *: all), students those
+# a class of theirs allows (webapp/labs/uplinks.py). NAT uplinks are open to everybody.
+TOPOLAB_UPLINK_BRIDGES = os.environ.get("TOPOLAB_UPLINK_BRIDGES", "")
+TOPOLAB_UPLINK_INSTRUCTOR_BRIDGES = os.environ.get("TOPOLAB_UPLINK_INSTRUCTOR_BRIDGES", "*")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Topolab API",

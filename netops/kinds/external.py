@@ -150,9 +150,7 @@ class External(SegmentKind):
                   input=uplinks.fabric_nat_commands(ap.lab, node_of(step), p["peer"]).encode())
 
     def apply_nat(self, ap: _Applier, step: Step) -> None:
-        from .. import destroy, nft
-
-        from .. import uplinks
+        from .. import destroy, nft, uplinks
 
         p = step.params
         uplinks.check_pool(uplinks.host_routes(ap.sock(None)))

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,15 +39,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn) -> Iterator[str]:
-    """http://127.0.0.1:<port> of a real daphne serving webapp.asgi against the test DB and Redis."""
+@contextmanager
+def _daphne(spawn, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """A real daphne serving webapp.asgi with `env`; yields http://127.0.0.1:<port> once /healthz answers."""
     port = _free_port()
-    log_path = test_tmpdir / "daphne.log"
     proc = spawn(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
         log_path=log_path,
-        env=topolab_subprocess_env,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -69,6 +69,29 @@ def live_server_url(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def daphne_with(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn) -> Callable:
+    """daphne_with(name, **env): a context manager serving another daphne with these settings in its
+    environment (say TOPOLAB_UPLINK_BRIDGES), against the same test DB and Redis; yields its URL.
+
+    DEBUG stays off, as `make run` has it (static files and error pages are tested that way). Every test signs
+    in from 127.0.0.1: the sign-in limit is the operator's, not a test's."""
+
+    def start(name: str, **extra: str):
+        env = {**topolab_subprocess_env, "TOPOLAB_THROTTLE_LOGIN": "1000/minute", **extra}
+        env.pop("TOPOLAB_DEBUG", None)
+        return _daphne(spawn, env, test_tmpdir / f"{name}.log")
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def live_server_url(daphne_with) -> Iterator[str]:
+    """http://127.0.0.1:<port> of a real daphne serving webapp.asgi against the test DB and Redis."""
+    with daphne_with("daphne") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -23,6 +23,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from support import lab_namespaces
 
+from webapp.accounts.models import Profile, Role
 from webapp.labs.models import Lab
 from webapp.runs.models import Run, RunEvent
 from webapp.runs.services import WORKER_STOPPED
@@ -65,10 +66,13 @@ def api(owner) -> APIClient:
 
 
 @pytest.fixture
-def isp():
-    """An "ISP" namespace at 203.0.113.1/24 behind a host bridge, with NO route back to the lab's 10.0.1.0/24."""
+def isp(settings, owner):
+    """An "ISP" namespace at 203.0.113.1/24 behind a host bridge, with NO route back to the lab's 10.0.1.0/24.
+    The operator allows labs on that bridge, and the owner is an instructor (who may use allowed bridges)."""
     tag = uuid.uuid4().hex[:6]
     ns, bridge, outer = f"tltest-isp{tag}", f"tlbr{tag}", f"tlisp{tag}"
+    settings.TOPOLAB_UPLINK_BRIDGES = bridge
+    Profile.objects.create(user=owner, role=Role.INSTRUCTOR)
     sh("ip", "netns", "add", ns)
     try:
         sh("ip", "link", "add", bridge, "type", "bridge")

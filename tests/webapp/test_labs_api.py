@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from webapp.accounts.models import Profile, Role
 from webapp.labs.models import Lab, LabId
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
@@ -239,10 +240,23 @@ def test_put_without_version_is_400(api, lab):
 
 # --- validate ------------------------------------------------------------------------------------------------
 
-def test_validate_answers_valid_for_the_seed_lab(api):
+@pytest.fixture
+def br_ex_allowed(settings, owner):
+    """The operator allows labs on the seed lab's physical bridge br-ex, and the owner is an instructor."""
+    settings.TOPOLAB_UPLINK_BRIDGES = "br-ex"
+    Profile.objects.create(user=owner, role=Role.INSTRUCTOR)
+
+
+def test_validate_answers_valid_for_the_seed_lab(api, br_ex_allowed):
     response = api.post("/api/validate/", {"document": yaml.safe_load(SEED)}, format="json")
     assert response.status_code == 200
     assert response.json() == {"valid": True, "errors": []}
+
+
+def test_the_seed_labs_bridge_is_a_problem_until_the_operator_allows_it(api):
+    response = api.post("/api/validate/", {"document": yaml.safe_load(SEED)}, format="json")
+    assert response.json()["errors"] == [{"path": "nodes.wan.bridge", "message":
+                                          "'br-ex' is not a bridge labs may use on this server (use nat: true)"}]
 
 
 def test_validate_returns_the_paths_of_problems(api):
@@ -376,7 +390,7 @@ def test_duplicate_copies_the_document_under_a_new_lab_id(api, lab):
 
 # --- import and export ---------------------------------------------------------------------------------------
 
-def test_topolab_yaml_round_trips_through_import_and_export(api):
+def test_topolab_yaml_round_trips_through_import_and_export(api, br_ex_allowed):
     upload = SimpleUploadedFile("seed-lab.yaml", SEED.encode(), content_type="application/yaml")
     response = api.post("/api/labs/import/", {"file": upload}, format="multipart")
     assert response.status_code == 201, response.content

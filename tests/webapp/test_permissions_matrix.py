@@ -68,6 +68,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/(?P<pk>[0-9]+)/links/(?P<index>[0-9]+)/", "delete"): ("labs", "edit", "/api/labs/{pk}/links/0/?version=1", None),
     ("api/labs/(?P<pk>[0-9]+)/duplicate/", "post"): ("labs", "edit", "/api/labs/{pk}/duplicate/", {}),
     ("api/labs/(?P<pk>[0-9]+)/export/", "get"): ("labs", "view", "/api/labs/{pk}/export/", None),
+    ("api/labs/(?P<pk>[0-9]+)/uplinks/", "get"): ("labs", "view", "/api/labs/{pk}/uplinks/", None),
     ("api/labs/<int:pk>/export", "get"): ("labs", "view", "/api/labs/{pk}/export", None),
     ("api/labs/(?P<pk>[0-9]+)/deploy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/deploy/", None),
     ("api/labs/(?P<pk>[0-9]+)/destroy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/destroy/", None),
@@ -420,3 +421,25 @@ def test_the_instructor_deploys_and_destroys_a_students_lab_for_real(people, lab
             from netops import engine
 
             engine.down(lab.lab_id)
+
+
+# ---------------------------------------------------------------------------------------------- classes
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_only_the_classs_instructor_may_change_its_uplink_bridges(people, person, settings):
+    """PATCH /api/classes/<pk>/ (the host bridges a class's members may use): its instructor only; everybody
+    else gets 404, as if the class did not exist."""
+    settings.TOPOLAB_UPLINK_BRIDGES = "br-ex"
+    net101 = Classroom.objects.get(name="net101")
+    response = client_for(getattr(people, person)).patch(f"/api/classes/{net101.pk}/", {"uplink_bridges": ["br-ex"]},
+                                                         format="json")
+    net101.refresh_from_db()
+    if person == "anonymous":
+        assert response.status_code in (401, 403)
+    elif person == "instructor":
+        assert response.status_code == 200 and net101.uplink_bridges == ["br-ex"]
+        return
+    else:
+        assert response.status_code == 404, f"{person} got {response.status_code}"
+    assert net101.uplink_bridges == []

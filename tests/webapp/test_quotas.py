@@ -52,7 +52,12 @@ def running(owner, name: str, **kw) -> Lab:
 def refusal(user, lab) -> str:
     with pytest.raises(QuotaExceeded) as info:
         check_deploy_quota(user, lab)
-    return str(info.value.detail)
+    return info.value.message
+
+
+def in_use(*labs: Lab) -> str:
+    """The end of a quota message: the labs that use the quota, with links to them."""
+    return "; in use by " + ", ".join(f"{lab.name} (/labs/{lab.pk}/)" for lab in labs) + ": destroy one to free it"
 
 
 # ---------------------------------------------------------------------------------------------- accounting
@@ -78,11 +83,10 @@ def test_operator_defaults_come_from_the_environment(monkeypatch, settings):
 
 def test_it_refuses_a_third_running_lab_by_default_and_names_the_quota(people):
     alice = people[0]
-    running(alice, "one")
-    running(alice, "two")
+    one, two = running(alice, "one"), running(alice, "two")
     third = Lab.objects.create(owner=alice, name="three", document=host_lab("three"))
     assert quota_default("USER_RUNNING_LABS") == 2
-    assert refusal(alice, third) == "quota exceeded: running labs 2 of 2 for user alice"
+    assert refusal(alice, third) == "quota exceeded: running labs 2 of 2 for user alice" + in_use(one, two)
 
 
 def test_redeploying_a_running_lab_does_not_count_it_twice(people):
@@ -95,9 +99,9 @@ def test_redeploying_a_running_lab_does_not_count_it_twice(people):
 def test_a_users_own_quota_overrides_the_default(people):
     alice, bob = people[0], people[1]
     Quota.objects.create(user=alice, running_labs=1)
-    running(alice, "one")
+    one = running(alice, "one")
     assert refusal(alice, Lab.objects.create(owner=alice, name="two")) == \
-        "quota exceeded: running labs 1 of 1 for user alice"
+        "quota exceeded: running labs 1 of 1 for user alice" + in_use(one)
     running(bob, "b-one")
     check_deploy_quota(bob, Lab.objects.create(owner=bob, name="b-two"))  # bob keeps the default of 2
 
@@ -105,29 +109,30 @@ def test_a_users_own_quota_overrides_the_default(people):
 def test_operator_defaults_do_not_limit_staff_but_a_quota_made_for_them_does(people):
     User = get_user_model()
     admin = User.objects.create_user("admin", is_staff=True)
-    running(admin, "one")
-    running(admin, "two", hosts=40)
+    one, two = running(admin, "one"), running(admin, "two", hosts=40)
     third = Lab.objects.create(owner=admin, name="three", document=host_lab("three", hosts=3))
     check_deploy_quota(admin, third)  # over every default, and allowed
     Quota.objects.create(user=admin, running_labs=2)
-    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for user admin"
+    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for user admin" + in_use(one, two)
     people[4].members.add(admin)  # and a staff member of a class counts against the class
     Quota.objects.filter(user=admin).delete()
     Quota.objects.create(classroom=people[4], running_labs=2)
-    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for class net101"
+    assert refusal(admin, third) == "quota exceeded: running labs 2 of 2 for class net101" + in_use(one, two)
 
 
-@pytest.mark.parametrize("field, kw, message", [
-    ("nodes", {"hosts": 4}, "quota exceeded: nodes 5 of 4 for user alice with this lab (now 1)"),
-    ("vms", {"vms": 2}, "quota exceeded: VMs 2 of 1 for user alice with this lab (now 0)"),
-    ("vm_memory", {"vms": 1, "memory": 512}, "quota exceeded: VM memory (MiB) 512 of 256 for user alice with this lab (now 0)"),
+@pytest.mark.parametrize("field, kw, message, named", [
+    ("nodes", {"hosts": 4}, "quota exceeded: nodes 5 of 4 for user alice with this lab (now 1)", True),
+    ("vms", {"vms": 2}, "quota exceeded: VMs 2 of 1 for user alice with this lab (now 0)", False),
+    ("vm_memory", {"vms": 1, "memory": 512},
+     "quota exceeded: VM memory (MiB) 512 of 256 for user alice with this lab (now 0)", False),
 ])
-def test_it_refuses_too_many_nodes_vms_or_too_much_vm_memory(people, field, kw, message):
+def test_it_refuses_too_many_nodes_vms_or_too_much_vm_memory(people, field, kw, message, named):
+    """The message names the running labs that use the resource (the small lab has a host, but no VM)."""
     alice = people[0]
     Quota.objects.create(user=alice, **{"nodes": 4, "vms": 1, "vm_memory": 256})
-    running(alice, "small")  # one host
+    small = running(alice, "small")  # one host
     lab = Lab.objects.create(owner=alice, name="big", document=host_lab("big", **kw))
-    assert refusal(alice, lab) == message
+    assert refusal(alice, lab) == message + (in_use(small) if named else "")
 
 
 def test_zero_means_no_limit(people):
@@ -144,10 +149,9 @@ def test_zero_means_no_limit(people):
 def test_a_class_quota_counts_every_members_labs(people):
     alice, bob, oscar, irene, net101 = people
     Quota.objects.create(classroom=net101, running_labs=2)
-    running(alice, "a")
-    running(bob, "b")
+    a, b = running(alice, "a"), running(bob, "b")
     third = Lab.objects.create(owner=alice, name="a2")
-    assert refusal(alice, third) == "quota exceeded: running labs 2 of 2 for class net101"
+    assert refusal(alice, third) == "quota exceeded: running labs 2 of 2 for class net101" + in_use(a, b)
     running(oscar, "o")  # not in the class: not counted, not limited by it
     check_deploy_quota(oscar, Lab.objects.create(owner=oscar, name="o2"))
 
@@ -165,13 +169,14 @@ def test_an_instructor_deploying_a_students_lab_spends_the_students_quota(people
 def test_the_deploy_api_refuses_over_quota_and_creates_no_run(people):
     alice = people[0]
     Quota.objects.create(user=alice, running_labs=1)
-    running(alice, "one")
+    one = running(alice, "one")
     lab = Lab.objects.create(owner=alice, name="two", document=host_lab("two"))
     client = APIClient()
     client.force_authenticate(alice)
     response = client.post(f"/api/labs/{lab.pk}/deploy/")
     assert response.status_code == 403
-    assert response.json()["detail"] == "quota exceeded: running labs 1 of 1 for user alice"
+    assert response.json()["detail"] == "quota exceeded: running labs 1 of 1 for user alice" + in_use(one)
+    assert response.json()["labs"] == [{"id": one.pk, "name": "one", "owner": "alice", "url": f"/labs/{one.pk}/"}]
     assert not Run.objects.filter(lab=lab).exists()
     assert not LabState.objects.filter(lab=lab).exists()
 
@@ -198,7 +203,7 @@ def test_a_student_over_quota_gets_nothing_in_the_kernel_until_the_quota_allows_
     deploys for real (so the kernel check above could have seen one)."""
     alice = people[0]
     quota = Quota.objects.create(user=alice, running_labs=1)
-    running(alice, "already-running")  # bookkeeping only: this one has no kernel objects
+    already = running(alice, "already-running")  # bookkeeping only: this one has no kernel objects
     lab = Lab.objects.create(owner=alice, name="wanted", document=host_lab("wanted", hosts=2))
     client = APIClient()
     client.force_authenticate(alice)
@@ -207,7 +212,7 @@ def test_a_student_over_quota_gets_nothing_in_the_kernel_until_the_quota_allows_
     try:
         response = client.post(f"/api/labs/{lab.pk}/deploy/")
         assert response.status_code == 403
-        assert response.json()["detail"] == "quota exceeded: running labs 1 of 1 for user alice"
+        assert response.json()["detail"] == "quota exceeded: running labs 1 of 1 for user alice" + in_use(already)
         time.sleep(2)  # a deploy, had one been enqueued, would have started by now
         assert not Run.objects.filter(lab=lab).exists()
         assert lab_namespaces(lab.lab_id) == []

@@ -21,6 +21,10 @@ class Classroom(models.Model):
     name = models.CharField(max_length=100)
     instructors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="taught_classes", blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="classes", blank=True)
+    uplink_bridges = models.JSONField(
+        default=list, blank=True,
+        help_text="Host bridges its members (students) may attach labs to; only bridges the operator allows "
+                  "(TOPOLAB_UPLINK_BRIDGES) count")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -29,6 +33,16 @@ class Classroom(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from webapp.labs.uplinks import server_bridges
+
+        bridges = self.uplink_bridges
+        if not isinstance(bridges, list) or not all(isinstance(b, str) for b in bridges):
+            raise ValidationError({"uplink_bridges": "a list of bridge names"})
+        unknown = [b for b in bridges if b not in server_bridges()]
+        if unknown:
+            raise ValidationError({"uplink_bridges": f"not bridges labs may use on this server: {', '.join(unknown)}"})
 
 
 class InviteCode(models.Model):

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from rest_framework.exceptions import PermissionDenied
+from rest_framework import status
+
+from webapp.core.errors import Refusal
 
 from netops import kinds
 from webapp.labs import services as lab_services
@@ -28,11 +32,21 @@ RESOURCES = (
 )
 
 
-class QuotaExceeded(PermissionDenied):
-    """A deploy would exceed a quota; the message names the quota, e.g.
-    'quota exceeded: running labs 2 of 2 for user alice'."""
+class QuotaExceeded(Refusal):
+    """A deploy would exceed a quota. The API answers 403 with the message and the labs using the quota:
+    {"errors": [{"path": "", "message"}], "detail": message, "labs": [{id, name, owner, url}]}; the message names
+    the quota and those labs, e.g. 'quota exceeded: running labs 2 of 2 for user alice; in use by lab1 (/labs/3/),
+    lab2 (/labs/4/): destroy one to free it'."""
 
     default_code = "quota_exceeded"
+
+    def __init__(self, message: str, labs: list[dict] | None = None):
+        self.message = message
+        self.labs = list(labs or [])
+        super().__init__(message, code=status.HTTP_403_FORBIDDEN, labs=self.labs)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -66,9 +80,28 @@ def running_labs() -> QuerySet[Lab]:
     ).distinct()
 
 
-def usage_of(labs: QuerySet[Lab]) -> Usage:
+def counted_documents(labs: QuerySet[Lab]) -> list[tuple[Lab, dict]]:
+    """Each running lab with the document that counts for it: the one its active deploy is applying, else the
+    one its last deploy applied (never the lab's current, perhaps undeployed, document; that is only a fallback
+    for labs deployed before runs stored their document)."""
+    if not apps.is_installed("webapp.runs"):
+        return [(lab, lab.document) for lab in labs]
+    Run = apps.get_model("runs", "Run")
+    active = dict(Run.objects.filter(lab__in=labs, kind="deploy", status__in=["queued", "running"])
+                  .exclude(document=None).values_list("lab_id", "document"))
+    out = []
+    for lab in labs.select_related("deploy_state").order_by("pk"):
+        state = getattr(lab, "deploy_state", None)
+        document = active.get(lab.pk)
+        if document is None and state is not None and state.deployed:
+            document = state.deployed_document
+        out.append((lab, document if document is not None else lab.document))
+    return out
+
+
+def usage_of(counted: list[tuple[Lab, dict]]) -> Usage:
     total = Usage()
-    for document in labs.values_list("document", flat=True):
+    for _, document in counted:
         total = total + lab_usage(document)
     return total
 
@@ -82,33 +115,50 @@ def limits_for(quota: Quota | None, scope: str) -> dict[str, int]:
     return limits
 
 
-def _check(scope_words: str, limits: dict[str, int], before: Usage, after: Usage) -> None:
+def lab_link(lab: Lab) -> dict:
+    return {"id": lab.pk, "name": lab.name, "owner": lab.owner.get_username(), "url": f"/labs/{lab.pk}/"}
+
+
+def _check(scope_words: str, limits: dict[str, int], counted: list[tuple[Lab, dict]], this: Usage) -> None:
+    before = usage_of(counted)
+    after = before + this
     for field, _, words in RESOURCES:
         limit, used, wanted = limits[field], getattr(before, field), getattr(after, field)
         if limit and wanted > limit and wanted > used:
             shown = used if field == "running_labs" else wanted
             extra = "" if field == "running_labs" else f" with this lab (now {used})"
-            raise QuotaExceeded(f"quota exceeded: {words} {shown} of {limit} for {scope_words}{extra}")
+            users = [lab for lab, document in counted if getattr(lab_usage(document), field)]
+            names = ", ".join(f"{lab.name} (/labs/{lab.pk}/)" for lab in users)
+            message = f"quota exceeded: {words} {shown} of {limit} for {scope_words}{extra}"
+            if names:
+                message += f"; in use by {names}: destroy one to free it"
+            raise QuotaExceeded(message, [lab_link(lab) for lab in users])
 
 
-def check_deploy_quota(user, lab: Lab) -> None:
-    """Raise QuotaExceeded when deploying `lab` would take its owner or one of the owner's classes over quota.
+def check_deploy_quota(user, lab: Lab, document: dict | None = None) -> None:
+    """Raise QuotaExceeded when deploying `document` (default: the lab's) would take the lab's owner or one of the
+    owner's classes over quota. The message names the labs that use the quota, and links to them.
+
+    Counts the documents deployed (or being deployed) in the owner's other labs plus this one. Call it inside the
+    transaction that creates the run: the owner's and classes' rows are locked (select_for_update, where the
+    database has it; SQLite runs one write transaction at a time), so two deploys cannot both take the last slot.
 
     Quotas belong to the lab's owner (an instructor deploying a student's lab spends the student's quota).
     `user` is who asks; it is part of the contract for future per-requester rules. The operator's defaults are
     for students and instructors: a staff account (the operators themselves) is limited only by a Quota row made
     for it, and by its classes if it is a member of one.
     """
-    owner = lab.owner
-    running = running_labs().exclude(pk=lab.pk)
-    this = lab_usage(lab.document)
+    owner = get_user_model().objects.select_for_update().get(pk=lab.owner_id)
+    classes = list(Classroom.objects.select_for_update().filter(members=owner).select_related("quota"))
+    running = running_labs().exclude(pk=lab.pk).select_related("owner")
+    this = lab_usage(lab.document if document is None else document)
 
     quota = Quota.objects.filter(user=owner).first()
     if quota is not None or not owner.is_staff:
-        mine = usage_of(running.filter(owner=owner))
-        _check(f"user {owner.get_username()}", limits_for(quota, "USER"), mine, mine + this)
+        mine = counted_documents(running.filter(owner=owner))
+        _check(f"user {owner.get_username()}", limits_for(quota, "USER"), mine, this)
 
-    for classroom in Classroom.objects.filter(members=owner).select_related("quota"):
-        theirs = usage_of(running.filter(owner__classes=classroom))
+    for classroom in classes:
+        theirs = counted_documents(running.filter(owner__classes=classroom))
         quota = getattr(classroom, "quota", None)
-        _check(f"class {classroom.name}", limits_for(quota, "CLASS"), theirs, theirs + this)
+        _check(f"class {classroom.name}", limits_for(quota, "CLASS"), theirs, this)

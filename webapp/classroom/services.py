@@ -55,6 +55,23 @@ def create_classroom(instructor, name: str) -> Classroom:
     return classroom
 
 
+def update_classroom(classroom: Classroom, by, *, uplink_bridges: list[str] | None = None) -> Classroom:
+    """Change a class (its instructors only). Members may be given host bridges the instructor may use."""
+    if not classroom.instructors.filter(pk=by.pk).exists():
+        raise PermissionDenied("Only an instructor of this class may change it.")
+    if uplink_bridges is not None:
+        from webapp.labs.uplinks import bridges_for
+
+        mine = bridges_for(by)
+        refused = [b for b in uplink_bridges if b not in mine]
+        if refused:
+            raise ValidationError({"uplink_bridges": f"not bridges you may use on this server: {', '.join(refused)}"
+                                                     f" (you may use: {', '.join(mine) or 'none'})"})
+        classroom.uplink_bridges = list(dict.fromkeys(uplink_bridges))
+        classroom.save(update_fields=["uplink_bridges"])
+    return classroom
+
+
 def class_for_instructor(user, pk: int) -> Classroom:
     """The class `pk` if `user` instructs it; otherwise Classroom.DoesNotExist (404 for everybody else)."""
     return taught_classes(user).get(pk=pk)

@@ -10,3 +10,6 @@ class ConsolesConfig(AppConfig):
     label = "consoles"
     default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Consoles and captures"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (files of deleted captures)

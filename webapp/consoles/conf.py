@@ -32,6 +32,11 @@ def capture_max_seconds() -> int:
     return int(_get("CAPTURE_MAX_SECONDS", 600, int))
 
 
+def capture_retention_seconds() -> int:
+    """A stopped capture (row and file) is deleted this long after it ended (default 7 days)."""
+    return int(_get("CAPTURE_RETENTION_SECONDS", 7 * 86400, int))
+
+
 def capture_max_running() -> int:
     """Running captures per user at once."""
     return int(_get("CAPTURE_MAX_RUNNING", 4, int))

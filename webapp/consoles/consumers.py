@@ -24,7 +24,7 @@ from netops import capture as netcapture
 from netops import kinds
 
 from . import conf, services
-from .models import Capture, ConsoleSession
+from .models import Capture
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -59,9 +59,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         if refusal:
             return await self.refuse(*refusal)
         self.pending = bytearray()
-        label = node if self.console_kind == "shell" else f"{node} ({self.console_kind})"
-        self.session_pk = await database_sync_to_async(
-            lambda: services.start_session(user, lab, label, ConsoleSession.Kind.CONSOLE).pk)()
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
@@ -79,9 +76,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return (CLOSE_FORBIDDEN, "you may not open consoles in this lab"), None
         if why:
             return (CLOSE_NOT_FOUND, "no such node with a console in this lab"), None
-        if services.open_consoles(user) >= conf.console_max_open():
+        label = node if self.console_kind == "shell" else f"{node} ({self.console_kind})"
+        session = services.claim_console(user, lab, label)  # the limit checked and claimed atomically
+        if session is None:
             return (CLOSE_TOO_MANY, f"at most {conf.console_max_open()} consoles may be open at once"), None
         self.kind = kind
+        self.session_pk = session.pk
         return None, lab
 
     async def refuse(self, code: int, message: str) -> None:

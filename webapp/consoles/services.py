@@ -9,6 +9,8 @@ import asyncio
 import re
 
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from netops import capture as netcapture
@@ -68,6 +70,22 @@ def open_consoles(user) -> int:
     return ConsoleSession.objects.filter(user=user, kind=ConsoleSession.Kind.CONSOLE, ended__isnull=True).count()
 
 
+def _lock_user(user) -> None:
+    """Serialise one user's claims: the user's row is locked (select_for_update; on SQLite every write transaction
+    is IMMEDIATE, so claims run one at a time anyway). Counting and creating then cannot interleave."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+
+
+def claim_console(user, lab: Lab, node: str) -> ConsoleSession | None:
+    """Open a console session if the user has fewer than conf.console_max_open() open; None otherwise.
+    Checked and claimed in one transaction, so parallel opens never exceed the limit."""
+    with transaction.atomic():
+        _lock_user(user)
+        if open_consoles(user) >= conf.console_max_open():
+            return None
+        return start_session(user, lab, node, ConsoleSession.Kind.CONSOLE)
+
+
 def start_session(user, lab: Lab, node: str, kind: str) -> ConsoleSession:
     return ConsoleSession.objects.create(user=user, username=user.get_username(), lab=lab, lab_ref=lab.lab_id,
                                          node=node[:64], kind=kind)
@@ -119,6 +137,16 @@ def check_capture_request(lab: Lab, data: dict) -> tuple[dict, list[Problem]]:
 
 def running_captures(user) -> int:
     return Capture.objects.filter(started_by=user, status__in=Capture.ACTIVE).count()
+
+
+def claim_capture(user, lab: Lab, clean: dict) -> Capture | None:
+    """Create a capture if the user has fewer than conf.capture_max_running() running; None otherwise (checked and
+    claimed in one transaction, like claim_console)."""
+    with transaction.atomic():
+        _lock_user(user)
+        if running_captures(user) >= conf.capture_max_running():
+            return None
+        return create_capture(user, lab, clean)
 
 
 def create_capture(user, lab: Lab, clean: dict) -> Capture:

@@ -79,16 +79,20 @@ def validate(document: dict) -> list[Problem]:
         return exc.problems
 
 
-def lab_problems(lab: Lab) -> list[Problem]:
-    """`validate(lab.document)`, cached by the lab's version (and the image library's names, which validation
-    checks): a GET or a save that finds a lab at a version already validated does not validate it again."""
+def lab_problems(lab: Lab, requester=None) -> list[Problem]:
+    """Every problem of the lab's document: `validate(lab.document)`, cached by the lab's version (and the image
+    library's names, which validation checks), plus the host bridges its owner (and the requester, when someone
+    else asks) may not use (webapp.labs.uplinks; not cached: it depends on who asks and on the operator)."""
+    from . import uplinks
+
     names = image_names()
     key = f"lab-problems:{lab.pk}:{lab.lab_id}:{lab.version}:{hashlib.sha256(chr(0).join(names).encode()).hexdigest()[:16]}"
     cached = cache.get(key)
     if cached is None:
         cached = problems_as_dicts(validate(lab.document))
         cache.set(key, cached, timeout=PROBLEMS_CACHE_S)
-    return [Problem(p["path"], p["message"]) for p in cached]
+    problems = [Problem(p["path"], p["message"]) for p in cached]
+    return problems + uplinks.uplink_problems(lab.document, uplinks.bridges_for_lab(lab, requester))
 
 
 def problems_as_dicts(problems: list[Problem]) -> list[dict[str, str]]:
@@ -166,6 +170,34 @@ def apply_operation(lab: Lab, expected_version: int, operation, *args, **kwargs)
     document = copy.deepcopy(lab.document)
     result = operation(document, *args, **kwargs)
     return save_lab(lab, expected_version, document=document), result
+
+
+class LabInUse(Exception):
+    """The lab may have kernel objects (deployed) or a run in progress, so it may not be deleted yet."""
+
+
+def delete_lab(lab: Lab) -> None:
+    """Delete a lab that has nothing in the kernel; raise LabInUse (naming the Destroy button) otherwise.
+
+    The check and the delete are one transaction, so a deploy started in between cannot slip through: on
+    SQLite every write transaction is IMMEDIATE (one writer at a time), elsewhere the lab row is locked.
+    """
+    with transaction.atomic():
+        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        refusal = _deletion_refusal(lab)
+        if refusal:
+            raise LabInUse(refusal)
+        lab.delete()
+
+
+def _deletion_refusal(lab: Lab) -> str | None:
+    from django.apps import apps
+
+    if not apps.is_installed("webapp.runs"):
+        return None
+    from webapp.runs.services import deletion_refusal
+
+    return deletion_refusal(lab)
 
 
 def duplicate_lab(lab: Lab, owner, name: str | None = None) -> Saved:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/labs/<int:pk>/export", api.LabViewSet.as_view({"get": "export"}, schema=None), name="lab-export-noslash"),
     path("api/validate/", api.ValidateView.as_view(), name="api-validate"),
     path("api/images/", api.ImageListView.as_view(), name="api-images"),
+    path("api/uplinks/", api.UplinkListView.as_view(), name="api-uplinks"),
     path("api/kinds/", api.KindListView.as_view(), name="api-kinds"),
     path("api/", include(router.urls)),
     path("labs/", views.lab_list, name="lab-list"),

@@ -8,7 +8,7 @@ import logging
 import time
 
 from netops import engine
-from netops.errors import ApplyError, LabBusyError, TopologyError
+from netops.errors import ApplyError, LabBusyError, Problem, TopologyError
 from netops.events import Event
 from netops.topology import parse_document
 from webapp.labs.models import Lab
@@ -46,7 +46,8 @@ def execute(run_id: int) -> str:
         log.info("run %s is not queued any more; nothing to do", run_id)
         return "skipped"
     lab: Lab = run.lab
-    services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started")
+    services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
+                          version=run.lab_version)
     try:
         _with_retries(run, lab, _deploy if run.kind == Run.Kind.DEPLOY else _destroy)
     except TopologyError as exc:
@@ -61,7 +62,7 @@ def execute(run_id: int) -> str:
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
         if run.kind == Run.Kind.DEPLOY:
-            services.finish(run, version=lab.version, document=lab.document)
+            services.finish(run, version=run.lab_version, document=run.document)  # what ran, not the lab now
         else:
             services.finish(run)
     if run.kind == Run.Kind.DEPLOY:
@@ -84,8 +85,13 @@ def _with_retries(run: Run, lab: Lab, operation) -> None:
 
 
 def _deploy(run: Run, lab: Lab) -> None:
-    topology = parse_document(lab.document)
-    services.set_deployed(lab.pk, True)  # from now on kernel objects may exist
+    """Deploy the document stored on the run when it was checked (never the lab's current one)."""
+    if run.document is None:
+        raise TopologyError([Problem("", "this run has no stored document (queued by an older version); "
+                                         "press Deploy again")])
+    topology = parse_document(run.document)
+    # from now on kernel objects may exist; quotas count this document, the editor shows its version
+    services.set_deployed(lab.pk, True, run.document, run.lab_version)
     engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
     # Nodes a re-deploy did not touch are still running; say so, so every node ends with a state.
     state = LabState.objects.get(lab=lab)
@@ -99,7 +105,9 @@ def _deploy(run: Run, lab: Lab) -> None:
 def _destroy(run: Run, lab: Lab) -> None:
     engine.down(lab.lab_id, on_event=_sink(run))
     state = LabState.objects.filter(lab=lab).first()
-    names = set(state.nodes if state else {}) | set((lab.document or {}).get("nodes") or {})
+    deployed = (state.deployed_document if state else None) or {}
+    names = set(state.nodes if state else {}) | set((lab.document or {}).get("nodes") or {}) \
+        | set(deployed.get("nodes") or {})
     for node in sorted(names):
         if not state or state.nodes.get(node) != "absent":
             services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
@@ -130,8 +138,16 @@ def check_lab(lab: Lab) -> list[dict]:
 
 
 def check_deployed_labs() -> int:
-    """The periodic health check: every deployed lab without an active run. Returns the events sent."""
+    """The periodic health check: orphans destroyed and vanished labs marked (webapp.runs.health), then every
+    deployed lab without an active run compared with the kernel. Returns the events sent."""
+    from . import health
+
     count = 0
+    try:
+        swept = health.sweep()
+        count += len(swept.vanished)
+    except Exception:  # noqa: BLE001 - the per-lab checks below still run
+        log.exception("health check: the sweep for orphaned and vanished labs failed")
     labs = Lab.objects.filter(deploy_state__deployed=True).exclude(runs__status__in=Run.ACTIVE)
     for lab in labs:
         try:
@@ -139,3 +155,17 @@ def check_deployed_labs() -> int:
         except Exception:
             log.exception("health check of lab %s failed", lab.pk)
     return count
+
+
+def prune() -> dict:
+    """The periodic clean-up: old run events, and capture files past their retention or without a lab."""
+    from . import health
+
+    result = {"run_events": health.prune_run_events()}
+    from django.apps import apps
+
+    if apps.is_installed("webapp.consoles"):
+        from webapp.consoles import retention
+
+        result["captures"] = retention.prune_captures()
+    return result

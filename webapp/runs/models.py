@@ -37,6 +37,10 @@ class Run(models.Model):
     error = models.TextField(blank=True, default="")
     error_element = models.CharField(max_length=300, blank=True, default="",
                                      help_text="Document path of the element the error concerns")
+    # A deploy runs exactly the document that was validated and counted against the quotas when it was
+    # started (not whatever the lab holds when the agent picks the run up), and says which version that was.
+    document = models.JSONField(null=True, blank=True, help_text="The validated document this deploy applies")
+    lab_version = models.PositiveIntegerField(null=True, blank=True, help_text="The lab's version of `document`")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -53,6 +57,23 @@ class Run(models.Model):
     @property
     def active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class OrphanedLab(models.Model):
+    """A lab the health check found in the kernel with no lab row to own it (deleted behind Topolab's back, or
+    its owner's account deleted), and destroyed. Only ids this installation issued (LabId) are ever swept."""
+
+    lab_id = models.CharField(max_length=8)
+    found = models.DateTimeField(auto_now_add=True)
+    removed = models.JSONField(default=list, blank=True, help_text="What destroy removed")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-found", "-pk"]
+        verbose_name = "orphaned lab removed by the health check"
+
+    def __str__(self) -> str:
+        return f"orphan {self.lab_id} ({self.found:%Y-%m-%d %H:%M})"
 
 
 class RunEvent(models.Model):
@@ -87,10 +108,14 @@ class LabState(models.Model):
     """What the agent last knew of a lab in the kernel: per-node states and the last event's seq.
 
     `deployed` is true from the first deploy until a destroy succeeds (kernel objects may exist).
+    `deployed_document` / `deployed_version` are what the last deploy applied (quotas count them, the editor
+    shows the version); both are cleared when the lab is destroyed or found gone from the kernel.
     """
 
     lab = models.OneToOneField(Lab, on_delete=models.CASCADE, primary_key=True, related_name="deploy_state")
     deployed = models.BooleanField(default=False)
+    deployed_document = models.JSONField(null=True, blank=True)
+    deployed_version = models.PositiveIntegerField(null=True, blank=True)
     nodes = models.JSONField(default=dict, blank=True)  # node name -> absent|starting|running|degraded|stopped|failed
     last_seq = models.PositiveBigIntegerField(default=0)
     updated = models.DateTimeField(auto_now=True)

@@ -6,6 +6,7 @@ resumes from the database can never miss one that it was sent live, nor see one 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -55,21 +57,51 @@ def active_run(lab: Lab) -> Run | None:
 
 def start_run(lab: Lab, user, kind: str) -> Run:
     """Create a queued run and enqueue its task (by id, after commit). Raises TopologyError (the document is
-    invalid) or LabBusyError."""
-    if kind == Run.Kind.DEPLOY:
-        problems = lab_services.lab_problems(lab)
-        if problems:
-            raise TopologyError(problems)
+    invalid, 400), LabBusyError (409) or (deploy, classroom app) QuotaExceeded (403).
+
+    One transaction: the lab is re-read (locked where the database can), its document validated (with the host
+    bridges the owner and `user` may use) and counted against the quotas, and exactly that document is stored on
+    the run, which is what the agent deploys. A PUT after this point changes the lab, not the run.
+    """
+    with transaction.atomic():
+        lab = Lab.objects.select_for_update().select_related("owner").get(pk=lab.pk)
+        document = version = None
+        if kind == Run.Kind.DEPLOY:
+            problems = lab_services.lab_problems(lab, requester=user)
+            if problems:
+                raise TopologyError(problems)
+            document, version = copy.deepcopy(lab.document), lab.version
+            _check_quota(user, lab, document)
+        busy = active_run(lab)
+        if busy is not None:
+            raise lab_busy(busy)
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None,
+                                         document=document, lab_version=version)
+        except IntegrityError:  # the conditional unique constraint: someone started one in between
+            raise lab_busy(active_run(lab)) from None
+        transaction.on_commit(lambda: _enqueue(run))
+    return run
+
+
+def _check_quota(user, lab: Lab, document: dict) -> None:
+    """The classroom app's quotas (no-op without that app); raises QuotaExceeded (403) naming the labs."""
+    if apps.is_installed("webapp.classroom"):
+        from webapp.classroom.quotas import check_deploy_quota
+
+        check_deploy_quota(user, lab, document)
+
+
+def deletion_refusal(lab: Lab) -> str | None:
+    """Why `lab` may not be deleted now (it may have kernel objects, or a run is active), or None."""
     busy = active_run(lab)
     if busy is not None:
-        raise lab_busy(busy)
-    try:
-        with transaction.atomic():
-            run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None)
-            transaction.on_commit(lambda: _enqueue(run))
-    except IntegrityError:  # the conditional unique constraint: someone started one in between
-        raise lab_busy(active_run(lab)) from None
-    return run
+        return (f"this lab is busy ({busy.kind} #{busy.pk} is {busy.status}); wait for it to finish, "
+                "then press Destroy before deleting it")
+    if LabState.objects.filter(lab=lab, deployed=True).exists():
+        return "this lab is deployed; press Destroy in the lab's toolbar first, then delete it"
+    return None
 
 
 def _enqueue(run: Run) -> None:
@@ -108,8 +140,11 @@ def broadcast(lab_pk: int, message: dict) -> None:
         log.exception("could not stream event %s of lab %s", message.get("seq"), lab_pk)
 
 
-def set_deployed(lab_pk: int, deployed: bool) -> None:
-    LabState.objects.update_or_create(lab_id=lab_pk, defaults={"deployed": deployed})
+def set_deployed(lab_pk: int, deployed: bool, document: dict | None = None, version: int | None = None) -> None:
+    """Record that the lab may have kernel objects (with the document and version being deployed), or not."""
+    defaults = {"deployed": deployed, "deployed_document": document if deployed else None,
+                "deployed_version": version if deployed else None}
+    LabState.objects.update_or_create(lab_id=lab_pk, defaults=defaults)
 
 
 def events_after(lab_pk: int, after: int, limit: int = REPLAY_BATCH) -> list[dict]:
@@ -128,6 +163,8 @@ def snapshot(lab: Lab) -> dict:
         "seq": state.last_seq if state else 0,
         "deployed": bool(state and state.deployed),
         **deployed(lab, bool(state and state.deployed)),
+        # what LabState recorded when the deploy started wins (events of old runs are pruned)
+        **({"deployed_version": state.deployed_version} if state and state.deployed and state.deployed_version else {}),
         "nodes": dict(state.nodes) if state else {},
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
@@ -176,7 +213,7 @@ def with_leased_addresses(observed: dict) -> dict:
 
 def run_summary(run: Run) -> dict:
     return {"id": run.pk, "kind": run.kind, "status": run.status, "error": run.error,
-            "error_element": run.error_element}
+            "error_element": run.error_element, "version": run.lab_version}
 
 
 # ------------------------------------------------------------------------------------------------ run lifecycle

@@ -3,7 +3,8 @@
 - `worker_ready`: runs still queued/running whose task no live worker holds and whose message is not
   waiting in the broker are failed with services.WORKER_STOPPED. Deploying again finishes the lab;
   destroying removes it (both work from kernel state).
-- Celery beat runs `check_deployed_labs` every TOPOLAB_HEALTH_INTERVAL seconds (default 30). Beat must run
+- Celery beat runs `check_deployed_labs` every TOPOLAB_HEALTH_INTERVAL seconds (default 30), and `prune`
+  (old run events, expired or ownerless captures) every TOPOLAB_PRUNE_INTERVAL seconds (default 3600). Beat must run
   once per installation: `celery -A webapp worker -B ...` on a single agent, or a separate `celery -A webapp beat`.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_CHECK = "topolab: health check of deployed labs"
 HEALTH_INTERVAL = float(getattr(settings, "TOPOLAB_HEALTH_INTERVAL", 30))
+PRUNE = "topolab: prune old run events and captures"
+PRUNE_INTERVAL = float(getattr(settings, "TOPOLAB_PRUNE_INTERVAL", 3600))
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
     HEALTH_CHECK: {
@@ -30,6 +33,11 @@ app.conf.beat_schedule = {
         "schedule": HEALTH_INTERVAL,
         # A backlog of checks is pointless (only the latest state matters): drop those not started in time.
         "options": {"expires": HEALTH_INTERVAL * 0.9, "queue": agent_queue()},
+    },
+    PRUNE: {
+        "task": "webapp.runs.tasks.prune",
+        "schedule": PRUNE_INTERVAL,
+        "options": {"expires": PRUNE_INTERVAL * 0.9, "queue": agent_queue()},
     },
 }
 

@@ -38,3 +38,10 @@ def check_deployed_labs() -> int:
     from . import agent
 
     return agent.check_deployed_labs()
+
+
+@shared_task(name="webapp.runs.tasks.prune", soft_time_limit=100, time_limit=120)
+def prune() -> dict:
+    from . import agent
+
+    return agent.prune()

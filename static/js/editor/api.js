@@ -52,6 +52,7 @@ export const labs = {
     data.append("file", file);
     return request("POST", "/api/labs/import/", data, { form: true });
   },
+  uplinks: (id) => request("GET", `/api/labs/${id}/uplinks/`),
   exportUrl: (id, format) => `/api/labs/${id}/export?format=${encodeURIComponent(format)}`,
 };
 

@@ -316,6 +316,12 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
       } else {
         setStatus("error", err.message);
         log(err.message, "bad");
+        // a quota refusal names the labs that use the quota: link to each, so one can be destroyed
+        for (const lab of (err.body && Array.isArray(err.body.labs)) ? err.body.labs : []) {
+          logList.append(el("li", { className: "bad" }, "uses the quota: ",
+            el("a", { href: lab.url, textContent: `${lab.name} (${lab.owner})`, className: "quota-lab" })));
+        }
+        if (err.body && Array.isArray(err.body.labs)) setLog(true);
         if (err.status === 409) busy(true);
       }
     }

@@ -13,6 +13,7 @@ import { createPalette } from "./palette.js";
 import { Panel } from "./panel.js";
 import { adopt, autosave, change, deleteSelection, redo, redraw, select, undo } from "./session.js";
 import { wireToolbar } from "./toolbar.js";
+import { initVersions } from "./versions.js";
 import { setLinkMode, wireCanvas } from "./wiring.js";
 
 if (window.cytoscapeEdgehandles) cytoscape.use(window.cytoscapeEdgehandles);
@@ -45,6 +46,8 @@ async function start() {
   state.importWarnings = importWarnings();
   state.doc = M.normalise(lab.document);
   state.version = lab.version;
+  state.versions = initVersions($("save-status"), () => state.version);
+  state.versions.deployed(lab.deployed_version);
   const fetched = performance.now();
   const cy = createCanvas($("canvas"), state.doc, { iconBase });
   const created = performance.now();
@@ -77,6 +80,7 @@ async function start() {
   }));
   cy.forceRender();
   fetchImages().then((list) => state.panel.setImages(list)).catch(() => state.panel.setImages([]));
+  labs.uplinks(labPk).then((u) => state.panel.setUplinks(u)).catch(() => {}); // the External panel's bridges
 }
 
 /** Leased addresses follow deploys and destroys (labels and the panel show them). */
@@ -97,7 +101,8 @@ async function loadExtensions(cy) {
     state.deploy = initDeploy({
       labId: labPk, cy, editable, toolbarEl: root.querySelector(".toolbar"), dock: state.dock,
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
-      onEvent: (event) => { // Console/Capture follow the nodes' states
+      onEvent: (event) => { // Console/Capture follow the nodes' states; the versions line follows deploys
+        state.versions?.event(event);
         if (state.consoles) state.consoles.render();
         onLeaseEvent(event);
       },

@@ -67,6 +67,7 @@ export class Panel {
     this.onDelete = onDelete;
     this.editable = editable;
     this.images = [];
+    this.uplinks = { bridges: [], nat: true }; // host bridges this lab may attach to (GET /api/labs/<pk>/uplinks/)
     this.selection = { nodes: [], links: [] };
     this.problems = [];
     this.translations = []; // (problem) => {path, message} | null: a server message in this panel's words
@@ -80,6 +81,11 @@ export class Panel {
 
   setImages(images) {
     this.images = images;
+    if (this.selection.nodes.length === 1) this.refresh();
+  }
+
+  setUplinks(uplinks) {
+    this.uplinks = uplinks;
     if (this.selection.nodes.length === 1) this.refresh();
   }
 
@@ -369,13 +375,19 @@ export class Panel {
       const n = d.nodes[name];
       delete n.nat; delete n.address;
       if (value) n.bridge = value; else delete n.bridge;
-    }, input), { placeholder: "e.g. br-ex", maxlength: 15, "data-role": "external-bridge-name" });
+    }, input), { placeholder: "e.g. br-ex", maxlength: 15, "data-role": "external-bridge-name", list: `uplinks-${name}` });
+    // the bridges the operator allows this lab, offered as a list (typing another name shows the problem)
+    const allowed = this.uplinks.bridges || [];
+    const choices = h("datalist", { id: `uplinks-${name}`, "data-role": "uplink-bridges" },
+      ...allowed.map((b) => h("option", { value: b, text: b })));
     const address = textInput(node.address, (value, input) => this.commit((d) => {
       const n = d.nodes[name];
       delete n.bridge; n.nat = true;
       if (value) n.address = value; else delete n.address;
     }, input), { placeholder: "e.g. 203.0.113.1/24", "data-role": "external-address" });
-    const bridgeField = field("Host bridge", bridge, `${base}.bridge`, "An existing bridge on the lab host");
+    const bridgeField = field("Host bridge", bridge, `${base}.bridge`,
+      allowed.length ? `Allowed on this server: ${allowed.join(", ")}` : "No host bridge is allowed for this lab; use NAT");
+    bridgeField.append(choices);
     const addressField = field("Gateway address (host side)", address, `${base}.address`,
       "The host's address on the lab's side; the lab's router uses it as its gateway");
     const connection = `${base}.connection`;

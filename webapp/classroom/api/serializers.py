@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from webapp.core.strict import StrictSerializer
+
 from webapp.labs.models import Lab
 
 from ..models import Classroom, InviteCode, Template, TemplateVersion, Visibility
@@ -31,8 +33,8 @@ class ClassroomSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Classroom
-        fields = ["id", "name", "instructors", "members", "created"]
-        read_only_fields = ["id", "instructors", "members", "created"]
+        fields = ["id", "name", "instructors", "members", "uplink_bridges", "created"]
+        read_only_fields = ["id", "instructors", "members", "uplink_bridges", "created"]
 
 
 class ClassroomDetailSerializer(ClassroomSerializer):
@@ -102,7 +104,7 @@ class TemplateDetailSerializer(TemplateSerializer):
         return render_markdown(template.instructions)
 
 
-class PublishSerializer(serializers.Serializer):
+class PublishSerializer(StrictSerializer):
     lab = serializers.PrimaryKeyRelatedField(queryset=Lab.objects.all(), help_text="One of your labs")
     title = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -113,7 +115,7 @@ class PublishSerializer(serializers.Serializer):
                                                     help_text="Classes you instruct (needed for `class`)")
 
 
-class PublishAgainSerializer(serializers.Serializer):
+class PublishAgainSerializer(StrictSerializer):
     lab = serializers.PrimaryKeyRelatedField(queryset=Lab.objects.all(), required=False,
                                              help_text="Default: the lab the template was published from")
     title = serializers.CharField(max_length=100, required=False)
@@ -121,11 +123,16 @@ class PublishAgainSerializer(serializers.Serializer):
     instructions = serializers.CharField(required=False, allow_blank=True)
 
 
-class ClassroomCreateSerializer(serializers.Serializer):
+class ClassroomCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
 
 
-class InviteCreateSerializer(serializers.Serializer):
+class ClassroomUpdateSerializer(StrictSerializer):
+    uplink_bridges = serializers.ListField(child=serializers.CharField(max_length=15), required=False,
+                                           help_text="Host bridges members may attach labs to")
+
+
+class InviteCreateSerializer(StrictSerializer):
     max_uses = serializers.IntegerField(min_value=1, default=50)
     expires = serializers.DateTimeField(required=False, allow_null=True)
 

@@ -8,11 +8,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core.strict import body_problems
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_view, visible_labs
 
@@ -38,6 +39,13 @@ def _template(request: Request, pk: int | None = None, token: str | None = None)
         return services.template_for(request.user, pk=pk, token=token)
     except Template.DoesNotExist:
         raise Http404 from None
+
+
+def _no_body(request: Request) -> None:
+    """Actions without a body refuse one with fields, naming them (400)."""
+    unknown = body_problems(request)
+    if unknown:
+        raise ValidationError({k: [m] for k, m in unknown})
 
 
 def _started(lab: Lab) -> dict:
@@ -68,6 +76,17 @@ class ClassDetailView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.ClassroomDetailSerializer(_class(request, pk)).data)
 
+    @extend_schema(operation_id="classes_partial_update", tags=CLASS_TAG, summary="Change a class",
+                   description=f"{INSTRUCTORS} `uplink_bridges`: the host bridges the class's members may attach "
+                               "their labs to, out of those you may use yourself.",
+                   request=s.ClassroomUpdateSerializer, responses={200: s.ClassroomDetailSerializer, 404: NOT_FOUND})
+    def patch(self, request: Request, pk: int) -> Response:
+        classroom = _class(request, pk)
+        data = s.ClassroomUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        classroom = services.update_classroom(classroom, request.user, **data.validated_data)
+        return Response(s.ClassroomDetailSerializer(classroom).data)
+
 
 class InviteCreateView(APIView):
     @extend_schema(operation_id="classes_invites_create", tags=CLASS_TAG, summary="Create an invite code",
@@ -87,6 +106,7 @@ class MemberView(APIView):
                    request=None, responses={204: None, 404: NOT_FOUND})
     def delete(self, request: Request, pk: int, user_pk: int) -> Response:
         classroom = _class(request, pk)
+        _no_body(request)
         if not classroom.members.filter(pk=user_pk).exists():
             raise Http404
         services.remove_member(classroom, user_pk)
@@ -159,7 +179,9 @@ class TemplateStartView(APIView):
                                "(with its own lab id) from the latest version; deploy it at once.",
                    request=None, responses={201: s.StartedLabSerializer, 404: NOT_FOUND})
     def post(self, request: Request, pk: int) -> Response:
-        lab = services.start_lab(request.user, _template(request, pk))
+        template = _template(request, pk)
+        _no_body(request)
+        lab = services.start_lab(request.user, template)
         return Response(_started(lab), status=status.HTTP_201_CREATED)
 
 
@@ -177,7 +199,9 @@ class SharedTemplateStartView(APIView):
                    description="Who may call: any signed-in user holding the share token of a link template.",
                    request=None, responses={201: s.StartedLabSerializer, 404: NOT_FOUND})
     def post(self, request: Request, token: str) -> Response:
-        lab = services.start_lab(request.user, _template(request, token=token))
+        template = _template(request, token=token)
+        _no_body(request)
+        lab = services.start_lab(request.user, template)
         return Response(_started(lab), status=status.HTTP_201_CREATED)
 
 

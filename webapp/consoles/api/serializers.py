@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from webapp.core.strict import StrictSerializer
+
 from ..models import Capture, ConsoleSession
 
 
-class CaptureRequestSerializer(serializers.Serializer):
+class CaptureRequestSerializer(StrictSerializer):
     """Capture a link (its index in the document's `links`) or one node interface; optionally a BPF filter."""
 
     link = serializers.IntegerField(required=False, allow_null=True, min_value=0)

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from netops.errors import Problem
 from webapp.core.errors import response as error_response
+from webapp.core.strict import body_problems
 from webapp.labs import permissions
 
 from .. import conf, services
@@ -67,14 +68,14 @@ class CaptureListView(APIView):
             return refused
         body = s.CaptureRequestSerializer(data=request.data)
         if not body.is_valid():
-            return error_response([Problem(k, str(v[0])) for k, v in body.errors.items()])
+            return error_response([Problem(k, str(v[0])) for k, v in body.errors.items()])  # unknown fields too
         clean, problems = services.check_capture_request(lab, body.validated_data)
         if problems:
             return error_response(problems)
-        if services.running_captures(request.user) >= conf.capture_max_running():
+        cap = services.claim_capture(request.user, lab, clean)  # the limit checked and claimed atomically
+        if cap is None:
             return error_response([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
                           status.HTTP_429_TOO_MANY_REQUESTS)
-        cap = services.create_capture(request.user, lab, clean)
         try:
             reply = async_to_sync(services.ask_agent)(services.start_message(cap))
         except services.AgentUnavailable as exc:
@@ -101,6 +102,8 @@ class CaptureStopView(APIView):
         cap, refused = _capture(request, pk, capture)
         if refused is not None:
             return refused
+        if unknown := body_problems(request):
+            return error_response([Problem(k, m) for k, m in unknown])
         if cap.status in Capture.ACTIVE:
             try:
                 async_to_sync(services.ask_agent)({"type": "capture.stop", "capture": cap.pk},

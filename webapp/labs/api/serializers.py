@@ -4,6 +4,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from webapp.core.strict import StrictSerializer
 from netops import kinds
 
 from ..models import Lab
@@ -49,10 +50,17 @@ class LabSerializer(LabSummarySerializer):
     document = serializers.JSONField(read_only=True)
     valid = serializers.SerializerMethodField()
     errors = serializers.SerializerMethodField()
+    deployed_version = serializers.SerializerMethodField()
 
     class Meta(LabSummarySerializer.Meta):
-        fields = LabSummarySerializer.Meta.fields + ["document", "valid", "errors"]
+        fields = LabSummarySerializer.Meta.fields + ["document", "valid", "errors", "deployed_version"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_deployed_version(self, lab: Lab) -> int | None:
+        """The version the last deploy applied (null when nothing is deployed; runs app)."""
+        state = getattr(lab, "deploy_state", None) if hasattr(Lab, "deploy_state") else None
+        return getattr(state, "deployed_version", None) if state is not None else None
 
     def _problems(self) -> list[dict]:
         return self.context.get("problems", [])
@@ -66,18 +74,27 @@ class LabSerializer(LabSummarySerializer):
         return self._problems()
 
 
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class UplinksSerializer(serializers.Serializer):
+    bridges = serializers.ListField(child=serializers.CharField(), help_text="Host bridges `bridge:` may name")
+    nat = serializers.BooleanField(help_text="`nat: true` is allowed")
+
+
 class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     lab = LabSerializer()
 
 
-class LabCreateSerializer(serializers.Serializer):
+class LabCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     document = serializers.JSONField(required=False, help_text="A topology document; default: an empty lab")
 
 
-class LabWriteSerializer(serializers.Serializer):
+class LabWriteSerializer(StrictSerializer):
     """PUT replaces the document (and name/description); PATCH may send any subset. Both need `version`."""
 
     version = serializers.IntegerField(help_text="The version this change was made from")
@@ -86,7 +103,7 @@ class LabWriteSerializer(serializers.Serializer):
     document = serializers.JSONField(required=False)
 
 
-class VersionedSerializer(serializers.Serializer):
+class VersionedSerializer(StrictSerializer):
     version = serializers.IntegerField(help_text="The version this change was made from")
 
 
@@ -116,11 +133,11 @@ class LinkCreateSerializer(VersionedSerializer):
     rate = serializers.CharField(required=False)
 
 
-class DuplicateSerializer(serializers.Serializer):
+class DuplicateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
 
-class ValidateSerializer(serializers.Serializer):
+class ValidateSerializer(StrictSerializer):
     document = serializers.JSONField()
 
 
@@ -129,7 +146,7 @@ class ValidationResultSerializer(serializers.Serializer):
     errors = ProblemSerializer(many=True)
 
 
-class ImportSerializer(serializers.Serializer):
+class ImportSerializer(StrictSerializer):
     format = serializers.ChoiceField(choices=list(EXPORT_FORMATS) + ["auto"], default="auto")
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     file = serializers.FileField(required=False)

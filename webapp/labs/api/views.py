@@ -23,7 +23,7 @@ from netops import kinds
 from netops.errors import Problem
 from webapp.core import errors
 
-from .. import operations, services
+from .. import operations, services, uplinks
 from ..models import Lab
 from ..permissions import LabAccess, visible_labs
 from . import serializers as s
@@ -136,10 +136,23 @@ class LabViewSet(viewsets.GenericViewSet):
         return self._lab_response(saved)
 
     @extend_schema(operation_id="labs_destroy", tags=LAB_TAG, summary="Delete a lab",
-                   responses={204: None})
+                   description="Only a lab with nothing in the kernel: a deployed lab (or one with a deploy or "
+                               "destroy in progress) answers 409; press Destroy first.",
+                   responses={204: None, 409: OpenApiResponse(s.DetailSerializer, description="Still deployed")})
     def destroy(self, request: Request, pk=None) -> Response:
-        self.get_object().delete()
+        try:
+            services.delete_lab(self.get_object())
+        except services.LabInUse as exc:
+            return errors.response([Problem("", str(exc))], status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(operation_id="labs_uplinks", tags=LAB_TAG, summary="Host bridges this lab may attach to",
+                   description="The host bridges an `external` node of this lab may name (the operator's list, "
+                               "narrowed by the owner's role or class, and the caller's); NAT is always open.",
+                   responses={200: s.UplinksSerializer})
+    @action(detail=True, methods=["get"])
+    def uplinks(self, request: Request, pk=None) -> Response:
+        return Response(uplinks.uplinks_for_lab(self.get_object(), request.user))
 
     # -- document operations ------------------------------------------------------------------------------------
 
@@ -276,7 +289,7 @@ class ValidateView(APIView):
         if not serializer.is_valid():
             return errors.response(errors.flatten(serializer.errors))
         document = services.check_shape(serializer.validated_data["document"])
-        problems = services.validate(document)
+        problems = services.validate(document) + uplinks.uplink_problems(document, uplinks.bridges_for(request.user))
         return Response({"valid": not problems, "errors": services.problems_as_dicts(problems)})
 
 
@@ -296,3 +309,12 @@ class KindListView(APIView):
                    responses=s.KindsSerializer)
     def get(self, request: Request) -> Response:
         return Response(kinds.public())
+
+
+class UplinkListView(APIView):
+    """The host bridges the signed-in user may attach labs to (GET /api/labs/<pk>/uplinks/ narrows it to a lab)."""
+
+    @extend_schema(operation_id="uplinks_list", tags=["labs"], summary="Host bridges I may attach labs to",
+                   responses=s.UplinksSerializer)
+    def get(self, request: Request) -> Response:
+        return Response({"bridges": list(uplinks.bridges_for(request.user)), "nat": True})

@@ -4,7 +4,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from webapp.labs.api.serializers import ErrorsSerializer  # noqa: F401  (one "Errors" component in the schema)
+# one "Errors" and one "Detail" component in the schema
+from webapp.labs.api.serializers import DetailSerializer, ErrorsSerializer  # noqa: F401
 
 from ..models import Run, RunEvent
 
@@ -36,7 +37,7 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "lab", "kind", "status", "started_by", "created", "started", "finished", "error",
-                  "error_element"]
+                  "error_element", "lab_version"]
         read_only_fields = fields
 
 
@@ -72,6 +73,3 @@ class LabStatusSerializer(serializers.Serializer):
     known = serializers.DictField(child=serializers.CharField(), help_text="Last known node states")
     deployed = serializers.BooleanField()
 
-
-class DetailSerializer(serializers.Serializer):
-    detail = serializers.CharField()

@@ -6,7 +6,6 @@ Labs the user may not see answer 404, as in the labs API.
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -16,8 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from netops.errors import LabBusyError
+from netops.errors import LabBusyError, Problem
 from webapp.core.errors import Refusal
+from webapp.core.strict import body_problems
+from webapp.core.throttling import ScopedThrottle
 from webapp.labs.models import Lab
 from webapp.labs.permissions import can_deploy, can_view, visible_labs
 
@@ -36,25 +37,20 @@ def _lab(request: Request, pk: int) -> Lab:
     return lab
 
 
-def _check_quota(user, lab: Lab) -> None:
-    """The classroom app's quotas, checked before anything is created."""
-    from webapp.classroom.services import check_deploy_quota  # classroom imports runs: imported here
-
-    check_deploy_quota(user, lab)  # raises PermissionDenied naming the quota: 403
-
-
 class _StartRunView(APIView):
     kind: str = ""
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "deploy"
 
     def post(self, request: Request, pk: int) -> Response:
         lab = _lab(request, pk)
         if not can_deploy(request.user, lab):
             raise PermissionDenied("You may view this lab but not deploy or destroy it.")
+        unknown = body_problems(request)
+        if unknown:
+            raise Refusal([Problem(k, m) for k, m in unknown])
         try:  # an invalid document (TopologyError) answers 400 through webapp.core.errors
-            with transaction.atomic():  # the quota check and the new run see the same running labs
-                if self.kind == Run.Kind.DEPLOY:
-                    _check_quota(request.user, lab)
-                run = services.start_run(lab, request.user, self.kind)
+            run = services.start_run(lab, request.user, self.kind)  # quotas, in the same transaction
         except LabBusyError as exc:  # 409 with the run that holds the lab
             raise Refusal(str(exc), code=status.HTTP_409_CONFLICT,
                           run=s.RunSerializer(exc.run).data if exc.run else None) from exc
@@ -65,7 +61,8 @@ _START_RESPONSES = {
     202: s.RunSerializer,
     400: OpenApiResponse(s.ErrorsSerializer, description="The document is invalid; each error names its path"),
     403: OpenApiResponse(description="You may view this lab but not deploy it, or (deploy) a quota would be "
-                                     "exceeded: 'quota exceeded: running labs 2 of 2 for user alice'"),
+                                     "exceeded: {detail: 'quota exceeded: running labs 2 of 2 for user alice "
+                                     "(lab1, lab2)', labs: [{id, name, url}]}"),
     404: OpenApiResponse(description="No such lab, or not yours"),
     409: OpenApiResponse(s.BusySerializer, description="Another deploy or destroy of this lab is active"),
 }
@@ -125,6 +122,9 @@ class LabEventsView(APIView):
 
 
 class LabStatusView(APIView):
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "status"
+
     @extend_schema(operation_id="labs_status", tags=TAGS,
                    responses={200: s.LabStatusSerializer,
                               503: OpenApiResponse(s.DetailSerializer, description="The agent did not answer")},
