@@ -42,7 +42,7 @@ def pool() -> ipaddress.IPv4Network:
 
 def nat_externals(topology: Topology) -> list[str]:
     """The lab's NAT externals in the order their transit subnets are numbered."""
-    return sorted(n for n, node in topology.nodes.items() if node.kind == "external" and node.nat_external)
+    return sorted(n for n, node in topology.nodes.items() if node.nat_external)  # only externals have it
 
 
 def transit(slot: int, index: int) -> tuple[ipaddress.IPv4Interface, ipaddress.IPv4Interface]:

@@ -25,16 +25,19 @@ def test_interface_names_cannot_inject(bad):
 
 
 def test_external_nat_only_touches_its_own_chains():
-    text = nft.external_nat_commands("lab1", "wan", "tllab1abcd", ia.ip_interface("10.99.0.1/30"))
+    # the address is the fabric end of the uplink's transit link: the only source the host takes from the door
+    text = nft.external_nat_commands("lab1", "wan", "tllab1abcd", ia.ip_interface("10.99.0.2/30"))
     assert 'add table inet topolab_lab1 { comment "topolab:lab1" ; }' in text
-    assert "ip saddr 10.99.0.0/30 oifname != \"tllab1abcd\" masquerade" in text
-    assert 'iifname "tllab1abcd" ip saddr 10.99.0.0/30 accept' in text
+    assert "ip saddr 10.99.0.2 oifname != \"tllab1abcd\" masquerade" in text
+    assert 'iifname "tllab1abcd" ip saddr 10.99.0.2 accept' in text
+    assert 'iifname "tllab1abcd" drop' in text  # any other source from the door, and the host itself
+    assert text.index('ip saddr 10.99.0.2 accept') < text.index('iifname "tllab1abcd" drop')
     assert "delete table" not in text and "flush table" not in text
     other = nft.external_nat_commands("lab1", "wan-2", "tllab1efgh", ia.ip_interface("10.99.0.5/30"))
     chains = {w for w in text.split() if w.startswith(("post_", "fwd_"))}
     assert chains and chains.isdisjoint(w for w in other.split() if w.startswith(("post_", "fwd_")))
     v6 = nft.external_nat_commands("lab1", "wan", "tllab1abcd", ia.ip_interface("2001:db8::1/64"))
-    assert "ip6 saddr 2001:db8::/64" in v6
+    assert "ip6 saddr 2001:db8::1 " in v6
     with pytest.raises(ApplyError):
         nft.external_nat_commands("lab1", "wan", "tllab1abcd", "10.0.0.1/24 accept")  # type: ignore[arg-type]
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -30,7 +29,8 @@ from webapp.consoles.models import Capture, ConsoleSession
 from webapp.labs import services as lab_services
 from webapp.labs import uplinks
 from webapp.labs.models import Lab
-from webapp.runs import health, services as run_services
+from webapp.runs import health
+from webapp.runs import services as run_services
 from webapp.runs.models import LabState, Run, RunEvent
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db]
@@ -488,7 +488,7 @@ async def test_twenty_parallel_console_websockets_never_exceed_the_limit(setting
                 out = await comm.receive_output(timeout=3)
                 if out["type"] == "websocket.close":
                     return out.get("code")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "open"
 
     outcomes = await asyncio.gather(*(outcome(c) for c in comms))

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework.test import APIClient
+from support import lab_namespaces, wait_run
 
 from netops import engine
 from webapp.classroom.models import Quota
@@ -19,7 +20,6 @@ from webapp.labs.models import Lab
 from webapp.runs import services as run_services
 from webapp.runs.models import LabState, OrphanedLab, RunEvent
 from webapp.runs.tasks import check_deployed_labs
-from support import lab_namespaces, wait_run
 
 pytestmark = [
     pytest.mark.webapp, pytest.mark.kernel, pytest.mark.slow,

@@ -12,9 +12,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from rest_framework import status
 
-from webapp.core.errors import Refusal
-
 from netops import kinds
+from webapp.core.errors import Refusal
 from webapp.labs import services as lab_services
 from webapp.labs.models import Lab
 

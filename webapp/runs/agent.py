@@ -146,7 +146,7 @@ def check_deployed_labs() -> int:
     try:
         swept = health.sweep()
         count += len(swept.vanished)
-    except Exception:  # noqa: BLE001 - the per-lab checks below still run
+    except Exception:
         log.exception("health check: the sweep for orphaned and vanished labs failed")
     labs = Lab.objects.filter(deploy_state__deployed=True).exclude(runs__status__in=Run.ACTIVE)
     for lab in labs:

@@ -69,7 +69,7 @@ def remove_orphans(kernel_ids: set[str]) -> list[str]:
         removed, error = [], ""
         try:
             removed = engine.down(lab_id)
-        except Exception as exc:  # noqa: BLE001 - recorded, and tried again at the next check
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.exception("health check: could not destroy orphaned lab %s", lab_id)
         OrphanedLab.objects.create(lab_id=lab_id, removed=removed, error=error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from webapp.core.strict import StrictSerializer
-
 from webapp.labs.models import Lab
 
 from ..models import Classroom, InviteCode, Template, TemplateVersion, Visibility

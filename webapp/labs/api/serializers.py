@@ -4,8 +4,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from webapp.core.strict import StrictSerializer
 from netops import kinds
+from webapp.core.strict import StrictSerializer
 
 from ..models import Lab
 from ..services import EXPORT_FORMATS
