@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from . import kinds, naming, units
+from . import routing
 from . import limits as cell_limits
 from .check_iface import InterfaceChecks, describe, ifname_problem, is_int, parse_interface_address, parse_ip
 from .errors import Problem
@@ -70,6 +71,7 @@ class Checker(InterfaceChecks):
                 if node is not None:
                     nodes[node.name] = node
 
+        routing.check_lab(self, nodes)
         links: list[Link] = []
         raw_links = data.get("links", [])
         if raw_links is None:

@@ -10,6 +10,10 @@ else), a UTS namespace named after the node, a mount namespace with /sys for the
 and /dev/shm; in the node's cgroup under role `console:<session>`, so `close()` (and destroying the lab) stops the
 shell and everything it left, and the node's limits bound it.
 
+`open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, in the same cell and
+namespaces, as FRR's user and vty group of the lab's range with no capability left (setpriv): `vtysh --vty_socket <the lab's FRR sockets> -N <pathspace>`
+(netops.frr.vtysh_argv), no history file, `cat` as its pager.
+
 A VM's console is qemu's serial chardev, a unix socket (`qemu.console_path`); qemu serves one client at a time, so
 callers share one connection per VM (see webapp.agent).
 """
@@ -29,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import cell as cells
-from . import engine, naming, procs, qemu
+from . import engine, frr, naming, procs, qemu
 from .errors import ApplyError
 
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
@@ -37,6 +41,7 @@ SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
 #: user, hence setuid/setgid: among the lab's own uids only), servers on low ports
 CAPS = ("net_admin", "net_raw", "net_bind_service", "setuid", "setgid")
 TMP_SIZE = "64m"  # each of the shell's private /tmp, /var/tmp, /dev/shm (charged to the node's memory limit)
+KINDS = ("shell", "vtysh")
 
 
 def role(session: str) -> str:
@@ -71,6 +76,7 @@ class Shell:
     fd: int
     process: subprocess.Popen[bytes]
     closed: bool = field(default=False)
+    kind: str = "shell"  # one of KINDS
 
     @property
     def pid(self) -> int:
@@ -131,18 +137,30 @@ class Shell:
             raise ApplyError(f"console shell {self.process.pid} did not exit", permanent=False) from None
 
 
-def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int = 80) -> Shell:
-    """Start a shell on a new pty inside the node's namespace (host or router of a running lab), in its cell."""
+def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int = 80, kind: str = "shell") -> Shell:
+    """Start a shell (`kind="vtysh"`: the router's FRR shell, its instance only) on a new pty inside the node's
+    namespace (host or router of a running lab), in its cell."""
     lab = naming.check_lab_id(lab)
     role(session)
     if not isinstance(node, str) or not naming.NODE_NAME_RE.fullmatch(node):
         raise ApplyError(f"node name {node!r} is not valid", element="nodes")
+    if kind not in KINDS:
+        raise ApplyError(f"console kind {kind!r} is not one of {', '.join(KINDS)}")
     engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
     env = {"TERM": "xterm-256color", "HOME": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
+    program, caps, isolate = shell_program(), CAPS, {"hostname": node, "tmp_size": TMP_SIZE}
+    if kind == "vtysh":
+        if "zebra" not in frr.running(lab, node):
+            raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
+        # setpriv's caps, to FRR's user of the lab's range: none after. Not isolated: the console's mount namespace
+        # hides the run dir, where the instance's sockets are; vtysh starts no program and reaches no other lab
+        # (their socket dirs belong to their own uids)
+        program, caps, isolate = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS, None
+        env.update(frr.VTYSH_ENV)
     launcher, userns_fd = procs.cell_command(
-        shell_program(), lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=CAPS,
-        env=env, cwd="/tmp", isolate={"hostname": node, "tmp_size": TMP_SIZE}, ctty=True)
+        program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=caps,
+        env=env, cwd="/", isolate=isolate, ctty=True)
     master, slave = os.openpty()
     try:
         set_size(master, rows, cols)
@@ -155,7 +173,7 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
     finally:
         os.close(slave)
         os.close(userns_fd)
-    return Shell(lab, node, session, master, process)
+    return Shell(lab, node, session, master, process, kind=kind)
 
 
 def vm_console_socket(lab: str, node: str, *, timeout: float = 5.0) -> socket.socket:

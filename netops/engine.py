@@ -15,7 +15,7 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
@@ -46,6 +46,8 @@ CREATE_WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("TOPOLAB_
 # this process may open.
 SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2))
 DHCP_TIMEOUT = 20.0
+# FRR instances started at once by a run of frr.start steps: each mostly waits for its daemons to listen
+FRR_WORKERS = max(1, int(os.environ.get("TOPOLAB_FRR_WORKERS", "8")))
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
 
 
@@ -208,6 +210,8 @@ class _Applier(LinkOps):
             end = j if fault_after is None else min(j, max(fault_after, i))
             if steps[i].action == "namespace.create" and end - i >= PARALLEL_MIN:
                 self._create_namespaces(list(range(i, end)), steps, total)
+            elif steps[i].action == "frr.start" and end - i > 1 and FRR_WORKERS > 1:
+                self._start_concurrently(list(range(i, end)), steps, total)
             else:
                 for k in range(i, end):
                     self._run_step(k, steps[k], total)
@@ -230,6 +234,21 @@ class _Applier(LinkOps):
             del self.pending[ns]
             self._adopt(ns, fut.result())
             self._finish(k, steps[k])
+
+    def _start_concurrently(self, indexes: list[int], steps: list[Step], total: int) -> None:
+        """A run of steps that start independent processes (one FRR instance per router), FRR_WORKERS at a time;
+        each is reported, and the first failure raised, in step order as for the one-by-one loop."""
+        with ThreadPoolExecutor(min(FRR_WORKERS, len(indexes)), thread_name_prefix="frr") as pool:
+            futures = [pool.submit(self._handler(steps[k].action), steps[k]) for k in indexes]
+            for k, fut in zip(indexes, futures):
+                self._announce(k, steps[k], total)
+                try:
+                    fut.result()
+                except (ApplyError, OSError) as exc:
+                    for other in futures:
+                        other.cancel()
+                    raise self._failure(steps[k], exc) from exc
+                self._finish(k, steps[k])
 
     def _fail_first(self) -> NoReturn:
         """A namespace could not be made: wait for all the others (keeping the sockets of those that were), then

@@ -61,6 +61,7 @@ class Inventory:
     external_nat: set[str] = field(default_factory=set)  # externals with chains in the lab's root nft table
     host_forwarding: bool = False  # the lab holds the host's ip_forward (netops.destroy.host_forwarding_acquire)
     signatures: dict[str, str | None] = field(default_factory=dict)  # node -> signature at last deploy
+    frr_applied: dict[str, str] = field(default_factory=dict)  # router -> frr.config_hash last applied
 
     def ns(self, name: str) -> NamespaceState | None:
         return self.namespaces.get(name)

@@ -72,6 +72,8 @@ class Node:
     address: IPInterface | None = None  # external with nat: the gateway address on the host side of the door
     # bridge: IGMP/MLD snooping (off by default: a lab seldom has a querier; see engine.do_bridge_create)
     multicast_snooping: bool = False
+    # router: OSPF/BGP/raw FRR text (a netops.routing.Routing; FRR runs in the namespace when present)
+    routing: Any = None
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
     limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pyroute2.netlink.rtnl import TC_H_ROOT
 
-from . import kinds, linkcond, naming, nft, procs
+from . import frr, kinds, linkcond, naming, nft, procs
 from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
@@ -107,6 +107,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
         _observe_loss(lab, topology, inv)
     _observe_external_nat(lab, topology, inv)
     inv.signatures = read_signatures(lab)
+    inv.frr_applied = frr.applied_hashes(lab)
     return inv
 
 

@@ -26,7 +26,7 @@ from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
 # phases, in execution order
 PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
-          "dhcp-server", "dhcp-client", "vm")
+          "dhcp-server", "dhcp-client", "frr", "vm")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
@@ -62,6 +62,9 @@ def node_signature(topology: Topology, name: str, own: list[Link] | None = None)
     for added in ("multicast_snooping", "settings"):  # added later: left out at their defaults, so labs deployed
         if not plain[added]:                          # before keep their hash
             del plain[added]
+    # a changed routing: is reloaded into FRR (netops.frr), not rebuilt; only its need of IPv6 shapes the namespace
+    if plain.pop("routing", None) is not None and node.routing.needs_ipv6:
+        plain["routing_ipv6"] = True
     text = json.dumps({"node": plain, "links": links}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

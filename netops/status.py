@@ -19,10 +19,13 @@ class NodeStatus:
     leases: list[dict[str, Any]] | None = None
     vm: dict[str, Any] | None = None
     usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
+    routing: dict[str, Any] | None = None  # routers with routing: (netops.frr.router_status)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces,
                                "usage": self.usage}
+        if self.routing is not None:
+            out["routing"] = self.routing
         if self.leases is not None:
             out["leases"] = self.leases
         if self.vm is not None:

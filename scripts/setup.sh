@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(
   iproute2 nftables dnsmasq-base redis-server qemu-system-x86 qemu-utils busybox-static
-  tcpdump iputils-ping chromium kmod cpio util-linux procps python3-venv ca-certificates
+  tcpdump iputils-ping chromium kmod cpio util-linux procps python3-venv ca-certificates frr frr-pythontools
   fonts-dejavu-core fonts-liberation
 )
 
@@ -34,6 +34,17 @@ ensure_apt_packages() {
   log "apt-get install ${missing[*]}"
   apt-get update -q
   apt-get install -y -q "${missing[@]}"
+  no_host_frr
+}
+
+# Topolab runs FRR only inside lab routers (netops/frr.py); the package's own service would run a zebra on the
+# host's routing table. Where systemd runs, keep it off (in containers policy-rc.d already denies the start).
+no_host_frr() {
+  [ -d /run/systemd/system ] || return 0
+  if systemctl is-enabled --quiet frr.service 2>/dev/null || systemctl is-active --quiet frr.service 2>/dev/null; then
+    log "disabling the host's frr.service (Topolab starts FRR per lab router)"
+    systemctl disable --now frr.service
+  fi
 }
 
 ensure_web_user() {

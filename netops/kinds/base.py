@@ -314,7 +314,7 @@ def node_of(step: Step) -> str:
 def uses_ipv6(node: Node) -> bool:
     """Whether a node's definition mentions IPv6 (addresses or routes); if not, IPv6 stays off in its namespace."""
     return any(a.version == 6 for i in node.interfaces.values() for a in i.addresses) or any(
-        r.to.version == 6 for r in node.routes)
+        r.to.version == 6 for r in node.routes) or (node.routing is not None and node.routing.needs_ipv6)
 
 
 def settings_document(kind: Kind, node: Node) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import KERNEL_LOCK, CellLab
 
-WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc)$")
+WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")
 ISP_ADDRESS = "203.0.113.1/24"
 
 _lab_counter = itertools.count(1)
@@ -96,6 +96,14 @@ def _processes() -> set[str]:
     return found
 
 
+def _frr_runstate() -> set[str]:
+    """FRR's run state dir: one entry per FRR pathspace (netops.frr), besides what FRR itself keeps there."""
+    try:
+        return set(os.listdir("/var/run/frr"))
+    except FileNotFoundError:
+        return set()
+
+
 def _cgroups() -> set[str]:
     """Lab cgroups (every hierarchy) and the uid ranges handed out to labs."""
     from netops import cell
@@ -127,7 +135,8 @@ def _user_namespaces() -> set[str]:
 
 def snapshot() -> dict[str, object]:
     return {"namespaces": _namespaces(), "root links": _root_links(), "nft ruleset": _ruleset(),
-            "processes": _processes(), "cgroups and uid ranges": _cgroups(), "user namespaces": _user_namespaces()}
+            "processes": _processes(), "cgroups and uid ranges": _cgroups(), "user namespaces": _user_namespaces(),
+            "FRR run state": _frr_runstate()}
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ Three people: the owner (olga), an outsider (mallory) and nobody signed in.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
@@ -187,6 +188,78 @@ def test_consoles_are_refused_to_strangers_foreign_origins_and_bad_nodes(stream_
     assert code == 4409 and "not running" in message
     assert procs.find(lab.lab_id) == []
     assert ConsoleSession.objects.filter(node="h2", ended__isnull=False).count() == 1
+
+
+# ---------------------------------------------------------------------------------------------- FRR (vtysh)
+
+FRR_DOC = {
+    "version": 1,
+    "name": "vtysh",
+    "nodes": {
+        name: {"kind": "router", "interfaces": {"eth0": {"address": f"10.0.12.{i}/30"}},
+               "routing": {"loopback": f"10.255.0.{i}/32",
+                           "ospf": {"areas": {0: {"interfaces": ["eth0"], "passive": ["lo"]}}, "hello": 1, "dead": 4}}}
+        for i, name in ((1, "r1"), (2, "r2"))},
+    "links": [{"endpoints": ["r1:eth0", "r2:eth0"]}],
+}
+
+
+@pytest.fixture
+def frr_lab(olga):
+    """Olga's two OSPF routers, deployed for the test (kernel lock held)."""
+    KERNEL_LOCK.acquire()
+    try:
+        lab = Lab.objects.create(owner=olga, name="vtysh", document=FRR_DOC)
+        engine.up(parse_document(FRR_DOC), lab=lab.lab_id)
+        try:
+            yield lab
+        finally:
+            engine.down(lab.lab_id)
+            assert procs.find(lab.lab_id) == []
+    finally:
+        KERNEL_LOCK.release()
+
+
+def test_vtysh_through_the_websocket_answers_show_ip_route_for_that_router_only(stream_agent, frr_lab, olga):
+    cookie = cookie_of(olga)
+
+    async def session():
+        comm = communicator(f"/ws/labs/{frr_lab.pk}/console/r1/?kind=vtysh", cookie)
+        assert (await comm.connect(timeout=10))[0]
+        await read_terminal(comm, b"r1# ")
+        deadline = time.monotonic() + 15
+        while True:  # OSPF needs a few seconds: ask again until r2's loopback is there
+            await comm.send_to(bytes_data=b"show ip route\r")
+            out, _ = await read_terminal(comm, b"r1# ")
+            if b"10.255.0.2/32" in out or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        await comm.disconnect()
+        return out.decode(errors="replace")
+
+    text = async_to_sync(session)()
+    assert "C>* 10.255.0.1/32 is directly connected, lo" in text  # r1's own loopback
+    assert "O>* 10.255.0.2/32" in text  # r2's, learnt over OSPF: r2's is not "connected" here
+    assert "C>* 10.255.0.2/32" not in text
+    record = ConsoleSession.objects.get(lab=frr_lab, node="r1 (vtysh)", kind="console")
+    wait_for(lambda: not console_processes(frr_lab, record), "vtysh to end")
+
+
+def test_vtysh_is_refused_on_hosts_routers_without_routing_unknown_kinds_and_to_strangers(stream_agent, lab, olga,
+                                                                                        mallory):
+    refused = async_to_sync(refused_with)
+    assert refused(f"/ws/labs/{lab.pk}/console/r1/?kind=vtysh", cookie_of(mallory))[0] == 4404
+    assert refused(f"/ws/labs/{lab.pk}/console/r1/?kind=vtysh", None)[0] == 4403
+    for node, kind in (("h1", "vtysh"), ("r1", "vtysh"), ("r1", "bash"), ("r1", "vtysh;id")):
+        code, message = refused(f"/ws/labs/{lab.pk}/console/{node}/?kind={kind}", cookie_of(olga))
+        assert code == 4404, (node, kind, code, message)
+    # routing: in the document but FRR not running (this lab was deployed without it): the agent refuses
+    doc = copy.deepcopy(DOC)
+    doc["nodes"]["r1"]["routing"] = {"ospf": {"areas": {0: {"interfaces": ["eth0"]}}}}
+    Lab.objects.filter(pk=lab.pk).update(document=doc)
+    code, message = refused(f"/ws/labs/{lab.pk}/console/r1/?kind=vtysh", cookie_of(olga))
+    assert code == 4409 and "FRR is not running" in message
+    assert procs.find(lab.lab_id) == []
 
 
 # ---------------------------------------------------------------------------------------------- captures

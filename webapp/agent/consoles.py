@@ -65,9 +65,12 @@ class ConsoleStreams:
             if m.get("vm"):
                 await self._attach_vm(c)
             else:
+                program = m.get("program", "shell")
+                if program not in netconsole.KINDS:
+                    raise NetopsError(f"no such console kind {program!r}")
                 c.shell = await asyncio.to_thread(
                     netconsole.open_shell, c.lab, c.node, f"s{session}",
-                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)))
+                    rows=int(m.get("rows", 24)), cols=int(m.get("cols", 80)), kind=program)
                 c.task = asyncio.ensure_future(self._pump_shell(c))
         except NetopsError as exc:
             await database_sync_to_async(_end_session)(session, f"refused: {exc}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -50,6 +51,10 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         node = kwargs["node"]
         if user is None or not user.is_authenticated:
             return await self.refuse(CLOSE_FORBIDDEN, "sign in first")
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        self.console_kind = (query.get("kind") or ["shell"])[0]
+        if self.console_kind not in services.CONSOLE_PROGRAMS:
+            return await self.refuse(CLOSE_NOT_FOUND, "no such console kind")
         refusal, lab = await self._check(user, int(kwargs["pk"]), node)
         if refusal:
             return await self.refuse(*refusal)
@@ -57,7 +62,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         await self.status("connecting", f"connecting to {node}")
         await self.channel_layer.send(conf.agent_channel(), {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
-            "vm": kinds.get(self.kind).console == "serial", "rows": 24, "cols": 80, "reply": self.channel_name})
+            "vm": kinds.get(self.kind).console == "serial", "program": self.console_kind, "rows": 24, "cols": 80,
+            "reply": self.channel_name})
         self.keepalive = asyncio.ensure_future(self._keepalive())
 
     @database_sync_to_async
@@ -65,12 +71,13 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         lab = services.lab_for(user, pk)
         if lab is None:
             return (CLOSE_NOT_FOUND, "no such lab"), None
-        kind, why = services.console_target(user, lab, node)
+        kind, why = services.console_target(user, lab, node, self.console_kind)
         if why == "forbidden":
             return (CLOSE_FORBIDDEN, "you may not open consoles in this lab"), None
         if why:
             return (CLOSE_NOT_FOUND, "no such node with a console in this lab"), None
-        session = services.claim_console(user, lab, node)  # the limit checked and claimed atomically
+        label = node if self.console_kind == "shell" else f"{node} ({self.console_kind})"
+        session = services.claim_console(user, lab, label)  # the limit checked and claimed atomically
         if session is None:
             return (CLOSE_TOO_MANY, f"at most {conf.console_max_open()} consoles may be open at once"), None
         self.kind = kind

@@ -41,14 +41,22 @@ def lab_for(user, pk: int) -> Lab | None:
     return visible_labs(user).filter(pk=pk).first()
 
 
-def console_target(user, lab: Lab, node: str) -> tuple[str, str]:
-    """(kind of node, "") when `user` may open a console on `node` of `lab`; else ("", reason)."""
+#: what a console runs: a shell (or a VM's serial line), or FRR's vtysh of a node with routing: (netops.frr)
+CONSOLE_PROGRAMS = ("shell", "vtysh")
+
+
+def console_target(user, lab: Lab, node: str, program: str = "shell") -> tuple[str, str]:
+    """(kind of node, "") when `user` may open a console (`program`: shell or vtysh) on `node` of `lab`; else
+    ("", reason). vtysh only on a node whose document has routing: (the agent checks that FRR runs)."""
     if not can_console(user, lab):
         return "", "forbidden"
     if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
         return "", "not-found"
-    kind = ((lab.document or {}).get("nodes") or {}).get(node, {}).get("kind")
-    if not kinds.known(kind) or kinds.get(kind).console is None:
+    entry = ((lab.document or {}).get("nodes") or {}).get(node, {})
+    kind = entry.get("kind")
+    if not kinds.known(kind) or kinds.get(kind).console is None or program not in CONSOLE_PROGRAMS:
+        return "", "not-found"
+    if program == "vtysh" and ("routing" not in kinds.get(kind).keys or not entry.get("routing")):
         return "", "not-found"
     return kind, ""
 

@@ -17,7 +17,7 @@ function loadCss(href) {
 
 /** One terminal tab. */
 class ConsoleView {
-  constructor(labPk, node, body) {
+  constructor(labPk, node, body, kind = "shell") {
     this.node = node;
     this.body = body;
     this.term = new Terminal({ cursorBlink: true, fontSize: 13, scrollback: 5000, convertEol: false,
@@ -29,7 +29,8 @@ class ConsoleView {
     body.append(this.status, this.screen);
     this.term.open(this.screen);
     this.encoder = new TextEncoder();
-    this.socket = new WebSocket(wsUrl(`/ws/labs/${labPk}/console/${encodeURIComponent(node)}/`));
+    const query = kind === "shell" ? "" : `?kind=${encodeURIComponent(kind)}`;
+    this.socket = new WebSocket(wsUrl(`/ws/labs/${labPk}/console/${encodeURIComponent(node)}/${query}`));
     this.socket.binaryType = "arraybuffer";
     this.socket.addEventListener("message", (e) => this.onMessage(e));
     this.socket.addEventListener("close", (e) => this.onClose(e));
@@ -99,8 +100,10 @@ export function initConsoles({ labPk, cy, getDoc, dock, nodeState = () => undefi
   const bar = h("div", { class: "lab-actions", id: "lab-actions", hidden: true, "aria-label": "Lab actions" });
   sidebar.prepend(bar);
 
-  function openConsole(node) {
-    return dock.open(`console:${node}`, node, "console", (body) => new ConsoleView(labPk, node, body));
+  function openConsole(node, kind = "shell") {
+    const title = kind === "vtysh" ? `${node} (vtysh)` : node;
+    return dock.open(`${kind === "vtysh" ? "vtysh" : "console"}:${node}`, title, "console",
+      (body) => new ConsoleView(labPk, node, body, kind));
   }
 
   function openCapture(target) {
@@ -127,6 +130,11 @@ export function initConsoles({ labPk, cy, getDoc, dock, nodeState = () => undefi
         bar.append(h("button", { class: "btn", id: "btn-console", type: "button", disabled: !usable(name),
           title: usable(name) ? `Open a console on ${name}` : `${name} is not running`,
           text: "\u276F Console", onclick: () => openConsole(name) }));
+        if (node.routing) { // a router with routing: runs FRR (netops.frr)
+          bar.append(h("button", { class: "btn", id: "btn-vtysh", type: "button", disabled: !usable(name),
+            title: usable(name) ? `Open FRR's vtysh on ${name}` : `${name} is not running`,
+            text: "\u276F FRR (vtysh)", onclick: () => openConsole(name, "vtysh") }));
+        }
         for (const iface of CAPTURE_KINDS.has(node.kind) ? Object.keys(node.interfaces || {}) : []) {
           bar.append(h("button", { class: "btn capture-iface", type: "button", "data-iface": iface,
             disabled: !usable(name), title: `Capture packets on ${name}:${iface}`, text: `\u25C9 ${iface}`,

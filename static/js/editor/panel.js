@@ -5,6 +5,8 @@ import {
   interfacesOf, peerOf, renameInterface, renameNode, renameNodeInterface, splitEndpoint,
 } from "./model.js";
 import { h } from "./dom.js";
+import { renderRouting } from "./routing-panel.js";
+import { addressLab, ospfEverywhere } from "./autoaddress.js";
 
 function field(label, input, path, hint) {
   const id = `f-${Math.random().toString(36).slice(2, 9)}`;
@@ -155,6 +157,13 @@ export class Panel {
     this.root.append(
       this.header("Lab", `${nodes} node${nodes === 1 ? "" : "s"}, ${doc.links.length} link${doc.links.length === 1 ? "" : "s"}`),
       h("div", { class: "form-grid" }, field("Description", description, "description", "Shown in My labs")),
+      h("div", { class: "panel-actions" },
+        h("button", { class: "btn", type: "button", id: "btn-address-lab", text: "Address the lab",
+          title: "Give every interface without an address one (/31 point-to-point, /24 per bridge, /32 loopbacks)",
+          onclick: () => this.commit((d) => { addressLab(d, KINDS); }) }),
+        h("button", { class: "btn", type: "button", id: "btn-ospf-everywhere", text: "OSPF everywhere",
+          title: "OSPF area 0 on every router interface with an address",
+          onclick: () => this.commit((d) => { ospfEverywhere(d, KINDS); }) })),
       h("p", { class: "muted", text: "Select a node or a link to edit its properties." }),
       h("h3", { text: "Shortcuts" }),
       this.shortcuts(),
@@ -202,6 +211,7 @@ export class Panel {
       interfaces: () => this.renderInterfaces(form, doc, node, name, base),
       routes: () => this.renderRoutes(form, node, name, base),
       nat: () => this.renderNat(form, doc, node, name, base),
+      routing: () => renderRouting(this, form, doc, node, name, base),
       external: () => this.renderExternal(form, node, name, base),
       bridge: () => this.renderBridge(form, node, name, base),
       settings: () => this.renderSettings(form, info.settings, node, name, base),

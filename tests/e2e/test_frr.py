@@ -1,0 +1,167 @@
+"""FRR in real Chromium: a router's panel edits OSPF into the document, Deploy, "FRR (vtysh)" opens r1's vtysh and
+shows its OSPF neighbor Full; screenshot."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from netops import procs
+from webapp.labs.models import Lab
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kernel, pytest.mark.django_db(transaction=True)]
+
+if os.geteuid() != 0:
+    pytest.skip("the agents need root", allow_module_level=True)
+
+PASSWORD = "correct horse battery"
+DOC = {
+    "version": 1, "name": "e2e-frr",
+    "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "10.0.12.1/30"}}, "ui": {"x": 250, "y": 200}},
+        "r2": {"kind": "router", "interfaces": {"eth0": {"address": "10.0.12.2/30"}},
+               "routing": {"ospf": {"areas": {0: {"interfaces": ["eth0"]}}, "hello": 1, "dead": 4}},
+               "ui": {"x": 550, "y": 200}},
+    },
+    "links": [{"endpoints": ["r1:eth0", "r2:eth0"]}],
+}
+NODE_CENTRE = """(name) => {
+    const n = window.topolab.cy.getElementById(name);
+    const p = n.renderedPosition();
+    const r = window.topolab.cy.container().getBoundingClientRect();
+    return {x: r.left + p.x, y: r.top + p.y};
+}"""
+
+
+def click_node(page, name: str) -> None:
+    point = page.evaluate(NODE_CENTRE, name)
+    page.mouse.click(point["x"], point["y"])
+
+
+def doc(page) -> dict:
+    return page.evaluate("window.topolab.state.doc")
+
+
+def test_ospf_from_the_panel_then_vtysh_on_r1_shows_the_neighbor_full(page, login, screenshot, celery_worker,
+                                                                      stream_agent, kernel_lock):
+    from netops import engine
+
+    user = get_user_model().objects.create_user("frieda", password=PASSWORD)
+    lab = Lab.objects.create(owner=user, name="e2e-frr", document=DOC)
+    login(page, "frieda", PASSWORD)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_function("window.topolab && window.topolab.deploy && window.topolab.consoles")
+    try:
+        # r1's panel: loopback, eth0 in area 0, timers, and lo passive in area 0
+        click_node(page, "r1")
+        page.fill("#panel input[data-role=loopback]", "10.255.0.1/32")
+        page.locator("#panel input[data-role=loopback]").press("Enter")
+        page.fill("#panel input[data-role=ospf-area][data-iface=eth0]", "0")
+        page.locator("#panel input[data-role=ospf-area][data-iface=eth0]").press("Enter")
+        page.locator("#panel input[data-role=ospf-hello]").fill("1")
+        page.locator("#panel input[data-role=ospf-hello]").press("Enter")
+        page.locator("#panel input[data-role=ospf-dead]").fill("4")
+        page.locator("#panel input[data-role=ospf-dead]").press("Enter")
+        page.fill("#panel input[data-role=ospf-area][data-iface=lo]", "0")
+        page.check("#panel input[data-role=ospf-passive][data-iface=lo]")
+        expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+        expect(page.locator("#problem-count")).to_have_text("0")
+        routing = doc(page)["nodes"]["r1"]["routing"]
+        assert routing["loopback"] == "10.255.0.1/32"
+        assert routing["ospf"]["areas"] == {"0": {"interfaces": ["eth0"], "passive": ["lo"]}}
+        assert routing["ospf"]["hello"] == 1 and routing["ospf"]["dead"] == 4
+        # a bad ASN is shown at its field
+        page.fill("#panel input[data-role=bgp-asn]", "0")
+        page.locator("#panel input[data-role=bgp-asn]").press("Enter")
+        expect(page.locator("#panel .field.invalid .field-error")).to_contain_text("out of range", timeout=10_000)
+        page.fill("#panel input[data-role=bgp-asn]", "")
+        page.locator("#panel input[data-role=bgp-asn]").press("Enter")
+        expect(page.locator("#problem-count")).to_have_text("0", timeout=10_000)
+
+        page.click("#btn-deploy")
+        page.wait_for_function(
+            "() => window.topolab.cy.nodes().every((n) => n.data('deployState') === 'running')", timeout=60_000)
+        click_node(page, "r1")
+        page.click("#btn-vtysh")
+        terminal = page.locator(".term-screen[data-node=r1]")
+        expect(terminal.locator(".xterm-rows")).to_contain_text("r1#", timeout=20_000)
+        deadline = time.monotonic() + 20
+        while True:
+            terminal.click()
+            page.keyboard.type("show ip ospf neighbor\n")
+            try:
+                expect(terminal.locator(".xterm-rows")).to_contain_text("Full", timeout=2_000)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, terminal.inner_text()
+        expect(terminal.locator(".xterm-rows")).to_contain_text("10.0.12.2")
+        screenshot(page, "frr-vtysh")
+        page.locator(".dock-tab[data-kind=console] .dock-close").click()
+        deadline = time.monotonic() + 15
+        while [p for p in procs.find(lab.lab_id) if p.role.startswith("console:")]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        engine.down(lab.lab_id)
+    assert procs.find(lab.lab_id) == []
+
+
+TRIANGLE = {
+    "version": 1, "name": "e2e-triangle",
+    "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 300, "y": 120}},
+        "r2": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 180, "y": 330}},
+        "r3": {"kind": "router", "interfaces": {"eth0": {}, "eth1": {}}, "ui": {"x": 420, "y": 330}},
+    },
+    "links": [{"endpoints": ["r1:eth0", "r2:eth0"]}, {"endpoints": ["r1:eth1", "r3:eth0"]},
+              {"endpoints": ["r2:eth1", "r3:eth1"]}],
+}
+
+
+def test_address_the_lab_ospf_everywhere_deploy_and_vtysh_shows_both_neighbors(page, login, screenshot,
+                                                                               celery_worker, stream_agent,
+                                                                               kernel_lock):
+    from netops import engine
+
+    user = get_user_model().objects.create_user("otto", password=PASSWORD)
+    lab = Lab.objects.create(owner=user, name="e2e-triangle", document=TRIANGLE)
+    login(page, "otto", PASSWORD)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_function("window.topolab && window.topolab.deploy && window.topolab.consoles")
+    try:
+        page.locator("#canvas").click(position={"x": 20, "y": 20})  # nothing selected: the lab's panel
+        page.click("#btn-address-lab")
+        page.click("#btn-ospf-everywhere")
+        d = doc(page)
+        assert all(d["nodes"][r]["interfaces"][i]["address"].endswith("/31") for r in ("r1", "r2", "r3")
+                   for i in ("eth0", "eth1"))
+        assert d["nodes"]["r1"]["routing"]["ospf"]["areas"]["0"] == {"interfaces": ["eth0", "eth1"], "passive": ["lo"]}
+        page.keyboard.press("Control+z")  # undo takes OSPF back off, the addresses stay
+        assert "ospf" not in doc(page)["nodes"]["r1"]["routing"]
+        page.keyboard.press("Control+Shift+z")
+        assert "ospf" in doc(page)["nodes"]["r1"]["routing"]
+        expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+        expect(page.locator("#problem-count")).to_have_text("0")
+
+        page.click("#btn-deploy")
+        page.wait_for_function(
+            "() => window.topolab.cy.nodes().every((n) => n.data('deployState') === 'running')", timeout=60_000)
+        click_node(page, "r1")
+        page.click("#btn-vtysh")
+        terminal = page.locator(".term-screen[data-node=r1]")
+        expect(terminal.locator(".xterm-rows")).to_contain_text("r1#", timeout=20_000)
+        deadline = time.monotonic() + 60  # default timers (hello 10 s): adjacencies take a few hellos
+        while True:
+            terminal.click()
+            page.keyboard.type("show ip ospf neighbor\n")
+            time.sleep(2)
+            if terminal.locator(".xterm-rows").inner_text().count("Full/") >= 2:
+                break
+            assert time.monotonic() < deadline, terminal.inner_text()
+        screenshot(page, "frr-triangle-vtysh")
+    finally:
+        engine.down(lab.lab_id)
+    assert procs.find(lab.lab_id) == []
