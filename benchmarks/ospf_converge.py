@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from netops import engine, frr, naming, procs  # noqa: E402
-from netops.kernel import netns  # noqa: E402
-from netops.kernel.netlink import NetlinkSocket  # noqa: E402
-from netops.topology import parse_document  # noqa: E402
+from netops import engine, frr, naming, procs
+from netops.kernel import netns
+from netops.kernel.netlink import NetlinkSocket
+from netops.topology import parse_document
 
 
 def loopback(i: int) -> str:
@@ -34,8 +34,8 @@ def ring(n: int) -> dict:
     nodes: dict = {}
     links = []
     for i in range(n):
-        left = ipaddress.ip_network(f"10.0.0.0/16").network_address + 4 * ((i - 1) % n)
-        right = ipaddress.ip_network(f"10.0.0.0/16").network_address + 4 * i
+        left = ipaddress.ip_network("10.0.0.0/16").network_address + 4 * ((i - 1) % n)
+        right = ipaddress.ip_network("10.0.0.0/16").network_address + 4 * i
         nodes[f"r{i}"] = {
             "kind": "router",
             "interfaces": {"eth0": {"address": f"{right + 1}/30"}, "eth1": {"address": f"{left + 2}/30"}},

@@ -10,8 +10,7 @@ import copy
 from collections.abc import Collection
 from typing import Any
 
-from . import kinds, naming, units
-from . import routing
+from . import kinds, naming, routing, units
 from . import limits as cell_limits
 from .check_iface import InterfaceChecks, describe, ifname_problem, is_int, parse_interface_address, parse_ip
 from .errors import Problem

@@ -149,7 +149,9 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
     engine.exec_argv(lab, node)  # checks the node name, the namespace and its tag
     env = {"TERM": "xterm-256color", "HOME": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
            "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
-    program, caps, isolate = shell_program(), CAPS, {"hostname": node, "tmp_size": TMP_SIZE}
+    program: list[str] = shell_program()
+    caps: tuple[str, ...] = CAPS
+    isolate: dict[str, str] | None = {"hostname": node, "tmp_size": TMP_SIZE}
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")

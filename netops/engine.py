@@ -240,7 +240,7 @@ class _Applier(LinkOps):
         each is reported, and the first failure raised, in step order as for the one-by-one loop."""
         with ThreadPoolExecutor(min(FRR_WORKERS, len(indexes)), thread_name_prefix="frr") as pool:
             futures = [pool.submit(self._handler(steps[k].action), steps[k]) for k in indexes]
-            for k, fut in zip(indexes, futures):
+            for k, fut in zip(indexes, futures, strict=True):
                 self._announce(k, steps[k], total)
                 try:
                     fut.result()

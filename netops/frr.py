@@ -32,8 +32,10 @@ import json
 import os
 import pwd
 import shutil
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import cell as cells
 from . import naming, procs
@@ -347,7 +349,7 @@ def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> in
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
-def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0):
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0) -> subprocess.CompletedProcess[bytes]:
     """vtysh of the instance, run to completion in the lab's cell with no capability."""
     try:
         return procs.run_in_cell(vtysh_argv(lab, node, *args), lab=lab, role=f"frr-vtysh:{node}",
@@ -359,7 +361,7 @@ def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0)
 def show(lab: str, node: str, *commands: str) -> str:
     """The answer of the instance's vtysh to `commands` (show commands), for people and tests."""
     done = _vtysh(lab, node, *(a for c in commands for a in ("-c", c)), element=f"nodes.{node}.routing")
-    return done.stdout.decode(errors="replace")
+    return str(done.stdout.decode(errors="replace"))
 
 
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
@@ -461,7 +463,7 @@ def status_commands(routing: Routing) -> list[str]:
     return cmds
 
 
-def parse_status(commands: list[str], text: str) -> dict:
+def parse_status(commands: list[str], text: str) -> dict[str, Any]:
     """The JSON answers of `vtysh -c ... -c ...` (one object per command, concatenated) -> a summary:
     routes, ospf/ospf6 neighbors (id, interface, state), bgp sessions (peer, state, prefixes received)."""
     decoder = json.JSONDecoder()
@@ -479,8 +481,8 @@ def parse_status(commands: list[str], text: str) -> dict:
             i = len(text) if nl < 0 else nl + 1  # an error line of vtysh ("% ... is not running")
             continue
         answers.append(obj)
-    out: dict = {"routes": None, "ospf": [], "ospf6": [], "bgp": []}
-    for cmd, ans in zip(commands, answers):
+    out: dict[str, Any] = {"routes": None, "ospf": [], "ospf6": [], "bgp": []}
+    for cmd, ans in zip(commands, answers, strict=False):
         if not isinstance(ans, dict):
             continue
         if "route summary" in cmd:
@@ -502,13 +504,13 @@ def parse_status(commands: list[str], text: str) -> dict:
     return out
 
 
-def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict, list[str]]:
+def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
     """(status, drift) of a router's FRR instance: daemons alive, neighbors, sessions, routes."""
     routing: Routing = node.routing
     path = f"nodes.{node.name}.routing"
     alive = {d: role(node.name, d) in processes for d in routing.daemons()}
     drift = [f"{path}: FRR daemon {d} is not running" for d, ok in alive.items() if not ok]
-    status: dict = {"daemons": alive, "routes": None, "ospf": [], "ospf6": [], "bgp": []}
+    status: dict[str, Any] = {"daemons": alive, "routes": None, "ospf": [], "ospf6": [], "bgp": []}
     if alive.get("zebra"):
         cmds = [c for c in status_commands(routing)
                 if not (("ospf neighbor" in c and not alive.get("ospfd")) or ("ospf6" in c and not alive.get("ospf6d"))

@@ -145,9 +145,9 @@ def effective_router_id(node: Node, protocol: Ospf | Bgp | None) -> ipaddress.IP
     if routing is not None:
         for addr in routing.loopback:
             if addr.version == 4:
-                return addr.ip  # type: ignore[return-value]
+                return addr.ip
     v4 = [a.ip for i in node.interfaces.values() for a in i.addresses if a.version == 4]
-    return max(v4) if v4 else None  # type: ignore[return-value,type-var]
+    return max(v4) if v4 else None
 
 
 # ------------------------------------------------------------------------------------------------ checking
@@ -277,7 +277,7 @@ class _Routing:
         in_area: dict[str, str] = {}
         raw_areas = data.get("areas")
         if raw_areas is None or raw_areas == {}:
-            self.c.add(f"{path}.areas", f"is required: at least one area with interfaces, like {{0: {{interfaces: [eth0]}}}}")
+            self.c.add(f"{path}.areas", "is required: at least one area with interfaces, like {0: {interfaces: [eth0]}}")
         elif self.c.mapping(raw_areas, f"{path}.areas", "area id -> {interfaces, passive}") is not None:
             for key, body in raw_areas.items():
                 apath = f"{path}.areas.{key}"
@@ -480,7 +480,7 @@ def check_asn(c: _Checker, raw: object, path: str, *, required: bool = False, wh
         c.add(path, f"{raw!r} is out of range: {what} is an integer from {low} to {high}")
         return None
     if raw in RESERVED_ASNS:
-        c.add(path, f"{raw!r} is {RESERVED_ASNS[raw]}, not usable as a router's ASN")  # type: ignore[index]
+        c.add(path, f"{raw!r} is {RESERVED_ASNS[raw]}, not usable as a router's ASN")
         return None
     return raw  # type: ignore[return-value]
 

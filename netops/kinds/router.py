@@ -9,10 +9,10 @@ from .base import NamespaceKind, node_of
 
 if TYPE_CHECKING:
     from ..check import Checker
-    from ..observe import NodeStatus, ObserveContext
     from ..engine import _Applier
     from ..model import Node
     from ..plan import PlanContext
+    from ..status import NodeStatus, ObserveContext
 
 
 class Router(NamespaceKind):

@@ -148,7 +148,7 @@ def test_ospf_triangle_converges_pings_reroutes_around_a_down_link_and_comes_bac
     assert wait_for(lambda: ping(lab_id, "h1", "10.1.2.1"), 3)
     trace = ns_exec(naming.node_namespace(lab_id, "h1"), ["ping", "-c", "1", "-R", "10.1.2.1"]).stdout
     assert "10.0.13.2" in trace or "10.0.23." in trace  # recorded route passes r3
-    assert engine.status(lab_id).drift == [f"nodes.r1.interfaces.eth0: interface down"]
+    assert engine.status(lab_id).drift == ["nodes.r1.interfaces.eth0: interface down"]
 
     # and back
     ns_exec(naming.node_namespace(lab_id, "r1"), ["ip", "link", "set", "eth0", "up"])
@@ -179,7 +179,7 @@ def test_changed_routing_is_reloaded_not_restarted_and_a_dead_daemon_is_drift_un
     bgp["nodes"]["r3"]["routing"]["bgp"] = {"asn": 65000, "networks": ["10.1.3.0/24"]}
     assert deploy(parse_document(bgp), lab_id).steps == ["reload FRR"]
     after = frr_pids(lab_id)
-    assert after[f"frr:r3:zebra"] == before["frr:r3:zebra"] and "frr:r3:bgpd" in after
+    assert after["frr:r3:zebra"] == before["frr:r3:zebra"] and "frr:r3:bgpd" in after
     assert "router bgp 65000" in frr_running_config(lab_id, "r3")
 
     # a daemon that died is drift, and up brings it back
@@ -254,7 +254,7 @@ def test_vtysh_of_a_router_answers_show_ip_route_for_that_router_only(deploy, la
     vty = console.open_shell(lab_id, "r1", "vty1", kind="vtysh")
     try:
         assert vty.kind == "vtysh"
-        out = _read_until(vty, b"r1# ", 10)
+        _read_until(vty, b"r1# ", 10)
         vty.write(b"show ip route\r")
         text = _read_until(vty, b"r1# ", 10).decode(errors="replace")
         assert "C>* 10.255.0.1/32 is directly connected, lo" in text  # r1's own loopback

@@ -5,8 +5,10 @@ import copy
 
 import pytest
 
-from netops import frr, naming, plan as planning
+from netops import frr, naming
+from netops import plan as planning
 from netops.containerlab import to_containerlab
+from netops.errors import ApplyError, TopologyError
 from netops.plan import Inventory, NamespaceState
 from netops.routing import FRR_CONFIG_MAX_BYTES
 from netops.topology import dump_yaml, parse_document, validate_document
@@ -196,9 +198,9 @@ def test_daemon_and_vtysh_argv_name_the_instance_only(monkeypatch, tmp_path):
     assert vty[vty.index("-N") + 1] == "tl-lab1-r1" and vty[vty.index("--vty_socket") + 1] == str(tmp_path / "lab1" / "frr-sock")
     assert vty[:vty.index("/usr/bin/vtysh")] == ["setpriv", "--reuid=frr", "--regid=frrvty", "--clear-groups",
                                                  "--inh-caps=-all", "--"]
-    with pytest.raises(Exception):
+    with pytest.raises((ApplyError, TopologyError)):
         frr.daemon_argv("lab1", "r1", "/bin/sh")
-    with pytest.raises(Exception):
+    with pytest.raises((ApplyError, TopologyError)):
         frr.vtysh_argv("lab1", "../r1")
 
 
