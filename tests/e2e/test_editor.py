@@ -149,6 +149,9 @@ def test_seed_lab_screenshot(page, login, user, screenshot):
                  "h1": (220, 540), "h2": (420, 540), "vm1": (620, 540)}
     for name, (x, y) in positions.items():
         document["nodes"][name]["ui"] = {"x": x, "y": y}
+    # a host bridge is the operator's to allow (issue 12) and this server allows none: the NAT uplink instead
+    document["nodes"]["wan"] = {"kind": "external", "nat": True, "address": "203.0.113.1/24",
+                                "ui": document["nodes"]["wan"]["ui"]}
     lab = services.create_lab(user, "seed-lab", "The lab of DESIGN.md", document).lab
     login(page, "edna", PASSWORD)
     open_editor(page, lab.pk)

@@ -70,7 +70,7 @@ export function renderRouting(panel, form, doc, node, name, base) {
     h("div", { class: "field-error", role: "alert" }));
 
   const loopback = h("input", { type: "text", value: typeof routing.loopback === "string" ? routing.loopback : "",
-    placeholder: "10.255.0.1/32", spellcheck: "false", "data-role": "loopback" });
+    placeholder: "e.g. 10.255.0.1/32", spellcheck: "false", "data-role": "loopback" });
   loopback.addEventListener("change", () => {
     const ok = panel.commit((d) => {
       const r = routingOf(d, name);
@@ -122,7 +122,7 @@ export function renderRouting(panel, form, doc, node, name, base) {
   }
   section.append(h("h4", { text: "OSPF" }), table, h("div", { class: "field-error", role: "alert" }));
   const timers = h("div", { class: "row two" });
-  for (const [key, label, placeholder] of [["hello", "Hello (s)", "10"], ["dead", "Dead (s)", "40"]]) {
+  for (const [key, label, placeholder] of [["hello", "Hello (s)", "default 10"], ["dead", "Dead (s)", "default 40"]]) {
     const input = h("input", { type: "number", min: 1, max: 65535, value: ospf[key] ?? "", placeholder,
       "data-role": `ospf-${key}` });
     input.addEventListener("change", () => panel.commit((d) => {
@@ -136,12 +136,12 @@ export function renderRouting(panel, form, doc, node, name, base) {
 
   // ---- BGP
   const bgp = routing.bgp || {};
-  const asn = h("input", { type: "number", min: 1, max: 4294967295, value: bgp.asn ?? "", placeholder: "65001",
+  const asn = h("input", { type: "number", min: 1, max: 4294967295, value: bgp.asn ?? "", placeholder: "e.g. 65001",
     "data-role": "bgp-asn" });
-  const neighbors = h("textarea", { rows: 3, spellcheck: "false", placeholder: "10.0.12.2 65002\neth1 external",
+  const neighbors = h("textarea", { rows: 3, spellcheck: "false", placeholder: "e.g. 10.0.12.2 65002\neth1 external",
     "data-role": "bgp-neighbors" });
   neighbors.value = neighborsToText(bgp.neighbors);
-  const networks = h("textarea", { rows: 2, spellcheck: "false", placeholder: "10.1.1.0/24", "data-role": "bgp-networks" });
+  const networks = h("textarea", { rows: 2, spellcheck: "false", placeholder: "e.g. 10.1.1.0/24", "data-role": "bgp-networks" });
   networks.value = Array.isArray(bgp.networks) ? bgp.networks.join("\n") : "";
   const commitBgp = (el) => panel.commit((d) => {
     const r = routingOf(d, name);
