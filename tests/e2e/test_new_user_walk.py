@@ -48,7 +48,7 @@ def test_a_new_user_builds_deploys_edits_and_destroys_a_lan(page, screenshot, ce
     with page.expect_navigation():
         page.click("#create-lab button[type=submit]")
     page.wait_for_function("window.topolab && window.topolab.deploy && window.topolab.consoles")
-    lab = Lab.objects.get(name="first")
+    lab = Lab.objects.get(document__name="first")  # the name lives in the document only
     screenshot(page, "walk-0-empty")
     try:
         drop(page, "router", 420, 90)
