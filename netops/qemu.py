@@ -203,20 +203,24 @@ def _boot_id() -> str:
 
 def probe_kvm(image: images.Image, *, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     """Boot the tiny direct-boot image under KVM with `topolab.probe=1`; True when its marker appears in time."""
+    # under `timeout`: a probe whose caller dies (the agent stopped while it probes at start) ends by itself
     argv = [
+        "timeout", "--signal=KILL", f"{timeout:.0f}",
         QEMU, "-machine", "q35", "-accel", "kvm", "-m", "128", "-nographic", "-nodefaults", "-no-user-config",
         "-display", "none", "-serial", "stdio", "-no-reboot", "-sandbox", SANDBOX,
         "-kernel", str(image.file(image.kernel)), "-initrd", str(image.file(image.initrd)),
         "-append", f"{image.append} topolab.probe=1",
     ]
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, capture_output=True, timeout=timeout + 5, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return False, f"KVM probe boot did not print {BOOT_MARKER} within {timeout:.0f} s"
     except OSError as exc:
         return False, f"cannot run {QEMU}: {exc}"
     if BOOT_MARKER.encode() in done.stdout:
         return True, "KVM probe boot reached the guest's init"
+    if done.returncode in (-9, 124, 128 + 9):  # `timeout` ended it (KILL reaches `timeout` itself too: -9)
+        return False, f"KVM probe boot did not print {BOOT_MARKER} within {timeout:.0f} s"
     err = done.stderr.decode(errors="replace").strip().splitlines()
     return False, f"KVM probe boot failed: {err[-1] if err else 'no marker, exit ' + str(done.returncode)}"
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyroute2.netlink import (
+    NETLINK_ADD_MEMBERSHIP,
     NETLINK_EXT_ACK,
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -337,6 +338,24 @@ class NetlinkSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+    def subscribe(self, group: int) -> None:
+        """Receive the kernel's notifications of multicast `group` (an RTNLGRP_* number) on this socket too;
+        requests and dumps skip them (they match replies by sequence number). See `drain`."""
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+
+    def drain(self) -> int:
+        """Read and drop every datagram waiting on the socket (notifications); returns how many there were."""
+        count = 0
+        while True:
+            try:
+                self.sock.recv(1024 * 1024, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return count
+            count += 1
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def __enter__(self) -> NetlinkSocket:
         return self

@@ -33,6 +33,15 @@ def test_argv_serves_the_range_with_the_interface_address_as_gateway(run_dir):
     assert f"--dhcp-leasefile={run_dir / 'lab1' / 'cell' / 'dnsmasq-r1-eth0.leases'}" in args
 
 
+def test_argv_offers_at_once_and_without_raw_sockets():
+    """No ICMP probe of an address before the offer (dnsmasq waited 3 s for each new address), and so no net_raw:
+    dnsmasq needed it only for that probe's socket."""
+    args = dnsmasq.argv("lab1", "r1", iface())
+    assert "--no-ping" in args and "--dhcp-authoritative" in args
+    assert "net_raw" not in dnsmasq.CAPS
+    assert set(dnsmasq.CAPS) == {"net_admin", "net_bind_service", "setuid", "setgid"}
+
+
 def test_argv_uses_explicit_gateway_dns_and_lease_time():
     args = dnsmasq.argv("lab1", "r1", iface(gateway=ia.IPv4Address("10.0.1.1"), lease_time=600,
                                             dns=(ia.IPv4Address("192.0.2.53"), ia.IPv4Address("192.0.2.54"))))
