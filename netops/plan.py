@@ -24,9 +24,11 @@ from .inventory import Inventory, LinkState, NamespaceState, PlanContext, Step
 from .model import Interface, Link, LinkConditions, Node, Topology
 from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
-# phases, in execution order
+# phases, in execution order. VMs start right after the DHCP servers they may ask (their first DISCOVER finds dnsmasq
+# serving) and before the DHCP clients and FRR of the namespaces, which the engine waits for: the guest boots
+# (seconds under TCG) while those come up.
 PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
-          "dhcp-server", "dhcp-client", "frr", "vm")
+          "dhcp-server", "vm", "dhcp-client", "frr")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
