@@ -24,11 +24,9 @@ from .inventory import Inventory, LinkState, NamespaceState, PlanContext, Step
 from .model import Interface, Link, LinkConditions, Node, Topology
 from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
-# phases, in execution order. VMs start right after the DHCP servers they may ask (their first DISCOVER finds dnsmasq
-# serving) and before the DHCP clients and FRR of the namespaces, which the engine waits for: the guest boots
-# (seconds under TCG) while those come up.
+# phases, in execution order
 PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
-          "dhcp-server", "vm", "dhcp-client", "frr")
+          "dhcp-server", "dhcp-client", "frr", "vm")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
