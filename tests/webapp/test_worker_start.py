@@ -2,7 +2,8 @@
 
 The first run of each fresh pool process used to import the run code (webapp.runs.agent: netops.engine, pyroute2)
 inside the run, between the run row and its run.started event: 2.15 s for the first deploy after a start, 18 ms
-for the next. The worker's main process now imports it at `worker_init`, before it forks its pool.
+for the next. The worker's main process now imports it at `worker_init`, before it forks its pool, with the channel layer's
+backend that every event is sent through.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 pytestmark = [pytest.mark.webapp]
 
-LOADED = ("webapp.runs.agent", "netops.engine", "pyroute2")
+LOADED = ("webapp.runs.agent", "netops.engine", "pyroute2", "channels_redis.core")
 
 
 def run_python(code: str, env: dict[str, str]) -> str:
@@ -31,8 +32,8 @@ def test_the_worker_loads_the_run_code_at_worker_init_before_its_pool_forks(topo
         f"print(*[m in sys.modules for m in {LOADED!r}])\n",
         topolab_subprocess_env)
     before, after = out.splitlines()[-2:]
-    assert before == "False False False", "the web tier's start must not import the agent's run code"
-    assert after == "True True True"
+    assert before == "False False False False", "the web tier's start must not import the agent's run code"
+    assert after == "True True True True"
 
 
 def test_the_web_tier_never_imports_the_run_code(topolab_subprocess_env):

@@ -80,8 +80,18 @@ def _waiting_in_broker(queue: str) -> set[str]:
 
 @worker_init.connect
 def _load_run_code(sender=None, **kwargs) -> None:
-    """Import what every run needs once, in the worker's main process: its pool processes are forked with it."""
+    """Import what every run needs once, in the worker's main process: its pool processes are forked with it.
+    Modules only: no connection is opened here (a database or Redis connection must not cross the fork)."""
+    import importlib
+
+    from django.conf import settings
+
     from . import agent  # noqa: F401
+
+    # the channel layer's backend module, which every event's group_send needs (channels_redis, redis.asyncio)
+    backend = (getattr(settings, "CHANNEL_LAYERS", {}).get("default") or {}).get("BACKEND", "")
+    if backend.count("."):
+        importlib.import_module(backend.rsplit(".", 1)[0])
 
 
 @worker_ready.connect
