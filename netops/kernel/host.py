@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from .. import cell, frr, procs, qemu
+from .. import cell, procs
 from ..procs import TaggedProcess
 from . import cgroups, netns, sysctl
 from . import netlink as nl
@@ -162,6 +162,8 @@ class Host:
         procs.kill_all(lab)
 
     def stop_vm(self, lab: str, node: str) -> bool:
+        from .. import qemu  # qemu runs its programs through HOST
+
         return qemu.stop_vm(lab, node)
 
     def cgroup_labs(self) -> list[str]:
@@ -180,6 +182,8 @@ class Host:
         return cell.release(lab)
 
     def frr_applied(self, lab: str) -> dict[str, str]:
+        from .. import frr
+
         return frr.applied_hashes(lab)
 
     def read_text(self, path: Path) -> str | None:
