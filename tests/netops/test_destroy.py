@@ -16,7 +16,6 @@ LAB = "lab1"
 FABRIC = naming.fabric_namespace(LAB)
 H1 = naming.node_namespace(LAB, "h1")
 OTHER = naming.node_namespace("lab2", "h1")
-RECORD = naming.run_root() / "host-ip-forward"
 TABLES = ["nft", "-a", "-t", "list", "ruleset"]
 
 
@@ -101,28 +100,32 @@ def test_destroy_all_finds_labs_by_every_trace_they_leave():
     assert [c[1] for c in kernel.calls if c[0] == "release_cell"] == ["lab1", "lab2", "lab3", "lab4", "lab5", "lab6"]
 
 
+def record():
+    return naming.run_root() / "host-ip-forward"  # TOPOLAB_RUN_DIR may change between tests
+
+
 def test_the_hosts_ip_forward_is_restored_when_the_last_lab_holding_it_goes():
-    kernel = FakeKernel()
+    kernel, rec = FakeKernel(), record()
     kernel.namespace(None).sysctl["net.ipv4.ip_forward"] = "0"
     destroy.host_forwarding_acquire(LAB, kernel=kernel)
     destroy.host_forwarding_acquire("lab2", kernel=kernel)
     destroy.host_forwarding_acquire("lab2", kernel=kernel)
-    assert kernel.files[RECORD] == "previous=0\nlab1\nlab2\n"
+    assert kernel.files[rec] == "previous=0\nlab1\nlab2\n"
     assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "1"
     assert destroy.host_forwarding_labs(kernel=kernel) == {LAB, "lab2"}
     destroy.host_forwarding_release(LAB, kernel=kernel)
-    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "1" and kernel.files[RECORD] == "previous=0\nlab2\n"
+    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "1" and kernel.files[rec] == "previous=0\nlab2\n"
     destroy.host_forwarding_release("lab3", kernel=kernel)  # never held it: nothing changes
     destroy.host_forwarding_release("lab2", kernel=kernel)
-    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "0" and RECORD not in kernel.files
+    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "0" and rec not in kernel.files
     writes = [c for c in kernel.calls if c[0] == "write_sysctl"]
     assert writes == [("write_sysctl", None, "net.ipv4.ip_forward", "1")] * 3 + [
         ("write_sysctl", None, "net.ipv4.ip_forward", "0")]
 
 
 def test_a_host_that_forwarded_already_keeps_forwarding():
-    kernel = FakeKernel()
+    kernel, rec = FakeKernel(), record()
     kernel.namespace(None).sysctl["net.ipv4.ip_forward"] = "1"
     destroy.host_forwarding_acquire(LAB, kernel=kernel)
     destroy.host_forwarding_release(LAB, kernel=kernel)
-    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "1" and RECORD not in kernel.files
+    assert kernel.namespace(None).sysctl["net.ipv4.ip_forward"] == "1" and rec not in kernel.files
