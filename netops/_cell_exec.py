@@ -35,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -258,9 +259,30 @@ def _report_or_wait(errr: int, child: int) -> int:
             continue
 
 
+def _own_pid_over(sock: socket.socket) -> None:
+    """Send our pid as SCM_CREDENTIALS: the kernel translates it into the receiver's PID namespace (the host's)."""
+    sock.sendmsg([b"p"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
+                           struct.pack("3i", os.getpid(), os.getuid(), os.getgid()))])
+    sock.close()
+
+
+def _pid_from(sock: socket.socket) -> int | None:
+    """The pid (in our PID namespace) a process sent with `_own_pid_over`, or None when it ended before."""
+    _msg, ancillary, _flags, _addr = sock.recvmsg(16, socket.CMSG_SPACE(struct.calcsize("3i")))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            return int(struct.unpack("3i", data[:struct.calcsize("3i")])[0])
+    return None
+
+
 def _daemon(spec: dict[str, Any]) -> int:
-    """Detach: a first child enters the cell (and unshares what `isolate` asks), forks the daemon (so it is in
-    any PID namespace joined or made), tells us its pid and exits; the daemon is reparented away from us."""
+    """Detach: a first child enters the cell (and unshares what `isolate` asks) and forks the daemon, so that it
+    is in any PID namespace joined or made; the daemon sends its pid (SCM_CREDENTIALS, so it arrives as a host
+    pid), the first child passes it on and exits, and the daemon is reparented away from us.
+
+    A daemon that joins a node's PID namespace is forked by a middle process inside that namespace, which exits
+    at once: the daemon's reaper is then the node's init, not the host's PID 1 (which may never reap it, and the
+    node's init waits at its end for every zombie of its namespace to be reaped)."""
     os.setsid()
     errr, errw = os.pipe()  # O_CLOEXEC: reads EOF once the exec succeeded (or the init is ready) and the first
     pidr, pidw = os.pipe()  # child exited
@@ -269,18 +291,31 @@ def _daemon(spec: dict[str, Any]) -> int:
         os.close(errr)
         os.close(pidr)
         try:
+            joins_pid = "pid" in (spec.get("join") or {})
             _enter(spec)
             if spec.get("isolate"):
                 _isolate(spec)
-            daemon = os.fork()
-            if daemon == 0:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            ours.settimeout(30)
+            middle = os.fork()
+            if middle == 0:
                 os.close(pidw)
+                ours.close()
+                if joins_pid and os.fork() != 0:
+                    os._exit(0)
+                _own_pid_over(theirs)
                 if spec.get("node_init"):
                     _node_init(errw)
                 if spec.get("isolate"):
                     _init(spec, errw)
                 _exec(spec, errw)
-            os.write(pidw, str(daemon).encode())
+            theirs.close()
+            daemon_pid = _pid_from(ours)
+            if joins_pid:
+                os.waitpid(middle, 0)  # it forked the daemon and exited; otherwise it is the daemon
+            if daemon_pid is not None:
+                os.write(pidw, str(daemon_pid).encode())
         except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
             _fail(errw, exc)
         os._exit(0)
