@@ -197,12 +197,13 @@ def main() -> None:
 def lease_seen(lab_id: str, mac: str, deadline: float) -> float | None:
     """When `mac` first shows in r1's dnsmasq lease file (read every 10 ms as root), or None by `deadline`."""
     from netops import cell, dnsmasq
+    from netops.errors import ApplyError
 
     path = dnsmasq.files(lab_id, "r1", "eth0")["leases"]
     while time.time() < deadline:
         try:
             text = cell.read_text(lab_id, path) or ""
-        except Exception:  # the cell dir is not there yet
+        except (ApplyError, OSError):  # the cell is not made yet
             text = ""
         if any(le.mac == mac for le in dnsmasq.parse_leases(text)):
             return time.time()
