@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import json
 import os
 import pwd
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from . import cell as cells
 from . import naming, procs
@@ -349,19 +347,27 @@ def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> in
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
-def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0) -> subprocess.CompletedProcess[bytes]:
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0,
+           max_output: int = 1 << 20) -> subprocess.CompletedProcess[bytes]:
     """vtysh of the instance, run to completion in the lab's cell with no capability."""
     try:
         return procs.run_in_cell(vtysh_argv(lab, node, *args), lab=lab, role=f"frr-vtysh:{node}",
-                                 namespace=naming.node_namespace(lab, node), timeout=timeout, caps=VTYSH_CAPS)
+                                 namespace=naming.node_namespace(lab, node), timeout=timeout, caps=VTYSH_CAPS,
+                                 max_output=max_output)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
+def ask(lab: str, node: str, commands: list[str], *, timeout: float = 30.0, max_output: int = 1 << 20) -> bytes:
+    """The instance's vtysh answer (stdout, at most `max_output` bytes) to `commands`, fixed command strings of
+    the caller's (each one `-c` argument; never user text)."""
+    args = [a for c in commands for a in ("-c", c)]
+    return _vtysh(lab, node, *args, element=f"nodes.{node}.routing", timeout=timeout, max_output=max_output).stdout
+
+
 def show(lab: str, node: str, *commands: str) -> str:
     """The answer of the instance's vtysh to `commands` (show commands), for people and tests."""
-    done = _vtysh(lab, node, *(a for c in commands for a in ("-c", c)), element=f"nodes.{node}.routing")
-    return str(done.stdout.decode(errors="replace"))
+    return ask(lab, node, list(commands)).decode(errors="replace")
 
 
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
@@ -447,78 +453,6 @@ def applied_hashes(lab: str) -> dict[str, str]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return out
-
-
-# ------------------------------------------------------------------------------------------------ status
-
-
-def status_commands(routing: Routing) -> list[str]:
-    cmds = ["show ip route summary json"]
-    if routing.ospf is not None:
-        cmds.append("show ip ospf neighbor json")
-    if routing.ospf6 is not None:
-        cmds.append("show ipv6 ospf6 neighbor json")
-    if routing.bgp is not None:
-        cmds.append("show bgp summary json")
-    return cmds
-
-
-def parse_status(commands: list[str], text: str) -> dict[str, Any]:
-    """The JSON answers of `vtysh -c ... -c ...` (one object per command, concatenated) -> a summary:
-    routes, ospf/ospf6 neighbors (id, interface, state), bgp sessions (peer, state, prefixes received)."""
-    decoder = json.JSONDecoder()
-    answers: list[object] = []
-    i = 0
-    while i < len(text):
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            break
-        try:
-            obj, i = decoder.raw_decode(text, i)
-        except ValueError:
-            nl = text.find("\n", i)
-            i = len(text) if nl < 0 else nl + 1  # an error line of vtysh ("% ... is not running")
-            continue
-        answers.append(obj)
-    out: dict[str, Any] = {"routes": None, "ospf": [], "ospf6": [], "bgp": []}
-    for cmd, ans in zip(commands, answers, strict=False):
-        if not isinstance(ans, dict):
-            continue
-        if "route summary" in cmd:
-            out["routes"] = ans.get("routesTotal")
-        elif "ip ospf neighbor" in cmd:
-            for rid, entries in (ans.get("neighbors") or {}).items():
-                for e in entries if isinstance(entries, list) else [entries]:
-                    out["ospf"].append({"id": rid, "interface": str(e.get("ifaceName", "")).split(":")[0],
-                                        "state": str(e.get("nbrState") or e.get("state") or "")})
-        elif "ospf6 neighbor" in cmd:
-            for e in ans.get("neighbors") or []:
-                out["ospf6"].append({"id": e.get("neighborId"), "interface": e.get("interfaceName"),
-                                     "state": str(e.get("state", ""))})
-        elif "bgp summary" in cmd:
-            for af, body in ans.items():
-                for peer, p in ((body or {}).get("peers") or {}).items() if isinstance(body, dict) else ():
-                    out["bgp"].append({"peer": peer, "af": af, "asn": p.get("remoteAs"),
-                                       "state": p.get("state"), "prefixes": p.get("pfxRcd")})
-    return out
-
-
-def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
-    """(status, drift) of a router's FRR instance: daemons alive, neighbors, sessions, routes."""
-    routing: Routing = node.routing
-    path = f"nodes.{node.name}.routing"
-    alive = {d: role(node.name, d) in processes for d in routing.daemons()}
-    drift = [f"{path}: FRR daemon {d} is not running" for d, ok in alive.items() if not ok]
-    status: dict[str, Any] = {"daemons": alive, "routes": None, "ospf": [], "ospf6": [], "bgp": []}
-    if alive.get("zebra"):
-        cmds = [c for c in status_commands(routing)
-                if not (("ospf neighbor" in c and not alive.get("ospfd")) or ("ospf6" in c and not alive.get("ospf6d"))
-                        or ("bgp" in c and not alive.get("bgpd")))]
-        args = [a for c in cmds for a in ("-c", c)]
-        done = _vtysh(lab, node.name, *args, element=path, timeout=10)
-        status.update(parse_status(cmds, done.stdout.decode(errors="replace")))
-    return status, drift
 
 
 def needs_frr(node: Node) -> bool:

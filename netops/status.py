@@ -19,7 +19,7 @@ class NodeStatus:
     leases: list[dict[str, Any]] | None = None
     vm: dict[str, Any] | None = None
     usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
-    routing: dict[str, Any] | None = None  # routers with routing: (netops.frr.router_status)
+    routing: dict[str, Any] | None = None  # routers with routing: (netops.frr_status.router_status)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces,

@@ -211,7 +211,7 @@ def test_two_ases_exchange_prefixes_over_ebgp_and_status_shows_established(deplo
     assert st is not None, engine.status(lab_id).as_dict()
     assert st.nodes["r1"].routing["bgp"] == [
         {"peer": "198.51.100.2", "af": "ipv4Unicast", "asn": 65002, "state": "Established",
-         "prefixes": st.nodes["r1"].routing["bgp"][0]["prefixes"]}]
+         "prefixes": st.nodes["r1"].routing["bgp"][0]["prefixes"], "interface": "eth0"}]
     assert st.nodes["r1"].routing["daemons"] == {"zebra": True, "bgpd": True}
     # AS 65002's inside (h3's LAN, learnt by r2 over OSPF) reaches AS 65001, and AS 65001's LAN reaches r3 over
     # OSPF (r2 redistributes BGP)

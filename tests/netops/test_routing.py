@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from netops import frr, naming
+from netops import frr, frr_status, naming
 from netops import plan as planning
 from netops.containerlab import to_containerlab
 from netops.errors import ApplyError, TopologyError
@@ -210,7 +210,7 @@ def test_status_parsing_of_vtysh_json_answers():
             '{"neighbors":{"10.255.0.2":[{"nbrState":"Full/-","ifaceName":"eth0:10.0.12.1"}]}}\n'
             '% some warning line\n'
             '{"ipv4Unicast":{"peers":{"10.0.12.2":{"remoteAs":65002,"state":"Established","pfxRcd":3}}}}\n')
-    st = frr.parse_status(cmds, text)
+    st = frr_status.parse_status(cmds, text)
     assert st["routes"] == 13
     assert st["ospf"] == [{"id": "10.255.0.2", "interface": "eth0", "state": "Full/-"}]
     assert st["bgp"] == [{"peer": "10.0.12.2", "af": "ipv4Unicast", "asn": 65002, "state": "Established",

@@ -75,6 +75,8 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/(?P<pk>[0-9]+)/runs/?", "get"): ("runs", "view", "/api/labs/{pk}/runs/", None),
     ("api/labs/(?P<pk>[0-9]+)/events/?", "get"): ("runs", "view", "/api/labs/{pk}/events/", None),
     ("api/labs/(?P<pk>[0-9]+)/status/?", "get"): ("runs", "view", "/api/labs/{pk}/status/", None),
+    ("api/labs/(?P<pk>[0-9]+)/nodes/(?P<node>[A-Za-z][A-Za-z0-9_-]{0,31})/routing/?", "get"):
+        ("runs", "view", "/api/labs/{pk}/nodes/h1/routing/", None),
     ("api/runs/(?P<pk>[0-9]+)/?", "get"): ("runs", "view", "/api/runs/{run}/", None),
     ("api/labs/<int:pk>/instructions/", "get"): ("classroom", "view", "/api/labs/{pk}/instructions/", None),
     ("api/labs/(?P<pk>[0-9]+)/captures/?", "get"): ("consoles", "console", "/api/labs/{pk}/captures/", None),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
-from netops import engine
+from netops import engine, frr_status
 from netops.errors import ApplyError, LabBusyError, Problem, TopologyError
 from netops.events import Event
 from netops.topology import parse_document
@@ -118,6 +118,18 @@ def lab_status(lab_pk: int) -> dict:
     """netops' view of a lab: per-node state, interfaces, leases, drift (compared with what was deployed)."""
     lab = Lab.objects.get(pk=lab_pk)
     return engine.status(lab.lab_id).as_dict()
+
+
+def router_view(lab_pk: int, node: str) -> dict:
+    """A running router's routing table and neighbors (netops.frr_status.router_view), or the refusal:
+    {"view": ...} | {"code": 400 | 503, "errors": [{path, message}]}."""
+    lab = Lab.objects.get(pk=lab_pk)
+    try:
+        return {"view": frr_status.router_view(lab.lab_id, node)}
+    except TopologyError as exc:
+        return {"code": 400, "errors": [p.as_dict() for p in exc.problems]}
+    except ApplyError as exc:
+        return {"code": 503, "errors": [{"path": exc.element or f"nodes.{node}", "message": exc.message}]}
 
 
 def check_lab(lab: Lab) -> list[dict]:

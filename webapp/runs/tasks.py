@@ -33,6 +33,13 @@ def lab_status(lab_pk: int) -> dict:
     return agent.lab_status(lab_pk)
 
 
+@shared_task(name="webapp.runs.tasks.router_view", soft_time_limit=23, time_limit=25)
+def router_view(lab_pk: int, node: str) -> dict:
+    from . import agent
+
+    return agent.router_view(lab_pk, node)
+
+
 @shared_task(name="webapp.runs.tasks.check_deployed_labs", soft_time_limit=50, time_limit=60)
 def check_deployed_labs() -> int:
     from . import agent

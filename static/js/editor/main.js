@@ -8,6 +8,7 @@ import { $, editable, iconBase, labPk, root, setStatus, state } from "./context.
 import { Dock } from "./dock.js";
 import { wireKeyboard } from "./keyboard.js";
 import * as M from "./model.js";
+import { watchAdjacencies } from "./adjacency.js";
 import { watchLeases } from "./observed.js";
 import { createPalette } from "./palette.js";
 import { Panel } from "./panel.js";
@@ -96,6 +97,7 @@ function leaseWatcher() {
 /** Deploy/Destroy controls and consoles live in their own modules (runs app); the editor works without them. */
 async function loadExtensions(cy) {
   const onLeaseEvent = leaseWatcher();
+  const onAdjacencyEvent = watchAdjacencies(cy); // OSPF/BGP up on the links, from the lab's status
   try {
     const { initDeploy } = await import("./deploy.js");
     state.deploy = initDeploy({
@@ -105,6 +107,7 @@ async function loadExtensions(cy) {
         state.versions?.event(event);
         if (state.consoles) state.consoles.render();
         onLeaseEvent(event);
+        onAdjacencyEvent(event);
       },
     });
     state.deploy.editing(state.version, state.doc);

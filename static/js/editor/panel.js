@@ -103,7 +103,8 @@ export class Panel {
     else if (links.length === 1 && !nodes.length && doc.links[links[0]]) this.renderLink(doc, links[0]);
     else if (nodes.length || links.length) this.renderMany(nodes.length, links.length);
     else this.renderLab(doc);
-    if (!this.editable) this.root.querySelectorAll("input, select, textarea, button").forEach((el) => { el.disabled = true; });
+    // read-only viewers (a class's instructor) still look: buttons that change nothing say data-readonly-ok
+    if (!this.editable) this.root.querySelectorAll("input, select, textarea, button:not([data-readonly-ok])").forEach((el) => { el.disabled = true; });
     this.setProblems(this.problems);
   }
 
