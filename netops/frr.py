@@ -53,7 +53,8 @@ FRR_USER, VTY_GROUP = "frr", "frrvty"  # Debian's; FRR drops to them (uids of th
 VTYSH_PREFIX = ["setpriv", f"--reuid={FRR_USER}", f"--regid={VTY_GROUP}", "--clear-groups", "--inh-caps=-all", "--"]
 VTYSH_CAPS = ("setuid", "setgid")  # for setpriv only
 ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
-               "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
+               "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd", "staticd")
+ALWAYS_STARTED = ("zebra", "staticd")  # by FRR's own init: its daemons file has no `<daemon>=yes` line for them
 START_TIMEOUT = 10.0
 #: the environment of every vtysh we run: no history file, no pager that could start a shell
 VTYSH_ENV = {"VTYSH_HISTFILE": "/dev/null", "VTYSH_PAGER": "cat", "LESSSECURE": "1", "PAGER": "cat"}
@@ -220,7 +221,7 @@ def render_daemons(routing: Routing) -> str:
     """FRR's `daemons` file (as Debian's /etc/frr/daemons) naming the daemons this router needs."""
     wanted = set(routing.daemons())
     lines = ["# written by Topolab from the document's routing: (FRR's daemons file)"]
-    lines += [f"{d}=yes" if d in wanted else f"{d}=no" for d in ALL_DAEMONS if d != "zebra"]
+    lines += [f"{d}=yes" if d in wanted else f"{d}=no" for d in ALL_DAEMONS if d not in ALWAYS_STARTED]
     lines += ["vtysh_enable=yes", 'zebra_options="  -A 127.0.0.1 -s 90000000"']
     lines += [f'{d}_options="  -A {"::1" if d in ("ospf6d", "ripngd") else "127.0.0.1"}"'
               for d in ALL_DAEMONS if d != "zebra"]

@@ -55,6 +55,12 @@ def test_a_routing_document_parses_and_round_trips_through_yaml():
     assert [a.id for a in r.ospf.areas] == [0] and r.ospf.areas[0].passive == ("eth1", "lo")
     assert r.bgp.asn == 65001 and str(r.bgp.neighbors[0].address) == "10.0.12.2"
     assert r.daemons() == ("zebra", "ospfd", "bgpd")
+    # static routes in frr_config are staticd's (without it FRR drops them quietly)
+    statics = lab()
+    statics["nodes"]["r1"]["routing"]["frr_config"] = "!\n ip route 192.0.2.0/24 Null0\n"
+    assert parse_document(statics).nodes["r1"].routing.daemons() == ("zebra", "ospfd", "bgpd", "staticd")
+    statics["nodes"]["r1"]["routing"]["frr_config"] = "! ip route is a comment here\nip prefix-list A permit any\n"
+    assert parse_document(statics).nodes["r1"].routing.daemons() == ("zebra", "ospfd", "bgpd")
     text = dump_yaml(topo)
     assert dump_yaml(parse_document(text)) == text
     assert parse_document(text).nodes["r2"].routing.ospf.areas[0].dotted == "0.0.0.0"
