@@ -270,6 +270,7 @@ def test_the_router_panel_shows_routes_and_full_neighbors_and_the_links_mark_up_
         via = live.locator("[data-role=routes] tr[data-prefix='10.255.0.2/32'][data-protocol=ospf]").inner_text()
         assert "10.0.12.2 (eth0)" in via and "O>*" in via
         expect(live.locator("[data-role=routing-live-when]")).to_contain_text("routes")
+        live.scroll_into_view_if_needed()
         screenshot(page, "frr-routing-panel")
         # r2's panel asks r2's own FRR: its two neighbors, r1 among them
         click_node(page, "r2")

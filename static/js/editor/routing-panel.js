@@ -33,9 +33,9 @@ function badge(text) {
 }
 
 function table(role, head, rows) {
-  return h("table", { class: "live-table", "data-role": role },
+  return h("div", { class: "live-scroll" }, h("table", { class: "live-table", "data-role": role },
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { text: t })))),
-    h("tbody", {}, rows));
+    h("tbody", {}, rows)));
 }
 
 function nexthopText(hops) {
@@ -60,27 +60,29 @@ function liveBody(name, entry) {
   const ospf = [...(d.ospf || []), ...(d.ospf6 || [])];
   if (ospf.length || d.daemons.ospfd || d.daemons.ospf6d) {
     out.push(h("h4", { text: "OSPF neighbors" }));
-    out.push(ospf.length ? table("ospf-neighbors", ["Router ID", "State", "Interface", "Address"],
-      ospf.map((n) => h("tr", { "data-neighbor": n.id || "" }, h("td", { class: "mono", text: n.id || "?" }),
-        h("td", {}, badge(n.state)), h("td", { class: "mono", text: n.interface || "—" }),
-        h("td", { class: "mono", text: n.address || "—" }))))
+    out.push(ospf.length ? table("ospf-neighbors", ["Router ID", "State", "Interface"],
+      ospf.map((n) => h("tr", { "data-neighbor": n.id || "",
+        title: `address ${n.address || "?"}${n.role ? `, ${n.role}` : ""}${n.up ? `, up ${n.up}` : ""}${n.dead ? `, dead in ${n.dead}` : ""}` },
+      h("td", { class: "mono", text: n.id || "?" }), h("td", {}, badge(n.state)),
+      h("td", { class: "mono", text: n.interface ? `${n.interface}${n.address ? ` → ${n.address}` : ""}` : "—" }))))
       : h("p", { class: "muted", text: "No neighbor yet" }));
   }
   if ((d.bgp || []).length || d.daemons.bgpd) {
     out.push(h("h4", { text: "BGP sessions" }));
-    out.push(d.bgp.length ? table("bgp-sessions", ["Peer", "AS", "State", "Received", "Up"],
-      d.bgp.map((s) => h("tr", { "data-peer": s.peer }, h("td", { class: "mono", text: s.peer, title: s.af }),
-        h("td", { text: s.asn ?? "?" }), h("td", {}, badge(s.state)), h("td", { text: s.received ?? "—" }),
-        h("td", { text: s.up || "—" }))))
+    out.push(d.bgp.length ? table("bgp-sessions", ["Peer", "AS", "State", "Prefixes in"],
+      d.bgp.map((s) => h("tr", { "data-peer": s.peer,
+        title: `${s.af}${s.interface ? ` on ${s.interface}` : ""}${s.up ? `, up ${s.up}` : ""}, ${s.sent ?? "?"} prefixes sent` },
+      h("td", { class: "mono", text: s.peer }), h("td", { text: s.asn ?? "?" }), h("td", {}, badge(s.state)),
+      h("td", { text: s.received ?? "—" }))))
       : h("p", { class: "muted", text: "No session configured" }));
   }
   out.push(h("h4", { text: `Routing table${d.truncated ? ` (${d.routes.length} of ${d.routes_total})` : ""}` }));
-  out.push(d.routes.length ? table("routes", ["", "Prefix", "Via", "Proto", "Dist/Metric"],
-    d.routes.map((r) => h("tr", { class: r.selected ? "selected" : "muted", "data-prefix": r.prefix, "data-protocol": r.protocol || "" },
-      h("td", { class: "mono", text: `${PROTO[r.protocol] || "?"}${r.selected ? ">" : " "}${r.installed ? "*" : " "}`,
-        title: `${r.protocol || "?"}${r.selected ? ", selected" : ""}${r.installed ? ", in the kernel" : ""}` }),
-      h("td", { class: "mono", text: r.prefix }), h("td", { class: "mono", text: nexthopText(r.nexthops) }),
-      h("td", { text: r.protocol || "?" }), h("td", { text: `${r.distance ?? "—"}/${r.metric ?? "—"}` }))))
+  out.push(d.routes.length ? table("routes", ["", "Prefix", "Via", "AD/Metric"],
+    d.routes.map((r) => h("tr", { class: r.selected ? "selected" : "muted", "data-prefix": r.prefix, "data-protocol": r.protocol || "",
+      title: `${r.protocol || "?"}${r.selected ? ", selected" : ""}${r.installed ? ", in the kernel" : ""}${r.uptime ? `, for ${r.uptime}` : ""}` },
+    h("td", { class: "mono code", text: `${PROTO[r.protocol] || "?"}${r.selected ? ">" : " "}${r.installed ? "*" : " "}` }),
+    h("td", { class: "mono", text: r.prefix }), h("td", { class: "mono via", text: nexthopText(r.nexthops) }),
+    h("td", { class: "num", text: `${r.distance ?? "—"}/${r.metric ?? "—"}` }))))
     : h("p", { class: "muted", text: "No route" }));
   return out;
 }
@@ -111,16 +113,18 @@ export async function refreshLive(panel, name) {
 /** The running router's section: neighbors and routes with a Refresh button, or a line saying when they show. */
 function renderLive(panel, form, name) {
   loadCss();
+  // after the name and description, before the interfaces: what a running router's panel is opened for
+  const place = (el) => form.insertBefore(el, form.querySelector(":scope > [data-path$='.interfaces']"));
   if (!runsFrr(name)) {
     live.delete(name); // a destroy or a redeploy without routing: forget the last answer
-    form.append(h("p", { class: "hint live-hint", "data-role": "routing-live-hint",
+    place(h("p", { class: "hint live-hint", "data-role": "routing-live-hint",
       text: "Deploy the lab to see this router's routes and OSPF/BGP neighbors here" }));
     return;
   }
   const refresh = h("button", { class: "btn btn-small", type: "button", "data-role": "routing-refresh",
     "data-readonly-ok": "true", title: `Ask ${name}'s FRR again`, text: "\u21bb Refresh",
     onclick: () => refreshLive(panel, name) });
-  form.append(h("section", { class: "group routing-live", "data-role": "routing-live", "data-node": name },
+  place(h("section", { class: "group routing-live", "data-role": "routing-live", "data-node": name },
     h("div", { class: "live-head" }, h("h3", { text: "Running routing" }), refresh),
     h("div", { class: "live-body" }, liveBody(name, live.get(name)))));
   const entry = live.get(name);
