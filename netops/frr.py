@@ -250,14 +250,15 @@ def containerlab_files(topology: Topology) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ pure: argv
 
 
-def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
-    """A daemon of this router's instance, in the foreground (procs.spawn tracks the exec'd pid). `-f /dev/null`:
-    nothing is read from /etc/frr; vtysh applies the instance's frr.conf once the daemons listen. `-P 0`: no TCP
-    vty."""
+def daemon_argv(lab: str, node: str, daemon: str, config: Path | None = None) -> list[str]:
+    """A daemon of this router's instance, in the foreground (procs.spawn tracks the exec'd pid). `-f`: the
+    instance's generated frr.conf (`config`), each daemon taking its own commands from it, or /dev/null, when
+    vtysh applies the configuration once the daemons listen; nothing is read from /etc/frr. `-P 0`: no TCP vty."""
     if daemon not in ALL_DAEMONS:
         raise ApplyError(f"unknown FRR daemon {daemon!r}")
     sock = sock_dir(lab, node)
-    return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
+    return [str(FRR_BIN / daemon), "-f", str(config or "/dev/null"), "--vty_socket", str(sock),
+            "-z", str(sock / "zserv.api"),
             "-i", str(sock / f"{daemon}.pid"), "-P", "0",
             "--log", "stdout", "--log-level", "notifications"]
 
@@ -340,10 +341,10 @@ def _tail(lab: str, path: Path, lines: int = 5) -> str:
     return "(no log)" if text is None else " | ".join(text.strip().splitlines()[-lines:])
 
 
-def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> int:
+def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str, config: Path | None = None) -> int:
     try:
-        return procs.spawn(daemon_argv(lab, node, daemon), lab=lab, role=role(node, daemon), namespace=namespace,
-                           log_path=_log(lab, node, daemon), caps=DAEMON_CAPS)
+        return procs.spawn(daemon_argv(lab, node, daemon, config), lab=lab, role=role(node, daemon),
+                           namespace=namespace, log_path=_log(lab, node, daemon), caps=DAEMON_CAPS)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
@@ -379,10 +380,17 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
         procs.stop(proc)
     digest = _prepare(lab, topology, node)
     (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
-    for daemon in topology.nodes[node].routing.daemons():
-        pid = _spawn(lab, node, daemon, namespace, element)
+    routing: Routing = topology.nodes[node].routing
+    # generated from validated data only, the configuration is read by the daemons as they start (a vtysh -f
+    # after them cost 0.4 s per router, the largest part of a ring's deploy). Not with a frr_config (vtysh says
+    # which line FRR refused) nor BGP: bgpd 8.4 that read its configuration itself never started its peers (they
+    # stayed Active; it waits for the end of a configuration that only vtysh announces)
+    config = None if routing.frr_config or routing.bgp else conf_dir(lab, node) / "frr.conf"
+    for daemon in routing.daemons():
+        pid = _spawn(lab, node, daemon, namespace, element, config)
         _wait_socket(lab, node, daemon, pid, element)
-    _apply(lab, node, element)
+    if config is None:
+        _apply(lab, node, element)
     _write(conf_dir(lab, node) / "applied", digest + "\n")
 
 
