@@ -11,6 +11,8 @@ import { h } from "./dom.js";
 
 const live = new Map(); // router -> {data, error, at, loading}
 const STALE_MS = 60_000; // a panel opened later than this after the last answer asks again by itself
+const RETRY_MS = 3000; // while neighbors are still forming, at most RETRIES times
+const RETRIES = 10;
 
 function loadCss() {
   const href = new URL("../../css/routing.css", import.meta.url).href;
@@ -88,7 +90,7 @@ function liveBody(name, entry) {
 }
 
 function redrawLive(panel, name) {
-  const box = panel.root.querySelector(`[data-role=routing-live][data-node="${name}"] .live-body`);
+  const box = panel.root.querySelector(`[data-role=routing-live][data-node="${CSS.escape(name)}"] .live-body`);
   if (box) box.replaceChildren(...liveBody(name, live.get(name)));
 }
 
@@ -108,6 +110,14 @@ export async function refreshLive(panel, name) {
   entry.at = Date.now();
   entry.loading = false;
   redrawLive(panel, name);
+  // just deployed: ask again by itself, a few times, while neighbors are still coming up and the panel shows it
+  const d = entry.data;
+  const forming = d && !entry.error && ((d.daemons.ospfd && !(d.ospf || []).length)
+    || [...(d.ospf || []), ...(d.ospf6 || []), ...(d.bgp || [])].some((n) => !UP.test(n.state || "")));
+  entry.retries = forming ? (entry.retries || 0) + 1 : 0;
+  if (forming && entry.retries <= RETRIES) {
+    setTimeout(() => { if (panel.root.querySelector(`[data-role=routing-live][data-node="${CSS.escape(name)}"]`)) refreshLive(panel, name); }, RETRY_MS);
+  }
 }
 
 /** The running router's section: neighbors and routes with a Refresh button, or a line saying when they show. */
