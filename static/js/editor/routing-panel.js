@@ -42,7 +42,7 @@ function table(role, head, rows) {
 
 function nexthopText(hops) {
   return hops.map((n) => (n.via ? `${n.via}${n.interface ? ` (${n.interface})` : ""}`
-    : `${n.interface || "?"}${n.connected ? " direct" : ""}`)).join(", ") || "—";
+    : `${n.interface || "?"}${n.connected ? " direct" : ""}`)).join("\n") || "—"; // one next hop a line
 }
 
 function liveBody(name, entry) {
@@ -71,7 +71,7 @@ function liveBody(name, entry) {
   }
   if ((d.bgp || []).length || d.daemons.bgpd) {
     out.push(h("h4", { text: "BGP sessions" }));
-    out.push(d.bgp.length ? table("bgp-sessions", ["Peer", "AS", "State", "Prefixes in"],
+    out.push(d.bgp.length ? table("bgp-sessions", ["Peer", "AS", "State", "Rcvd"],
       d.bgp.map((s) => h("tr", { "data-peer": s.peer,
         title: `${s.af}${s.interface ? ` on ${s.interface}` : ""}${s.up ? `, up ${s.up}` : ""}, ${s.sent ?? "?"} prefixes sent` },
       h("td", { class: "mono", text: s.peer }), h("td", { text: s.asn ?? "?" }), h("td", {}, badge(s.state)),
