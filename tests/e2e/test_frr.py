@@ -258,7 +258,10 @@ def test_the_router_panel_shows_routes_and_full_neighbors_and_the_links_mark_up_
             if (rows.count() == 2 and live.locator("[data-role=ospf-neighbors] .nbr-state.up").count() == 2
                     and {"10.255.0.2/32", "10.255.0.3/32"} <= set(prefixes)
                     and live.locator("[data-role=bgp-sessions] .nbr-state.up").count() == 1
-                    and live.locator("[data-role=routes] tr[data-prefix='10.255.4.4/32'][data-protocol=bgp]").count()):
+                    and live.locator("[data-role=routes] tr[data-prefix='10.255.4.4/32'][data-protocol=bgp]").count()
+                    # the shortest path, once SPF has r1-r2 (a moment after both are Full it may still go via r3)
+                    and "10.0.12.2 (eth0)" in live.locator(
+                        "[data-role=routes] tr[data-prefix='10.255.0.2/32'][data-protocol=ospf]").inner_text()):
                 break
             assert time.monotonic() < deadline, live.inner_text()
             live.locator("[data-role=routing-refresh]").click()
