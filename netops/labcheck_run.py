@@ -204,14 +204,15 @@ def _route(lab: _Lab, spec: dict[str, Any]) -> str:
     node = spec["node"]
     lab.node(node, namespace=True)
     to = str(spec["to"])
+    shown_to = "default" if to in ("0.0.0.0/0", "::/0") else to
     routes = lab.routes(node)
     mine = [(dst, gw) for dst, gw in routes if dst == to]
     via = str(spec["via"]) if spec.get("via") is not None else None
     present = [r for r in mine if via is None or r[1] == via]
     shown = ", ".join(f"via {gw}" if gw else "direct" for _, gw in mine) or "none"
-    want = f"{to}" + (f" via {via}" if via else "")
+    want = shown_to + (f" via {via}" if via else "")
     if spec["present"] and not present:
-        raise Seen(f"{node} has no route to {want} (routes to {to}: {shown})")
+        raise Seen(f"{node} has no route to {want} (routes to {shown_to}: {shown})")
     if not spec["present"] and present:
         raise Seen(f"{node} has a route to {want}, expected none")
     return f"{node}: route to {want} " + ("present" if spec["present"] else "absent")
@@ -393,7 +394,9 @@ def run_one(lab: _Lab, check: Check) -> Outcome:
     """Run one check (retrying while `wait` allows) and say what was seen."""
     start = time.monotonic()
     error = False
+    attempts = 0
     while True:
+        attempts += 1
         try:
             message, passed, error = RUNNERS[check.kind](lab, check.spec), True, False
         except Seen as exc:
@@ -405,7 +408,7 @@ def run_one(lab: _Lab, check: Check) -> Outcome:
         time.sleep(RETRY_S)
     return Outcome(id=check.id, title=check.title, passed=passed, message=message, points=check.points,
                    visibility=check.visibility, seconds=time.monotonic() - start, nodes=check.nodes(),
-                   links=_links_of(lab.topology, check), error=error)
+                   links=_links_of(lab.topology, check), error=error, attempts=attempts)
 
 
 def run_checks(lab: str, topology: Topology, checks: list[Check] | None = None, *,

@@ -132,11 +132,12 @@ class Outcome:
     nodes: list[str] = field(default_factory=list)
     links: list[int] = field(default_factory=list)  # indexes of `links` to highlight
     error: bool = False  # the check could not be run at all (not "the lab is wrong")
+    attempts: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "passed": self.passed, "message": self.message,
                 "points": self.points, "earned": self.points if self.passed else 0, "visibility": self.visibility,
-                "seconds": round(self.seconds, 3), "nodes": self.nodes, "links": self.links, "error": self.error}
+                "seconds": round(self.seconds, 3), "nodes": self.nodes, "links": self.links, "error": self.error, "attempts": self.attempts}
 
 
 def score(outcomes: list[Outcome]) -> dict[str, Any]:
