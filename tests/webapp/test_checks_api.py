@@ -115,9 +115,9 @@ def test_nobody_else_runs_or_sees_a_students_checks(people):
         assert api(who).post(f"/api/labs/{people.alice_lab.pk}/reset/").status_code == 404
     # the instructor may run the checks (not reset: that changes the student's document)
     assert api(people.irene).post(f"/api/labs/{people.alice_lab.pk}/reset/").status_code == 403
-    assert api(people.alice).get("/api/classes/%d/scores/" % people.net101.pk).status_code == 404
-    assert api(people.ivan).get("/api/classes/%d/scores.csv" % people.net101.pk).status_code == 404
-    assert api(people.alice).post("/api/classes/%d/check-all/" % people.net101.pk).status_code == 404
+    assert api(people.alice).get(f"/api/classes/{people.net101.pk}/scores/").status_code == 404
+    assert api(people.ivan).get(f"/api/classes/{people.net101.pk}/scores.csv").status_code == 404
+    assert api(people.alice).post(f"/api/classes/{people.net101.pk}/check-all/").status_code == 404
     assert Run.objects.count() == 0
 
 
