@@ -117,15 +117,17 @@ def _class(request: Request, pk: int):
 
 class ClassScoresView(APIView):
     @extend_schema(operation_id="classes_scores", tags=TAGS, responses={200: OpenApiTypes.OBJECT},
-                   summary="Every member lab's latest score and per-check marks (instructors of the class)",
-                   description="scores.csv answers the same as CSV.")
+                   summary="Every member lab's latest score and per-check marks",
+                   description="Who may call: instructors of the class (others get 404). scores.csv answers the "
+                               "same as CSV.")
     def get(self, request: Request, pk: int) -> Response:
         return Response(services.class_scores(_class(request, pk)))
 
 
 class ClassScoresCsvView(APIView):
     @extend_schema(operation_id="classes_scores_csv", tags=TAGS, responses={(200, "text/csv"): OpenApiTypes.STR},
-                   summary="The class's scores as CSV: one row per lab, one column per check (1 passed, 0 failed)")
+                   summary="The class's scores as CSV: one row per lab, one column per check (1 passed, 0 failed)",
+                   description="Who may call: instructors of the class (others get 404).")
     def get(self, request: Request, pk: int) -> HttpResponse:
         classroom = _class(request, pk)
         response = HttpResponse(services.scores_csv(classroom), content_type="text/csv; charset=utf-8")
@@ -138,7 +140,10 @@ class ClassCheckAllView(APIView):
     throttle_scope = "deploy"
 
     @extend_schema(operation_id="classes_check_all", tags=TAGS, request=None, responses={202: OpenApiTypes.OBJECT},
-                   summary="Run the checks of every deployed member lab (instructors of the class)")
+                   summary="Run the checks of every deployed member lab",
+                   description="Who may call: instructors of the class (others get 404). Answers {started: [{lab, "
+                               "owner, run}], skipped: [{lab, owner, reason}]}; the agents run them in parallel as "
+                               "far as their worker concurrency goes.")
     def post(self, request: Request, pk: int) -> Response:
         classroom = _class(request, pk)
         _no_body(request)
