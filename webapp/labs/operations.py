@@ -89,6 +89,16 @@ def rename_node(document: dict, old: str, new: str) -> None:
     for link in _links(document):
         if isinstance(link, dict) and isinstance(link.get("endpoints"), list):
             link["endpoints"] = [_rename_endpoint(e, old, new) for e in link["endpoints"]]
+    for check in document.get("checks") or []:  # checks name nodes (netops.labchecks): they follow the rename
+        for body in check.values() if isinstance(check, dict) else ():
+            if isinstance(body, dict):
+                for key in CHECK_NODE_KEYS:
+                    if key in body:
+                        body[key] = _rename_endpoint(body[key], old, new)
+
+
+#: keys of a check's body that name a node (`to`: also `node:interface`); netops.labchecks.KINDS has them all
+CHECK_NODE_KEYS = ("from", "to", "node", "server", "peer", "neighbor")
 
 
 def _rename_endpoint(endpoint: Any, old: str, new: str) -> Any:
