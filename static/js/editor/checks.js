@@ -17,7 +17,8 @@ export function initChecks({ labPk, cy, toolbarEl, sidebar, getDoc, change, edit
   const state = { checks: [], source: "document", editableChecks: false, count: 0, marks: {}, running: false };
   const button = el("button", { className: "tool", id: "btn-check", title: "Run the lab's checks" }, "✓",
     el("span", { textContent: "Check" }));
-  toolbarEl.querySelector(".deploy-group")?.append(button) ?? toolbarEl.append(button);
+  const group = toolbarEl.querySelector(".deploy-group");
+  if (group) group.insertBefore(button, group.querySelector(".deploy-meter")); else toolbarEl.append(button);
   const score = el("span", { className: "checks-score", id: "checks-score" });
   const list = el("ul", { className: "checks-list", id: "checks-list" });
   const note = el("p", { className: "hint checks-note", id: "checks-note" });
