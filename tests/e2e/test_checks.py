@@ -112,15 +112,15 @@ def test_check_all_grades_a_class_one_complete_and_one_partial(page, browser, li
         login(alice, "alice", PASSWORD)
         alice.goto(f"/labs/{labs['alice'].pk}/")
         panel = alice.locator("#checks-panel")
-        expect(panel.locator(".check")).to_have_count(3)
+        expect(panel.locator(".check-item")).to_have_count(3)
         expect(panel).to_contain_text("1 more check is hidden by the instructor")
         expect(panel).not_to_contain_text("h2 routes through r1")
         alice.click("#btn-check")
-        reach = panel.locator(".check[data-check=reach]")
+        reach = panel.locator(".check-item[data-check=reach]")
         expect(reach).to_have_attribute("data-status", "failed", timeout=60_000)
         expect(reach).to_contain_text("h1 -> h2 (10.0.2.1): no reply")
-        expect(panel.locator(".check[data-check=gateway]")).to_have_attribute("data-status", "passed")
-        expect(panel.locator(".check[data-check=route]")).to_have_attribute("data-status", "failed")
+        expect(panel.locator(".check-item[data-check=gateway]")).to_have_attribute("data-status", "passed")
+        expect(panel.locator(".check-item[data-check=route]")).to_have_attribute("data-status", "failed")
         expect(panel.locator("#checks-score")).to_have_text("2/5 (40%)", timeout=30_000)
         marked = alice.evaluate("['h1', 'h2', 'r1'].map(n => window.topolab.cy.getElementById(n).hasClass('check-failed'))")
         assert marked == [True, True, False]
@@ -138,7 +138,7 @@ def test_check_all_grades_a_class_one_complete_and_one_partial(page, browser, li
         alice.reload()
         alice.click("#btn-check")
         expect(panel.locator("#checks-score")).to_have_text("5/5 (100%)", timeout=60_000)
-        expect(panel.locator(".check[data-status=passed]")).to_have_count(3)
+        expect(panel.locator(".check-item[data-status=passed]")).to_have_count(3)
         assert alice.evaluate("window.topolab.cy.elements('.check-failed').length") == 0
         screenshot(alice, "e2e/checks-student-done")
 

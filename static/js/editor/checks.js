@@ -48,7 +48,7 @@ export function initChecks({ labPk, cy, toolbarEl, sidebar, getDoc, change, edit
     const checks = visibleChecks();
     list.replaceChildren(...checks.map((c) => {
       const mark = state.marks[c.id] || { status: "none" };
-      const item = el("li", { className: `check check-${mark.status}` },
+      const item = el("li", { className: `check-item check-${mark.status}` },
         el("span", { className: "check-mark", textContent: MARK[mark.status] || MARK.none }),
         el("span", { className: "check-title", textContent: c.title || c.id }),
         el("span", { className: "check-points muted", textContent: ` ${c.points ?? 1} pt` }));
