@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import os
 import time
 
@@ -171,3 +172,39 @@ def test_check_all_grades_a_class_one_complete_and_one_partial(page, browser, li
         for lab in labs.values():
             if lab_namespaces(lab.lab_id):
                 engine.down(lab.lab_id)
+
+
+def test_the_owner_edits_checks_in_the_panel_and_problems_name_their_path(page, login, screenshot):
+    """No agent needed: the checks are part of the document, edited in the panel, validated like the rest."""
+    User = get_user_model()
+    User.objects.create_user("olga", password=PASSWORD)
+    doc = {k: v for k, v in copy.deepcopy(DOC).items() if k != "checks"}
+    lab = Lab.objects.create(owner=User.objects.get(username="olga"), name="lab-2", document=doc)
+    login(page, "olga", PASSWORD)
+    page.goto(f"/labs/{lab.pk}/")
+    panel = page.locator("#checks-panel")
+    expect(panel).to_contain_text("No checks")
+    expect(page.locator("#btn-check")).to_be_disabled()
+    page.click("#btn-checks-edit")
+    bad = [{"id": "reach", "title": "h1 reaches h2", "ping": {"from": "h9", "to": "h2"}}]
+    page.fill("#checks-editor", json.dumps(bad))
+    page.click("#btn-checks-apply")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    problem = page.locator("#problem-list [data-path='checks.0.ping.from']")
+    expect(problem).to_be_visible()
+    expect(problem).to_contain_text("unknown node 'h9'")
+    page.click("#btn-checks-edit")
+    page.fill("#checks-editor", json.dumps(CHECKS))
+    page.click("#btn-checks-apply")
+    expect(page.locator("#problem-count")).to_have_text("0", timeout=10_000)
+    expect(panel.locator(".check-item")).to_have_count(4)
+    panel.locator(".check-item[data-check=reach] .check-visibility").select_option("hidden")
+    expect(page.locator("#save-status")).to_have_text("Saved", timeout=10_000)
+    wait_for(lambda: Lab.objects.get(pk=lab.pk).document["checks"][0].get("visibility") == "hidden",
+             what="the visibility saved")
+    panel.locator(".check-item[data-check=gateway] .check-remove").click()
+    expect(panel.locator(".check-item")).to_have_count(3)
+    wait_for(lambda: [c["id"] for c in Lab.objects.get(pk=lab.pk).document["checks"]] == ["reach", "route", "secret"],
+             what="the removal saved")
+    expect(page.locator("#btn-check")).to_be_enabled()
+    screenshot(page, "e2e/checks-owner-editing")

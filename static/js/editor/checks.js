@@ -55,6 +55,7 @@ export function initChecks({ labPk, cy, toolbarEl, sidebar, getDoc, change, edit
       item.dataset.check = c.id;
       item.dataset.status = mark.status;
       if (mark.message) item.append(el("div", { className: "check-message mono", textContent: mark.message }));
+      if (ownChecks()) item.append(controls(c));
       item.addEventListener("mouseenter", () => highlight(mark));
       item.addEventListener("mouseleave", () => highlightFailures());
       return item;
@@ -63,8 +64,31 @@ export function initChecks({ labPk, cy, toolbarEl, sidebar, getDoc, change, edit
     note.textContent = !state.count && !checks.length ? "No checks. Add a checks: list to say what working means."
       : hidden > 0 ? `${hidden} more check${hidden > 1 ? "s are" : " is"} hidden by the instructor.` : "";
     button.disabled = state.running || !(state.count || checks.length);
-    editButton.hidden = !(editable && state.source === "document");
+    editButton.hidden = !ownChecks();
     resetButton.hidden = !(editable && state.source === "template");
+  }
+
+  const ownChecks = () => editable && state.source === "document";
+
+  /** The owner's controls of one check: who sees it when the lab is published as a template, and remove. */
+  function controls(check) {
+    const select = el("select", { className: "check-visibility", title: "What students of a template see" },
+      ...[["details", "students see all"], ["title", "students see the title"], ["hidden", "hidden from students"]]
+        .map(([value, label]) => el("option", { value, textContent: label, selected: (check.visibility || "details") === value })));
+    select.addEventListener("change", () => change((d) => {
+      const target = (d.checks || []).find((c) => c && c.id === check.id);
+      if (!target) return;
+      if (select.value === "details") delete target.visibility; else target.visibility = select.value;
+    }));
+    const remove = el("button", { className: "btn check-remove", type: "button", title: "Remove this check" }, "×");
+    remove.addEventListener("click", () => {
+      change((d) => {
+        d.checks = (d.checks || []).filter((c) => !c || c.id !== check.id);
+        if (!d.checks.length) delete d.checks;
+      });
+      render();
+    });
+    return el("div", { className: "check-controls" }, select, remove);
   }
 
   function highlight(mark) {
