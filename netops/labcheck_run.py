@@ -321,7 +321,8 @@ def _ospf_neighbor(lab: _Lab, spec: dict[str, Any]) -> str:
     good = [n for n in found if str(n["state"]).split("/")[0].lower() == spec["state"].lower()]
     seen = ", ".join(f"{n['id']} on {n['interface']} {n['state']}" for n in status["ospf"]) or "no neighbors"
     if not good:
-        raise Seen(f"{node.name} has no OSPF neighbor {want or ''} in state {spec['state']} ({seen})".replace("  ", " "))
+        who = f" {want}" if want is not None else ""
+        raise Seen(f"{node.name} has no OSPF neighbor{who} in state {spec['state']} ({seen})")
     return f"{node.name}: {seen}"
 
 
