@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 from rest_framework.test import APIClient
-from support import lab_namespaces
+from support import lab_namespaces, wait_run
 
 from webapp.accounts.models import Profile, Role
 from webapp.classroom import services
@@ -72,8 +72,7 @@ def api(user) -> APIClient:
 def deploy(user, lab: Lab) -> None:
     response = api(user).post(f"/api/labs/{lab.pk}/deploy")
     assert response.status_code == 202, response.content
-    run = wait_for(lambda: Run.objects.filter(pk=response.json()["id"], status__in=["succeeded", "failed"]).first(),
-                   what="deploy")
+    run = wait_run(response.json()["id"], timeout=180)
     assert run.status == "succeeded", run.error
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+from support import wait_run
 
 from netops import cell, naming
 from webapp.accounts.models import Profile, Role
@@ -31,16 +31,6 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=60)
 
 
-def wait_run(run_id: int, timeout: float = 180) -> Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = Run.objects.get(pk=run_id)
-        if run.status in ("succeeded", "failed"):
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} still {Run.objects.get(pk=run_id).status} after {timeout} s")
-
-
 def api(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
@@ -50,7 +40,7 @@ def api(user) -> APIClient:
 def run(user, lab: Lab, what: str) -> Run:
     response = api(user).post(f"/api/labs/{lab.pk}/{what}")
     assert response.status_code == 202, response.content
-    done = wait_run(response.json()["id"])
+    done = wait_run(response.json()["id"], timeout=180)
     assert done.status == "succeeded", done.error
     return done
 
