@@ -4,6 +4,7 @@ retries until OSPF converges; hostile checks are bounded or refused; checks run 
 codes."""
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import subprocess
 import sys
@@ -164,10 +165,15 @@ def test_wait_retries_until_ospf_converges(deploy, lab_id):
     for check in doc["checks"]:
         check["wait"] = 60
     topology = parse_document(doc)
-    deploy(topology, lab_id)  # FRR reloads r2 with the matching interval: the adjacency forms within seconds
-    outcomes = by_id(labcheck_run.run_checks(lab_id, topology))
+    # the checks start waiting while the intervals still differ; the fix is deployed while they retry
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(labcheck_run.run_checks, lab_id, topology)
+        time.sleep(3 * labcheck_run.RETRY_S)
+        assert not waiting.done()
+        deploy(topology, lab_id)  # FRR reloads r2 with the matching interval: the adjacency forms within seconds
+        outcomes = by_id(waiting.result(timeout=120))
     assert outcomes["adj"].passed, outcomes["adj"].message
-    assert outcomes["adj"].attempts >= 2, "the first attempt came before the adjacency was Full"
+    assert outcomes["adj"].attempts >= 3, "it failed while the intervals differed, and passed after the fix"
     assert "10.255.0.2 on eth0 Full" in outcomes["adj"].message
     assert outcomes["e2e"].passed, outcomes["e2e"].message
 
