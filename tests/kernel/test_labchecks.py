@@ -178,6 +178,27 @@ def test_wait_retries_until_ospf_converges(deploy, lab_id):
     assert outcomes["e2e"].passed, outcomes["e2e"].message
 
 
+def test_a_bgp_session_check_waits_for_established_and_names_the_sessions_it_saw(deploy, lab_id):
+    doc = {"version": 1, "name": "ebgp", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "198.51.100.1/30"}},
+               "routing": {"bgp": {"asn": 65001, "router_id": "10.255.1.1",
+                                   "neighbors": [{"address": "198.51.100.2", "asn": 65002}]}}},
+        "r2": {"kind": "router", "interfaces": {"eth0": {"address": "198.51.100.2/30"}},
+               "routing": {"bgp": {"asn": 65002, "router_id": "10.255.2.2",
+                                   "neighbors": [{"address": "198.51.100.1", "asn": 65001}]}}}},
+        "links": [{"endpoints": ["r1:eth0", "r2:eth0"]}],
+        "checks": [{"id": "up", "title": "r1 peers with r2", "wait": 90, "bgp_session": {"node": "r1", "peer": "r2"}},
+                   {"id": "ghost", "title": "a peer that is not there",
+                    "bgp_session": {"node": "r1", "peer": "198.51.100.3"}}]}
+    topology = parse_document(doc)
+    deploy(topology, lab_id)
+    outcomes = by_id(labcheck_run.run_checks(lab_id, topology))
+    assert outcomes["up"].passed, outcomes["up"].message
+    assert "198.51.100.2 Established" in outcomes["up"].message
+    assert outcomes["ghost"].message == ("r1 has no BGP session with 198.51.100.3 in state Established "
+                                         "(198.51.100.2 Established)"), outcomes["ghost"].message
+
+
 # ------------------------------------------------------------------------------------------------ hostile checks
 
 
