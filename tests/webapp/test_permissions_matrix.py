@@ -82,6 +82,9 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
         ("consoles", "console", "/api/labs/{pk}/captures/{capture}/pcap/", None),
     ("api/labs/(?P<pk>[0-9]+)/console-sessions/?", "get"):
         ("consoles", "view", "/api/labs/{pk}/console-sessions/", None),
+    ("api/labs/(?P<pk>[0-9]+)/check/?", "post"): ("checks", "deploy", "/api/labs/{pk}/check", None),
+    ("api/labs/<int:pk>/checks/", "get"): ("checks", "view", "/api/labs/{pk}/checks/", None),
+    ("api/labs/<int:pk>/reset/", "post"): ("checks", "edit", "/api/labs/{pk}/reset/", None),
 }
 
 # WebSocket routes: pattern -> capability. Consoles and captures need can_console.

@@ -49,7 +49,7 @@ def execute(run_id: int) -> str:
     services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
                           version=run.lab_version)
     try:
-        _with_retries(run, lab, _deploy if run.kind == Run.Kind.DEPLOY else _destroy)
+        _with_retries(run, lab, _operation(run.kind))
     except TopologyError as exc:
         first = exc.problems[0] if exc.problems else None
         services.finish(run, error=str(exc), element=first.path if first else "")
@@ -61,13 +61,30 @@ def execute(run_id: int) -> str:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
-        if run.kind == Run.Kind.DEPLOY:
+        if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
             services.finish(run, version=run.lab_version, document=run.document)  # what ran, not the lab now
         else:
             services.finish(run)
-    if run.kind == Run.Kind.DEPLOY:
+    if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _operation(kind: str):
+    """What a run of `kind` does (check and reset runs: webapp.checks)."""
+    if kind == Run.Kind.CHECK:
+        from webapp.checks.agent import run_check
+
+        return run_check
+    if kind == Run.Kind.RESET:
+        return _reset
+    return _deploy if kind == Run.Kind.DEPLOY else _destroy
+
+
+def _reset(run: Run, lab: Lab) -> None:
+    """Reset to template: destroy, then deploy the stored document (the template version, webapp.checks)."""
+    _destroy(run, lab)
+    _deploy(run, lab)
 
 
 def _with_retries(run: Run, lab: Lab, operation) -> None:

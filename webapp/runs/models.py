@@ -15,6 +15,8 @@ class Run(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy"
         DESTROY = "destroy"
+        CHECK = "check"  # run the lab's checks (webapp.checks); `document` holds {"checks", "source"}
+        RESET = "reset"  # destroy, then deploy `document` (a template version again: webapp.checks)
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -184,7 +184,7 @@ def deployed(lab: Lab, is_deployed: bool) -> dict:
     both None when nothing runs."""
     event = None
     if is_deployed:
-        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind__in=[Run.Kind.DEPLOY, Run.Kind.RESET],
                                          run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
     payload = event.payload if event else {}
     version = payload.get("version")

@@ -106,6 +106,7 @@ async function loadExtensions(cy) {
       onEvent: (event) => { // Console/Capture follow the nodes' states; the versions line follows deploys
         state.versions?.event(event);
         if (state.consoles) state.consoles.render();
+        state.checks?.onEvent(event);
         onLeaseEvent(event);
         onAdjacencyEvent(event);
       },
@@ -114,6 +115,15 @@ async function loadExtensions(cy) {
     window.topolab.deploy = state.deploy;
   } catch (err) {
     console.warn("deploy controls unavailable:", err);
+  }
+  try {
+    const { initChecks } = await import("./checks.js");
+    state.checks = initChecks({
+      labPk, cy, toolbarEl: root.querySelector(".toolbar"), sidebar: root.querySelector(".sidebar.right"),
+      getDoc: () => state.doc, change, editable,
+    });
+  } catch (err) {
+    console.warn("checks unavailable:", err);
   }
   try {
     const { initConsoles } = await import("./console.js");
