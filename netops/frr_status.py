@@ -4,7 +4,7 @@ panel, its routing table and neighbor states.
 `router_status(lab, node, processes)` (netops.kinds.router's status): daemons alive, the number of routes, OSPF
 neighbors and BGP sessions with their state, and the interface each runs over.
 
-`router_view(lab, node)` asks the router's own FRR instance through vtysh in the lab's cell (as `frr.router_status`
+`router_view(lab, node)` asks the router's own FRR instance through vtysh in the lab's cell (as `router_status`
 does for status), in two calls: first the table summaries (`show ip route summary json`, `show ipv6 route summary
 json`) and the neighbors of the daemons that run (`show ip ospf neighbor json`, `show ipv6 ospf6 neighbor json`,
 `show bgp summary json`), then the routes (`show ip route json`, `show ipv6 route json`). The summaries come first

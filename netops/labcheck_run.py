@@ -11,7 +11,7 @@
   cell dir (netops.cell.read_text: never through a link) and asks whether that dnsmasq runs.
 - `nat` lists the node's nftables ruleset in its cell (`nft -j list ruleset`, output capped) and looks for a
   masquerade of what leaves the interface.
-- `ospf_neighbor` / `bgp_session` ask the router's FRR the way `status` does (netops.frr.router_status).
+- `ospf_neighbor` / `bgp_session` ask the router's FRR the way `status` does (netops.frr_status.router_status).
 
 A ping or tcp target that is not in one of the lab's subnets is refused unless the lab has an uplink (labchecks.
 target_refusal). `wait` retries a failing check every RETRY_S seconds until it passes or `wait` seconds passed.
@@ -26,7 +26,7 @@ from typing import Any
 
 import re2
 
-from . import console, dnsmasq, frr, naming, procs, qemu, routing
+from . import console, dnsmasq, frr_status, naming, procs, qemu, routing
 from . import kinds as kind_registry
 from .errors import ApplyError
 from .events import Event, EventSink, emit
@@ -347,7 +347,7 @@ def _bgp_session(lab: _Lab, spec: dict[str, Any]) -> str:
 
 def _frr_status(lab: _Lab, node: Any) -> dict[str, Any]:
     processes = {p.role: p.pid for p in procs.find(lab.lab)}
-    status, drift = frr.router_status(lab.lab, node, processes)
+    status, drift = frr_status.router_status(lab.lab, node, processes)
     if drift:
         raise Seen("; ".join(d.split(": ", 1)[-1] for d in drift))
     return status
