@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,10 +278,12 @@ class OutputOverflow(ApplyError):
 
 
 def _bounded_communicate(proc: subprocess.Popen[bytes], input: bytes | None, timeout: float, limit: int,
-                         kill_on_overflow: bool) -> tuple[bytes, bytes, bool]:
+                         kill_on_overflow: bool, on_exit: Callable[[], object]) -> tuple[bytes, bytes, bool]:
     """(stdout, stderr, overflowed): read both pipes until EOF, keeping at most `limit` bytes of each (the rest is
     read and dropped, or, with `kill_on_overflow`, the first byte past the limit ends the reading). Memory stays
-    bounded whatever the program writes; TimeoutExpired after `timeout` seconds."""
+    bounded whatever the program writes; TimeoutExpired after `timeout` seconds. Once the program itself ended,
+    `on_exit` stops what it left running (in the node's shared PID namespace a background child outlives it and
+    would hold the pipes open)."""
 
     if input is not None and proc.stdin is not None:
         try:
@@ -295,11 +298,15 @@ def _bounded_communicate(proc: subprocess.Popen[bytes], input: bytes | None, tim
             assert pipe is not None
             kept[pipe.fileno()] = bytearray()
             sel.register(pipe.fileno(), selectors.EVENT_READ)
+        exited = False
         while sel.get_map():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise subprocess.TimeoutExpired(proc.args, timeout)
-            for key, _ in sel.select(min(left, 1.0)):
+            if not exited and proc.poll() is not None:
+                exited = True
+                on_exit()
+            for key, _ in sel.select(min(left, 0.05 if not exited else 1.0)):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fd)
@@ -338,7 +345,8 @@ def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: t
     finally:
         close_fds(fds)
     try:
-        out, err, overflowed = _bounded_communicate(proc, input, timeout, max_output, kill_on_overflow)
+        out, err, overflowed = _bounded_communicate(proc, input, timeout, max_output, kill_on_overflow,
+                                                    lambda: stop_all(lab, role, timeout=2.0))
         if overflowed:
             proc.kill()
             stop_all(lab, role, timeout=2.0)
