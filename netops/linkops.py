@@ -98,6 +98,14 @@ class LinkOps:
                 self.spaces.run_in(self.fabric, functools.partial(create_persistent_tap, tap, owner=owner))
             s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
 
+    def do_carrier_set(self, step: Step) -> None:
+        """Pull (or plug back) a link's cable: its ends outside the nodes down or up (netops.plan._carrier)."""
+        by_ns: dict[str, list[dict[str, Any]]] = {}
+        for ns, ifname in step.params["ends"]:
+            by_ns.setdefault(ns, []).append({"name": ifname, "up": bool(step.params["up"])})
+        for ns, changes in by_ns.items():
+            self.set_links(ns, changes)
+
     def set_links(self, ns: str | None, changes: list[dict[str, Any]],
                   addresses: Sequence[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = ()) -> None:
         """Set attributes of links of `ns` (each change a link_set's keywords: name or index, up, master, alias) and

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pyroute2.netlink.rtnl import TC_H_ROOT
 
-from . import frr, kinds, linkcond, naming, nft, procs
+from . import frr, kinds, linkcond, naming, nft, procs, runtime, wiring
 from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
@@ -99,6 +99,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
                                                  by_index.get(lk.master))
     for proc in procs.find(lab=lab):
         inv.processes[proc.role] = proc.pid
+        inv.process_nodes[proc.role] = runtime.process_node(proc.role, proc.node)
     for role in list(inv.processes):
         if role.startswith("qemu:"):
             inv.vms_running.add(role.split(":")[1])
@@ -107,6 +108,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
         _observe_loss(lab, topology, inv)
     _observe_external_nat(lab, topology, inv)
     inv.signatures = read_signatures(lab)
+    runtime.to_inventory(runtime.read(lab), inv)
     inv.frr_applied = frr.applied_hashes(lab)
     return inv
 
@@ -181,8 +183,26 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
                 st.nodes[node] = NodeStatus("unknown", "running",
                                             {n: iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
         return st
-    ctx = ObserveContext(lab, inv, fabric, {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)})
+    live = [lk for lk in topology.links if not {lk.a.node, lk.b.node} & inv.stopped]
+    ctx = ObserveContext(lab, inv, fabric, {(ep.node, ep.interface) for lk in live for ep in (lk.a, lk.b)})
+    delay_relay = any(wiring.needs_delay(lk) for lk in topology.links) and not linkcond.supports_delay()
+    for lk in topology.links:
+        w = wiring.wiring(topology, lk, delay_relay=delay_relay)
+        down = wiring.link_key(lk) in inv.links_down
+        if down and w.kind == "ns-ns":
+            ctx.down_ifaces.update(w.node_ends)
+        ends = [inv.namespaces[ns].links.get(ifname) if ns in inv.namespaces else None
+                for ns, ifname in w.shape.cable(lab, w)]
+        cable = "absent" if any(e is None for e in ends) else ("up" if all(e.up for e in ends if e) else "down")
+        asked = "stopped" if {lk.a.node, lk.b.node} & inv.stopped else ("down" if down else "up")
+        st.links[lk.path] = {"endpoints": [str(lk.a), str(lk.b)], "state": asked, "cable": cable}
+        if asked in ("up", "down") and cable != asked:
+            st.drift.append(f"{lk.path}: link is {cable}, expected {asked}")
     for name, node in topology.nodes.items():
+        if name in inv.stopped:  # as the user asked (netops.actions): not drift
+            st.nodes[name] = NodeStatus(node.kind, "stopped")
+            st.stopped.append(name)
+            continue
         st.nodes[name], drift = kinds.get(node.kind).status(ctx, name, node)
         st.drift.extend(drift)
     for name, node_status in st.nodes.items():

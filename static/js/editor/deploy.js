@@ -120,7 +120,10 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   /** The status from what is known: a run, a refusal, a failure, or deployed (with or without newer edits). */
   function showStatus() {
     bar.hidden = !state.run; // only while a run goes
-    if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
+    if (state.run) {
+      const doing = { destroy: "Destroying", action: "Working" }[state.run.kind] || "Deploying";
+      return setStatus("running", `${doing}…`);
+    }
     if (state.refused) {
       return setStatus("error", "Fix the problems first",
         "The lab has problems (listed on the left and in the log): fix them, then deploy");
@@ -252,6 +255,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
         busy(false);
         bar.value = bar.max;
         state.deployed = event.kind !== "destroy";
+        if (event.kind === "action" && !event.document) break; // a node or link action: what runs is the same
         state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
         state.deployedDoc = state.deployed && event.document ? runningPart(normalise(clone(event.document))) : null;
         state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";
