@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import ipaddress
 import json
 import os
 import resource
@@ -28,7 +27,7 @@ from .events import Event, EventSink, emit
 from .kernel import cgroups, netns
 from .kernel import netlink as nl
 from .kinds.base import node_of
-from .linkops import LinkOps, raise_first
+from .linkops import LinkOps
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
@@ -388,26 +387,6 @@ class _Applier(LinkOps):
             return s
 
         return inside
-
-    def do_configure_interface(self, step: Step) -> None:
-        p = step.params
-        s = self.sock(p["namespace"])
-        link = s.link(name=p["ifname"])
-        if link is None:
-            raise ApplyError(f"interface {p['ifname']} is missing", element=step.path)
-        # addresses first: the gratuitous ARP (arp_notify) sent when the link comes up then announces them
-        reqs = [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
-        up = p.get("up", True)  # a node end of a link the user set down stays down (netops.plan._carrier)
-        if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or (up and not link.up):
-            reqs.append(nl.link_set(index=link.index, up=True if up else None,
-                                    mac=p["mac"] if link.mac != p["mac"] else None,
-                                    mtu=p["mtu"] if link.mtu != p["mtu"] else None))
-        raise_first(s.batch(reqs))
-
-    def do_route_add(self, step: Step) -> None:
-        p = step.params
-        reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
-        raise_first(self.sock(p["namespace"]).batch(reqs))
 
     # -------------------------------------------------------------------------------------------- services
 

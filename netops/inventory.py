@@ -43,6 +43,7 @@ class NamespaceState:
     name: str
     links: dict[str, LinkState] = field(default_factory=dict)
     routes: set[tuple[str, str | None]] = field(default_factory=set)  # (dst cidr, gateway)
+    static_routes: set[tuple[str, str | None]] = field(default_factory=set)  # those netops added (proto static)
     forwarding: bool = False
     # interfaces whose nft loss chain (netops.linkcond) exists; None = not observed (the document has no loss)
     loss_ifaces: set[str] | None = None
@@ -65,6 +66,7 @@ class Inventory:
     # the node each live process belongs to (netops.actions.process_node: its cgroup's node, or for processes
     # of the fabric the node its role names; None for lab-level ones such as a capture on a bridge)
     process_nodes: dict[str, str | None] = field(default_factory=dict)
+    process_argv: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> its command line
     # what the lab's user asked of the running lab (netops.actions, stored in runtime.json): nodes stopped, links
     # (by netops.wiring.link_key) set down, and the conditions last applied to each link (None: not recorded)
     stopped: set[str] = field(default_factory=set)

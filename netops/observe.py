@@ -6,7 +6,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 
-from pyroute2.netlink.rtnl import TC_H_ROOT
+from pyroute2.netlink.rtnl import TC_H_ROOT, rt_proto
 
 from . import frr, kinds, linkcond, naming, nft, procs, runtime, wiring
 from .inventory import Inventory, LinkState, NamespaceState
@@ -14,6 +14,8 @@ from .kernel import cgroups, netns
 from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
+
+RTPROT_STATIC = rt_proto["static"]  # the routes netops.kernel.netlink.route_add makes
 
 
 @dataclass
@@ -67,6 +69,8 @@ def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> Namespac
             target.append(addr.cidr)
     for route in nl.routes():
         state.routes.add((route.dst, route.gateway))
+        if route.proto == RTPROT_STATIC:
+            state.static_routes.add((route.dst, route.gateway))
     for q in nl.qdiscs():
         if q.parent == TC_H_ROOT and q.index in by_index and q.kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
             state.links[by_index[q.index].name].qdisc = q.kind
@@ -100,6 +104,7 @@ def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = No
     for proc in procs.find(lab=lab):
         inv.processes[proc.role] = proc.pid
         inv.process_nodes[proc.role] = runtime.process_node(proc.role, proc.node)
+        inv.process_argv[proc.role] = tuple(proc.argv)
     for role in list(inv.processes):
         if role.startswith("qemu:"):
             inv.vms_running.add(role.split(":")[1])

@@ -50,18 +50,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def node_signature(topology: Topology, name: str, own: list[Link] | None = None) -> str:
+def node_signature(topology: Topology, name: str, own: list[Link] | None = None, *, legacy: bool = False) -> str:
     """Hash of a node's definition and its links (canvas data left out): a change means rebuild the node.
-    `own`: the node's links when the caller has them already."""
+    `own`: the node's links when the caller has them already. Left out, because they are changed where they stand
+    (issue 18): interface addresses and DHCP servers (configure.interface, dhcp-server.start), routes
+    (route.del/route.add) and link conditions (linkcond.apply). `legacy`: the hash as labs deployed before that
+    stored it, so they are not rebuilt by the upgrade."""
     node = replace(topology.nodes[name], ui=None, description=None)
+    ipv6 = kinds.uses_ipv6(node)  # shapes the namespace when it is made: a change of it rebuilds
+    if not legacy:
+        node = replace(node, routes=(), interfaces={
+            k: replace(i, addresses=(), dhcp_server=None) for k, i in node.interfaces.items()})
     own = topology.links_of(name) if own is None else own
     if _segment(node):
         # a bridge's ports belong to the nodes plugged into it; only bridge-to-bridge links are its own
         own = [lk for lk in own if all(_segment(topology.nodes[ep.node]) for ep in (lk.a, lk.b))]
-    # a link's conditions are applied to it where it stands (netops.plan._conditions), never by a rebuild
-    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0, conditions=LinkConditions())), sort_keys=True)
+    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0) if legacy else
+                                     replace(lk, ui=None, index=0, conditions=LinkConditions())), sort_keys=True)
                    for lk in own)
     plain = _plain(node)
+    if not legacy:
+        plain["ipv6"] = ipv6
     for added in ("multicast_snooping", "settings"):  # added later: left out at their defaults, so labs deployed
         if not plain[added]:                          # before keep their hash
             del plain[added]
@@ -145,7 +154,8 @@ def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) ->
     sigs = signatures(topology)
     fabric_state = inv.ns(fabric_ns)
     fabric_links = fabric_state.links if fabric_state else {}
-    changed = {n for n in topology.nodes if n in inv.signatures and inv.signatures[n] != sigs[n]}
+    changed = {n for n in topology.nodes if n in inv.signatures and inv.signatures[n] != sigs[n]
+               and inv.signatures[n] != node_signature(topology, n, legacy=True)}
     stopped = inv.stopped & set(topology.nodes)
     ns_of = {n: naming.node_namespace(lab, n) for n, nd in topology.nodes.items()
              if kinds.get(nd.kind).namespace and n not in stopped}
@@ -199,6 +209,13 @@ def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> 
         if roles or node in inv.vms_running:
             steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
                                  {"roles": roles, "vm": node in inv.vms_running}))
+    for role in sorted(inv.processes):  # DHCP servers of interfaces that no longer serve DHCP
+        parts = role.split(":")
+        if parts[0] == "dnsmasq" and len(parts) == 3 and parts[1] in topology.nodes and parts[1] not in ending:
+            iface = topology.nodes[parts[1]].interfaces.get(parts[2])
+            if iface is None or iface.dhcp_server is None:
+                steps.insert(0, Step("remove.processes", if_path(parts[1], parts[2]), parts[1],
+                                     f"stop the DHCP server on {parts[2]}", {"roles": [role], "vm": False}))
     wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay)
     for name in sorted(ctx.fabric_links):
         st = ctx.fabric_links[name]
@@ -272,12 +289,20 @@ def _interfaces(ctx: PlanContext) -> list[Step]:
             have = None if (n, iname) in ctx.fresh_ifaces or state is None else state.links.get(iname)
             mac = interface_mac(ctx.lab, nd, iname)
             up = (n, iname) not in ctx.down_ifaces
-            if have is None or not _iface_ok(iface, mac, have, up):
+            # static addresses the document no longer gives (a DHCP client's lease looks static: left alone)
+            stale = [] if have is None or iface.dhcp else sorted(
+                set(have.addresses) - {str(a) for a in iface.addresses})
+            if have is None or stale or not _iface_ok(iface, mac, have, up):
                 steps.append(Step("configure.interface", if_path(n, iname), n, f"configure {iname}",
                                   {"namespace": ns, "ifname": iname, "mac": mac, "mtu": iface.mtu,
-                                   "addresses": [str(a) for a in iface.addresses], "up": up}))
+                                   "addresses": [str(a) for a in iface.addresses], "up": up, "remove": stale}))
         off = {i for i in nd.interfaces if (n, i) not in ctx.connected or (n, i) in ctx.down_ifaces}
         routes = [(str(r.to), str(r.via)) for r in kinds.routes_in_use(nd, off)]
+        stale_routes = sorted((to, via) for to, via in state.static_routes - {(str(r.to), str(r.via)) for r in nd.routes}
+                              if via is not None) if state is not None else []
+        if stale_routes:  # routes netops added that the document no longer has
+            steps.append(Step("route.del", f"nodes.{n}.routes", n, f"remove {len(stale_routes)} route(s)",
+                              {"namespace": ns, "routes": stale_routes}))
         if routes and (state is None or not all(r in state.routes for r in routes)):
             steps.append(Step("route.add", f"nodes.{n}.routes", n, f"add {len(routes)} route(s)",
                               {"namespace": ns, "routes": routes}))
@@ -366,7 +391,9 @@ def _dhcp(ctx: PlanContext) -> list[Step]:
     steps: list[Step] = []
     for n, ns in ctx.ns_of.items():
         for iname, iface in ctx.topology.nodes[n].interfaces.items():
-            if iface.dhcp_server and (n in ctx.fresh_nodes or f"dnsmasq:{n}:{iname}" not in ctx.inv.processes):
+            role = f"dnsmasq:{n}:{iname}"
+            if iface.dhcp_server and (n in ctx.fresh_nodes or role not in ctx.inv.processes
+                                      or (n, iname) in ctx.fresh_ifaces or _dhcp_server_changed(ctx, n, iface)):
                 steps.append(Step("dhcp-server.start", if_path(n, iname), n, f"start DHCP server on {iname}",
                                   {"namespace": ns, "ifname": iname}))
     for n, ns in ctx.ns_of.items():
@@ -377,6 +404,15 @@ def _dhcp(ctx: PlanContext) -> list[Step]:
                 steps.append(Step("dhcp-client.start", if_path(n, iname), n, f"start DHCP client on {iname}",
                                   {"namespace": ns, "ifname": iname}))
     return steps
+
+
+def _dhcp_server_changed(ctx: PlanContext, node: str, iface: Interface) -> bool:
+    """Whether the running dnsmasq of `iface` serves something else than the document says (its range, lease
+    time, gateway: its command line differs); unknown (not observed) counts as unchanged."""
+    from . import dnsmasq
+
+    have = ctx.inv.process_argv.get(f"dnsmasq:{node}:{iface.name}")
+    return have is not None and have != tuple(dnsmasq.argv(ctx.lab, node, iface))
 
 
 def _cond_missing(cond: LinkConditions, have: LinkState, state: NamespaceState | None) -> bool:

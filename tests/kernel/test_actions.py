@@ -63,6 +63,14 @@ def ping_soon(lab: str, node: str, address: str, timeout: float = 10.0) -> bool:
     return False
 
 
+def unreachable_soon(lab: str, node: str, address: str, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not ping(lab, node, address):
+            return True
+    return False
+
+
 def flags(lab: str, node: str, iface: str) -> tuple[set[str], str]:
     """The flags `ip link` shows inside the node (UP, LOWER_UP, NO-CARRIER) and its operstate."""
     out = run_in(lab, node, "ip", "-o", "link", "show", "dev", iface).stdout
@@ -95,7 +103,8 @@ def test_stopping_a_router_removes_it_and_starting_it_brings_back_links_addresse
     assert not os.path.exists(f"/run/netns/{ns(lab, 'r1')}")
     assert "dnsmasq:r1:eth0" not in roles(lab)
     assert roles(lab)["udhcpc:h2:eth0"] == before["udhcpc:h2:eth0"]  # other nodes untouched
-    assert not ping(lab, "h1", R1)
+    # the kernel frees a deleted namespace's veths a moment later (its cleanup work runs after the unmount)
+    assert unreachable_soon(lab, "h1", R1)
     st = engine.status(lab).as_dict()
     assert st["nodes"]["r1"]["state"] == "stopped" and st["drift"] == []
     assert st["links"]["links.3"]["state"] == "stopped"
@@ -135,7 +144,7 @@ def test_a_link_set_down_loses_carrier_on_both_ends_and_stays_down_across_a_rede
     actions.set_link(lab, ["sw", "h1:eth0"], up=False)
     up_flags, _ = flags(lab, "h1", "eth0")
     assert "LOWER_UP" not in up_flags and "NO-CARRIER" in up_flags and "UP" in up_flags  # a pulled cable
-    assert not ping(lab, "h1", R1)
+    assert unreachable_soon(lab, "h1", R1)
     st = engine.status(lab).as_dict()
     assert st["links"]["links.1"] == {"endpoints": ["h1:eth0", "sw"], "state": "down", "cable": "down"}
     assert st["drift"] == [] and st["nodes"]["h1"]["state"] == "running"
@@ -162,7 +171,7 @@ def test_isolating_a_node_pulls_all_its_cables_and_reconnect_plugs_them_back(run
     lab = running
     actions.isolate(lab, "r1")
     assert "LOWER_UP" not in flags(lab, "r1", "eth0")[0] and "LOWER_UP" not in flags(lab, "r1", "eth1")[0]
-    assert not ping(lab, "h1", R1)
+    assert unreachable_soon(lab, "h1", R1)
     assert {v["state"] for k, v in engine.status(lab).as_dict()["links"].items() if k in ("links.0", "links.3")} \
         == {"down"}
     actions.reconnect(lab, "r1")
@@ -254,10 +263,36 @@ def test_a_redeploy_of_another_node_or_a_description_keeps_shells_captures_and_d
         for role in ("console:s13", "capture:7", "dnsmasq:r1:eth0"):
             assert after[role] == before[role], f"{role} was restarted"
         assert after["udhcpc:h2:eth0"] != before["udhcpc:h2:eth0"]  # h2 changed: its client was restarted
-        assert procs.inspect(shell.pid) is not None and shell.pid == before["console:s13"]
+        assert procs.inspect(shell.pid) is not None  # the shell's launcher; the shell itself is console:s13 above
         assert ping(lab, "h1", R1) and ping_soon(lab, "h4", H1)
         wait_for(lambda: icmp_count(path) >= 4, "pings after the redeploys in the same capture")
         assert procs.inspect(tcpdump) is not None
     finally:
         capture.stop(lab, 7)
+        shell.close()
+
+
+def test_an_address_route_or_dhcp_range_change_keeps_the_node_and_its_shell(running):
+    """Issue 18: a change to one interface restarts only what depends on it (here: r1's DHCP server)."""
+    lab = running
+    inode, shell = ns_inode(lab, "h1"), console.open_shell(lab, "h1", "s20")
+    try:
+        before = roles(lab)
+        edited = lab_doc()
+        edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
+        edited["nodes"]["h1"]["routes"] = [{"to": "10.0.3.0/24", "via": R1}]
+        edited["nodes"]["r1"]["interfaces"]["eth0"]["dhcp_server"]["range"] = "10.0.1.160-10.0.1.170"
+        result = engine.up(parse_document(edited), lab)
+        assert ns_inode(lab, "h1") == inode and ns_inode(lab, "r1")  # nothing rebuilt
+        after = roles(lab)
+        assert after["console:s20"] == before["console:s20"] and after["udhcpc:h2:eth0"] == before["udhcpc:h2:eth0"]
+        assert after["dnsmasq:r1:eth0"] != before["dnsmasq:r1:eth0"]  # serves the new range
+        addresses = run_in(lab, "h1", "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        assert "10.0.1.11/24" in addresses and "10.0.1.1/24" not in addresses
+        routes = run_in(lab, "h1", "ip", "route").stdout
+        assert "10.0.3.0/24 via 10.0.1.254" in routes and "10.0.2.0/24" not in routes
+        assert ping(lab, "h1", R1)
+        assert engine.up(parse_document(edited), lab).steps == [], result.steps
+        assert engine.status(lab).as_dict()["drift"] == []
+    finally:
         shell.close()

@@ -92,8 +92,8 @@ def test_a_dead_dhcp_server_is_restarted():
 def test_a_changed_node_is_rebuilt_and_the_others_are_untouched():
     before = parse_document(doc())
     edited = copy.deepcopy(doc())
-    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
-    after = parse_document(edited)
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["mtu"] = 1400  # a change of the interface itself (issue 18:
+    after = parse_document(edited)                                # its address alone is changed in place)
     steps = plan(after, LAB, deployed(before))
     assert {s.node for s in steps} == {"h1"}
     assert steps[0].action == "remove.namespace" and steps[0].params["namespace"] == naming.node_namespace(LAB, "h1")
@@ -359,3 +359,43 @@ def test_a_downed_link_pulls_its_fabric_end_and_is_plugged_back_when_raised():
     assert plan(topo, LAB, inv) == []  # down as asked
     inv.links_down = set()
     assert [s.params["up"] for s in plan(topo, LAB, inv)] == [True]
+
+
+def test_a_changed_address_route_or_dhcp_range_is_changed_in_place_not_rebuilt():
+    """Issue 18: a change to one interface restarts only what depends on it."""
+    before = parse_document(doc())
+    inv = deployed(before)
+    h1 = inv.namespaces[naming.node_namespace(LAB, "h1")]
+    h1.static_routes = {("0.0.0.0/0", "10.0.1.254")}
+    edited = copy.deepcopy(doc())
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
+    edited["nodes"]["h1"]["routes"] = [{"to": "10.9.0.0/16", "via": "10.0.1.254"}]
+    steps = plan(parse_document(edited), LAB, inv)
+    assert [(s.action, s.node) for s in steps] == [
+        ("configure.interface", "h1"), ("route.del", "h1"), ("route.add", "h1")]
+    assert steps[0].params["remove"] == ["10.0.1.1/24"] and steps[0].params["addresses"] == ["10.0.1.11/24"]
+    assert steps[1].params["routes"] == [("0.0.0.0/0", "10.0.1.254")]
+    # the DHCP server's range: only r1's dnsmasq is restarted (its command line differs), nothing else
+    from netops import dnsmasq
+
+    inv = deployed(before)
+    inv.process_argv["dnsmasq:r1:eth0"] = tuple(dnsmasq.argv(LAB, "r1", before.nodes["r1"].interfaces["eth0"]))
+    assert plan(before, LAB, inv) == []
+    ranged = copy.deepcopy(doc())
+    ranged["nodes"]["r1"]["interfaces"]["eth0"]["dhcp_server"]["range"] = "10.0.1.160-10.0.1.170"
+    assert [(s.action, s.node) for s in plan(parse_document(ranged), LAB, inv)] == [("dhcp-server.start", "r1")]
+    # and a DHCP server taken off an interface is stopped
+    served = copy.deepcopy(doc())
+    del served["nodes"]["r1"]["interfaces"]["eth0"]["dhcp_server"]
+    assert [(s.action, s.params["roles"]) for s in plan(parse_document(served), LAB, inv)] == [
+        ("remove.processes", ["dnsmasq:r1:eth0"])]
+
+
+def test_labs_deployed_before_the_signature_changed_are_not_rebuilt():
+    from netops.plan import node_signature
+
+    topo = parse_document(lossy_doc())
+    inv = deployed(topo)
+    inv.signatures = {n: node_signature(topo, n, legacy=True) for n in topo.nodes}
+    assert inv.signatures != signatures(topo)
+    assert plan(topo, LAB, inv) == []
