@@ -62,6 +62,7 @@ def test_the_right_click_menu_stops_a_node_grey_and_sets_a_link_down_dashed(
         page.click("#btn-deploy")
         page.wait_for_function(
             "() => window.topolab.cy.nodes().every((n) => n.data('deployState') === 'running')", timeout=60_000)
+        page.wait_for_function("() => window.topolab.deploy.state.deployed && !window.topolab.deploy.state.run")
 
         right_click(page, "window.topolab.cy.getElementById('h2').renderedPosition()")
         menu = page.locator("#ctx-menu")
@@ -75,6 +76,7 @@ def test_the_right_click_menu_stops_a_node_grey_and_sets_a_link_down_dashed(
         assert page.evaluate("() => window.topolab.cy.getElementById('h2').style('background-image-opacity')") \
             == "0.35"
         assert f"tl-{lab.lab_id}-h2" not in lab_namespaces(lab.lab_id)  # the kernel agrees
+        page.wait_for_function("() => !window.topolab.deploy.state.run")
 
         right_click(page, "window.topolab.cy.getElementById('link-1').renderedMidpoint()")
         expect(page.locator("#ctx-menu .ctx-title")).to_have_text("h1:eth0 – sw")

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -236,6 +237,7 @@ def test_a_redeploy_of_another_node_or_a_description_keeps_shells_captures_and_d
     """Issue 18: the console said "the shell exited" and the capture ended after a description-only redeploy."""
     lab = running
     shell = console.open_shell(lab, "h1", "s13")  # a session id that looks like a node name, as the web app's do
+    wait_for(lambda: "console:s13" in roles(lab), "the shell in its cgroup")
     point = capture.capture_point(capture.deployed_topology(lab), lab, node="h1", interface="eth0")
     path = capture_dir / "c7.pcap"
     path.touch(mode=0o640)
@@ -277,6 +279,7 @@ def test_an_address_route_or_dhcp_range_change_keeps_the_node_and_its_shell(runn
     lab = running
     inode, shell = ns_inode(lab, "h1"), console.open_shell(lab, "h1", "s20")
     try:
+        wait_for(lambda: "console:s20" in roles(lab), "the shell in its cgroup")
         before = roles(lab)
         edited = lab_doc()
         edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
@@ -296,3 +299,24 @@ def test_an_address_route_or_dhcp_range_change_keeps_the_node_and_its_shell(runn
         assert engine.status(lab).as_dict()["drift"] == []
     finally:
         shell.close()
+
+
+def test_the_cli_stops_starts_and_pulls_a_cable(running):
+    lab = running
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "netops", *args], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[2])
+
+    done = cli("node", "stop", "--lab", lab, "h3")
+    assert done.returncode == 0, done.stderr
+    assert engine.status(lab).as_dict()["nodes"]["h3"]["state"] == "stopped"
+    assert cli("node", "start", "--lab", lab, "h3").returncode == 0
+    assert ping_soon(lab, "r1", "10.0.2.3")
+    done = cli("link", "down", "--lab", lab, "h2:eth0", "sw")
+    assert done.returncode == 0 and "down done" in done.stdout, done.stderr
+    assert "LOWER_UP" not in flags(lab, "h2", "eth0")[0]
+    refused = cli("node", "stop", "--lab", lab, "nope")
+    assert refused.returncode == 2 and "node: 'nope' is no node of the running lab" in refused.stderr
+    refused = cli("link", "set", "--lab", lab, "h2:eth0", "sw", "--loss", "300%")
+    assert refused.returncode == 2 and "conditions.loss" in refused.stderr

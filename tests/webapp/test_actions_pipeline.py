@@ -199,7 +199,7 @@ def test_a_console_and_a_capture_outlive_redeploys_of_a_description_and_of_anoth
         tcpdump = [p.pid for p in procs.find(lab.lab_id, f"capture:{cap['id']}")]
 
         # a description-only change, then one that changes another node (r1 gets a second link)
-        lab.refresh_from_db()
+        await lab.arefresh_from_db()
         doc = copy.deepcopy(lab.document)
         doc["nodes"]["r1"]["description"] = "the gateway, described again"
         doc["nodes"]["h1"]["ui"] = {"x": 40, "y": 80}
