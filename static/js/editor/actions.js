@@ -115,6 +115,10 @@ export function initActions({ labPk, cy, panel, getDoc, deployState, editable = 
     menu.style.left = `${x}px`;
     menu.style.top = `${y}px`;
     document.body.append(menu);
+    // kept inside the window: opened up and to the left of the pointer when it would not fit below or right
+    const box = menu.getBoundingClientRect();
+    if (box.bottom > window.innerHeight) menu.style.top = `${Math.max(0, y - box.height)}px`;
+    if (box.right > window.innerWidth) menu.style.left = `${Math.max(0, x - box.width)}px`;
     state.menu = menu;
   }
 
