@@ -55,6 +55,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("the agent needs root")
     tmp = Path(tempfile.mkdtemp(prefix="topolab-noop-"))
+    tmp.chmod(0o711)  # the lab's uid passes through to its cell dir under run/
     procs: list[subprocess.Popen] = []
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="webapp.settings", TOPOLAB_DB=str(tmp / "db.sqlite3"),
                TOPOLAB_REDIS_URL=f"unix://{tmp / 'redis.sock'}", TOPOLAB_SECRET_KEY="bench-" + os.urandom(16).hex(),
