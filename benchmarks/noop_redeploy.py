@@ -98,7 +98,9 @@ def main() -> None:
         def run(kind: str, action: dict | None = None) -> tuple[float, int]:
             """(run.started -> run.finished in seconds, steps) of one run."""
             started = services.start_action(lab, user, action) if action else services.start_run(lab, user, kind)
-            wait_until(lambda: Run.objects.get(pk=started.pk).status in ("succeeded", "failed"), 120, f"{kind} run")
+            # the run's last event is stored just after its status: wait for that
+            wait_until(lambda: RunEvent.objects.filter(run_id=started.pk, type__in=["run.finished", "run.failed"])
+                       .exists(), 120, f"{kind} run")
             done = Run.objects.get(pk=started.pk)
             if done.status != "succeeded":
                 raise SystemExit(f"{kind} failed: {done.error}")

@@ -54,9 +54,10 @@ def ns_exec(ns: str, *argv: str) -> subprocess.CompletedProcess:
 
 def wait_run(run_id: int, timeout: float = 120) -> Run:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # its last event is stored just after its status
         run = Run.objects.get(pk=run_id)
-        if run.status in ("succeeded", "failed"):
+        if run.status in ("succeeded", "failed") and RunEvent.objects.filter(
+                run=run, type__in=["run.finished", "run.failed"]).exists():
             return run
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} still {Run.objects.get(pk=run_id).status} after {timeout} s")
