@@ -103,7 +103,8 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
         change(asked)
         runtime.write(lab, asked)
         runtime.to_inventory(asked, inv)
-    steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
+    delay_relay = _needs_delay_relay(topology)
+    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay)
     runtime.write_private(naming.run_dir(lab) / "topology.json",
                           json.dumps(topology.document, indent=1, sort_keys=True))
     applier = _Applier(spaces, topology, lab, on_event)
@@ -123,7 +124,7 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
     # a stopped node keeps the signature it was built with: started again after an edit, it is rebuilt
     built.update({n: inv.signatures[n] for n in asked.stopped if inv.signatures.get(n) and n in built})
     _write_signatures(lab, built)
-    runtime.write(lab, runtime.after_up(asked, topology, planning.conditions_of(topology)))
+    runtime.write(lab, runtime.after_up(asked, topology, planning.conditions_of(topology, delay_relay)))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
 
 

@@ -94,3 +94,4 @@ class PlanContext:
     fresh_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node ends of links created by this plan
     stopped: set[str] = field(default_factory=set)  # nodes the user stopped: nothing of theirs is built
     down_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node interfaces kept down (a downed ns-ns link)
+    gone_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node ends removed with their link's old shape

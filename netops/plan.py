@@ -90,9 +90,11 @@ def signatures(topology: Topology) -> dict[str, str]:
     return {name: node_signature(topology, name, links_of[name]) for name in topology.nodes}
 
 
-def conditions_of(topology: Topology) -> dict[str, Any]:
-    """Each link's conditions, by link key, as stored after a deploy (netops.runtime) and compared by the next."""
-    return {link_key(lk): _plain(lk.conditions) for lk in topology.links}
+def conditions_of(topology: Topology, delay_relay: bool = False) -> dict[str, Any]:
+    """Each link's conditions, by link key, as stored after a deploy (netops.runtime) and compared by the next,
+    with whether a delay relay carries it (`relayed`: the link's shape, which a changed delay may change)."""
+    return {link_key(lk): {**_plain(lk.conditions), "relayed": wiring(topology, lk, delay_relay=delay_relay).relay
+                           is not None} for lk in topology.links}
 
 
 def _segment(node: Node) -> bool:
@@ -169,10 +171,18 @@ def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) ->
             for lk in topology.links_of(n):
                 rebuilt_fabric.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
             rebuilt_fabric |= kinds.get(node.kind).fabric_links(lab, node)
+    gone: set[tuple[str, str]] = set()
+    for lk in topology.links:  # a delay added or removed without sch_netem changes the link's shape: rebuilt
+        old = (inv.conditions_applied or {}).get(link_key(lk))
+        w = wiring(topology, lk, delay_relay=delay_relay)
+        if old is not None and bool(old.get("relayed")) != (w.relay is not None):
+            rebuilt_fabric.update(w.fabric_names)
+            gone.update(w.node_ends)  # its node ends go with the fabric ends they were paired with
     connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)
                  if lk.a.node not in stopped and lk.b.node not in stopped}
     ctx = PlanContext(topology, lab, inv, delay_relay, fabric_ns, fabric_links, ns_of, fresh_nodes,
-                      {n for n in fabric_links if n not in rebuilt_fabric}, connected, stopped=stopped)
+                      {n for n in fabric_links if n not in rebuilt_fabric}, connected, stopped=stopped,
+                      gone_ifaces=gone)
     for lk in topology.links:  # a downed link between two namespaces is pulled by setting its node ends down
         if link_key(lk) in inv.links_down and not _touches(ctx, lk):
             w = wiring(topology, lk, delay_relay=delay_relay)
@@ -209,6 +219,13 @@ def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> 
         if roles or node in inv.vms_running:
             steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
                                  {"roles": roles, "vm": node in inv.vms_running}))
+    relays = {w.relay_role for w in (wiring(topology, lk, delay_relay=ctx.delay_relay) for lk in topology.links)
+              if w.relay is not None}
+    for role in sorted(r for r in inv.processes if r.startswith("delayd:") and r not in relays):
+        node = owners.get(role)  # the relay of a link that lost its delay (or its relay's shape)
+        if node not in ending:
+            steps.insert(0, Step("remove.processes", "lab" if node is None else f"nodes.{node}", node,
+                                 "stop a delay relay", {"roles": [role], "vm": False}))
     for role in sorted(inv.processes):  # DHCP servers of interfaces that no longer serve DHCP
         parts = role.split(":")
         if parts[0] == "dnsmasq" and len(parts) == 3 and parts[1] in topology.nodes and parts[1] not in ending:
@@ -349,7 +366,8 @@ def _conditions(ctx: PlanContext, relinked: set[int]) -> list[Step]:
         if applied is None:
             changed = lk.conditions.any()
         else:
-            changed = applied.get(link_key(lk), _plain(LinkConditions())) != _plain(lk.conditions)
+            old = applied.get(link_key(lk), _plain(LinkConditions()))
+            changed = old is None or {k: v for k, v in old.items() if k != "relayed"} != _plain(lk.conditions)
         if changed:
             relinked = relinked | {lk.index}
         if w.relay is not None and (lk.index in relinked or w.relay_role not in inv.processes):

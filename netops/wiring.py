@@ -89,7 +89,7 @@ def _mac(ctx: PlanContext, ep: Endpoint) -> str:
 
 
 def _ns_has(ctx: PlanContext, ep: Endpoint) -> bool:
-    if ep.node in ctx.fresh_nodes:
+    if ep.node in ctx.fresh_nodes or (ep.node, ep.interface) in ctx.gone_ifaces:
         return False
     st = ctx.inv.ns(naming.node_namespace(ctx.lab, ep.node))
     return st is not None and (ep.interface or "") in st.links
