@@ -399,3 +399,18 @@ def test_labs_deployed_before_the_signature_changed_are_not_rebuilt():
     inv.signatures = {n: node_signature(topo, n, legacy=True) for n in topo.nodes}
     assert inv.signatures != signatures(topo)
     assert plan(topo, LAB, inv) == []
+
+
+def test_a_delay_removed_without_netem_rebuilds_the_link_in_its_plain_shape_and_stops_its_relay():
+    """The relay carried the delay (no sch_netem); without it the link is a plain veth into the bridge again."""
+    delayed = doc()
+    delayed["links"][1]["delay"] = "40ms"
+    before = parse_document(delayed)
+    inv = deployed(parse_document(doc()))
+    inv.conditions_applied = conditions_of(before, delay_relay=True)
+    inv.processes["delayd:h1:eth0"] = 3000
+    steps = plan(parse_document(doc()), LAB, inv)
+    actions = [(s.action, s.node) for s in steps]
+    assert ("remove.processes", "h1") in actions and ("link.create", "h1") in actions
+    assert [s.params["ifname"] for s in steps if s.action == "remove.link"] == [naming.fabric_ifname("h1", "eth0")]
+    assert not any(s.action.startswith("namespace") for s in steps)  # h1 itself is kept
