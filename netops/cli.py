@@ -1,4 +1,4 @@
-"""`python -m netops`: validate, up, down, status, exec, clean, image ..."""
+"""`python -m netops`: validate, up, down, status, check, exec, clean, image ..."""
 from __future__ import annotations
 
 import argparse
@@ -84,6 +84,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the document's checks against the deployed lab: exit 0 when all pass, 1 when some fail, 2 when they
+    cannot run (an invalid document, no checks, the lab not deployed), as netlab's `validate`."""
+    from . import cell, labcheck_run, labchecks
+    from .kernel import netns
+    lab, topology = _lab_of(args)
+    assert topology is not None  # FILE is required by its parser
+    if not topology.checks:
+        raise TopologyError(f"{args.file} has no checks (a top-level checks: list)")
+    if cell.get(lab) is None or not netns.exists(naming.fabric_namespace(lab)):
+        raise TopologyError(f"lab {lab} is not deployed on this host")
+
+    def show(event: Event) -> None:
+        if not args.json:
+            mark = "PASS" if event.type == "check.passed" else "FAIL"
+            print(f"[{event.step}/{event.total}] {mark} {event.data['id']}: {event.data['title']}: {event.message}",
+                  flush=True)
+
+    result = labchecks.score(labcheck_run.run_checks(lab, topology, on_event=show))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"lab {lab}: {result['passed']} of {len(result['checks'])} checks passed, "
+              f"{result['earned']} of {result['possible']} points ({result['percent']}%)")
+    return 0 if result["failed"] == 0 else 1
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     from . import engine
     lab, _ = _lab_of(args)
@@ -158,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     for key in CONDITION_KEYS:
         p.add_argument(f"--{key}", help=f"set: the link's {key} (as in the document; leave out to remove it)")
     p.set_defaults(func=cmd_link)
+    p = sub.add_parser("check", help="run a document's checks against its deployed lab (exit 0 pass, 1 fail, 2 cannot run)")
+    p.add_argument("file")
+    p.add_argument("--lab", help="lab id (default: derived from the document name)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("exec", help="run a command inside a node: exec (FILE | --lab ID) NODE -- CMD...")
     p.set_defaults(func=cmd_exec)
     p = sub.add_parser("clean", help="destroy every Topolab object on this host")

@@ -26,6 +26,9 @@ def to_document(topology: Topology) -> dict[str, Any]:
         doc["description"] = topology.description
     doc["nodes"] = {name: _node_document(node) for name, node in topology.nodes.items()}
     doc["links"] = [_link_document(link) for link in topology.links]
+    if topology.checks:
+        from .labchecks import to_document as checks_document  # labchecks imports the checker's helpers
+        doc["checks"] = checks_document(topology.checks)
     if topology.ui is not None:
         doc["ui"] = copy.deepcopy(topology.ui)
     return doc

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.classroom",
     "webapp.consoles",
+    "webapp.checks",
 ]
 
 MIDDLEWARE = [

@@ -50,13 +50,12 @@ def execute(run_id: int) -> str:
     lab: Lab = run.lab
     services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
                           version=run.lab_version)
-    operation = {Run.Kind.DEPLOY: _deploy, Run.Kind.DESTROY: _destroy}.get(run.kind, _action)
     changed: dict = {}
     try:
-        if operation is _action:  # an action is not retried: it is the user's, and it says what failed
+        if run.kind == Run.Kind.ACTION:  # an action is not retried: it is the user's, and it says what failed
             changed = _action(run, lab)
         else:
-            _with_retries(run, lab, operation)
+            _with_retries(run, lab, _operation(run.kind))
     except TopologyError as exc:
         first = exc.problems[0] if exc.problems else None
         services.finish(run, error=str(exc), element=first.path if first else "")
@@ -68,15 +67,32 @@ def execute(run_id: int) -> str:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
-        if run.kind == Run.Kind.DEPLOY:
+        if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
             services.finish(run, version=run.lab_version, document=run.document)  # what ran, not the lab now
         elif changed.get("document") is not None:  # a link's conditions changed what runs
             services.finish(run, version=run.lab_version, document=changed["document"])
         else:
             services.finish(run)
-    if run.kind != Run.Kind.DESTROY:
+    if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET, Run.Kind.ACTION):
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _operation(kind: str):
+    """What a run of `kind` does (check and reset runs: webapp.checks)."""
+    if kind == Run.Kind.CHECK:
+        from webapp.checks.agent import run_check
+
+        return run_check
+    if kind == Run.Kind.RESET:
+        return _reset
+    return _deploy if kind == Run.Kind.DEPLOY else _destroy
+
+
+def _reset(run: Run, lab: Lab) -> None:
+    """Reset to template: destroy, then deploy the stored document (the template version, webapp.checks)."""
+    _destroy(run, lab)
+    _deploy(run, lab)
 
 
 def _with_retries(run: Run, lab: Lab, operation) -> None:

@@ -15,6 +15,8 @@ class Run(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy"
         DESTROY = "destroy"
+        CHECK = "check"  # run the lab's checks (webapp.checks); `document` holds {"checks", "source"}
+        RESET = "reset"  # destroy, then deploy `document` (a template version again: webapp.checks)
         ACTION = "action"  # a node or link action on the running lab (netops.actions): stop, link down, ...
 
     class Status(models.TextChoices):

@@ -230,7 +230,8 @@ def deployed(lab: Lab, is_deployed: bool) -> dict:
     event = None
     if is_deployed:
         # a deploy's, or an action's that changed what runs (a link's conditions)
-        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind__in=[Run.Kind.DEPLOY, Run.Kind.ACTION],
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished",
+                                         run__kind__in=[Run.Kind.DEPLOY, Run.Kind.RESET, Run.Kind.ACTION],
                                          run__status=Run.Status.SUCCEEDED, payload__has_key="document")
                  .order_by("-seq").first())
     payload = event.payload if event else {}

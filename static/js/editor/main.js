@@ -105,6 +105,7 @@ async function loadExtensions(cy) {
         state.versions?.event(event);
         state.actions?.event(event);
         if (state.consoles) state.consoles.render();
+        state.checks?.onEvent(event);
         onLeaseEvent(event);
       },
     });
@@ -120,6 +121,15 @@ async function loadExtensions(cy) {
     window.topolab.actions = state.actions;
   } catch (err) {
     console.warn("node and link actions unavailable:", err);
+  }
+  try {
+    const { initChecks } = await import("./checks.js");
+    state.checks = initChecks({
+      labPk, cy, toolbarEl: root.querySelector(".toolbar"), sidebar: root.querySelector(".sidebar.right"),
+      getDoc: () => state.doc, change, editable,
+    });
+  } catch (err) {
+    console.warn("checks unavailable:", err);
   }
   try {
     const { initConsoles } = await import("./console.js");

@@ -1,6 +1,6 @@
-// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/operations.py, both
-// held to the cases of tests/shared/document_operations.json (tests/webapp/test_document_operations.py).
-// The document is a plain object; every function here mutates the one it is given.
+// Operations on the topology document (DESIGN.md): the only node/link editing rules there are. The server keeps none;
+// it takes whole documents (autosave) and checks them with netops. Held to tests/shared/document_operations.json
+// (tests/webapp/test_document_operations.py). The document is a plain object; every function here mutates it.
 
 import { KINDS, NODE_NAME_RE } from "./kinds.js";
 
@@ -61,6 +61,17 @@ export function renameNode(doc, old, name) {
       const [n, iface] = splitEndpoint(e);
       return n === old ? (iface === null ? name : `${name}:${iface}`) : e;
     });
+  }
+  // checks name nodes (netops.labchecks): they follow the rename, as webapp/labs/operations.py does
+  for (const check of Array.isArray(doc.checks) ? doc.checks : []) {
+    for (const body of check && typeof check === "object" ? Object.values(check) : []) {
+      if (!body || typeof body !== "object" || Array.isArray(body)) continue;
+      for (const key of ["from", "to", "node", "server", "peer", "neighbor"]) {
+        if (typeof body[key] !== "string") continue;
+        const [n, iface] = splitEndpoint(body[key]);
+        if (n === old) body[key] = iface === null ? name : `${name}:${iface}`;
+      }
+    }
   }
 }
 
