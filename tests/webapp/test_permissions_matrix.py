@@ -65,6 +65,8 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/<int:pk>/export", "get"): ("labs", "view", "/api/labs/{pk}/export", None),
     ("api/labs/(?P<pk>[0-9]+)/deploy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/deploy/", None),
     ("api/labs/(?P<pk>[0-9]+)/destroy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/destroy/", None),
+    ("api/labs/(?P<pk>[0-9]+)/actions/?", "post"):
+        ("runs", "deploy", "/api/labs/{pk}/actions/", {"action": "stop", "node": "h1"}),
     ("api/labs/(?P<pk>[0-9]+)/runs/?", "get"): ("runs", "view", "/api/labs/{pk}/runs/", None),
     ("api/labs/(?P<pk>[0-9]+)/events/?", "get"): ("runs", "view", "/api/labs/{pk}/events/", None),
     ("api/labs/(?P<pk>[0-9]+)/status/?", "get"): ("runs", "view", "/api/labs/{pk}/status/", None),

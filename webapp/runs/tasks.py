@@ -26,6 +26,13 @@ def destroy_lab(run_id: int) -> str:
     return agent.execute(run_id)
 
 
+@shared_task(name="webapp.runs.tasks.lab_action", soft_time_limit=RUN_SOFT_LIMIT, time_limit=RUN_HARD_LIMIT)
+def lab_action(run_id: int) -> str:
+    from . import agent
+
+    return agent.execute(run_id)
+
+
 @shared_task(name="webapp.runs.tasks.lab_status", soft_time_limit=8, time_limit=10)
 def lab_status(lab_pk: int) -> dict:
     from . import agent

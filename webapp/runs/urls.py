@@ -8,6 +8,7 @@ from .api import routing, views
 urlpatterns = [
     re_path(r"^api/labs/(?P<pk>[0-9]+)/deploy/?$", views.DeployView.as_view(), name="lab-deploy"),
     re_path(r"^api/labs/(?P<pk>[0-9]+)/destroy/?$", views.DestroyView.as_view(), name="lab-destroy-deployment"),
+    re_path(r"^api/labs/(?P<pk>[0-9]+)/actions/?$", views.LabActionView.as_view(), name="lab-action"),
     re_path(r"^api/labs/(?P<pk>[0-9]+)/runs/?$", views.LabRunsView.as_view(), name="lab-runs"),
     re_path(r"^api/labs/(?P<pk>[0-9]+)/events/?$", views.LabEventsView.as_view(), name="lab-events"),
     re_path(r"^api/labs/(?P<pk>[0-9]+)/status/?$", views.LabStatusView.as_view(), name="lab-status"),

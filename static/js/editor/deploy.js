@@ -124,7 +124,8 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   function showStatus() {
     bar.hidden = !state.run; // only while a run goes
     if (state.run) {
-      const doing = { destroy: "Destroying", check: "Checking", reset: "Resetting" }[state.run.kind] || "Deploying";
+      const doing = { destroy: "Destroying", check: "Checking", reset: "Resetting", action: "Working" }[state.run.kind]
+        || "Deploying";
       return setStatus("running", `${doing}…`);
     }
     if (state.refused) {
@@ -259,6 +260,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
         bar.value = bar.max;
         if (event.kind === "check") break; // a check changes nothing that runs
         state.deployed = event.kind !== "destroy";
+        if (event.kind === "action" && !event.document) break; // a node or link action: what runs is the same
         state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
         state.deployedDoc = state.deployed && event.document ? runningPart(normalise(clone(event.document))) : null;
         state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";

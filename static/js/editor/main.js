@@ -105,6 +105,7 @@ async function loadExtensions(cy) {
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
       onEvent: (event) => { // Console/Capture follow the nodes' states; the versions line follows deploys
         state.versions?.event(event);
+        state.actions?.event(event);
         if (state.consoles) state.consoles.render();
         state.checks?.onEvent(event);
         onLeaseEvent(event);
@@ -115,6 +116,14 @@ async function loadExtensions(cy) {
     window.topolab.deploy = state.deploy;
   } catch (err) {
     console.warn("deploy controls unavailable:", err);
+  }
+  try { // node and link actions on the running lab: right-click menu and the panel's "Running lab" section
+    const { initActions } = await import("./actions.js");
+    state.actions = initActions({ labPk, cy, panel: state.panel, getDoc: () => state.doc, editable,
+      deployState: () => state.deploy?.state });
+    window.topolab.actions = state.actions;
+  } catch (err) {
+    console.warn("node and link actions unavailable:", err);
   }
   try {
     const { initChecks } = await import("./checks.js");
