@@ -16,6 +16,7 @@ import yaml
 from .errors import Problem
 
 MAX_TEXT_BYTES = 2 * 1024 * 1024
+MAX_INT_DIGITS = 100  # Python refuses to read integers of more than 4300 digits; no value needs more than 100
 
 Source = str | bytes | dict[str, Any]
 
@@ -42,6 +43,19 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+    def construct_scalar(self, node: Any) -> Any:
+        self._scalar_mark = node.start_mark  # where a value that cannot be read is (see _load)
+        return super().construct_scalar(node)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        digits = len(str(node.value))
+        if digits > MAX_INT_DIGITS:
+            raise _Refused(f"an integer of {digits} digits is too large (at most {MAX_INT_DIGITS})", node.start_mark)
+        return super().construct_yaml_int(node)  # type: ignore[no-untyped-call]
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -62,7 +76,8 @@ _StrictLoader.add_implicit_resolver(
 
 def _load(source: object) -> tuple[Any, list[Problem]]:
     if isinstance(source, dict):
-        return source, []
+        problems = _lone_surrogates(source)
+        return (None if problems else source), problems
     if isinstance(source, bytes):
         if len(source) > MAX_TEXT_BYTES:
             return None, [Problem("", f"the document is larger than {MAX_TEXT_BYTES} bytes")]
@@ -76,7 +91,10 @@ def _load(source: object) -> tuple[Any, list[Problem]]:
             return None, [Problem("", f"the document is larger than {MAX_TEXT_BYTES} bytes")]
     else:
         return None, [Problem("", f"expected YAML or JSON text or a mapping, got {type(source).__name__}")]
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # its reader already refuses some characters (NUL, other controls)
+    except yaml.YAMLError as exc:
+        return None, [Problem("", f"not valid YAML: {' '.join(str(exc).split())}")]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -84,9 +102,15 @@ def _load(source: object) -> tuple[Any, list[Problem]]:
         problems = _duplicate_keys(node)
         if problems:
             return None, problems
-        return loader.construct_document(node), []
+        data = loader.construct_document(node)
+        problems = _lone_surrogates(data)  # a double-quoted "\\ud800" escape
+        return (None if problems else data), problems
     except _Refused as exc:
         return None, [Problem("", str(exc))]
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # a scalar its tag cannot read (`!!int abc`, `!!timestamp x`): the document is wrong, not the loader
+        mark = getattr(loader, "_scalar_mark", None)
+        return None, [Problem("", str(_Refused(f"a value cannot be read ({str(exc)[:200]})", mark)))]
     except yaml.YAMLError as exc:
         return None, [Problem("", f"not valid YAML: {' '.join(str(exc).split())}")]
     except RecursionError:
@@ -121,6 +145,33 @@ def _duplicate_keys(root: yaml.Node) -> list[Problem]:
                 stack.append((item, join(path, str(i))))
     problems.sort(key=lambda p: p.path)
     return problems
+
+
+def _lone_surrogates(root: object) -> list[Problem]:
+    """Strings of a loaded document (JSON and double-quoted YAML may escape them: "\\ud800") that are not Unicode
+    text: they cannot be encoded, so no name or value may hold one."""
+    problems: list[Problem] = []
+    stack: list[tuple[object, str]] = [(root, "")]
+    while stack and len(problems) < 20:
+        value, path = stack.pop()
+        items: list[tuple[object, object]] = []
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, str) and _SURROGATE_RE.search(value):
+            problems.append(Problem(path, "is not valid Unicode text (it holds a lone surrogate)"))
+        for key, item in items:
+            if isinstance(key, str) and _SURROGATE_RE.search(key):
+                problems.append(Problem(join(path, ascii(key)), "this key is not valid Unicode text (it holds a lone "
+                                                                "surrogate)"))
+                continue
+            stack.append((item, join(path, key)))
+    problems.sort(key=lambda p: p.path)
+    return problems
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def join(path: str, key: object) -> str:
