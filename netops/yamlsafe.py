@@ -51,7 +51,7 @@ class _StrictLoader(yaml.SafeLoader):
         digits = len(str(node.value))
         if digits > MAX_INT_DIGITS:
             raise _Refused(f"an integer of {digits} digits is too large (at most {MAX_INT_DIGITS})", node.start_mark)
-        return super().construct_yaml_int(node)  # type: ignore[no-untyped-call]
+        return super().construct_yaml_int(node)
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)

@@ -50,7 +50,7 @@ def chaos_figures() -> Figures:
     return Figures()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest's hook
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _figures:
         return
     width = max(len(p) for p in _figures) + 2

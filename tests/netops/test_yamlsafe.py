@@ -103,3 +103,33 @@ def test_load_file_reads_at_most_2_mib(tmp_path):
     big.write_bytes(SEED_TEXT.encode() + b"#" * (3 * MAX_TEXT_BYTES))
     with pytest.raises(TopologyError, match="larger"):
         load_file(big)
+
+
+# ---------------------------------------------------------------- found by the fuzz (tests/chaos/test_fuzz_document.py)
+
+
+@pytest.mark.parametrize("text", [
+    "version: 1\nname: " + "9" * 5000 + "\n",  # Python refuses to read an int of more than 4300 digits (ValueError)
+    "version: !!int abc\n",  # a tag that cannot read its scalar (ValueError)
+    "version: !!float x\n",
+    "version: !!timestamp x\n",  # AttributeError inside PyYAML's timestamp constructor
+    "\x00", "version: 1\nname: a\x07b\n",  # the reader refuses them while the loader is made (ReaderError)
+])
+def test_values_yaml_cannot_read_are_problems_not_exceptions(text):
+    with pytest.raises(TopologyError) as info:
+        parse_document(text)
+    assert info.value.problems[0].path == "" and info.value.problems[0].message
+
+
+def test_a_long_integer_is_refused_with_its_line():
+    [problem] = validate_document("version: 1\nname: x\nnodes:\n  a: {kind: bridge, x: " + "9" * 101 + "}\n")
+    assert "101 digits" in problem.message and "line 4" in problem.message
+
+
+def test_lone_surrogates_are_refused_naming_their_path():
+    """JSON (and double-quoted YAML) may escape a lone surrogate: no name or value may hold one (they cannot be
+    encoded: the interface name check raised UnicodeEncodeError)."""
+    doc = {"version": 1, "name": "a", "nodes": {"h": {"kind": "host", "interfaces": {"\ud800": None}}}, "links": []}
+    [problem] = validate_document(doc)
+    assert problem.path == "nodes.h.interfaces.'\\ud800'" and "surrogate" in problem.message
+    assert paths('version: 1\nname: "a\\udc00"\nnodes: {}\n') == ["name"]
