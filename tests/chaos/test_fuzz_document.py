@@ -32,7 +32,7 @@ from netops.images import Image
 from netops.inventory import Inventory
 from netops.model import Topology
 from netops.plan import plan
-from netops.topology import parse_document
+from netops.topology import dump_yaml, parse_document
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = [yaml.safe_load((REPO / "examples" / n).read_text()) for n in ("seed-lab.yaml", "nat-lab.yaml",
@@ -454,6 +454,10 @@ def check_plan(topology: Topology, figures: Any) -> None:
 
 
 def _check_plan(topology: Topology) -> None:
+    # the normalised document (what the API stores and serves) reads back as itself, as a mapping and as YAML
+    again = parse_document(topology.document)
+    assert again.document == topology.document
+    assert parse_document(dump_yaml(topology)).document == topology.document
     lab = naming.derive_lab_id(topology.name)
     run, cell = naming.run_dir(lab), cell_dir(lab)
     steps = plan(topology, lab, Inventory(lab))

@@ -132,4 +132,35 @@ def test_lone_surrogates_are_refused_naming_their_path():
     doc = {"version": 1, "name": "a", "nodes": {"h": {"kind": "host", "interfaces": {"\ud800": None}}}, "links": []}
     [problem] = validate_document(doc)
     assert problem.path == "nodes.h.interfaces.'\\ud800'" and "surrogate" in problem.message
-    assert paths('version: 1\nname: "a\\udc00"\nnodes: {}\n') == ["name"]
+    # in YAML text: refused by libyaml's reader (an invalid escape), or by the check after loading
+    assert validate_document('version: 1\nname: "a\\udc00"\nnodes: {}\n')
+
+
+@pytest.mark.parametrize("text,message", [
+    ("version: 1\nname: x\nnodes: [" + "1," * 1_000_000 + "1]\n", "too many elements"),
+    ("version: 1\nname: x\nnodes: " + "[" * 100_000 + "]" * 100_000 + "\n", "nest"),
+    ("version: 1\nname: x\nnodes: " + "[" * 70 + "]" * 70 + "\n", "nested too deeply"),
+])
+def test_documents_that_would_take_long_to_read_are_refused_within_a_second(text, message):
+    """Found by the fuzz: a 2 MiB list of numbers took 27 s to read with the pure-Python loader (9 s for 60 000
+    nodes); libyaml reads it, and its event stream bounds what is composed."""
+    import time
+
+    started = time.perf_counter()
+    [problem] = validate_document(text)
+    assert time.perf_counter() - started < 1.0 and message in problem.message, problem
+
+
+def test_a_full_size_lab_still_reads():
+    """2000 hosts with an address, a MAC, a route and a place on the canvas each, wired to a switch: about 80 000
+    parser events, under the limit."""
+    import yaml
+
+    nodes = {f"h{i}": {"kind": "host", "interfaces": {"eth0": {"address": f"10.{i // 250}.{i % 250}.1/24",
+                                                                "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"}},
+                       "routes": [{"to": "default", "via": f"10.{i // 250}.{i % 250}.254"}], "ui": {"x": i, "y": i}}
+             for i in range(1999)}
+    nodes["br"] = {"kind": "bridge"}
+    doc = {"version": 1, "name": "big", "nodes": nodes,
+           "links": [{"endpoints": [f"h{i}:eth0", "br"]} for i in range(1999)]}
+    assert len(parse_document(yaml.safe_dump(doc)).nodes) == 2000

@@ -88,7 +88,7 @@ class CaptureStreams:
         free = shutil.disk_usage(directory).free
         if free < max_bytes:  # refused now, not a tcpdump that dies at its first packet
             raise ApplyError(f"no space for the capture: its file system has {free} bytes free, less than the "
-                             f"capture's limit of {max_bytes} bytes", element="capture")
+                             f"capture's limit of {max_bytes} bytes")
         path = conf.capture_path(cap_id)
         path.unlink(missing_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
