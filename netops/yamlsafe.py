@@ -85,6 +85,10 @@ _StrictLoader.add_implicit_resolver(
 )
 
 
+#: what the loader reads as something other than a string (netops.writer quotes strings that match one)
+IMPLICIT_RESOLVERS: dict[Any, list[tuple[str, Any]]] = _StrictLoader.yaml_implicit_resolvers
+
+
 def _c_parser() -> Any:
     try:
         return importlib.import_module("yaml.cyaml").CParser

@@ -164,3 +164,14 @@ def test_a_full_size_lab_still_reads():
     doc = {"version": 1, "name": "big", "nodes": nodes,
            "links": [{"endpoints": [f"h{i}:eth0", "br"]} for i in range(1999)]}
     assert len(parse_document(yaml.safe_dump(doc)).nodes) == 2000
+
+
+@pytest.mark.parametrize("text", ["1e999", "1e5", "+5", "-0", ".5", "1.", "true", "on", "2024-01-01"])
+def test_strings_the_loader_would_read_as_numbers_are_written_quoted(text):
+    """Found by the fuzz: a lab named '1e999' was written unquoted and read back as the float inf (YAML 1.1 has no
+    exponent without a dot; our loader has)."""
+    from netops.topology import dump_yaml
+
+    doc = {"version": 1, "name": text, "description": text, "nodes": {}, "links": []}
+    again = parse_document(dump_yaml(doc))
+    assert again.name == text and again.description == text

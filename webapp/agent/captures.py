@@ -24,6 +24,7 @@ from webapp.consoles.models import Capture, ConsoleSession
 
 log = logging.getLogger("topolab.agent")
 TAIL_INTERVAL = 0.25
+MIN_FREE_BYTES = 64 * 1024  # below this the capture's file system counts as full: the capture ends, saying so
 LIVE_BATCH = 200  # packets per live message; more per interval are counted, not listed
 
 
@@ -126,6 +127,8 @@ class CaptureStreams:
                         reason = f"size limit reached ({r.max_bytes} bytes)"
                     elif time.monotonic() - r.started >= r.max_seconds:
                         reason = f"time limit reached ({r.max_seconds} s)"
+                    elif await asyncio.to_thread(_full, path):  # tcpdump would go on, dropping every packet
+                        reason = "no space left on the capture's file system (it is full)"
                     elif not alive:
                         reason = await asyncio.to_thread(_ended, r)
         except asyncio.CancelledError:
@@ -161,6 +164,12 @@ class CaptureStreams:
         await self.layer.group_send(r.group, {"type": "capture.state", "status": "stopped", "size": size,
                                               "packets": count, "message": reason})
         log.info("capture %s ended: %s", r.capture, reason)
+
+
+def _full(path: os.PathLike[str] | str) -> bool:
+    """Whether the capture file's file system has (next to) no space left for it."""
+    st = os.statvfs(os.path.dirname(path))
+    return st.f_bavail * st.f_frsize < MIN_FREE_BYTES
 
 
 def _ended(r: Running) -> str:
