@@ -7,9 +7,15 @@ argv: SPEC   a JSON object:
   cgroups    cgroup.procs files to join (the role's leaf in each hierarchy)
   caps       capability names the program keeps inside the lab's user namespace
   daemon     true: detach (new session, double fork) and print {"pid": N} once the exec succeeded
-  isolate    null, or {"hostname", "tmp_size"}: own mount, UTS and PID namespaces (a console shell): /sys for the
-             node, private /tmp, /var/tmp and /dev/shm, /run/netns hidden, /proc of its own PID namespace in which
+  isolate    null, or {"hostname", "tmp_size"}: own mount, UTS and PID namespaces: /sys for the node, private
+             /tmp, /var/tmp and /dev/shm, /run/netns and /run/topolab hidden, /proc of its own PID namespace in which
              a small init (this file) is pid 1 and the program is its only child
+  node_init  true (with isolate and daemon): no program; the init itself is the daemon, pid 1 of the node's PID
+             namespace, holding the node's mount, UTS and PID namespaces for the node's consoles and daemons to
+             join, and reaping the orphans in it
+  join       {"pid": fd, "mnt": fd, "uts": fd} (any of them): inherited fds on namespaces of the node's init,
+             joined after the user namespace (so only namespaces the lab's user namespace owns can be joined);
+             the PID namespace holds for the program, a child of this process
   ctty       true: the program's session gets stdin (a pty) as its controlling terminal
   uid_map    [0, host uid, count]: the lab's map; anything else is refused before the exec
   log, cwd   opened / entered AFTER the switch to the lab's uid (a path the lab's user cannot write into is refused
@@ -29,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -117,6 +124,11 @@ def _enter(spec: dict[str, Any]) -> None:
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+    for kind, flag in (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("pid", CLONE_NEWPID)):
+        joined = (spec.get("join") or {}).get(kind)
+        if joined is not None:
+            _check(libc.setns(joined, flag), f"setns(the node's {kind} namespace)")
+            os.close(joined)
 
 
 def _isolate(spec: dict[str, Any]) -> None:
@@ -194,7 +206,38 @@ def _init(spec: dict[str, Any], errw: int) -> NoReturn:
     os._exit(status if status >= 0 else 128 - status)
 
 
-def _report_or_wait(errr: int, child: int, daemon: bool) -> int:
+def _node_init(errw: int) -> NoReturn:
+    """pid 1 of a node's PID namespace: mount its /proc, keep no capability, then reap orphans until SIGTERM from
+    outside the namespace (the kernel then ends every process in it)."""
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        _keep_only(())
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the node's processes (same uid) may not ptrace it
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.chdir("/")
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
+        _fail(errw, exc)
+    os.close(errw)
+    stop = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    for sig in stop:  # a handler, not SIG_DFL: the kernel drops default-action signals sent to a namespace's init
+        signal.signal(sig, lambda _s, _f: os._exit(0))
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop | {signal.SIGCHLD})
+    while True:
+        info = signal.sigtimedwait(stop | {signal.SIGCHLD}, 60)
+        if info is not None and info.si_signo in stop and info.si_pid == 0:
+            os._exit(0)  # from outside the namespace (the agent); the node's own processes cannot end it
+        while True:  # reap every orphan that ended
+            try:
+                pid, _code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+
+def _report_or_wait(errr: int, child: int) -> int:
     chunks = []
     while True:
         chunk = os.read(errr, 4096)
@@ -205,9 +248,6 @@ def _report_or_wait(errr: int, child: int, daemon: bool) -> int:
         os.waitpid(child, 0)
         print(json.dumps({"error": b"".join(chunks).decode(errors="replace")}), flush=True)
         return 1
-    if daemon:
-        print(json.dumps({"pid": child}), flush=True)
-        return 0
     # foreground (a console): wait for the PID namespace's init and pass its status on
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda s, _f: os.kill(child, s))
@@ -219,33 +259,106 @@ def _report_or_wait(errr: int, child: int, daemon: bool) -> int:
             continue
 
 
-def main() -> int:
-    spec = json.loads(sys.argv[1])
-    daemon = bool(spec.get("daemon"))
-    if daemon:
-        os.setsid()
-    errr, errw = os.pipe()  # O_CLOEXEC: reads EOF as soon as the exec succeeds
-    if not daemon:
+def _own_pid_over(sock: socket.socket) -> None:
+    """Send our pid as SCM_CREDENTIALS: the kernel translates it into the receiver's PID namespace (the host's)."""
+    sock.sendmsg([b"p"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
+                           struct.pack("3i", os.getpid(), os.getuid(), os.getgid()))])
+    sock.close()
+
+
+def _pid_from(sock: socket.socket) -> int | None:
+    """The pid (in our PID namespace) a process sent with `_own_pid_over`, or None when it ended before."""
+    _msg, ancillary, _flags, _addr = sock.recvmsg(16, socket.CMSG_SPACE(struct.calcsize("3i")))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            return int(struct.unpack("3i", data[:struct.calcsize("3i")])[0])
+    return None
+
+
+def _daemon(spec: dict[str, Any]) -> int:
+    """Detach: a first child enters the cell (and unshares what `isolate` asks) and forks the daemon, so that it
+    is in any PID namespace joined or made; the daemon sends its pid (SCM_CREDENTIALS, so it arrives as a host
+    pid), the first child passes it on and exits, and the daemon is reparented away from us.
+
+    A daemon that joins a node's PID namespace is forked by a middle process inside that namespace, which exits
+    at once: the daemon's reaper is then the node's init, not the host's PID 1 (which may never reap it, and the
+    node's init waits at its end for every zombie of its namespace to be reaped)."""
+    os.setsid()
+    errr, errw = os.pipe()  # O_CLOEXEC: reads EOF once the exec succeeded (or the init is ready) and the first
+    pidr, pidw = os.pipe()  # child exited
+    first = os.fork()
+    if first == 0:
+        os.close(errr)
+        os.close(pidr)
         try:
+            joins_pid = "pid" in (spec.get("join") or {})
             _enter(spec)
             if spec.get("isolate"):
                 _isolate(spec)
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            ours.settimeout(30)
+            middle = os.fork()
+            if middle == 0:
+                os.close(pidw)
+                ours.close()
+                if joins_pid and os.fork() != 0:
+                    os._exit(0)
+                _own_pid_over(theirs)
+                if spec.get("node_init"):
+                    _node_init(errw)
+                if spec.get("isolate"):
+                    _init(spec, errw)
+                _exec(spec, errw)
+            theirs.close()
+            daemon_pid = _pid_from(ours)
+            if joins_pid:
+                os.waitpid(middle, 0)  # it forked the daemon and exited; otherwise it is the daemon
+            if daemon_pid is not None:
+                os.write(pidw, str(daemon_pid).encode())
         except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
-            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-            return 1
+            _fail(errw, exc)
+        os._exit(0)
+    os.close(errw)
+    os.close(pidw)
+    chunks = []
+    while chunk := os.read(errr, 4096):
+        chunks.append(chunk)
+    pid = b""
+    while chunk := os.read(pidr, 64):
+        pid += chunk
+    os.waitpid(first, 0)
+    if chunks or not pid:
+        error = b"".join(chunks).decode(errors="replace") or "the launcher's child ended before the start"
+        print(json.dumps({"error": error}), flush=True)
+        return 1
+    print(json.dumps({"pid": int(pid)}), flush=True)
+    return 0
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    if spec.get("daemon"):
+        return _daemon(spec)
+    errr, errw = os.pipe()  # O_CLOEXEC: reads EOF as soon as the exec succeeds
+    try:
+        _enter(spec)
+        if spec.get("isolate"):
+            _isolate(spec)
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return 1
     child = os.fork()
     if child == 0:
         os.close(errr)
         try:
-            if daemon:
-                _enter(spec)
             if spec.get("isolate"):
                 _init(spec, errw)
             _exec(spec, errw)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller, never swallowed
             _fail(errw, exc)
     os.close(errw)
-    return _report_or_wait(errr, child, daemon)
+    return _report_or_wait(errr, child)
 
 
 if __name__ == "__main__":

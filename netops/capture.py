@@ -20,6 +20,7 @@ from typing import Any
 
 from . import kinds, naming, procs
 from .errors import ApplyError, Problem, TopologyError
+from .kernel.host import HOST
 from .model import Endpoint, Topology
 
 TCPDUMP = "tcpdump"
@@ -171,7 +172,7 @@ def compile_filter(point: CapturePoint, bpf: str) -> None:
     """TopologyError(path `filter`) with tcpdump's own message when the filter does not compile."""
     if not check_filter(bpf):
         return
-    done = procs.run(compile_argv(point.ifname, bpf), namespace=point.namespace, check=False, timeout=10)
+    done = HOST.run(compile_argv(point.ifname, bpf), namespace=point.namespace, check=False, timeout=10)
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().splitlines()
         raise TopologyError(_problem(message[-1] if message else "tcpdump cannot compile the filter"))

@@ -2,12 +2,13 @@
 
 `open_shell()` runs the shell in the lab's cell (`procs.cell_command`, `netops/_cell_exec.py`): in the node's
 network namespace and the lab's user namespace, as uid 0 there (a host uid of the lab's own range), with only
-CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SETUID and CAP_SETGID there (so `ip`, `nft`, `ping`,
+CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE, CAP_SETUID, CAP_SETGID and CAP_KILL there (so `ip`, `nft`, `ping`,
 `tcpdump -i eth0` (which drops to its own user: a uid of the lab's range), `sysctl -w
 net.ipv4.ip_forward=1` and a server on port 80 work inside the node) and none in the host's initial user
-namespace; no_new_privs; in a PID namespace of its own (`ps` shows its own processes, `kill -1` reaches nothing
-else), a UTS namespace named after the node, a mount namespace with /sys for the node and private /tmp, /var/tmp
-and /dev/shm; in the node's cgroup under role `console:<session>`, so `close()` (and destroying the lab) stops the
+namespace; no_new_privs; in the namespaces of the node's init (`procs.node_init`), shared by every console and
+daemon of the node: its PID namespace (`ps` shows the node's shells and daemons only, `kill -1` reaches nothing
+else), its UTS namespace named after the node, and its mount namespace with /sys for the node and the node's
+private /tmp, /var/tmp and /dev/shm (two consoles of a node see the same files); in the node's cgroup under role `console:<session>`, so `close()` (and destroying the lab) stops the
 shell and everything it left, and the node's limits bound it.
 
 `open_shell(..., kind="vtysh")` runs FRR's vtysh of that router's instance instead of bash, in the same cell and
@@ -38,9 +39,10 @@ from .errors import ApplyError
 
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")  # fullmatch only
 #: a console's capabilities in the lab's user namespace: `ip`, `nft`, `ping`, `tcpdump` (which drops to its own
-#: user, hence setuid/setgid: among the lab's own uids only), servers on low ports
-CAPS = ("net_admin", "net_raw", "net_bind_service", "setuid", "setgid")
-TMP_SIZE = "64m"  # each of the shell's private /tmp, /var/tmp, /dev/shm (charged to the node's memory limit)
+#: user, hence setuid/setgid: among the lab's own uids only), servers on low ports, `kill` of the node's daemons
+#: (they drop to other uids of the lab; the shell can name no process outside the node's PID namespace, and the
+#: capability counts for the lab's user namespace only)
+CAPS = ("net_admin", "net_raw", "net_bind_service", "setuid", "setgid", "kill")
 KINDS = ("shell", "vtysh")
 
 
@@ -151,30 +153,30 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
            "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
     program: list[str] = shell_program()
     caps: tuple[str, ...] = CAPS
-    isolate: dict[str, str] | None = {"hostname": node, "tmp_size": TMP_SIZE}
+    join: tuple[str, ...] = procs.CONSOLE_JOIN  # the node's one PID namespace, /tmp and hostname
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")
-        # setpriv's caps, to FRR's user of the lab's range: none after. Not isolated: the console's mount namespace
+        # setpriv's caps, to FRR's user of the lab's range: none after. Not in the node's mount namespace: it
         # hides the run dir, where the instance's sockets are; vtysh starts no program and reaches no other lab
         # (their socket dirs belong to their own uids)
-        program, caps, isolate = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS, None
+        program, caps, join = frr.vtysh_argv(lab, node), frr.VTYSH_CAPS, ("pid", "uts")
         env.update(frr.VTYSH_ENV)
-    launcher, userns_fd = procs.cell_command(
-        program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), caps=caps,
-        env=env, cwd="/", isolate=isolate, ctty=True)
+    launcher, fds = procs.cell_command(
+        program, lab=lab, role=role(session), namespace=naming.node_namespace(lab, node), node=node, caps=caps,
+        env=env, cwd="/", join=join, ctty=True)
     master, slave = os.openpty()
     try:
         set_size(master, rows, cols)
         os.set_blocking(master, False)
         process = subprocess.Popen(launcher, stdin=slave, stdout=slave, stderr=slave, env=dict(procs.BASE_ENV),
-                                   cwd="/", close_fds=True, pass_fds=(userns_fd,))
+                                   cwd="/", close_fds=True, pass_fds=fds)
     except BaseException:
         os.close(master)
         raise
     finally:
         os.close(slave)
-        os.close(userns_fd)
+        procs.close_fds(fds)
     return Shell(lab, node, session, master, process, kind=kind)
 
 

@@ -87,7 +87,7 @@ def start(lab: str, node: str, iface_name: str, namespace: str, *, timeout: floa
         log = cells.cell_dir(lab) / f"udhcpc-{node}-{iface_name}.log"
         try:
             pid = procs.spawn(wanted, lab=lab, role=role(node, iface_name), namespace=namespace, log_path=log,
-                              caps=CAPS)
+                              caps=CAPS, in_node=True)
         except ApplyError as exc:
             raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
     deadline = time.monotonic() + timeout

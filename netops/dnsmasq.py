@@ -135,7 +135,7 @@ def start(lab: str, node: str, iface: Interface, namespace: str) -> int:
     paths["pid"].unlink(missing_ok=True)
     try:
         pid = procs.spawn(wanted, lab=lab, role=role(node, iface.name), namespace=namespace,
-                          log_path=paths["log"], caps=CAPS)
+                          log_path=paths["log"], caps=CAPS, in_node=True)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
     _wait_serving(lab, pid, paths, element)
@@ -150,12 +150,13 @@ def _in_namespace(pid: int, namespace: str) -> bool:
 
 
 def _wait_serving(lab: str, pid: int, paths: dict[str, Path], element: str) -> None:
-    """dnsmasq writes its pid file once it has bound its sockets; if it dies first, its log says why."""
+    """dnsmasq writes its pid file once it has bound its sockets (its pid in the node's PID namespace); if it dies
+    first, its log says why."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if procs.inspect(pid) is None:
             raise ApplyError(f"dnsmasq exited at start: {_tail(lab, paths['log'])}", element=element)
-        if (cells.read_text(lab, paths["pid"], 64) or "").strip() == str(pid):
+        if (cells.read_text(lab, paths["pid"], 64) or "").strip() == str(procs.ns_pid(pid)):
             return
         time.sleep(0.02)
     raise ApplyError(f"dnsmasq did not start within {START_TIMEOUT} s: {_tail(lab, paths['log'])}", element=element,

@@ -25,7 +25,7 @@ from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observ
 from . import plan as planning
 from .errors import ApplyError
 from .events import Event, EventSink, emit
-from .kernel import cgroups, netns
+from .kernel import cgroups, netns, sysctl
 from .kernel import netlink as nl
 from .kinds.base import node_of
 from .linkops import LinkOps, raise_first
@@ -366,8 +366,7 @@ class _Applier(LinkOps):
 
         def inside() -> nl.NetlinkSocket:
             for key, value in settings.items():
-                with open(f"/proc/sys/net/{key}", "w") as f:
-                    f.write(value)
+                sysctl.write(f"net/{key}", value)
             s = nl.NetlinkSocket(ns)
             try:
                 s.call(nl.link_set(index=1, up=True, alias=tag))

@@ -344,7 +344,7 @@ def _tail(lab: str, path: Path, lines: int = 5) -> str:
 def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> int:
     try:
         return procs.spawn(daemon_argv(lab, node, daemon), lab=lab, role=role(node, daemon), namespace=namespace,
-                           log_path=_log(lab, node, daemon), caps=DAEMON_CAPS)
+                           log_path=_log(lab, node, daemon), caps=DAEMON_CAPS, in_node=True)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 

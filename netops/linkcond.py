@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -23,12 +22,12 @@ from typing import Any
 
 from pyroute2.netlink.rtnl import TC_H_ROOT
 
-from . import naming, procs
+from . import naming
 from .errors import ApplyError
 from .kernel import netlink as nl
-from .kernel import netns
+from .kernel.host import HOST, Kernel
 from .model import Link, LinkConditions
-from .nft import check_comment, check_ifname, list_tables
+from .nft import check_comment, check_ifname, list_tables, load
 
 TABLE = "topolab_lc"
 FAMILY = "netdev"
@@ -38,13 +37,9 @@ TBF_MAX_NETLINK_BPS = 8 * 0xFFFFFFFF  # pyroute2's tbf rate field: u32 bytes per
 OURS = nl.tc_handle(1)  # the handle of our root qdisc, tc's "1:"
 
 
-@functools.cache
-def supports_delay() -> bool:
-    """Whether the kernel has sch_netem; probed once on `lo` of an anonymous namespace that dies with the probe."""
-    def probe() -> bool:
-        with nl.NetlinkSocket("probe") as sock:
-            return sock.batch([nl.qdisc_replace_netem(1, delay_ms=1, handle=OURS)])[0] is None
-    return netns.in_throwaway(probe)
+def supports_delay(kernel: Kernel = HOST) -> bool:
+    """Whether the kernel has sch_netem (the real kernel probes once, on `lo` of an anonymous namespace)."""
+    return kernel.supports_netem()
 
 
 def _number(value: object, what: str, element: str, lo: float, hi: float) -> float:
@@ -145,8 +140,8 @@ def loss_ruleset(lab: str, link: Link, ifname: str, loss_pct: float | None) -> s
     return "\n".join(lines) + "\n"
 
 
-def _our_table(lab: str, namespace: str, element: str) -> bool:
-    for t in list_tables(namespace):
+def _our_table(lab: str, namespace: str, element: str, kernel: Kernel) -> bool:
+    for t in list_tables(namespace, kernel=kernel):
         if (t.family, t.name) == (FAMILY, TABLE):
             if t.lab != lab:
                 raise ApplyError(f"nft table {FAMILY} {TABLE} in {namespace} is not this lab's", element=element)
@@ -154,9 +149,9 @@ def _our_table(lab: str, namespace: str, element: str) -> bool:
     return False
 
 
-def loss_interfaces(namespace: str, ifnames: list[str] | set[str]) -> set[str]:
+def loss_interfaces(namespace: str, ifnames: list[str] | set[str], *, kernel: Kernel = HOST) -> set[str]:
     """Which of `ifnames` have their loss chain, with its drop rule, in `namespace` (one `nft -j` run)."""
-    done = procs.run(["nft", "-j", "list", "table", FAMILY, TABLE], namespace=namespace, check=False)
+    done = kernel.run(["nft", "-j", "list", "table", FAMILY, TABLE], namespace=namespace, check=False)
     if done.returncode != 0:  # no table: no loss chain
         return set()
     with_rules = {item["rule"]["chain"] for item in json.loads(done.stdout or b"{}").get("nftables", [])
@@ -164,9 +159,9 @@ def loss_interfaces(namespace: str, ifnames: list[str] | set[str]) -> set[str]:
     return {name for name in ifnames if _chain(name) in with_rules}
 
 
-def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str) -> None:
+def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str, kernel: Kernel) -> None:
     """Put `plan` on the interface's egress, or (plan []) remove a root qdisc of ours, over rtnetlink."""
-    with netns.netlink_in(namespace) as sock:
+    with kernel.netlink(namespace) as sock:
         dev = sock.link(name=ifname)
         if dev is None:
             raise ApplyError(f"interface {ifname} is missing in {namespace}", element=element)
@@ -174,7 +169,7 @@ def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str) -> None
             req = request(dev.index, q)
             try:
                 if req is None:
-                    procs.run(tc_argv(ifname, q), namespace=namespace, element=element)
+                    kernel.run(tc_argv(ifname, q), namespace=namespace, element=element)
                 else:
                     sock.call(req)
             except nl.NetlinkError as exc:
@@ -189,17 +184,17 @@ def _shape(namespace: str, ifname: str, plan: list[Qdisc], element: str) -> None
                 raise ApplyError(f"remove the root qdisc of {ifname}: {exc.strerror}", element=element) from exc
 
 
-def apply(lab: str, link: Link, namespace: str, ifname: str) -> None:
+def apply(lab: str, link: Link, namespace: str, ifname: str, *, kernel: Kernel = HOST) -> None:
     """Make the egress of `ifname` in `namespace` match `link.conditions` (idempotent; unset conditions removed)."""
     cond = link.conditions
     element = link.path
-    plan = qdiscs(ifname, cond, element, netem=supports_delay() if (cond.delay_ms or cond.jitter_ms) else False)
-    _shape(namespace, ifname, plan, element)
-    if cond.loss_pct is not None or _our_table(lab, namespace, element):
-        procs.run(["nft", "-f", "-"], namespace=namespace, element=element,
-                  input=loss_ruleset(lab, link, ifname, cond.loss_pct).encode())
+    netem = supports_delay(kernel) if (cond.delay_ms or cond.jitter_ms) else False
+    plan = qdiscs(ifname, cond, element, netem=netem)
+    _shape(namespace, ifname, plan, element, kernel)
+    if cond.loss_pct is not None or _our_table(lab, namespace, element, kernel):
+        load(loss_ruleset(lab, link, ifname, cond.loss_pct), namespace, element, kernel=kernel)
 
 
-def clear(lab: str, link: Link, namespace: str, ifname: str) -> None:
+def clear(lab: str, link: Link, namespace: str, ifname: str, *, kernel: Kernel = HOST) -> None:
     """Remove every condition from the egress of `ifname` (idempotent)."""
-    apply(lab, Link(link.index, link.a, link.b, LinkConditions()), namespace, ifname)
+    apply(lab, Link(link.index, link.a, link.b, LinkConditions()), namespace, ifname, kernel=kernel)

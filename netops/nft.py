@@ -21,8 +21,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from . import naming, procs
+from . import naming
 from .errors import ApplyError
+from .kernel.host import HOST, Kernel
 from .model import IPInterface
 
 NODE_TABLE = "topolab"
@@ -183,21 +184,22 @@ def parse_chains(text: str) -> dict[str, tuple[int | None, str | None]]:
     return chains
 
 
-def list_tables(namespace: str | None = None) -> list[NftTable]:
-    return parse_tables(procs.run(["nft", "-a", "-t", "list", "ruleset"], namespace=namespace).stdout.decode())
+def list_tables(namespace: str | None = None, *, kernel: Kernel = HOST) -> list[NftTable]:
+    return parse_tables(kernel.run(["nft", "-a", "-t", "list", "ruleset"], namespace=namespace).stdout.decode())
 
 
-def list_lab_tables(lab: str | None = None, namespace: str | None = None) -> list[NftTable]:
+def list_lab_tables(lab: str | None = None, namespace: str | None = None, *, kernel: Kernel = HOST) -> list[NftTable]:
     """Tables (root namespace by default) whose comment is a Topolab tag, of `lab` or of any lab."""
-    return [t for t in list_tables(namespace) if t.lab is not None and (lab is None or t.lab == lab)]
+    return [t for t in list_tables(namespace, kernel=kernel) if t.lab is not None and (lab is None or t.lab == lab)]
 
 
-def _load(ruleset: str, namespace: str | None, element: str) -> None:
-    procs.run(["nft", "-f", "-"], namespace=namespace, input=ruleset.encode(), element=element)
+def load(ruleset: str, namespace: str | None, element: str, *, kernel: Kernel = HOST) -> None:
+    """`nft -f -` with `ruleset` (built by the pure functions of this module or of its callers) in `namespace`."""
+    kernel.run(["nft", "-f", "-"], namespace=namespace, input=ruleset.encode(), element=element)
 
 
-def _refuse_foreign(namespace: str | None, family: str, name: str, lab: str, element: str) -> None:
-    for t in list_tables(namespace):
+def _refuse_foreign(namespace: str | None, family: str, name: str, lab: str, element: str, kernel: Kernel) -> None:
+    for t in list_tables(namespace, kernel=kernel):
         if (t.family, t.name) == (family, name) and t.lab != lab:
             where = f"namespace {namespace}" if namespace else "the root namespace"
             raise ApplyError(f"nft table {family} {name} in {where} is not Topolab's (comment {t.comment!r}); "
@@ -207,33 +209,35 @@ def _refuse_foreign(namespace: str | None, family: str, name: str, lab: str, ele
 # ---------------------------------------------------------------------------------------------- apply
 
 
-def apply_router_nat(lab: str, node: str, namespace: str, masquerade: list[str] | tuple[str, ...]) -> None:
+def apply_router_nat(lab: str, node: str, namespace: str, masquerade: list[str] | tuple[str, ...], *,
+                     kernel: Kernel = HOST) -> None:
     """Masquerade on `masquerade` interfaces of a router namespace; idempotent; empty list removes the table."""
     element = f"nodes.{node}.nat"
-    _refuse_foreign(namespace, FAMILY, NODE_TABLE, lab, element)
+    _refuse_foreign(namespace, FAMILY, NODE_TABLE, lab, element, kernel)
     if not masquerade:
-        delete_node_table(lab, node, namespace)
+        delete_node_table(lab, node, namespace, kernel=kernel)
         return
-    _load(router_nat_ruleset(lab, node, masquerade), namespace, element)
+    load(router_nat_ruleset(lab, node, masquerade), namespace, element, kernel=kernel)
 
 
-def delete_node_table(lab: str, node: str, namespace: str, name: str = NODE_TABLE) -> None:
-    for t in list_tables(namespace):
+def delete_node_table(lab: str, node: str, namespace: str, name: str = NODE_TABLE, *, kernel: Kernel = HOST) -> None:
+    for t in list_tables(namespace, kernel=kernel):
         if (t.family, t.name) == (FAMILY, name) and t.lab == lab:
-            _load(f"delete table {t.family} handle {t.handle}\n", namespace, f"nodes.{node}")
+            load(f"delete table {t.family} handle {t.handle}\n", namespace, f"nodes.{node}", kernel=kernel)
 
 
-def apply_external_nat(lab: str, node: str, root_ifname: str, address: IPInterface) -> None:
+def apply_external_nat(lab: str, node: str, root_ifname: str, address: IPInterface, *,
+                       kernel: Kernel = HOST) -> None:
     """Host masquerade for an `external` node with `nat: true`, in the lab's table of the root namespace."""
     element = f"nodes.{node}"
-    _refuse_foreign(None, FAMILY, naming.nft_table(lab), lab, element)
-    _load(external_nat_commands(lab, node, root_ifname, address), None, element)
+    _refuse_foreign(None, FAMILY, naming.nft_table(lab), lab, element, kernel)
+    load(external_nat_commands(lab, node, root_ifname, address), None, element, kernel=kernel)
 
 
-def _lab_table_text(lab: str) -> tuple[NftTable, str] | None:
+def _lab_table_text(lab: str, kernel: Kernel) -> tuple[NftTable, str] | None:
     """The lab's root table (only if it carries the lab's tag) and its `nft -a list table` text; None if absent."""
     naming.check_lab_id(lab)
-    done = procs.run(["nft", "-a", "list", "table", FAMILY, naming.nft_table(lab)], check=False)
+    done = kernel.run(["nft", "-a", "list", "table", FAMILY, naming.nft_table(lab)], check=False)
     if done.returncode != 0:
         return None
     text = done.stdout.decode()
@@ -243,9 +247,9 @@ def _lab_table_text(lab: str) -> tuple[NftTable, str] | None:
     return tables[0], text
 
 
-def external_nat_chains(lab: str) -> dict[str, list[str]]:
+def external_nat_chains(lab: str, *, kernel: Kernel = HOST) -> dict[str, list[str]]:
     """Externals of `lab` with chains in the lab's root table (one `nft` run): node -> its chain names."""
-    found = _lab_table_text(lab)
+    found = _lab_table_text(lab, kernel)
     out: dict[str, list[str]] = {}
     if found is None:
         return out
@@ -256,11 +260,11 @@ def external_nat_chains(lab: str) -> dict[str, list[str]]:
     return out
 
 
-def delete_external_nat(lab: str, node: str) -> bool:
+def delete_external_nat(lab: str, node: str, *, kernel: Kernel = HOST) -> bool:
     """Delete the chains of external `node` from the lab's root table (by handle, only those tagged for it); the
     table too once no chain is left in it. Idempotent. Returns whether the lab's table is gone."""
     element = f"nodes.{node}"
-    found = _lab_table_text(lab)
+    found = _lab_table_text(lab, kernel)
     if found is None:
         return True
     table, text = found
@@ -268,18 +272,19 @@ def delete_external_nat(lab: str, node: str) -> bool:
     mine = [(name, handle) for name, (handle, comment) in chains.items()
             if comment == naming.tag(lab, EXTERNAL_TAG, node) and handle is not None]
     if mine:
-        _load("".join(f"delete chain {FAMILY} {table.name} handle {h}\n" for _, h in mine), None, element)
+        load("".join(f"delete chain {FAMILY} {table.name} handle {h}\n" for _, h in mine), None, element,
+             kernel=kernel)
     if len(mine) == len(chains) and table.handle is not None:
-        _load(f"delete table {FAMILY} handle {table.handle}\n", None, element)
+        load(f"delete table {FAMILY} handle {table.handle}\n", None, element, kernel=kernel)
         return True
     return False
 
 
-def delete_lab_tables(lab: str) -> list[str]:
+def delete_lab_tables(lab: str, *, kernel: Kernel = HOST) -> list[str]:
     """Delete every root-namespace table tagged for `lab` (by handle, exactly those); returns `family name`s."""
     naming.check_lab_id(lab)
     deleted = []
-    for t in list_lab_tables(lab):
-        _load(f"delete table {t.family} handle {t.handle}\n", None, f"lab {lab}")
+    for t in list_lab_tables(lab, kernel=kernel):
+        load(f"delete table {t.family} handle {t.handle}\n", None, f"lab {lab}", kernel=kernel)
         deleted.append(f"{t.family} {t.name}")
     return deleted

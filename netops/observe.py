@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import errno
-import functools
 import json
 from dataclasses import dataclass, field
 
 from pyroute2.netlink.rtnl import TC_H_ROOT
 
-from . import frr, kinds, linkcond, naming, nft, procs
+from . import kinds, linkcond, naming, nft
 from .inventory import Inventory, LinkState, NamespaceState
-from .kernel import cgroups, netns
+from .kernel import netns
+from .kernel.host import Host, Kernel, Netlink
 from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
@@ -30,22 +30,29 @@ def _lo_alias() -> str | None:
         return lo.alias if lo else None
 
 
-def find_tagged(spaces: netns.Namespaces, lab: str | None = None) -> Found:
+def kernel_of(spaces: netns.Namespaces | None, kernel: Kernel | None) -> Kernel:
+    """The kernel a caller passed, else the real one entering namespaces through `spaces`."""
+    return kernel if kernel is not None else Host(spaces)
+
+
+def find_tagged(spaces: netns.Namespaces | None, lab: str | None = None, *, kernel: Kernel | None = None) -> Found:
     """Namespaces whose name AND `lo` ifalias say they belong to `lab` (any lab when None), and tagged root links."""
+    k = kernel_of(spaces, kernel)
     found = Found()
-    for name in netns.list_names():
+    for name in k.namespace_names():
         parsed = naming.parse_namespace(name)
         if parsed is None or (lab is not None and parsed[0] != lab):
             continue
         try:
-            alias = spaces.run_in(name, _lo_alias)
+            with k.netlink(name) as sock:
+                lo = sock.link(index=1)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.EINVAL):  # deleted meanwhile, or a plain file, not a namespace
                 continue
             raise
-        if alias == naming.tag(parsed[0], "ns", parsed[1] or "fabric"):
+        if lo is not None and lo.alias == naming.tag(parsed[0], "ns", parsed[1] or "fabric"):
             found.namespaces[name] = parsed
-    with NetlinkSocket() as nl:
+    with k.netlink(None) as nl:
         for link in nl.links():
             tagged = naming.parse_tag(link.alias)
             if tagged and (lab is None or tagged[0] == lab) and link.name.startswith("tl" + tagged[0]):
@@ -53,7 +60,7 @@ def find_tagged(spaces: netns.Namespaces, lab: str | None = None) -> Found:
     return found
 
 
-def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> NamespaceState:
+def _namespace_state(name: str, nl: Netlink, forwarding: bool) -> NamespaceState:
     links = nl.links()
     by_index = {lk.index: lk for lk in links}
     state = NamespaceState(name, forwarding=forwarding)
@@ -73,54 +80,55 @@ def _namespace_state(name: str, nl: NetlinkSocket, forwarding: bool) -> Namespac
     return state
 
 
-def _observe_here(name: str) -> NamespaceState:
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forwarding = f.read().strip() == "1"
-    with NetlinkSocket(name) as nl:
+def _observe(k: Kernel, name: str) -> NamespaceState:
+    forwarding = k.read_sysctl(name, "net.ipv4.ip_forward") == "1"
+    with k.netlink(name) as nl:
         return _namespace_state(name, nl, forwarding)
 
 
-def inventory(spaces: netns.Namespaces, lab: str, topology: Topology | None = None) -> Inventory:
+def inventory(spaces: netns.Namespaces | None, lab: str, topology: Topology | None = None, *,
+              kernel: Kernel | None = None) -> Inventory:
     """Everything of `lab` that exists (tagged), plus the signatures stored at the last deploy."""
-    found = find_tagged(spaces, lab)
+    k = kernel_of(spaces, kernel)
+    found = find_tagged(spaces, lab, kernel=k)
     inv = Inventory(lab)
     for name in found.namespaces:
         try:
-            inv.namespaces[name] = spaces.run_in(name, functools.partial(_observe_here, name))
+            inv.namespaces[name] = _observe(k, name)
         except FileNotFoundError:
             continue
     if found.root_links:
-        with NetlinkSocket() as nl:
+        with k.netlink(None) as nl:
             links = {lk.name: lk for lk in nl.links()}
             by_index = {lk.index: lk.name for lk in links.values()}
             for name in found.root_links:
                 lk = links[name]
                 inv.root_links[name] = LinkState(name, lk.kind, lk.up, lk.mac, lk.mtu, lk.alias,
                                                  by_index.get(lk.master))
-    for proc in procs.find(lab=lab):
+    for proc in k.processes(lab):
         inv.processes[proc.role] = proc.pid
     for role in list(inv.processes):
         if role.startswith("qemu:"):
             inv.vms_running.add(role.split(":")[1])
     if topology is not None:
-        inv.nat_applied = _nat_tables_present(lab, topology, inv)
-        _observe_loss(lab, topology, inv)
-    _observe_external_nat(lab, topology, inv)
-    inv.signatures = read_signatures(lab)
-    inv.frr_applied = frr.applied_hashes(lab)
+        inv.nat_applied = _nat_tables_present(lab, topology, inv, k)
+        _observe_loss(lab, topology, inv, k)
+    _observe_external_nat(lab, topology, inv, k)
+    inv.signatures = read_signatures(lab, kernel=k)
+    inv.frr_applied = k.frr_applied(lab)
     return inv
 
 
-def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -> None:
+def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory, k: Kernel) -> None:
     """Externals whose host masquerade chains exist. Looked up (one `nft` run) only when the document wants such
     an external or the lab holds the host's ip_forward, which every external with nat acquired."""
     from .destroy import host_forwarding_labs  # destroy imports this module
 
-    inv.host_forwarding = lab in host_forwarding_labs()
+    inv.host_forwarding = lab in host_forwarding_labs(kernel=k)
     wanted = topology is not None and any(kinds.get(nd.kind).host_nat(nd) for nd in topology.nodes.values())
     if not (wanted or inv.host_forwarding):
         return
-    chains = nft.external_nat_chains(lab)
+    chains = nft.external_nat_chains(lab, kernel=k)
     inv.external_nat = set(chains)
     for node, names in chains.items():
         suffix = nft.chain_suffix(node)
@@ -128,7 +136,7 @@ def _observe_external_nat(lab: str, topology: Topology | None, inv: Inventory) -
             inv.nat_applied.add(node)
 
 
-def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
+def _observe_loss(lab: str, topology: Topology, inv: Inventory, k: Kernel) -> None:
     """Which interfaces have their loss chain, in each namespace holding an end of a link with loss: one `nft` run
     per such namespace, none at all when the document has no loss (the hot path of big labs)."""
     lossy = [lk for lk in topology.links if lk.conditions.loss_pct is not None]
@@ -142,27 +150,28 @@ def _observe_loss(lab: str, topology: Topology, inv: Inventory) -> None:
     for name in sorted(spaces):
         state = inv.namespaces.get(name)
         if state is not None:
-            state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links))
+            state.loss_ifaces = linkcond.loss_interfaces(name, sorted(state.links), kernel=k)
 
 
-def read_signatures(lab: str) -> dict[str, str | None]:
+def read_signatures(lab: str, *, kernel: Kernel | None = None) -> dict[str, str | None]:
     path = naming.run_dir(lab) / "signatures.json"
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
+    text = kernel_of(None, kernel).read_text(path)
+    if text is None:
         return {}
+    try:
+        return dict(json.loads(text))
     except (ValueError, TypeError) as exc:
         raise OSError(errno.EINVAL, f"{path}: corrupt ({exc})") from exc
 
 
-def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str]:
+def _nat_tables_present(lab: str, topology: Topology, inv: Inventory, k: Kernel) -> set[str]:
     """Nodes with NAT (routers) whose namespace holds the lab's tagged nft table (one `nft` run per NAT router); externals
     are `_observe_external_nat`'s."""
     out = set()
     for name, node in topology.nodes.items():
         ns = naming.node_namespace(lab, name)
         if node.nat and node.nat.masquerade and ns in inv.namespaces:
-            if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns)):
+            if any(t.name == nft.NODE_TABLE for t in nft.list_lab_tables(lab, namespace=ns, kernel=k)):
                 out.add(name)
     return out
 
@@ -170,8 +179,10 @@ def _nat_tables_present(lab: str, topology: Topology, inv: Inventory) -> set[str
 # ------------------------------------------------------------------------------------------------ status
 
 
-def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) -> LabStatus:
-    inv = inventory(spaces, lab, topology)
+def lab_status(spaces: netns.Namespaces | None, lab: str, topology: Topology | None, *,
+               kernel: Kernel | None = None) -> LabStatus:
+    k = kernel_of(spaces, kernel)
+    inv = inventory(spaces, lab, topology, kernel=k)
     st = LabStatus(lab)
     fabric = inv.namespaces.get(naming.fabric_namespace(lab))
     if topology is None:  # nothing stored: report what the kernel holds
@@ -186,7 +197,7 @@ def lab_status(spaces: netns.Namespaces, lab: str, topology: Topology | None) ->
         st.nodes[name], drift = kinds.get(node.kind).status(ctx, name, node)
         st.drift.extend(drift)
     for name, node_status in st.nodes.items():
-        node_status.usage = cgroups.node_usage(lab, name)
+        node_status.usage = k.node_usage(lab, name)
     for ns_name in inv.namespaces:
         node = naming.parse_namespace(ns_name)[1]  # type: ignore[index]
         if node and node not in topology.nodes:

@@ -16,6 +16,7 @@ not our child as dead (and reaps one that is).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -37,6 +38,10 @@ NETNS_DIR = Path("/run/netns")
 BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 ROLE_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}\Z")
 _LAUNCHER = Path(__file__).with_name("_cell_exec.py")
+#: the node init's namespaces a console shell joins: one PID namespace, one /tmp and one hostname per node
+CONSOLE_JOIN = ("pid", "mnt", "uts")
+#: each of a node's private /tmp, /var/tmp and /dev/shm (tmpfs, charged to the node's memory limit)
+NODE_TMP_SIZE = "64m"
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,13 @@ def node_limits(lab: str, node: str) -> cgroups.Limits:
 def cell_command(argv: list[str], *, lab: str, role: str, namespace: str | None, node: str | None = None,
                  caps: tuple[str, ...] | list[str] = (), log_path: Path | None = None, cwd: Path | str | None = None,
                  env: dict[str, str] | None = None, daemon: bool = False, isolate: dict[str, Any] | None = None,
-                 ctty: bool = False) -> tuple[list[str], int]:
-    """The launcher's argv that runs `argv` in the lab's cell, and the user-namespace fd it must inherit (the
-    caller passes it with `pass_fds` and closes it after the start)."""
+                 ctty: bool = False, join: tuple[str, ...] = (), node_init: bool = False) -> tuple[list[str], list[int]]:
+    """The launcher's argv that runs `argv` in the lab's cell, and the fds it must inherit (the caller passes them
+    with `pass_fds` and closes them after the start: `close_fds`).
+
+    `join`: namespaces of the node's init ("pid", "mnt", "uts"; `node_namespaces`) the program joins, so that the
+    node's consoles share one PID namespace and one /tmp, and its daemons are in the PID namespace its consoles see.
+    """
     argv = check_argv(argv)
     naming.check_lab_id(lab)
     check_role(role)
@@ -130,12 +139,87 @@ def cell_command(argv: list[str], *, lab: str, role: str, namespace: str | None,
     for value in (str(log_path or ""), str(cwd or "")):
         if "\0" in value:
             raise ApplyError(f"path {value!r} contains NUL")
-    fd = _lab_userns(lab, namespace, cell)
+    joined = node_namespaces(lab, group, namespace, join) if join else {}
+    try:
+        fd = _lab_userns(lab, namespace, cell)
+    except BaseException:
+        close_fds(list(joined.values()))
+        raise
     spec = {"netns": netns, "userns_fd": fd, "cgroups": [str(p) for p in procs_files], "caps": list(caps),
             "daemon": daemon, "isolate": isolate, "ctty": ctty, "log": str(log_path) if log_path else "",
             "cwd": str(cwd) if cwd else "", "argv": argv, "env": dict(BASE_ENV, **(env or {})),
-            "uid_map": [0, cell.uid, cells.SIZE]}
-    return [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec)], fd
+            "uid_map": [0, cell.uid, cells.SIZE], "join": joined, "node_init": node_init}
+    return [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec)], [fd, *joined.values()]
+
+
+def close_fds(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------- node init
+
+
+def init_role(node: str) -> str:
+    return f"init:{node}"
+
+
+def _init_matches(proc: TaggedProcess, netns: Path) -> bool:
+    try:
+        return os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.stat(netns).st_ino
+    except OSError:
+        return False
+
+
+def node_init(lab: str, node: str, namespace: str) -> TaggedProcess:
+    """The node's init (started when first needed): pid 1 of the node's PID namespace, in its network namespace,
+    holding the mount namespace with the node's private /tmp, /var/tmp and /dev/shm and its hostname. One per
+    node, also across the agent's processes (a flock in the root-owned run dir); one whose network namespace is
+    not the node's current one (the node was rebuilt) is replaced."""
+    netns = check_namespace(namespace)
+    role = init_role(node)
+    with open(naming.run_dir(lab) / f".init-{node}.lock", "a") as lock:  # run_dir: root's 0711, names checked
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for proc in find(lab, role):
+            if _init_matches(proc, netns):
+                return proc
+            stop(proc, timeout=1.0)
+        launcher, fds = cell_command(["init"], lab=lab, role=role, namespace=namespace, node=node, daemon=True,
+                                     isolate={"hostname": node, "tmp_size": NODE_TMP_SIZE}, node_init=True)
+        pid = _launch(launcher, fds, "the node's init")
+    found = inspect(pid)
+    if found is None or found.role != role:
+        raise ApplyError(f"the init of {node} ended at its start", element=f"nodes.{node}", permanent=False)
+    return found
+
+
+def node_namespaces(lab: str, node: str, namespace: str | None, kinds: tuple[str, ...]) -> dict[str, int]:
+    """fds on the node init's namespaces `kinds`, opened while its pidfd proves it is still that process in the
+    node's init cgroup and network namespace (so a recycled pid can never lend its namespaces)."""
+    if namespace is None or node == cells.FABRIC_CGROUP:
+        raise ApplyError("only a node's processes can join its namespaces")
+    for _attempt in range(3):
+        proc = node_init(lab, node, namespace)
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except ProcessLookupError:
+            continue
+        fds: dict[str, int] = {}
+        try:
+            for kind in kinds:
+                fds[kind] = os.open(f"/proc/{proc.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            signal.pidfd_send_signal(pidfd, 0)  # still alive: the fds are its namespaces
+            if inspect(proc.pid) == proc and _init_matches(proc, check_namespace(namespace)):
+                return fds
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+        finally:
+            os.close(pidfd)
+        close_fds(list(fds.values()))
+    raise ApplyError(f"the init of {node} keeps ending", element=f"nodes.{node}", permanent=False)
 
 
 def spawn(
@@ -149,6 +233,7 @@ def spawn(
     caps: tuple[str, ...] | list[str] = (),
     node: str | None = None,
     env: dict[str, str] | None = None,
+    in_node: bool = False,
 ) -> int:
     """Start `argv` as a detached daemon in the lab's cell, inside `namespace` (None: the lab's fabric user
     namespace without entering a network namespace), and return its pid. It runs as uid 0 of the lab's user
@@ -156,39 +241,47 @@ def spawn(
 
     The program must stay in the foreground (`--keep-in-foreground`, `-f`, ...): the returned pid is the process
     that was exec'd; a program that forks again stays in the cgroup, so its children are found and stopped too.
+    `in_node`: in the PID namespace of the node's init (a node's own daemons: its consoles' `ps` shows them).
     """
-    launcher, fd = cell_command(argv, lab=lab, role=role, namespace=namespace, node=node, caps=caps,
-                                log_path=log_path, cwd=cwd, env=env, daemon=True)
+    launcher, fds = cell_command(argv, lab=lab, role=role, namespace=namespace, node=node, caps=caps,
+                                 log_path=log_path, cwd=cwd, env=env, daemon=True, join=("pid",) if in_node else ())
+    return _launch(launcher, fds, argv[0])
+
+
+def _launch(launcher: list[str], fds: list[int], what: str) -> int:
+    """Run the launcher of a daemon and return the daemon's pid; closes `fds`."""
     try:
         done = subprocess.run(launcher, env=dict(BASE_ENV), stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=30, pass_fds=(fd,))
+                              timeout=30, pass_fds=fds)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ApplyError(f"cannot start {argv[0]}: {exc}", permanent=False) from exc
+        raise ApplyError(f"cannot start {what}: {exc}", permanent=False) from exc
     finally:
-        os.close(fd)
+        close_fds(fds)
     try:
         answer = json.loads(done.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
-        raise ApplyError(f"cannot start {argv[0]}: {done.stderr.decode(errors='replace').strip()}") from exc
+        raise ApplyError(f"cannot start {what}: {done.stderr.decode(errors='replace').strip()}") from exc
     if "pid" not in answer:
-        raise ApplyError(f"cannot start {argv[0]}: {answer.get('error')}")
+        raise ApplyError(f"cannot start {what}: {answer.get('error')}")
     return int(answer["pid"])
 
 
 def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: tuple[str, ...] | list[str] = (),
                 timeout: float = 30.0, input: bytes | None = None, max_output: int = 1 << 20,
-                isolate: dict[str, Any] | None = None) -> subprocess.CompletedProcess[bytes]:
+                isolate: dict[str, Any] | None = None, as_console: bool = False
+                ) -> subprocess.CompletedProcess[bytes]:
     """Run a short program to completion in the lab's cell, in `namespace`, as its processes run (uid 0 of the
     lab's user namespace, only `caps` there, the node's cgroup): for checks and tests of what a lab may do.
     Output is captured up to `max_output` bytes each; the program and everything it forked are stopped after
-    `timeout` (ApplyError)."""
-    launcher, fd = cell_command(argv, lab=lab, role=role, namespace=namespace, caps=caps, isolate=isolate)
+    `timeout` (ApplyError). `as_console`: in the node's PID, mount and UTS namespaces, as its console shells."""
+    launcher, fds = cell_command(argv, lab=lab, role=role, namespace=namespace, caps=caps, isolate=isolate,
+                                 join=CONSOLE_JOIN if as_console else ())
     try:
         proc = subprocess.Popen(launcher, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(BASE_ENV),
-                                pass_fds=(fd,))
+                                pass_fds=fds)
     finally:
-        os.close(fd)
+        close_fds(fds)
     try:
         out, err = proc.communicate(input=input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -235,6 +328,16 @@ def inspect(pid: int) -> TaggedProcess | None:
         return None
     argv = tuple(part.decode(errors="replace") for part in cmdline.split(b"\0")[:-1])
     return TaggedProcess(pid=pid, lab=member[0], role=member[2], argv=argv, start_time=before[2], node=member[1])
+
+
+def ns_pid(pid: int) -> int | None:
+    """`pid` as the process sees itself (in its innermost PID namespace: what it writes into a pid file), or
+    None when it is gone."""
+    status = _read(f"/proc/{pid}/status")
+    for line in (status or b"").splitlines():
+        if line.startswith(b"NSpid:"):
+            return int(line.split()[-1])
+    return None
 
 
 def find(lab: str | None = None, role: str | None = None) -> list[TaggedProcess]:

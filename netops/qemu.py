@@ -33,6 +33,8 @@ from typing import Any
 from . import cell as cells
 from . import images, model, naming, procs
 from .errors import ApplyError, TopologyError
+from .kernel import sysctl
+from .kernel.host import HOST
 
 QEMU = "qemu-system-x86_64"
 ACCELS = ("kvm", "tcg")
@@ -196,7 +198,7 @@ def vm_argv(
 
 def _boot_id() -> str:
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return sysctl.read("kernel.random.boot_id")
     except OSError:
         return ""
 
@@ -301,7 +303,7 @@ def _prepare_overlay(image: images.Image, overlay: Path, element: str) -> None:
         if info.get("full-backing-filename") == str(base) and info.get("format") == "qcow2":
             return
         overlay.unlink()
-    procs.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", fmt, str(overlay)], element=element)
+    HOST.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", fmt, str(overlay)], element=element)
     cell = cells.get(overlay.parent.parent.name)
     if cell is not None:  # the lab's qemu writes it
         fd = os.open(overlay, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

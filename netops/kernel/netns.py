@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from . import libc, userns
+from . import libc, sysctl, userns
 from .netlink import NetlinkSocket
 
 NETNS_DIR = "/run/netns"
@@ -330,16 +330,10 @@ class Namespaces:
 
     def write_sysctl(self, ns: str, key: str, value: str) -> None:
         """Write /proc/sys/<key with dots as slashes> as seen from inside `ns` (/proc/sys/net is per namespace)."""
-        def write() -> None:
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
-        self.run_in(ns, write)
+        self.run_in(ns, lambda: sysctl.write(key, value))
 
     def read_sysctl(self, ns: str, key: str) -> str:
-        def read() -> str:
-            with open("/proc/sys/" + key.replace(".", "/")) as f:
-                return f.read().strip()
-        return self.run_in(ns, read)
+        return self.run_in(ns, lambda: sysctl.read(key))
 
     def close(self) -> None:
         for worker in [self._worker, *self._helpers]:

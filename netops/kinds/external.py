@@ -111,7 +111,7 @@ class External(SegmentKind):
         """The veth from the external's bridge in the fabric to the host: enslaved to the host bridge, or, for NAT,
         routed: the document's door address on the external's bridge in the fabric, a transit /30 of the operator's
         pool between the fabric and the host (netops.uplinks), so no user address reaches the host."""
-        from .. import procs, uplinks
+        from .. import nft, uplinks
         from ..errors import ApplyError
         from ..kernel import netlink as nl
         from ..linkops import LINK_BRIDGE, raise_first
@@ -146,8 +146,7 @@ class External(SegmentKind):
                      [(master, ipaddress.ip_interface(p["address"])), (inner.index, fabric_end)])
         ap.spaces.write_sysctl(ap.fabric, "net.ipv4.ip_forward", "1")
         raise_first(fabric.batch([nl.route_add(ipaddress.ip_network("0.0.0.0/0"), host_end.ip)]))
-        procs.run(["nft", "-f", "-"], namespace=ap.fabric, element=step.path,
-                  input=uplinks.fabric_nat_commands(ap.lab, node_of(step), p["peer"]).encode())
+        nft.load(uplinks.fabric_nat_commands(ap.lab, node_of(step), p["peer"]), ap.fabric, step.path)
 
     def apply_nat(self, ap: _Applier, step: Step) -> None:
         from .. import destroy, nft, uplinks

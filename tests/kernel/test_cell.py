@@ -174,7 +174,7 @@ def test_a_console_cannot_plant_or_move_links_into_the_host_or_another_lab(labs,
         out = c.run(f"ip link add x1 type veth peer name y1 netns {naming.node_namespace(victim, 'h1')}")
         assert Console.status(out) != 0
         assert c.run("ls -A /run/netns /run/topolab/ | grep -v ':$' | grep -c .").split()[0] == "0"
-        # by pid: pid 1 is the console's own init, in the node; the peer lands in the node, not the host
+        # by pid: pid 1 is the node's init, in the node; the peer lands in the node, not the host
         out = c.run("ip link add x2 type veth peer name y2 netns 1 && ip -o link show y2")
         assert "y2" in out
         c.run("ip link del x2")
@@ -281,6 +281,44 @@ def test_a_lab_cannot_read_another_labs_files_or_signal_its_processes(labs):
         c.close()
     assert procs.inspect(victim_dnsmasq.pid) is not None
     assert procs.find(attacker, "dnsmasq:r1:eth0")  # the attacker's own DHCP server is still there too
+
+
+def test_a_nodes_consoles_and_daemons_share_one_pid_namespace_and_tmp_of_the_node(labs):
+    """One PID namespace, one /tmp and one hostname per node (its init's), shared by all its consoles and its
+    daemons: `ps` in r1 shows r1's dnsmasq and the other console's processes, nothing of h1, the host or another
+    lab; `kill -9 -1` in r1 ends r1's processes only; h1 does not see r1's /tmp."""
+    attacker, victim = labs
+    victim_dnsmasq = procs.find(victim, "dnsmasq:r1:eth0")[0]
+    own_dnsmasq = procs.find(attacker, "dnsmasq:r1:eth0")[0]
+    first, second, other = Console(attacker, "r1"), Console(attacker, "r1"), Console(attacker, "h1")
+    try:
+        first.run("echo from-the-first > /tmp/shared; sleep 300 &")
+        assert second.run("cat /tmp/shared").split()[0] == "from-the-first"
+        assert second.run("hostname").split()[0] == "r1"
+        seen = second.run("ps -e -o comm=").split()
+        assert "dnsmasq" in seen and "sleep" in seen, seen
+        assert seen.count("bash") == 2, seen  # the two consoles of r1; not h1's
+        assert len(seen) <= 8, seen  # init, dnsmasq, two shells, sleep, ps (and the marker's echo)
+        assert "No such file" in other.run("cat /tmp/shared")
+        assert "dnsmasq" not in other.run("ps -e -o comm=").split()
+        # the init is pid 1 of the node, and holds the node's network namespace (`netns 1` is the node)
+        init = procs.find(attacker, procs.init_role("r1"))
+        assert len(init) == 1 and init[0].node == "r1"
+        assert os.stat(f"/proc/{init[0].pid}/ns/pid").st_ino == os.stat(f"/proc/{own_dnsmasq.pid}/ns/pid").st_ino
+        second.run("kill -9 -1")
+        deadline = time.monotonic() + 5
+        while procs.inspect(own_dnsmasq.pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert procs.inspect(own_dnsmasq.pid) is None  # r1's own daemon: the student's to end
+        assert first.shell.process.wait(timeout=5) is not None  # the other console of r1 ended too
+        assert second.run("echo still-here").split()[0] == "still-here"  # kill -1 spares the caller
+        second.run("kill 1; kill -HUP 1; kill -9 1")  # the node's init ignores its own node's signals
+        assert other.run("echo h1-lives").split()[0] == "h1-lives"  # and every other node
+    finally:
+        for c in (first, second, other):
+            c.close()
+    assert procs.inspect(victim_dnsmasq.pid) is not None  # another lab's daemon lives on
+    assert procs.find(attacker, procs.init_role("r1")), "kill -1 never reaches the node's init"
 
 
 def test_a_forged_process_tag_changes_nothing_for_the_victims_redeploy(deploy, isp_namespace):

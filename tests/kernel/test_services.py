@@ -95,7 +95,9 @@ def test_dnsmasq_gives_a_udhcpc_client_a_lease_in_range(lab):
     dhcpclient.stop(LAB, "c", "eth0")
     dnsmasq.stop(LAB, "r", "eth0")
     assert not _alive(client) and not _alive(restarted)
-    assert procs.find(LAB) == []
+    # what is left is the nodes' inits (pid 1 of each node's PID namespace), which the daemons joined
+    assert sorted(p.role for p in procs.find(LAB)) == [procs.init_role("c"), procs.init_role("r")]
+    assert procs.ns_pid(server) is None and procs.ns_pid(procs.find(LAB, procs.init_role("r"))[0].pid) == 1
     assert not any(link["addr_info"] for link in json.loads(ip("-n", c, "-j", "-4", "addr", "show", "dev", "eth0")))
 
 

@@ -1,7 +1,10 @@
 """Pure tests of the link-condition builders (qdiscs and their rtnetlink requests or tc argv, nft loss chain)."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from fakekernel import FakeKernel
 
 from netops import linkcond
 from netops.errors import ApplyError
@@ -80,6 +83,111 @@ def test_loss_chain_is_bound_to_the_device_and_tagged():
     assert removal.splitlines()[-1].startswith("delete chain netdev topolab_lc lc_")
     with pytest.raises(ApplyError):
         linkcond.loss_ruleset("lab1", link(loss_pct=1), 'eth1" drop', 1)
+
+
+# ---------------------------------------------------------------- apply/clear against a fake kernel
+
+NS = "tl-lab1-r1"
+LIST = ("nft", "-a", "-t", "list", "ruleset")
+
+
+def kernel_with_eth1(**qdisc: int | str) -> FakeKernel:
+    kernel = FakeKernel()
+    ns = kernel.namespace(NS)
+    ns.link("lo", 1)
+    ns.link("eth1", 4, kind="veth")
+    if qdisc:
+        ns.qdiscs.append(nl.QdiscInfo(4, nl.TC_H_ROOT, int(qdisc["handle"]), str(qdisc["kind"])))
+    return kernel
+
+
+def sent(kernel: FakeKernel) -> list:
+    """(namespace, decoded message) of every rtnetlink request."""
+    return [(ns, nlcodec.decode(bytes(req.data), 0)) for ns, req in kernel.requests]
+
+
+def test_rate_is_a_tbf_on_the_interfaces_index_in_its_namespace_and_no_loss_chain_is_made():
+    kernel = kernel_with_eth1()
+    linkcond.apply("lab1", link(rate_bps=10_000_000), NS, "eth1", kernel=kernel)
+    [(ns, msg)] = sent(kernel)
+    assert (ns, msg.get_attr("TCA_KIND"), msg["index"], msg["parent"]) == (NS, "tbf", 4, nl.TC_H_ROOT)
+    assert [c[1] for c in kernel.ran()] == [LIST]  # asked whether our loss table is there; loaded nothing
+    assert ("supports_netem",) not in kernel.calls  # no delay: the kernel's netem is not asked about
+
+
+def test_loss_loads_the_interfaces_egress_chain():
+    kernel = kernel_with_eth1()
+    linkcond.apply("lab1", link(loss_pct=12.5), NS, "eth1", kernel=kernel)
+    assert [(c[1], c[2], c[3]) for c in kernel.ran()] == [
+        (("nft", "-f", "-"), NS, linkcond.loss_ruleset("lab1", link(loss_pct=12.5), "eth1", 12.5))]
+    assert kernel.requests == []  # no rate, no qdisc of ours to remove
+
+
+def test_clearing_removes_our_root_qdisc_and_the_loss_chain_of_a_table_of_ours():
+    kernel = kernel_with_eth1(handle=linkcond.OURS, kind="tbf")
+    kernel.answer(list(LIST), namespace=NS, stdout='table netdev topolab_lc { # handle 2\n\tcomment "topolab:lab1:lc"\n}\n')
+    linkcond.clear("lab1", link(loss_pct=1, rate_bps=64_000), NS, "eth1", kernel=kernel)
+    [(ns, msg)] = sent(kernel)
+    assert (ns, msg["index"], msg["parent"]) == (NS, 4, nl.TC_H_ROOT) and msg["header"]["type"] == nl.RTM_DELQDISC
+    assert kernel.ran("nft")[-1][3] == linkcond.loss_ruleset("lab1", link(), "eth1", None)
+
+
+def test_clearing_leaves_a_root_qdisc_that_is_not_ours():
+    kernel = kernel_with_eth1(handle=nl.tc_handle(0x8001), kind="tbf")
+    linkcond.clear("lab1", link(), NS, "eth1", kernel=kernel)
+    assert kernel.requests == []
+
+
+def test_a_loss_table_of_another_lab_is_refused():
+    kernel = kernel_with_eth1()
+    kernel.answer(list(LIST), namespace=NS, stdout='table netdev topolab_lc { # handle 2\n\tcomment "topolab:lab2:lc"\n}\n')
+    with pytest.raises(ApplyError, match="not this lab's") as err:
+        linkcond.apply("lab1", link(), NS, "eth1", kernel=kernel)
+    assert err.value.element == "links.3"
+
+
+def test_rates_beyond_pyroute2s_tbf_are_set_with_tc_in_the_namespace():
+    kernel = kernel_with_eth1()
+    linkcond.apply("lab1", link(rate_bps=40_000_000_000), NS, "eth1", kernel=kernel)
+    assert kernel.requests == []
+    [tc] = kernel.ran("tc")
+    assert (tc[1][:6], tc[2]) == (("tc", "qdisc", "replace", "dev", "eth1", "root"), NS)
+
+
+def test_a_missing_interface_or_a_refused_qdisc_names_the_link():
+    kernel = FakeKernel()
+    kernel.namespace(NS)
+    with pytest.raises(ApplyError, match="eth1 is missing") as err:
+        linkcond.apply("lab1", link(rate_bps=64_000), NS, "eth1", kernel=kernel)
+    assert err.value.element == "links.3"
+    kernel = kernel_with_eth1()
+    kernel.namespace(NS).refuse["set tbf qdisc on link 4"] = 22
+    with pytest.raises(ApplyError, match="tbf qdisc on eth1: .*Invalid argument") as err:
+        linkcond.apply("lab1", link(rate_bps=64_000), NS, "eth1", kernel=kernel)
+    assert err.value.element == "links.3"
+
+
+def test_delay_asks_the_kernel_for_netem_and_is_refused_without_it():
+    kernel = kernel_with_eth1()
+    with pytest.raises(ApplyError) as err:
+        linkcond.apply("lab1", link(delay_ms=20), NS, "eth1", kernel=kernel)
+    assert err.value.permanent and ("supports_netem",) in kernel.calls and kernel.requests == []
+    kernel.netem = True
+    linkcond.apply("lab1", link(delay_ms=20), NS, "eth1", kernel=kernel)
+    assert [msg.get_attr("TCA_KIND") for _, msg in sent(kernel)] == ["netem"]
+
+
+def test_loss_interfaces_are_those_whose_chain_has_a_rule():
+    kernel = FakeKernel()
+    argv = ["nft", "-j", "list", "table", "netdev", "topolab_lc"]
+    chain = linkcond._chain("eth1")
+    kernel.answer(argv, namespace=NS, stdout=json.dumps({"nftables": [
+        {"table": {"name": "topolab_lc"}}, {"chain": {"name": chain}},
+        {"rule": {"table": "topolab_lc", "chain": chain}}, {"chain": {"name": linkcond._chain("eth2")}}]}))
+    assert linkcond.loss_interfaces(NS, ["eth1", "eth2"], kernel=kernel) == {"eth1"}
+    missing = FakeKernel()
+    missing.answer(argv, namespace=NS, returncode=1)
+    assert linkcond.loss_interfaces(NS, ["eth1"], kernel=missing) == set()
 
 
 @pytest.mark.parametrize("other", [{"kind": "external", "nat": True, "address": "203.0.113.1/24"},

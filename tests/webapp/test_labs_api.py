@@ -123,7 +123,6 @@ def test_it_rejects_other_users_lab_with_404(other_api, lab):
     assert other_api.get(url).status_code == 404
     assert other_api.put(url, {"version": 1, "document": small_document()}, format="json").status_code == 404
     assert other_api.delete(url).status_code == 404
-    assert other_api.post(f"{url}nodes/", {"version": 1, "kind": "host"}, format="json").status_code == 404
     assert other_api.post(f"{url}duplicate/", {}, format="json").status_code == 404
     assert other_api.get(f"{url}export?format=topolab").status_code == 404
     assert Lab.objects.get(pk=lab["id"]).version == 1
@@ -142,8 +141,9 @@ def test_a_script_uses_a_token(owner, lab):
     script = APIClient()
     script.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert [x["id"] for x in script.get("/api/labs/").json()] == [lab["id"]]
-    response = script.post(f"/api/labs/{lab['id']}/nodes/", {"version": 1, "kind": "router"}, format="json")
-    assert response.status_code == 201
+    document = {**small_document(), "nodes": {**small_document()["nodes"], "r1": {"kind": "router"}}}
+    response = script.put(f"/api/labs/{lab['id']}/", {"version": 1, "document": document}, format="json")
+    assert response.status_code == 200
     assert "r1" in response.json()["document"]["nodes"]
 
 
@@ -275,106 +275,15 @@ def test_validate_refuses_a_non_mapping_with_400(api):
     assert paths(response.json()) == ["document"]
 
 
-# --- node and link operations --------------------------------------------------------------------------------
-
-def test_nodes_get_automatic_names_per_kind(api, lab):
-    url = f"/api/labs/{lab['id']}/nodes/"
-    version = 1
-    for kind in ["host", "host", "router", "bridge", "vm", "external"]:
-        response = api.post(url, {"version": version, "kind": kind, "ui": {"x": 1, "y": 2}}, format="json")
-        assert response.status_code == 201, response.content
-        version = response.json()["version"]
-    nodes = response.json()["document"]["nodes"]
-    assert list(nodes) == ["h1", "h2", "r1", "br1", "vm1", "wan1"]
-    assert nodes["r1"] == {"kind": "router", "ui": {"x": 1, "y": 2}}
-
-
-def test_a_node_op_with_a_stale_version_is_409(api, lab):
-    url = f"/api/labs/{lab['id']}/nodes/"
-    assert api.post(url, {"version": 1, "kind": "host"}, format="json").status_code == 201
-    response = api.post(url, {"version": 1, "kind": "host"}, format="json")
-    assert response.status_code == 409
-    assert list(response.json()["lab"]["document"]["nodes"]) == ["h1"]
-
-
-def test_a_duplicate_node_name_is_400(api, lab):
-    url = f"/api/labs/{lab['id']}/nodes/"
-    api.post(url, {"version": 1, "kind": "host", "name": "a"}, format="json")
-    response = api.post(url, {"version": 2, "kind": "router", "name": "a"}, format="json")
-    assert response.status_code == 400
-    assert paths(response.json()) == ["nodes.a"]
-
-
 def build(api, lab):
-    """h1, r1, br1 wired h1-br1 and r1-br1 through the API; returns the last response body."""
-    base = f"/api/labs/{lab['id']}"
-    v = 1
-    for kind in ["host", "router", "bridge"]:
-        v = api.post(f"{base}/nodes/", {"version": v, "kind": kind}, format="json").json()["version"]
-    v = api.post(f"{base}/links/", {"version": v, "endpoints": ["h1", "br1"]}, format="json").json()["version"]
-    response = api.post(f"{base}/links/", {"version": v, "endpoints": ["r1", "br1"], "delay": "5ms"}, format="json")
-    assert response.status_code == 201
-    return response.json()
-
-
-def test_links_fill_in_the_next_free_interface(api, lab):
-    body = build(api, lab)
-    base = f"/api/labs/{lab['id']}"
-    body = api.post(f"{base}/links/", {"version": body["version"], "endpoints": ["h1", "r1"]}, format="json").json()
-    doc = body["document"]
-    assert doc["links"] == [
-        {"endpoints": ["h1:eth0", "br1"]},
-        {"endpoints": ["r1:eth0", "br1"], "delay": "5ms"},
-        {"endpoints": ["h1:eth1", "r1:eth1"]},
-    ]
-    assert doc["nodes"]["h1"]["interfaces"] == {"eth0": {}, "eth1": {}}
-    assert body["valid"] is True, body["errors"]
-
-
-def test_patch_node_moves_renames_and_sets_properties(api, lab):
-    body = build(api, lab)
-    url = f"/api/labs/{lab['id']}/nodes/h1/"
-    response = api.patch(url, {
-        "version": body["version"], "name": "web", "ui": {"x": 5, "y": 6},
-        "properties": {"interfaces": {"eth0": {"address": "10.0.0.5/24"}},
-                       "routes": [{"to": "default", "via": "10.0.0.254"}]},
-    }, format="json")
+    """h1, r1, br1 wired h1-br1 and r1-br1 (the canvas edits, the server saves whole documents); the response body."""
+    doc = {"version": 1, "name": lab["name"], "nodes": {
+        "h1": {"kind": "host", "interfaces": {"eth0": {}}}, "r1": {"kind": "router", "interfaces": {"eth0": {}}},
+        "br1": {"kind": "bridge"}},
+        "links": [{"endpoints": ["h1:eth0", "br1"]}, {"endpoints": ["r1:eth0", "br1"], "delay": "5ms"}]}
+    response = api.put(f"/api/labs/{lab['id']}/", {"version": lab["version"], "document": doc}, format="json")
     assert response.status_code == 200, response.content
-    doc = response.json()["document"]
-    assert "h1" not in doc["nodes"]
-    assert doc["nodes"]["web"]["ui"] == {"x": 5, "y": 6}
-    assert doc["nodes"]["web"]["interfaces"]["eth0"]["address"] == "10.0.0.5/24"
-    assert doc["links"][0]["endpoints"] == ["web:eth0", "br1"]
-    # a null property removes the key
-    response = api.patch(f"/api/labs/{lab['id']}/nodes/web/",
-                         {"version": response.json()["version"], "properties": {"routes": None}}, format="json")
-    assert "routes" not in response.json()["document"]["nodes"]["web"]
-
-
-def test_deleting_a_node_deletes_its_links(api, lab):
-    body = build(api, lab)
-    response = api.delete(f"/api/labs/{lab['id']}/nodes/br1/?version={body['version']}")
-    assert response.status_code == 200
-    doc = response.json()["document"]
-    assert list(doc["nodes"]) == ["h1", "r1"] and doc["links"] == []
-
-
-def test_deleting_an_unknown_node_is_400_and_a_missing_version_too(api, lab):
-    body = build(api, lab)
-    response = api.delete(f"/api/labs/{lab['id']}/nodes/zz/?version={body['version']}")
-    assert response.status_code == 400 and paths(response.json()) == ["nodes.zz"]
-    response = api.delete(f"/api/labs/{lab['id']}/nodes/h1/")
-    assert response.status_code == 400 and paths(response.json()) == ["version"]
-
-
-def test_deleting_a_link_by_index(api, lab):
-    body = build(api, lab)
-    response = api.delete(f"/api/labs/{lab['id']}/links/0/?version={body['version']}")
-    assert response.status_code == 200
-    assert response.json()["document"]["links"] == [{"endpoints": ["r1:eth0", "br1"], "delay": "5ms"}]
-    assert response.json()["document"]["nodes"]["h1"]["interfaces"] == {}  # the unconfigured eth0 went with it
-    response = api.delete(f"/api/labs/{lab['id']}/links/5/?version={response.json()['version']}")
-    assert response.status_code == 400 and paths(response.json()) == ["links.5"]
+    return response.json()
 
 
 def test_duplicate_copies_the_document_under_a_new_lab_id(api, lab):
@@ -462,9 +371,10 @@ def test_a_vm_with_an_unknown_image_is_invalid(api):
 def test_the_schema_documents_the_lab_operations(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     ops = {op["operationId"] for item in schema["paths"].values() for op in item.values() if isinstance(op, dict)}
-    assert {"labs_list", "labs_create", "labs_update", "labs_nodes_create", "labs_nodes_update",
-            "labs_nodes_destroy", "labs_links_create", "labs_links_destroy", "labs_duplicate", "labs_export",
+    assert {"labs_list", "labs_create", "labs_update", "labs_duplicate", "labs_export",
             "labs_import", "validate_document", "images_list"} <= ops
+    # node and link edits are the canvas's (static/js/editor/model.js): the API takes whole documents
+    assert not {op for op in ops if op.startswith(("labs_nodes_", "labs_links_"))}
 
 
 def test_a_lab_version_is_validated_once_however_often_it_is_read(api, lab, monkeypatch):

@@ -59,13 +59,6 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/(?P<pk>[0-9]+)/", "put"): ("labs", "edit", "/api/labs/{pk}/", {"version": 1, "document": DOC}),
     ("api/labs/(?P<pk>[0-9]+)/", "patch"): ("labs", "edit", "/api/labs/{pk}/", {"version": 1, "name": "renamed"}),
     ("api/labs/(?P<pk>[0-9]+)/", "delete"): ("labs", "edit", "/api/labs/{pk}/", None),
-    ("api/labs/(?P<pk>[0-9]+)/nodes/", "post"): ("labs", "edit", "/api/labs/{pk}/nodes/", {"version": 1, "kind": "host"}),
-    ("api/labs/(?P<pk>[0-9]+)/nodes/(?P<node>[^/]+)/", "patch"):
-        ("labs", "edit", "/api/labs/{pk}/nodes/h1/", {"version": 1, "ui": {"x": 1, "y": 2}}),
-    ("api/labs/(?P<pk>[0-9]+)/nodes/(?P<node>[^/]+)/", "delete"): ("labs", "edit", "/api/labs/{pk}/nodes/h1/?version=1", None),
-    ("api/labs/(?P<pk>[0-9]+)/links/", "post"):
-        ("labs", "edit", "/api/labs/{pk}/links/", {"version": 1, "endpoints": ["h1", "br1"]}),
-    ("api/labs/(?P<pk>[0-9]+)/links/(?P<index>[0-9]+)/", "delete"): ("labs", "edit", "/api/labs/{pk}/links/0/?version=1", None),
     ("api/labs/(?P<pk>[0-9]+)/duplicate/", "post"): ("labs", "edit", "/api/labs/{pk}/duplicate/", {}),
     ("api/labs/(?P<pk>[0-9]+)/export/", "get"): ("labs", "view", "/api/labs/{pk}/export/", None),
     ("api/labs/(?P<pk>[0-9]+)/uplinks/", "get"): ("labs", "view", "/api/labs/{pk}/uplinks/", None),

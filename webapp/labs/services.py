@@ -1,8 +1,9 @@
 """Labs and their documents: shape checks, validation (netops, cached by version), saving, import and export.
 
 The document is a plain dict (DESIGN.md, "The topology document"), the only home of a lab's name and description.
-Node and link operations on it are webapp.labs.operations'. Validating the *content* of a document is netops' job;
-`validate()` wraps it. Saving goes through `save_lab()` which implements optimistic concurrency.
+Node and link edits are the canvas's alone (static/js/editor/model.js); the server takes whole documents. Validating
+the *content* of a document is netops' job; `validate()` wraps it. Saving goes through `save_lab()` which implements
+optimistic concurrency.
 """
 from __future__ import annotations
 
@@ -161,15 +162,6 @@ def save_lab(lab: Lab, expected_version: int, *, document: dict | None = None, *
     if not changed:
         raise VersionConflict(lab)
     return Saved(lab, lab_problems(lab))
-
-
-def apply_operation(lab: Lab, expected_version: int, operation, *args, **kwargs) -> tuple[Saved, Any]:
-    """Run a document operation (add_node, delete_link, ...) on a copy of the lab's document and save it."""
-    if expected_version != lab.version:
-        raise VersionConflict(lab)
-    document = copy.deepcopy(lab.document)
-    result = operation(document, *args, **kwargs)
-    return save_lab(lab, expected_version, document=document), result
 
 
 class LabInUse(Exception):

@@ -1,6 +1,6 @@
-// Operations on the topology document (DESIGN.md) in the browser: the same rules as webapp/labs/operations.py, both
-// held to the cases of tests/shared/document_operations.json (tests/webapp/test_document_operations.py).
-// The document is a plain object; every function here mutates the one it is given.
+// Operations on the topology document (DESIGN.md): the only node/link editing rules there are. The server keeps none;
+// it takes whole documents (autosave) and checks them with netops. Held to tests/shared/document_operations.json
+// (tests/webapp/test_document_operations.py). The document is a plain object; every function here mutates it.
 
 import { KINDS, NODE_NAME_RE } from "./kinds.js";
 

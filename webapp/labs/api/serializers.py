@@ -4,7 +4,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from netops import kinds
 from webapp.core.strict import StrictSerializer
 
 from ..models import Lab
@@ -101,36 +100,6 @@ class LabWriteSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     document = serializers.JSONField(required=False)
-
-
-class VersionedSerializer(StrictSerializer):
-    version = serializers.IntegerField(help_text="The version this change was made from")
-
-
-class NodeCreateSerializer(VersionedSerializer):
-    kind = serializers.ChoiceField(choices=list(kinds.names()))
-    name = serializers.CharField(required=False, allow_blank=True, help_text="Default: next free h1, r1, br1, vm1, wan1")
-    ui = serializers.DictField(required=False, help_text="Canvas position {x, y}")
-    properties = serializers.DictField(required=False, help_text="Other node keys (interfaces, routes, image, ...)")
-
-
-class NodeUpdateSerializer(VersionedSerializer):
-    name = serializers.CharField(required=False, help_text="A new name: renames the node and its link endpoints")
-    ui = serializers.DictField(required=False, allow_null=True)
-    properties = serializers.DictField(
-        required=False, help_text="Node keys to set; a null value removes the key (merge patch)"
-    )
-
-
-class LinkCreateSerializer(VersionedSerializer):
-    endpoints = serializers.ListField(
-        child=serializers.CharField(), min_length=2, max_length=2,
-        help_text="Two endpoints, `node` or `node:interface`; a missing interface gets the next free ethN",
-    )
-    delay = serializers.CharField(required=False)
-    jitter = serializers.CharField(required=False)
-    loss = serializers.CharField(required=False)
-    rate = serializers.CharField(required=False)
 
 
 class DuplicateSerializer(StrictSerializer):

@@ -23,7 +23,7 @@ from netops import kinds
 from netops.errors import Problem
 from webapp.core import errors
 
-from .. import operations, services, uplinks
+from .. import services, uplinks
 from ..models import Lab
 from ..permissions import LabAccess, visible_labs
 from . import serializers as s
@@ -72,13 +72,6 @@ class LabViewSet(viewsets.GenericViewSet):
                                                    f"{exc.lab.version}.")], status.HTTP_409_CONFLICT,
                                detail=f"The lab was changed elsewhere; it is now at version {exc.lab.version}.",
                                lab=lab)
-
-    def _operate(self, lab: Lab, version: int, operation, *args, code=status.HTTP_200_OK, **kwargs) -> Response:
-        try:
-            saved, _ = services.apply_operation(lab, version, operation, *args, **kwargs)
-        except services.VersionConflict as exc:
-            return self._conflict(exc)
-        return self._lab_response(saved, code)
 
     def handle_exception(self, exc):
         if isinstance(exc, services.VersionConflict):  # 409 with the current lab (webapp.core.errors renders the rest)
@@ -153,71 +146,6 @@ class LabViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def uplinks(self, request: Request, pk=None) -> Response:
         return Response(uplinks.uplinks_for_lab(self.get_object(), request.user))
-
-    # -- document operations ------------------------------------------------------------------------------------
-
-    @extend_schema(operation_id="labs_nodes_create", tags=LAB_TAG, summary="Add a node",
-                   request=s.NodeCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
-    @action(detail=True, methods=["post"], url_path="nodes")
-    def add_node(self, request: Request, pk=None) -> Response:
-        lab = self.get_object()
-        data = self._input(s.NodeCreateSerializer)
-        properties = dict(data.get("properties") or {})
-        if data.get("ui"):
-            properties["ui"] = data["ui"]
-        return self._operate(lab, data["version"], operations.add_node, data["kind"], data.get("name") or None,
-                             properties, code=status.HTTP_201_CREATED)
-
-    @extend_schema(operation_id="labs_nodes_update", tags=LAB_TAG, summary="Move, rename or change a node",
-                   description="`ui` moves it, `name` renames it (link endpoints follow), `properties` are merged "
-                               "into the node (null removes a key).",
-                   request=s.NodeUpdateSerializer, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
-    @action(detail=True, methods=["patch"], url_path=r"nodes/(?P<node>[^/]+)")
-    def change_node(self, request: Request, pk=None, node: str = "") -> Response:
-        lab = self.get_object()
-        data = self._input(s.NodeUpdateSerializer)
-        changes = dict(data.get("properties") or {})
-        if "ui" in data:
-            changes["ui"] = data["ui"]
-        if data.get("name"):
-            changes["name"] = data["name"]
-        return self._operate(lab, data["version"], operations.update_node, node, changes)
-
-    @extend_schema(operation_id="labs_nodes_destroy", tags=LAB_TAG, summary="Delete a node and its links",
-                   parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
-                   request=None, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
-    @change_node.mapping.delete
-    def delete_node(self, request: Request, pk=None, node: str = "") -> Response:
-        lab = self.get_object()
-        return self._operate(lab, self._version_param(), operations.delete_node, node)
-
-    @extend_schema(operation_id="labs_links_create", tags=LAB_TAG, summary="Wire two nodes",
-                   request=s.LinkCreateSerializer, responses={201: s.LabSerializer, 400: BAD, 409: CONFLICT})
-    @action(detail=True, methods=["post"], url_path="links")
-    def add_link(self, request: Request, pk=None) -> Response:
-        lab = self.get_object()
-        data = self._input(s.LinkCreateSerializer)
-        conditions = {k: data[k] for k in ("delay", "jitter", "loss", "rate") if k in data}
-        a, b = data["endpoints"]
-        return self._operate(lab, data["version"], operations.add_link, a, b, conditions, code=status.HTTP_201_CREATED)
-
-    @extend_schema(operation_id="labs_links_destroy", tags=LAB_TAG, summary="Delete a link by its index",
-                   parameters=[OpenApiParameter("version", int, required=True, description="Current version")],
-                   request=None, responses={200: s.LabSerializer, 400: BAD, 409: CONFLICT})
-    @action(detail=True, methods=["delete"], url_path=r"links/(?P<index>[0-9]+)")
-    def delete_link(self, request: Request, pk=None, index: str = "0") -> Response:
-        lab = self.get_object()
-        return self._operate(lab, self._version_param(), operations.delete_link, int(index))
-
-    def _version_param(self) -> int:
-        """DELETE carries `version` in the query string (or a JSON body, for clients that send one)."""
-        raw = self.request.query_params.get("version")
-        if raw is None and isinstance(self.request.data, dict):
-            raw = self.request.data.get("version")
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise errors.Refusal([Problem("version", "an integer version is required")]) from None
 
     # -- whole-lab actions --------------------------------------------------------------------------------------
 
