@@ -199,8 +199,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # bodies are JSON (the import action also takes a multipart file); form bodies were accepted by nobody's design
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Throttles key on the connection's address, never on a client-supplied X-Forwarded-For.
     "NUM_PROXIES": int(os.environ.get("TOPOLAB_NUM_PROXIES", "0")),
     "EXCEPTION_HANDLER": "webapp.core.errors.exception_handler",
