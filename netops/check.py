@@ -226,6 +226,12 @@ class Checker(InterfaceChecks):
             else:
                 used[ep] = path
         conditions = self.check_conditions(data, path)
+        if a is not None and b is not None and a != b and conditions.any():
+            ends = {self.kinds[a.node].link_end, self.kinds[b.node].link_end}  # type: ignore[union-attr]
+            if "ns" not in ends and ends != {"segment"}:  # shaped on a namespace's interface, or between bridges
+                key = next(k for k in ("delay", "jitter", "loss", "rate") if data.get(k) is not None)
+                self.add(_join(path, key), "link conditions need a host or router at one end of the link "
+                                           "(or two bridges)")
         ui = self.check_ui(data, path)
         if len(self.problems) != before or len(endpoints) != 2 or None in endpoints:
             return None

@@ -325,7 +325,7 @@ class _Routing:
     def area_id(self, key: object, path: str) -> int | str | None:
         if _is_int(key) and 0 <= key <= AREA_MAX:  # type: ignore[operator]
             return key  # type: ignore[return-value]
-        if isinstance(key, str) and key.isdigit() and int(key) <= AREA_MAX:
+        if isinstance(key, str) and key.isascii() and key.isdigit() and int(key) <= AREA_MAX:
             return int(key)
         if isinstance(key, str) and _DOTTED_RE.match(key):
             try:

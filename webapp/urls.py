@@ -19,3 +19,5 @@ urlpatterns = [
     path("", include("webapp.core.urls")),
     *(path("", include(f"webapp.{app}.urls")) for app in ("labs", "runs", "accounts", "classroom", "consoles", "checks")),
 ]
+
+handler404 = "webapp.core.views.not_found"  # JSON in the one error shape under /api/

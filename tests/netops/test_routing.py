@@ -273,3 +273,11 @@ def test_containerlab_export_binds_the_frr_files_of_each_router():
     files = frr.containerlab_files(parse_document(lab()))
     assert files["frr/r1/frr.conf"] == frr.render_config(parse_document(lab()), "r1")
     assert "bgpd=yes" in files["frr/r2/daemons"]
+
+
+@pytest.mark.parametrize("key", ["\u00b2", "\u0663", "\uff11"])
+def test_non_ascii_digits_are_no_area_id(key):
+    """Found by the fuzz: '²'.isdigit() is True but int('²') raises ValueError (and int('٣') is 3)."""
+    doc = lab()
+    doc["nodes"]["r2"]["routing"]["ospf"]["areas"] = {key: {"interfaces": ["eth0"]}}
+    assert "is not an area id" in problems(doc)[f"nodes.r2.routing.ospf.areas.{key}"]
