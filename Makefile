@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTEST_ARGS ?=
 
-.PHONY: run setup test clean-var
+.PHONY: run setup test chaos clean-var
 
 run: ## set up, then serve redis + agent + daphne on http://127.0.0.1:8000 (Ctrl-C stops)
 	bash scripts/run.sh
@@ -12,6 +12,11 @@ setup: ## apt packages, .venv, node_modules, VM image, database; no serving
 
 test: ## setup, then the whole test suite
 	bash scripts/test.sh $(PYTEST_ARGS)
+
+chaos: ## setup, then the chaos and fuzz suite (tests/chaos) with full counts; ends with its table of figures
+	bash scripts/setup.sh
+	mkdir -p var/artifacts
+	TOPOLAB_CHAOS_FULL=1 TOPOLAB_CHAOS_FIGURES=var/artifacts/chaos-figures.json .venv/bin/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 
 clean-var: ## forget local state: database, secret key, admin password, redis data, images, stamps
 	rm -rf var

@@ -24,6 +24,7 @@ from .kernel.host import HOST
 from .model import Endpoint, Topology
 
 TCPDUMP = "tcpdump"
+PRLIMIT = "prlimit"  # util-linux: sets the file size limit, then execs tcpdump
 FILTER_MAX = 256
 #: what BPF expressions need (`tcp port 80 and not (src net 10.0.0.0/8)`, `ether[12:2] = 0x0806`, `ip6`, ...);
 #: no quotes, backslashes, `;`, `$`, backticks or control characters
@@ -133,8 +134,10 @@ def _where(path: str, message: str) -> Problem:
 
 
 def tcpdump_argv(ifname: str, path: Path | str, bpf: str = "", *, user: str = "root",
-                 snaplen: int = SNAPLEN) -> list[str]:
+                 snaplen: int = SNAPLEN, max_bytes: int | None = None) -> list[str]:
     """tcpdump writing every packet of `ifname` to `path` as it arrives (-U), dropping root to `user` (-Z).
+    With `max_bytes`, the kernel holds the file to that size (prlimit's RLIMIT_FSIZE, no core file): tcpdump ends
+    at the limit however fast packets come, where the agent's tail of the file would see it only later.
 
     Pure. The filter is validated again and passed as one element after `--`."""
     if not isinstance(ifname, str) or not IFNAME_RE.fullmatch(ifname):
@@ -148,6 +151,10 @@ def tcpdump_argv(ifname: str, path: Path | str, bpf: str = "", *, user: str = "r
     bpf = check_filter(bpf)
     if bpf:
         argv += ["--", bpf]
+    if max_bytes is not None:
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
+            raise ApplyError(f"capture size limit {max_bytes!r} must be a positive number of bytes")
+        argv = [PRLIMIT, f"--fsize={max_bytes}", "--core=0", "--", *argv]
     return argv
 
 
@@ -177,10 +184,11 @@ CAPS = ("net_raw", "net_admin", "setuid", "setgid")
 
 
 def start(lab: str, capture_id: int, point: CapturePoint, path: Path, bpf: str = "", *,
-          user: str = "root", log_path: Path | None = None) -> int:
+          user: str = "root", log_path: Path | None = None, max_bytes: int | None = None) -> int:
     """Start tcpdump in the lab's cell (role `capture:<id>`, so destroying the lab stops it), as uid 0 of the lab's
-    user namespace (`user` there); it writes `path`, which the caller made and gave to the lab's uid. Its pid."""
-    argv = tcpdump_argv(point.ifname, path, bpf, user=user)
+    user namespace (`user` there); it writes `path`, which the caller made and gave to the lab's uid, never past
+    `max_bytes`. Its pid."""
+    argv = tcpdump_argv(point.ifname, path, bpf, user=user, max_bytes=max_bytes)
     return procs.spawn(argv, lab=lab, role=role(capture_id), namespace=point.namespace, log_path=log_path,
                        caps=CAPS)
 

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Collection
 from typing import Any
 
-from . import kinds, naming, routing, units
+from . import kinds, labchecks, naming, routing, units
 from . import limits as cell_limits
 from .check_iface import InterfaceChecks, describe, ifname_problem, is_int, parse_interface_address, parse_ip
 from .errors import Problem
@@ -23,7 +23,7 @@ MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 10_000
 VERSION = 1
 
-TOP_KEYS = ("version", "name", "description", "nodes", "links", "ui")
+TOP_KEYS = ("version", "name", "description", "nodes", "links", "checks", "ui")
 LINK_KEYS = ("endpoints", "delay", "jitter", "loss", "rate", "ui")
 
 
@@ -82,10 +82,13 @@ class Checker(InterfaceChecks):
             return None, self.problems
         else:
             links = self.check_links(raw_links)
+        checks, problems = labchecks.check_section(data.get("checks"), nodes, self.kinds)  # netops.labchecks
+        self.problems.extend(problems)
 
         if self.problems or name is None:
             return None, self.problems
-        return Topology(name=name, nodes=nodes, links=links, version=VERSION, description=description, ui=ui), []
+        return Topology(name=name, nodes=nodes, links=links, version=VERSION, description=description, ui=ui,
+                        checks=tuple(checks)), []
 
     def check_name(self, data: dict[str, Any]) -> str | None:
         if "name" not in data:
@@ -223,6 +226,12 @@ class Checker(InterfaceChecks):
             else:
                 used[ep] = path
         conditions = self.check_conditions(data, path)
+        if a is not None and b is not None and a != b and conditions.any():
+            ends = {self.kinds[a.node].link_end, self.kinds[b.node].link_end}  # type: ignore[union-attr]
+            if "ns" not in ends and ends != {"segment"}:  # shaped on a namespace's interface, or between bridges
+                key = next(k for k in ("delay", "jitter", "loss", "rate") if data.get(k) is not None)
+                self.add(_join(path, key), "link conditions need a host or router at one end of the link "
+                                           "(or two bridges)")
         ui = self.check_ui(data, path)
         if len(self.problems) != before or len(endpoints) != 2 or None in endpoints:
             return None

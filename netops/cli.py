@@ -1,4 +1,4 @@
-"""`python -m netops`: validate, up, down, status, exec, clean, image ..."""
+"""`python -m netops`: validate, up, down, status, check, exec, clean, image ..."""
 from __future__ import annotations
 
 import argparse
@@ -84,6 +84,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the document's checks against the deployed lab: exit 0 when all pass, 1 when some fail, 2 when they
+    cannot run (an invalid document, no checks, the lab not deployed), as netlab's `validate`."""
+    from . import cell, labcheck_run, labchecks
+    from .kernel import netns
+    lab, topology = _lab_of(args)
+    assert topology is not None  # FILE is required by its parser
+    if not topology.checks:
+        raise TopologyError(f"{args.file} has no checks (a top-level checks: list)")
+    if cell.get(lab) is None or not netns.exists(naming.fabric_namespace(lab)):
+        raise TopologyError(f"lab {lab} is not deployed on this host")
+
+    def show(event: Event) -> None:
+        if not args.json:
+            mark = "PASS" if event.type == "check.passed" else "FAIL"
+            print(f"[{event.step}/{event.total}] {mark} {event.data['id']}: {event.data['title']}: {event.message}",
+                  flush=True)
+
+    result = labchecks.score(labcheck_run.run_checks(lab, topology, on_event=show))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"lab {lab}: {result['passed']} of {len(result['checks'])} checks passed, "
+              f"{result['earned']} of {result['possible']} points ({result['percent']}%)")
+    return 0 if result["failed"] == 0 else 1
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     from . import engine
     lab, _ = _lab_of(args)
@@ -92,6 +119,28 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise TopologyError("exec needs a command after --")
     argv = engine.exec_argv(lab, args.node) + cmd
     return subprocess.run(argv).returncode
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    """node stop|start|restart|isolate|reconnect (FILE | --lab ID) NODE: one action on a running lab."""
+    from . import actions
+    lab, _ = _lab_of(args)
+    result = actions.run(lab, {"action": args.action, "node": args.node}, on_event=_print_event)
+    print(f"{args.node}: {args.action} done ({len(result['steps'])} steps)")
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """link down|up|set (FILE | --lab ID) A B [--delay D --jitter J --loss L --rate R]."""
+    from . import actions
+    lab, _ = _lab_of(args)
+    action: dict[str, object] = {"action": {"down": "link-down", "up": "link-up", "set": "link-conditions"}[args.action],
+                    "link": [args.a, args.b]}
+    if args.action == "set":
+        action["conditions"] = {k: getattr(args, k) for k in actions.CONDITION_KEYS if getattr(args, k)}
+    result = actions.run(lab, action, on_event=_print_event)
+    print(f"link {args.a} - {args.b}: {args.action} done ({len(result['steps'])} steps)")
+    return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
@@ -120,6 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
+    from .actions import CONDITION_KEYS, NODE_ACTIONS
+    p = sub.add_parser("node", help="stop, start, restart, isolate or reconnect a node of a running lab")
+    p.add_argument("action", choices=NODE_ACTIONS)
+    p.add_argument("file", nargs="?")
+    p.add_argument("node")
+    p.add_argument("--lab")
+    p.set_defaults(func=cmd_node)
+    p = sub.add_parser("link", help="set a link of a running lab down or up, or change its conditions live")
+    p.add_argument("action", choices=("down", "up", "set"))
+    p.add_argument("file", nargs="?")
+    p.add_argument("a", help="one endpoint (h1:eth0, sw)")
+    p.add_argument("b", help="the other endpoint")
+    p.add_argument("--lab")
+    for key in CONDITION_KEYS:
+        p.add_argument(f"--{key}", help=f"set: the link's {key} (as in the document; leave out to remove it)")
+    p.set_defaults(func=cmd_link)
+    p = sub.add_parser("check", help="run a document's checks against its deployed lab (exit 0 pass, 1 fail, 2 cannot run)")
+    p.add_argument("file")
+    p.add_argument("--lab", help="lab id (default: derived from the document name)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("exec", help="run a command inside a node: exec (FILE | --lab ID) NODE -- CMD...")
     p.set_defaults(func=cmd_exec)
     p = sub.add_parser("clean", help="destroy every Topolab object on this host")

@@ -29,6 +29,7 @@ Mapping (Topolab <-> containerlab):
                                     bridge's links from 1; hashed when longer than 15 bytes)
     link delay/jitter/loss/rate     link labels topolab.delay, ... (containerlab does not apply them; warned)
     ui, top-level description       not exported (warned)
+    checks                          not exported (warned)
 
 Import is the inverse. Exec lines it does not understand, node keys other than those above (binds, env, ports...),
 images other than the default, and nodes of other kinds (and their links) are reported as warnings and skipped;
@@ -72,6 +73,9 @@ def to_containerlab(topology: Topology, *, image: str = DEFAULT_IMAGE) -> tuple[
         warnings.append(Problem("description", "not exported: containerlab files have no description"))
     if doc.get("ui") is not None or any(n.ui for n in topology.nodes.values()) or any(lk.ui for lk in topology.links):
         warnings.append(Problem("ui", "the canvas layout (ui) is not exported"))
+    if topology.checks:
+        warnings.append(Problem("checks", "not exported: containerlab has no lab checks (netlab's validate: and "
+                                          "`python -m netops check` do)"))
     if not re.match(r"^[A-Za-z0-9_.-]+$", topology.name):
         warnings.append(Problem("name", f"{topology.name!r} has characters containerlab may refuse in a lab name"))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import ipaddress
 import json
 import os
 import resource
@@ -21,17 +20,18 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import cell as cells
-from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, uplinks
+from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, runtime, uplinks
 from . import plan as planning
 from .errors import ApplyError
 from .events import Event, EventSink, emit
 from .kernel import cgroups, netns, sysctl
 from .kernel import netlink as nl
 from .kinds.base import node_of
-from .linkops import LinkOps, raise_first
+from .linkops import LinkOps
 from .lock import lab_lock
 from .model import Topology
 from .plan import Step
+from .runtime import RuntimeChange
 from .status import LabStatus, UpResult
 from .wiring import SHAPES
 
@@ -55,22 +55,30 @@ DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: 
 
 
 def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None,
-       fault_after: int | None = None) -> UpResult:
-    """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs."""
+       fault_after: int | None = None, change: RuntimeChange | None = None) -> UpResult:
+    """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs.
+    `change`: what the user asks of the running lab (netops.actions: nodes stopped, links down), applied to its
+    runtime state before planning."""
     lab = naming.check_lab_id(lab if lab is not None else naming.derive_lab_id(topology.name))
-    started = time.monotonic()
     with lab_lock(lab):
-        cell = cells.allocate(lab)
-        cells.prepare_dirs(cell)
-        rundir = naming.run_dir(lab)
-        limits = _node_limits(topology)
-        _write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
-        for node, values in limits.items():  # nodes that run processes already: their limits as now written
-            cgroups.set_node_limits(lab, node, cgroups.Limits(**values))  # type: ignore[arg-type]
-        existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
-                          key=lambda n: n != naming.fabric_namespace(lab))
-        with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
-            return _up(spaces, topology, lab, on_event, fault_after, started)
+        return up_locked(topology, lab, on_event=on_event, fault_after=fault_after, change=change)
+
+
+def up_locked(topology: Topology, lab: str, *, on_event: EventSink = None, fault_after: int | None = None,
+              change: RuntimeChange | None = None) -> UpResult:
+    """`up` for a caller that holds the lab's lock already (netops.actions runs several in one operation)."""
+    started = time.monotonic()
+    cell = cells.allocate(lab)
+    cells.prepare_dirs(cell)
+    rundir = naming.run_dir(lab)
+    limits = _node_limits(topology)
+    runtime.write_private(rundir / "limits.json", json.dumps(limits, sort_keys=True))
+    for node, values in limits.items():  # nodes that run processes already: their limits as now written
+        cgroups.set_node_limits(lab, node, cgroups.Limits(**values))  # type: ignore[arg-type]
+    existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
+                      key=lambda n: n != naming.fabric_namespace(lab))
+    with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
+        return _up(spaces, topology, lab, on_event, fault_after, started, change)
 
 
 def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]:
@@ -84,23 +92,21 @@ def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]
     return out
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file of the agent's (root, 0600) atomically, never through a link planted in its place."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
-        started: float) -> UpResult:
+        started: float, change: RuntimeChange | None) -> UpResult:
     if uplinks.nat_externals(topology):  # refused before anything is made when the pool is not the host's to spare
         with nl.NetlinkSocket() as root:
             uplinks.check_pool(uplinks.host_routes(root))
     inv = observe.inventory(spaces, lab, topology)
-    steps = planning.plan(topology, lab, inv, delay_relay=_needs_delay_relay(topology))
-    _write_private(naming.run_dir(lab) / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
+    asked = runtime.of_inventory(inv)
+    if change is not None:  # written before anything is done: a failed action is finished by the next deploy
+        change(asked)
+        runtime.write(lab, asked)
+        runtime.to_inventory(asked, inv)
+    delay_relay = _needs_delay_relay(topology)
+    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay)
+    runtime.write_private(naming.run_dir(lab) / "topology.json",
+                          json.dumps(topology.document, indent=1, sort_keys=True))
     applier = _Applier(spaces, topology, lab, on_event)
     try:
         applier.apply(steps, fault_after)
@@ -110,10 +116,15 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
         sigs.update({n: planning.node_signature(topology, n) for n in topology.nodes
                      if n not in sigs and n not in applier.touched})
         _write_signatures(lab, sigs)
+        runtime.write(lab, runtime.after_up(asked, topology, None))
         raise
     finally:
         applier.close()
-    _write_signatures(lab, planning.signatures(topology))
+    built: dict[str, str | None] = dict(planning.signatures(topology))
+    # a stopped node keeps the signature it was built with: started again after an edit, it is rebuilt
+    built.update({n: inv.signatures[n] for n in asked.stopped if inv.signatures.get(n) and n in built})
+    _write_signatures(lab, built)
+    runtime.write(lab, runtime.after_up(asked, topology, planning.conditions_of(topology, delay_relay)))
     return UpResult(lab, [s.description for s in steps], time.monotonic() - started)
 
 
@@ -125,7 +136,7 @@ def _needs_delay_relay(topology: Topology) -> bool:
 
 
 def _write_signatures(lab: str, sigs: Mapping[str, str | None]) -> None:
-    _write_private(naming.run_dir(lab) / "signatures.json", json.dumps(sigs, sort_keys=True))
+    runtime.write_private(naming.run_dir(lab) / "signatures.json", json.dumps(sigs, sort_keys=True))
 
 
 class _Applier(LinkOps):
@@ -376,24 +387,6 @@ class _Applier(LinkOps):
             return s
 
         return inside
-
-    def do_configure_interface(self, step: Step) -> None:
-        p = step.params
-        s = self.sock(p["namespace"])
-        link = s.link(name=p["ifname"])
-        if link is None:
-            raise ApplyError(f"interface {p['ifname']} is missing", element=step.path)
-        # addresses first: the gratuitous ARP (arp_notify) sent when the link comes up then announces them
-        reqs = [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
-        if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or not link.up:
-            reqs.append(nl.link_set(index=link.index, up=True, mac=p["mac"] if link.mac != p["mac"] else None,
-                                    mtu=p["mtu"] if link.mtu != p["mtu"] else None))
-        raise_first(s.batch(reqs))
-
-    def do_route_add(self, step: Step) -> None:
-        p = step.params
-        reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
-        raise_first(self.sock(p["namespace"]).batch(reqs))
 
     # -------------------------------------------------------------------------------------------- services
 

@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import json
 import os
 import pwd
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from . import cell as cells
 from . import naming, procs
@@ -55,7 +53,8 @@ FRR_USER, VTY_GROUP = "frr", "frrvty"  # Debian's; FRR drops to them (uids of th
 VTYSH_PREFIX = ["setpriv", f"--reuid={FRR_USER}", f"--regid={VTY_GROUP}", "--clear-groups", "--inh-caps=-all", "--"]
 VTYSH_CAPS = ("setuid", "setgid")  # for setpriv only
 ALL_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd",
-               "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd")
+               "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd", "staticd")
+ALWAYS_STARTED = ("zebra", "staticd")  # by FRR's own init: its daemons file has no `<daemon>=yes` line for them
 START_TIMEOUT = 10.0
 #: the environment of every vtysh we run: no history file, no pager that could start a shell
 VTYSH_ENV = {"VTYSH_HISTFILE": "/dev/null", "VTYSH_PAGER": "cat", "LESSSECURE": "1", "PAGER": "cat"}
@@ -222,7 +221,7 @@ def render_daemons(routing: Routing) -> str:
     """FRR's `daemons` file (as Debian's /etc/frr/daemons) naming the daemons this router needs."""
     wanted = set(routing.daemons())
     lines = ["# written by Topolab from the document's routing: (FRR's daemons file)"]
-    lines += [f"{d}=yes" if d in wanted else f"{d}=no" for d in ALL_DAEMONS if d != "zebra"]
+    lines += [f"{d}=yes" if d in wanted else f"{d}=no" for d in ALL_DAEMONS if d not in ALWAYS_STARTED]
     lines += ["vtysh_enable=yes", 'zebra_options="  -A 127.0.0.1 -s 90000000"']
     lines += [f'{d}_options="  -A {"::1" if d in ("ospf6d", "ripngd") else "127.0.0.1"}"'
               for d in ALL_DAEMONS if d != "zebra"]
@@ -251,14 +250,15 @@ def containerlab_files(topology: Topology) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ pure: argv
 
 
-def daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
-    """A daemon of this router's instance, in the foreground (procs.spawn tracks the exec'd pid). `-f /dev/null`:
-    nothing is read from /etc/frr; vtysh applies the instance's frr.conf once the daemons listen. `-P 0`: no TCP
-    vty."""
+def daemon_argv(lab: str, node: str, daemon: str, config: Path | None = None) -> list[str]:
+    """A daemon of this router's instance, in the foreground (procs.spawn tracks the exec'd pid). `-f`: the
+    instance's generated frr.conf (`config`), each daemon taking its own commands from it, or /dev/null, when
+    vtysh applies the configuration once the daemons listen; nothing is read from /etc/frr. `-P 0`: no TCP vty."""
     if daemon not in ALL_DAEMONS:
         raise ApplyError(f"unknown FRR daemon {daemon!r}")
     sock = sock_dir(lab, node)
-    return [str(FRR_BIN / daemon), "-f", "/dev/null", "--vty_socket", str(sock), "-z", str(sock / "zserv.api"),
+    return [str(FRR_BIN / daemon), "-f", str(config or "/dev/null"), "--vty_socket", str(sock),
+            "-z", str(sock / "zserv.api"),
             "-i", str(sock / f"{daemon}.pid"), "-P", "0",
             "--log", "stdout", "--log-level", "notifications"]
 
@@ -341,27 +341,35 @@ def _tail(lab: str, path: Path, lines: int = 5) -> str:
     return "(no log)" if text is None else " | ".join(text.strip().splitlines()[-lines:])
 
 
-def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str) -> int:
+def _spawn(lab: str, node: str, daemon: str, namespace: str, element: str, config: Path | None = None) -> int:
     try:
-        return procs.spawn(daemon_argv(lab, node, daemon), lab=lab, role=role(node, daemon), namespace=namespace,
-                           log_path=_log(lab, node, daemon), caps=DAEMON_CAPS, in_node=True)
+        return procs.spawn(daemon_argv(lab, node, daemon, config), lab=lab, role=role(node, daemon),
+                           namespace=namespace, log_path=_log(lab, node, daemon), caps=DAEMON_CAPS, in_node=True)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
 
 
-def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0) -> subprocess.CompletedProcess[bytes]:
+def _vtysh(lab: str, node: str, *args: str, element: str, timeout: float = 30.0,
+           max_output: int = 1 << 20) -> subprocess.CompletedProcess[bytes]:
     """vtysh of the instance, run to completion in the lab's cell with no capability."""
     try:
         return procs.run_in_cell(vtysh_argv(lab, node, *args), lab=lab, role=f"frr-vtysh:{node}",
-                                 namespace=naming.node_namespace(lab, node), timeout=timeout, caps=VTYSH_CAPS)
+                                 namespace=naming.node_namespace(lab, node), timeout=timeout, caps=VTYSH_CAPS,
+                                 max_output=max_output)
     except ApplyError as exc:
         raise ApplyError(exc.message, element=element, permanent=exc.permanent) from exc
+
+
+def ask(lab: str, node: str, commands: list[str], *, timeout: float = 30.0, max_output: int = 1 << 20) -> bytes:
+    """The instance's vtysh answer (stdout, at most `max_output` bytes) to `commands`, fixed command strings of
+    the caller's (each one `-c` argument; never user text)."""
+    args = [a for c in commands for a in ("-c", c)]
+    return _vtysh(lab, node, *args, element=f"nodes.{node}.routing", timeout=timeout, max_output=max_output).stdout
 
 
 def show(lab: str, node: str, *commands: str) -> str:
     """The answer of the instance's vtysh to `commands` (show commands), for people and tests."""
-    done = _vtysh(lab, node, *(a for c in commands for a in ("-c", c)), element=f"nodes.{node}.routing")
-    return str(done.stdout.decode(errors="replace"))
+    return ask(lab, node, list(commands)).decode(errors="replace")
 
 
 def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
@@ -372,10 +380,17 @@ def start(lab: str, topology: Topology, node: str, namespace: str) -> None:
         procs.stop(proc)
     digest = _prepare(lab, topology, node)
     (conf_dir(lab, node) / "applied").unlink(missing_ok=True)
-    for daemon in topology.nodes[node].routing.daemons():
-        pid = _spawn(lab, node, daemon, namespace, element)
+    routing: Routing = topology.nodes[node].routing
+    # generated from validated data only, the configuration is read by the daemons as they start (a vtysh -f
+    # after them cost 0.4 s per router, the largest part of a ring's deploy). Not with a frr_config (vtysh says
+    # which line FRR refused) nor BGP: bgpd 8.4 that read its configuration itself never started its peers (they
+    # stayed Active; it waits for the end of a configuration that only vtysh announces)
+    config = None if routing.frr_config or routing.bgp else conf_dir(lab, node) / "frr.conf"
+    for daemon in routing.daemons():
+        pid = _spawn(lab, node, daemon, namespace, element, config)
         _wait_socket(lab, node, daemon, pid, element)
-    _apply(lab, node, element)
+    if config is None:
+        _apply(lab, node, element)
     _write(conf_dir(lab, node) / "applied", digest + "\n")
 
 
@@ -447,78 +462,6 @@ def applied_hashes(lab: str) -> dict[str, str]:
         except (FileNotFoundError, NotADirectoryError):
             continue
     return out
-
-
-# ------------------------------------------------------------------------------------------------ status
-
-
-def status_commands(routing: Routing) -> list[str]:
-    cmds = ["show ip route summary json"]
-    if routing.ospf is not None:
-        cmds.append("show ip ospf neighbor json")
-    if routing.ospf6 is not None:
-        cmds.append("show ipv6 ospf6 neighbor json")
-    if routing.bgp is not None:
-        cmds.append("show bgp summary json")
-    return cmds
-
-
-def parse_status(commands: list[str], text: str) -> dict[str, Any]:
-    """The JSON answers of `vtysh -c ... -c ...` (one object per command, concatenated) -> a summary:
-    routes, ospf/ospf6 neighbors (id, interface, state), bgp sessions (peer, state, prefixes received)."""
-    decoder = json.JSONDecoder()
-    answers: list[object] = []
-    i = 0
-    while i < len(text):
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            break
-        try:
-            obj, i = decoder.raw_decode(text, i)
-        except ValueError:
-            nl = text.find("\n", i)
-            i = len(text) if nl < 0 else nl + 1  # an error line of vtysh ("% ... is not running")
-            continue
-        answers.append(obj)
-    out: dict[str, Any] = {"routes": None, "ospf": [], "ospf6": [], "bgp": []}
-    for cmd, ans in zip(commands, answers, strict=False):
-        if not isinstance(ans, dict):
-            continue
-        if "route summary" in cmd:
-            out["routes"] = ans.get("routesTotal")
-        elif "ip ospf neighbor" in cmd:
-            for rid, entries in (ans.get("neighbors") or {}).items():
-                for e in entries if isinstance(entries, list) else [entries]:
-                    out["ospf"].append({"id": rid, "interface": str(e.get("ifaceName", "")).split(":")[0],
-                                        "state": str(e.get("nbrState") or e.get("state") or "")})
-        elif "ospf6 neighbor" in cmd:
-            for e in ans.get("neighbors") or []:
-                out["ospf6"].append({"id": e.get("neighborId"), "interface": e.get("interfaceName"),
-                                     "state": str(e.get("state", ""))})
-        elif "bgp summary" in cmd:
-            for af, body in ans.items():
-                for peer, p in ((body or {}).get("peers") or {}).items() if isinstance(body, dict) else ():
-                    out["bgp"].append({"peer": peer, "af": af, "asn": p.get("remoteAs"),
-                                       "state": p.get("state"), "prefixes": p.get("pfxRcd")})
-    return out
-
-
-def router_status(lab: str, node: Node, processes: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
-    """(status, drift) of a router's FRR instance: daemons alive, neighbors, sessions, routes."""
-    routing: Routing = node.routing
-    path = f"nodes.{node.name}.routing"
-    alive = {d: role(node.name, d) in processes for d in routing.daemons()}
-    drift = [f"{path}: FRR daemon {d} is not running" for d, ok in alive.items() if not ok]
-    status: dict[str, Any] = {"daemons": alive, "routes": None, "ospf": [], "ospf6": [], "bgp": []}
-    if alive.get("zebra"):
-        cmds = [c for c in status_commands(routing)
-                if not (("ospf neighbor" in c and not alive.get("ospfd")) or ("ospf6" in c and not alive.get("ospf6d"))
-                        or ("bgp" in c and not alive.get("bgpd")))]
-        args = [a for c in cmds for a in ("-c", c)]
-        done = _vtysh(lab, node.name, *args, element=path, timeout=10)
-        status.update(parse_status(cmds, done.stdout.decode(errors="replace")))
-    return status, drift
 
 
 def needs_frr(node: Node) -> bool:

@@ -43,6 +43,7 @@ class NamespaceState:
     name: str
     links: dict[str, LinkState] = field(default_factory=dict)
     routes: set[tuple[str, str | None]] = field(default_factory=set)  # (dst cidr, gateway)
+    static_routes: set[tuple[str, str | None]] = field(default_factory=set)  # those netops added (proto static)
     forwarding: bool = False
     # interfaces whose nft loss chain (netops.linkcond) exists; None = not observed (the document has no loss)
     loss_ifaces: set[str] | None = None
@@ -62,6 +63,15 @@ class Inventory:
     host_forwarding: bool = False  # the lab holds the host's ip_forward (netops.destroy.host_forwarding_acquire)
     signatures: dict[str, str | None] = field(default_factory=dict)  # node -> signature at last deploy
     frr_applied: dict[str, str] = field(default_factory=dict)  # router -> frr.config_hash last applied
+    # the node each live process belongs to (netops.actions.process_node: its cgroup's node, or for processes
+    # of the fabric the node its role names; None for lab-level ones such as a capture on a bridge)
+    process_nodes: dict[str, str | None] = field(default_factory=dict)
+    process_argv: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> its command line
+    # what the lab's user asked of the running lab (netops.actions, stored in runtime.json): nodes stopped, links
+    # (by netops.wiring.link_key) set down, and the conditions last applied to each link (None: not recorded)
+    stopped: set[str] = field(default_factory=set)
+    links_down: set[str] = field(default_factory=set)
+    conditions_applied: dict[str, Any] | None = None
 
     def ns(self, name: str) -> NamespaceState | None:
         return self.namespaces.get(name)
@@ -82,3 +92,6 @@ class PlanContext:
     present_fabric: set[str]  # fabric links that exist and are kept
     connected: set[tuple[str, str | None]]  # (node, iface) ends of links
     fresh_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node ends of links created by this plan
+    stopped: set[str] = field(default_factory=set)  # nodes the user stopped: nothing of theirs is built
+    down_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node interfaces kept down (a downed ns-ns link)
+    gone_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node ends removed with their link's old shape

@@ -1,5 +1,6 @@
 """The kernel primitives links are built from (netops.wiring's shapes and the kinds' steps call them): lab bridges,
-veth pairs made straight into their namespaces, taps, batched link changes. Mixed into netops.engine._Applier,
+veth pairs made straight into their namespaces, taps, batched link changes, cables pulled and plugged back, and
+the interface addresses and routes inside node namespaces. Mixed into netops.engine._Applier,
 whose sockets (`sock()`), fabric namespace, bridge cache and namespaces they use."""
 from __future__ import annotations
 
@@ -97,6 +98,40 @@ class LinkOps:
                 owner = self.cell_uid()
                 self.spaces.run_in(self.fabric, functools.partial(create_persistent_tap, tap, owner=owner))
             s.call(nl.link_set(name=tap, up=True, master=bridge, alias=tag))
+
+    def do_carrier_set(self, step: Step) -> None:
+        """Pull (or plug back) a link's cable: its ends outside the nodes down or up (netops.plan._carrier)."""
+        by_ns: dict[str, list[dict[str, Any]]] = {}
+        for ns, ifname in step.params["ends"]:
+            by_ns.setdefault(ns, []).append({"name": ifname, "up": bool(step.params["up"])})
+        for ns, changes in by_ns.items():
+            self.set_links(ns, changes)
+
+    def do_configure_interface(self, step: Step) -> None:
+        p = step.params
+        s = self.sock(p["namespace"])
+        link = s.link(name=p["ifname"])
+        if link is None:
+            raise ApplyError(f"interface {p['ifname']} is missing", element=step.path)
+        # addresses first: the gratuitous ARP (arp_notify) sent when the link comes up then announces them
+        reqs = [nl.addr_del(link.index, ipaddress.ip_interface(a)) for a in p.get("remove", ())]
+        reqs += [nl.addr_add(link.index, ipaddress.ip_interface(a)) for a in p["addresses"]]
+        up = p.get("up", True)  # a node end of a link the user set down stays down (netops.plan._carrier)
+        if (p["mac"] and link.mac != p["mac"]) or (p["mtu"] and link.mtu != p["mtu"]) or (up and not link.up):
+            reqs.append(nl.link_set(index=link.index, up=True if up else None,
+                                    mac=p["mac"] if link.mac != p["mac"] else None,
+                                    mtu=p["mtu"] if link.mtu != p["mtu"] else None))
+        raise_first(s.batch(reqs))
+
+    def do_route_del(self, step: Step) -> None:
+        p = step.params
+        reqs = [nl.route_del(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
+        raise_first(self.sock(p["namespace"]).batch(reqs))
+
+    def do_route_add(self, step: Step) -> None:
+        p = step.params
+        reqs = [nl.route_add(ipaddress.ip_network(to), ipaddress.ip_address(via)) for to, via in p["routes"]]
+        raise_first(self.sock(p["namespace"]).batch(reqs))
 
     def set_links(self, ns: str | None, changes: list[dict[str, Any]],
                   addresses: Sequence[tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]] = ()) -> None:

@@ -123,6 +123,7 @@ class Topology:
     document: dict[str, Any] = field(default_factory=dict)  # normalised document, for export and diffing
     description: str | None = None
     ui: dict[str, Any] | None = None  # canvas data for the whole lab; ignored by netops
+    checks: tuple[Any, ...] = ()  # netops.labchecks.Check: what "working" means for this lab
 
     def node(self, name: str) -> Node:
         return self.nodes[name]

@@ -5,15 +5,17 @@ import errno
 import json
 from dataclasses import dataclass, field
 
-from pyroute2.netlink.rtnl import TC_H_ROOT
+from pyroute2.netlink.rtnl import TC_H_ROOT, rt_proto
 
-from . import kinds, linkcond, naming, nft
+from . import kinds, linkcond, naming, nft, runtime, wiring
 from .inventory import Inventory, LinkState, NamespaceState
 from .kernel import netns
 from .kernel.host import Host, Kernel, Netlink
 from .kernel.netlink import NetlinkSocket
 from .model import Topology
 from .status import LabStatus, NodeStatus, ObserveContext, iface_dict
+
+RTPROT_STATIC = rt_proto["static"]  # the routes netops.kernel.netlink.route_add makes
 
 
 @dataclass
@@ -74,6 +76,8 @@ def _namespace_state(name: str, nl: Netlink, forwarding: bool) -> NamespaceState
             target.append(addr.cidr)
     for route in nl.routes():
         state.routes.add((route.dst, route.gateway))
+        if route.proto == RTPROT_STATIC:
+            state.static_routes.add((route.dst, route.gateway))
     for q in nl.qdiscs():
         if q.parent == TC_H_ROOT and q.index in by_index and q.kind not in ("noqueue", "noop", "pfifo_fast", "mq"):
             state.links[by_index[q.index].name].qdisc = q.kind
@@ -107,6 +111,8 @@ def inventory(spaces: netns.Namespaces | None, lab: str, topology: Topology | No
                                                  by_index.get(lk.master))
     for proc in k.processes(lab):
         inv.processes[proc.role] = proc.pid
+        inv.process_nodes[proc.role] = runtime.process_node(proc.role, proc.node)
+        inv.process_argv[proc.role] = tuple(proc.argv)
     for role in list(inv.processes):
         if role.startswith("qemu:"):
             inv.vms_running.add(role.split(":")[1])
@@ -115,6 +121,7 @@ def inventory(spaces: netns.Namespaces | None, lab: str, topology: Topology | No
         _observe_loss(lab, topology, inv, k)
     _observe_external_nat(lab, topology, inv, k)
     inv.signatures = read_signatures(lab, kernel=k)
+    runtime.to_inventory(runtime.read(lab), inv)
     inv.frr_applied = k.frr_applied(lab)
     return inv
 
@@ -192,8 +199,26 @@ def lab_status(spaces: netns.Namespaces | None, lab: str, topology: Topology | N
                 st.nodes[node] = NodeStatus("unknown", "running",
                                             {n: iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
         return st
-    ctx = ObserveContext(lab, inv, fabric, {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)})
+    live = [lk for lk in topology.links if not {lk.a.node, lk.b.node} & inv.stopped]
+    ctx = ObserveContext(lab, inv, fabric, {(ep.node, ep.interface) for lk in live for ep in (lk.a, lk.b)})
+    delay_relay = any(wiring.needs_delay(lk) for lk in topology.links) and not linkcond.supports_delay()
+    for lk in topology.links:
+        w = wiring.wiring(topology, lk, delay_relay=delay_relay)
+        down = wiring.link_key(lk) in inv.links_down
+        if down and w.kind == "ns-ns":
+            ctx.down_ifaces.update(w.node_ends)
+        ends = [inv.namespaces[ns].links.get(ifname) if ns in inv.namespaces else None
+                for ns, ifname in w.shape.cable(lab, w)]
+        cable = "absent" if any(e is None for e in ends) else ("up" if all(e.up for e in ends if e) else "down")
+        asked = "stopped" if {lk.a.node, lk.b.node} & inv.stopped else ("down" if down else "up")
+        st.links[lk.path] = {"endpoints": [str(lk.a), str(lk.b)], "state": asked, "cable": cable}
+        if asked in ("up", "down") and cable != asked:
+            st.drift.append(f"{lk.path}: link is {cable}, expected {asked}")
     for name, node in topology.nodes.items():
+        if name in inv.stopped:  # as the user asked (netops.actions): not drift
+            st.nodes[name] = NodeStatus(node.kind, "stopped")
+            st.stopped.append(name)
+            continue
         st.nodes[name], drift = kinds.get(node.kind).status(ctx, name, node)
         st.drift.extend(drift)
     for name, node_status in st.nodes.items():

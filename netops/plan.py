@@ -22,11 +22,12 @@ from . import kinds, naming
 from .errors import ApplyError
 from .inventory import Inventory, LinkState, NamespaceState, PlanContext, Step
 from .model import Interface, Link, LinkConditions, Node, Topology
+from .runtime import process_node
 from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
 # phases, in execution order
-PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "linkcond", "relay", "nat",
-          "dhcp-server", "dhcp-client", "frr", "vm")
+PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "carrier", "linkcond", "relay",
+          "nat", "dhcp-server", "dhcp-client", "frr", "vm")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
@@ -49,16 +50,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def node_signature(topology: Topology, name: str, own: list[Link] | None = None) -> str:
+def node_signature(topology: Topology, name: str, own: list[Link] | None = None, *, legacy: bool = False) -> str:
     """Hash of a node's definition and its links (canvas data left out): a change means rebuild the node.
-    `own`: the node's links when the caller has them already."""
+    `own`: the node's links when the caller has them already. Left out, because they are changed where they stand
+    (issue 18): interface addresses and DHCP servers (configure.interface, dhcp-server.start), routes
+    (route.del/route.add) and link conditions (linkcond.apply). `legacy`: the hash as labs deployed before that
+    stored it, so they are not rebuilt by the upgrade."""
     node = replace(topology.nodes[name], ui=None, description=None)
+    ipv6 = kinds.uses_ipv6(node)  # shapes the namespace when it is made: a change of it rebuilds
+    if not legacy:
+        node = replace(node, routes=(), interfaces={
+            k: replace(i, addresses=(), dhcp_server=None) for k, i in node.interfaces.items()})
     own = topology.links_of(name) if own is None else own
     if _segment(node):
         # a bridge's ports belong to the nodes plugged into it; only bridge-to-bridge links are its own
         own = [lk for lk in own if all(_segment(topology.nodes[ep.node]) for ep in (lk.a, lk.b))]
-    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0)), sort_keys=True) for lk in own)
+    links = sorted(json.dumps(_plain(replace(lk, ui=None, index=0) if legacy else
+                                     replace(lk, ui=None, index=0, conditions=LinkConditions())), sort_keys=True)
+                   for lk in own)
     plain = _plain(node)
+    if not legacy:
+        plain["ipv6"] = ipv6
     for added in ("multicast_snooping", "settings"):  # added later: left out at their defaults, so labs deployed
         if not plain[added]:                          # before keep their hash
             del plain[added]
@@ -76,6 +88,13 @@ def signatures(topology: Topology) -> dict[str, str]:
         if lk.b.node != lk.a.node:
             links_of[lk.b.node].append(lk)
     return {name: node_signature(topology, name, links_of[name]) for name in topology.nodes}
+
+
+def conditions_of(topology: Topology, delay_relay: bool = False) -> dict[str, Any]:
+    """Each link's conditions, by link key, as stored after a deploy (netops.runtime) and compared by the next,
+    with whether a delay relay carries it (`relayed`: the link's shape, which a changed delay may change)."""
+    return {link_key(lk): {**_plain(lk.conditions), "relayed": wiring(topology, lk, delay_relay=delay_relay).relay
+                           is not None} for lk in topology.links}
 
 
 def _segment(node: Node) -> bool:
@@ -118,11 +137,13 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
     steps = _removals(ctx, changed, rebuilt_fabric)
     steps += _fabric_namespace(ctx)
     for node in topology.nodes.values():
-        steps += kinds.get(node.kind).steps(ctx, node)
+        if node.name not in ctx.stopped:
+            steps += kinds.get(node.kind).steps(ctx, node)
     steps += _link_bridges(ctx)
     link_steps_, relinked = _links(ctx)
     steps += link_steps_
     steps += _interfaces(ctx)
+    steps += _carrier(ctx, relinked)
     steps += _conditions(ctx, relinked)
     steps += _dhcp(ctx)
     order = {p: i for i, p in enumerate(PHASES)}
@@ -135,8 +156,11 @@ def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) ->
     sigs = signatures(topology)
     fabric_state = inv.ns(fabric_ns)
     fabric_links = fabric_state.links if fabric_state else {}
-    changed = {n for n in topology.nodes if n in inv.signatures and inv.signatures[n] != sigs[n]}
-    ns_of = {n: naming.node_namespace(lab, n) for n, nd in topology.nodes.items() if kinds.get(nd.kind).namespace}
+    changed = {n for n in topology.nodes if n in inv.signatures and inv.signatures[n] != sigs[n]
+               and inv.signatures[n] != node_signature(topology, n, legacy=True)}
+    stopped = inv.stopped & set(topology.nodes)
+    ns_of = {n: naming.node_namespace(lab, n) for n, nd in topology.nodes.items()
+             if kinds.get(nd.kind).namespace and n not in stopped}
     fresh_nodes = set(changed) | {n for n, ns in ns_of.items() if inv.ns(ns) is None}
     if fabric_state is None:
         fresh_nodes |= {n for n in topology.nodes if n not in ns_of}
@@ -147,10 +171,29 @@ def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) ->
             for lk in topology.links_of(n):
                 rebuilt_fabric.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
             rebuilt_fabric |= kinds.get(node.kind).fabric_links(lab, node)
-    connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)}
+    gone: set[tuple[str, str]] = set()
+    for lk in topology.links:  # a delay added or removed without sch_netem changes the link's shape: rebuilt
+        old = (inv.conditions_applied or {}).get(link_key(lk))
+        w = wiring(topology, lk, delay_relay=delay_relay)
+        if old is not None and bool(old.get("relayed")) != (w.relay is not None):
+            rebuilt_fabric.update(w.fabric_names)
+            gone.update(w.node_ends)  # its node ends go with the fabric ends they were paired with
+    connected = {(ep.node, ep.interface) for lk in topology.links for ep in (lk.a, lk.b)
+                 if lk.a.node not in stopped and lk.b.node not in stopped}
     ctx = PlanContext(topology, lab, inv, delay_relay, fabric_ns, fabric_links, ns_of, fresh_nodes,
-                      {n for n in fabric_links if n not in rebuilt_fabric}, connected)
+                      {n for n in fabric_links if n not in rebuilt_fabric}, connected, stopped=stopped,
+                      gone_ifaces=gone)
+    for lk in topology.links:  # a downed link between two namespaces is pulled by setting its node ends down
+        if link_key(lk) in inv.links_down and not _touches(ctx, lk):
+            w = wiring(topology, lk, delay_relay=delay_relay)
+            if w.kind == "ns-ns":
+                ctx.down_ifaces.update(w.node_ends)
     return ctx, changed, rebuilt_fabric
+
+
+def _touches(ctx: PlanContext, lk: Link) -> bool:
+    """Whether link `lk` ends on a stopped node (nothing of it is built while that node is stopped)."""
+    return lk.a.node in ctx.stopped or lk.b.node in ctx.stopped
 
 
 def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> list[Step]:
@@ -164,16 +207,32 @@ def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> 
         if name not in wanted_ns or (node is not None and node in changed):
             steps.append(Step("remove.namespace", f"nodes.{node}" if node else "fabric", node,
                               f"remove namespace {name}", {"namespace": name}))
-    for node in sorted(changed | (set(inv.signatures) - set(topology.nodes))):
-        roles = [r for r in inv.processes if r.split(":")[1:2] == [node]]
+    # processes belong to their node (consoles and captures too, netops.runtime.process_node): those of nodes
+    # rebuilt, stopped or gone are stopped; lab-level ones (a capture on a bridge) and every other node's stay
+    owners = {r: n for r, n in inv.process_nodes.items() if r in inv.processes}
+    for role in inv.processes:
+        owners.setdefault(role, process_node(role, None))
+    gone = (changed | ctx.stopped | set(inv.signatures) | set(owners.values())) - set(topology.nodes)
+    ending = changed | ctx.stopped | {n for n in gone if n is not None}
+    for node in sorted(n for n in ending if n is not None):
+        roles = sorted(r for r, owner in owners.items() if owner == node)
         if roles or node in inv.vms_running:
             steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
-                                 {"roles": sorted(roles), "vm": node in inv.vms_running}))
-    orphans = sorted(r for r in inv.processes if r.split(":")[1:2] and r.split(":")[1] not in topology.nodes)
-    orphan_nodes = sorted({r.split(":")[1] for r in orphans} - changed - set(inv.signatures))
-    for node in orphan_nodes:
-        steps.insert(0, Step("remove.processes", f"nodes.{node}", node, f"stop processes of {node}",
-                             {"roles": [r for r in orphans if r.split(":")[1] == node], "vm": False}))
+                                 {"roles": roles, "vm": node in inv.vms_running}))
+    relays = {w.relay_role for w in (wiring(topology, lk, delay_relay=ctx.delay_relay) for lk in topology.links)
+              if w.relay is not None}
+    for role in sorted(r for r in inv.processes if r.startswith("delayd:") and r not in relays):
+        node = owners.get(role)  # the relay of a link that lost its delay (or its relay's shape)
+        if node not in ending:
+            steps.insert(0, Step("remove.processes", "lab" if node is None else f"nodes.{node}", node,
+                                 "stop a delay relay", {"roles": [role], "vm": False}))
+    for role in sorted(inv.processes):  # DHCP servers of interfaces that no longer serve DHCP
+        parts = role.split(":")
+        if parts[0] == "dnsmasq" and len(parts) == 3 and parts[1] in topology.nodes and parts[1] not in ending:
+            iface = topology.nodes[parts[1]].interfaces.get(parts[2])
+            if iface is None or iface.dhcp_server is None:
+                steps.insert(0, Step("remove.processes", if_path(parts[1], parts[2]), parts[1],
+                                     f"stop the DHCP server on {parts[2]}", {"roles": [role], "vm": False}))
     wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay)
     for name in sorted(ctx.fabric_links):
         st = ctx.fabric_links[name]
@@ -212,6 +271,8 @@ def _link_bridges(ctx: PlanContext) -> list[Step]:
     """Bridges of a link's own (a VM's tap joined to a namespace or another tap)."""
     steps = []
     for lk in ctx.topology.links:
+        if _touches(ctx, lk):
+            continue
         w = wiring(ctx.topology, lk, delay_relay=ctx.delay_relay)
         if w.shape.link_bridge and w.fabric_names[0] not in ctx.present_fabric:
             steps.append(Step("bridge.create", lk.path, None, f"create bridge for {lk.a} - {lk.b}",
@@ -224,6 +285,8 @@ def _links(ctx: PlanContext) -> tuple[list[Step], set[int]]:
     steps: list[Step] = []
     relinked: set[int] = set()
     for lk in ctx.topology.links:
+        if _touches(ctx, lk):
+            continue
         made = link_steps(ctx, wiring(ctx.topology, lk, delay_relay=ctx.delay_relay))
         if made:
             relinked.add(lk.index)
@@ -242,14 +305,48 @@ def _interfaces(ctx: PlanContext) -> list[Step]:
                 continue  # an unconnected interface has no kernel object
             have = None if (n, iname) in ctx.fresh_ifaces or state is None else state.links.get(iname)
             mac = interface_mac(ctx.lab, nd, iname)
-            if have is None or not _iface_ok(iface, mac, have):
+            up = (n, iname) not in ctx.down_ifaces
+            # static addresses the document no longer gives (a DHCP client's lease looks static: left alone)
+            stale = [] if have is None or iface.dhcp else sorted(
+                set(have.addresses) - {str(a) for a in iface.addresses})
+            if have is None or stale or not _iface_ok(iface, mac, have, up):
                 steps.append(Step("configure.interface", if_path(n, iname), n, f"configure {iname}",
                                   {"namespace": ns, "ifname": iname, "mac": mac, "mtu": iface.mtu,
-                                   "addresses": [str(a) for a in iface.addresses]}))
-        routes = [(str(r.to), str(r.via)) for r in nd.routes]
+                                   "addresses": [str(a) for a in iface.addresses], "up": up, "remove": stale}))
+        off = {i for i in nd.interfaces if (n, i) not in ctx.connected or (n, i) in ctx.down_ifaces}
+        routes = [(str(r.to), str(r.via)) for r in kinds.routes_in_use(nd, off)]
+        stale_routes = sorted((to, via) for to, via in state.static_routes - {(str(r.to), str(r.via)) for r in nd.routes}
+                              if via is not None) if state is not None else []
+        if stale_routes:  # routes netops added that the document no longer has
+            steps.append(Step("route.del", f"nodes.{n}.routes", n, f"remove {len(stale_routes)} route(s)",
+                              {"namespace": ns, "routes": stale_routes}))
         if routes and (state is None or not all(r in state.routes for r in routes)):
             steps.append(Step("route.add", f"nodes.{n}.routes", n, f"add {len(routes)} route(s)",
                               {"namespace": ns, "routes": routes}))
+    return steps
+
+
+def _carrier(ctx: PlanContext, relinked: set[int]) -> list[Step]:
+    """Links the user set down (netops.actions) have their cable pulled: the ends outside the nodes set down
+    (netops.wiring Shape.cable), so both node ends lose carrier; links set up again get those ends back up."""
+    steps: list[Step] = []
+    for lk in ctx.topology.links:
+        if _touches(ctx, lk):
+            continue
+        w = wiring(ctx.topology, lk, delay_relay=ctx.delay_relay)
+        down = link_key(lk) in ctx.inv.links_down
+        wrong = []
+        for ns, ifname in w.shape.cable(ctx.lab, w):
+            st = ctx.inv.ns(ns)
+            have = None if st is None else st.links.get(ifname)
+            if lk.index in relinked or have is None:  # made by this plan, up: only a downed link needs a step
+                if down:
+                    wrong.append([ns, ifname])
+            elif have.up == down:
+                wrong.append([ns, ifname])
+        if wrong:
+            steps.append(Step("carrier.set", lk.path, None, f"link {lk.a} - {lk.b} {'down' if down else 'up'}",
+                              {"ends": wrong, "up": not down}))
     return steps
 
 
@@ -258,27 +355,40 @@ def _conditions(ctx: PlanContext, relinked: set[int]) -> list[Step]:
     steps: list[Step] = []
     inv, fabric_ns = ctx.inv, ctx.fabric_ns
     fabric_state = inv.ns(fabric_ns)
+    applied = inv.conditions_applied
     for lk in ctx.topology.links:
+        if _touches(ctx, lk):
+            continue
         w = wiring(ctx.topology, lk, delay_relay=ctx.delay_relay)
+        # conditions changed since they were last applied (a live change, or a deploy of an edited link): every
+        # end of the link is shaped afresh (unset conditions removed), its relay restarted with the new delay
+        # (nothing recorded: a lab deployed before they were, so each link with conditions is shaped once more)
+        if applied is None:
+            changed = lk.conditions.any()
+        else:
+            old = applied.get(link_key(lk), _plain(LinkConditions()))
+            changed = old is None or {k: v for k, v in old.items() if k != "relayed"} != _plain(lk.conditions)
+        if changed:
+            relinked = relinked | {lk.index}
         if w.relay is not None and (lk.index in relinked or w.relay_role not in inv.processes):
             steps.append(Step("relay.start", lk.path, w.node_ends[0][0], f"delay {lk.a} - {lk.b} (relay)",
                               {"namespace": fabric_ns, "a": w.relay[0], "b": w.relay[1], "role": w.relay_role,
                                "delay_ms": lk.conditions.delay_ms or 0.0, "jitter_ms": lk.conditions.jitter_ms or 0.0}))
         kernel_cond = replace(lk.conditions, delay_ms=None, jitter_ms=None) if w.relay else lk.conditions
-        if not kernel_cond.any():
+        if not kernel_cond.any() and not changed:
             continue
         for node, iname in w.node_ends:
             ns = ctx.ns_of[node]
             st = inv.ns(ns)
             have = None if (node, iname) in ctx.fresh_ifaces or st is None else st.links.get(iname)
-            if have is None or _cond_missing(kernel_cond, have, st):
+            if changed or have is None or _cond_missing(kernel_cond, have, st):
                 steps.append(Step("linkcond.apply", lk.path, node, f"shape {node}:{iname}",
                                   {"namespace": ns, "ifname": iname, "link": lk.index,
                                    "relayed": w.relay is not None}))
         if w.kind in ("ns-bridge", "ns-bridge+relay"):  # the other end of the link: toward the node
             name = w.fabric_names[0]
             have = ctx.fabric_links.get(name) if name in ctx.present_fabric and lk.index not in relinked else None
-            if have is None or _cond_missing(kernel_cond, have, fabric_state):
+            if changed or have is None or _cond_missing(kernel_cond, have, fabric_state):
                 steps.append(Step("linkcond.apply", lk.path, w.node_ends[0][0], f"shape {lk.b} - {lk.a}",
                                   {"namespace": fabric_ns, "ifname": name, "link": lk.index,
                                    "relayed": w.relay is not None}))
@@ -288,7 +398,7 @@ def _conditions(ctx: PlanContext, relinked: set[int]) -> list[Step]:
         if not w.node_ends and w.kind == "bridge-bridge":
             name = w.fabric_names[0]
             have = ctx.fabric_links.get(name) if name in ctx.present_fabric else None
-            if have is None or _cond_missing(lk.conditions, have, fabric_state):
+            if changed or have is None or _cond_missing(lk.conditions, have, fabric_state):
                 steps.append(Step("linkcond.apply", lk.path, None, f"shape {lk.a} - {lk.b}",
                                   {"namespace": fabric_ns, "ifname": name, "link": lk.index}))
     return steps
@@ -299,7 +409,9 @@ def _dhcp(ctx: PlanContext) -> list[Step]:
     steps: list[Step] = []
     for n, ns in ctx.ns_of.items():
         for iname, iface in ctx.topology.nodes[n].interfaces.items():
-            if iface.dhcp_server and (n in ctx.fresh_nodes or f"dnsmasq:{n}:{iname}" not in ctx.inv.processes):
+            role = f"dnsmasq:{n}:{iname}"
+            if iface.dhcp_server and (n in ctx.fresh_nodes or role not in ctx.inv.processes
+                                      or (n, iname) in ctx.fresh_ifaces or _dhcp_server_changed(ctx, n, iface)):
                 steps.append(Step("dhcp-server.start", if_path(n, iname), n, f"start DHCP server on {iname}",
                                   {"namespace": ns, "ifname": iname}))
     for n, ns in ctx.ns_of.items():
@@ -312,6 +424,15 @@ def _dhcp(ctx: PlanContext) -> list[Step]:
     return steps
 
 
+def _dhcp_server_changed(ctx: PlanContext, node: str, iface: Interface) -> bool:
+    """Whether the running dnsmasq of `iface` serves something else than the document says (its range, lease
+    time, gateway: its command line differs); unknown (not observed) counts as unchanged."""
+    from . import dnsmasq
+
+    have = ctx.inv.process_argv.get(f"dnsmasq:{node}:{iface.name}")
+    return have is not None and have != tuple(dnsmasq.argv(ctx.lab, node, iface))
+
+
 def _cond_missing(cond: LinkConditions, have: LinkState, state: NamespaceState | None) -> bool:
     """Whether an existing interface lacks part of its conditions: the tbf for a rate, the nft chain for a loss
     (only known when observe looked, see NamespaceState.loss_ifaces)."""
@@ -321,7 +442,7 @@ def _cond_missing(cond: LinkConditions, have: LinkState, state: NamespaceState |
             and have.name not in state.loss_ifaces)
 
 
-def _iface_ok(iface: Interface, mac: str, have: LinkState) -> bool:
-    if not have.up or have.mac != mac or (iface.mtu and have.mtu != iface.mtu):
+def _iface_ok(iface: Interface, mac: str, have: LinkState, up: bool = True) -> bool:
+    if (up and not have.up) or have.mac != mac or (iface.mtu and have.mtu != iface.mtu):
         return False
     return all(str(a) in have.addresses for a in iface.addresses)

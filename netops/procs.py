@@ -20,10 +20,12 @@ import fcntl
 import json
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,13 +268,73 @@ def _launch(launcher: list[str], fds: list[int], what: str) -> int:
     return int(answer["pid"])
 
 
+class OutputOverflow(ApplyError):
+    """A program run by `run_in_cell(..., kill_on_overflow=True)` wrote more than it may: it was stopped.
+    `stdout`/`stderr` hold what was read (at most the limit each)."""
+
+    def __init__(self, message: str, stdout: bytes, stderr: bytes):
+        super().__init__(message, permanent=True)
+        self.stdout, self.stderr = stdout, stderr
+
+
+def _bounded_communicate(proc: subprocess.Popen[bytes], input: bytes | None, timeout: float, limit: int,
+                         kill_on_overflow: bool, on_exit: Callable[[], object]) -> tuple[bytes, bytes, bool]:
+    """(stdout, stderr, overflowed): read both pipes until EOF, keeping at most `limit` bytes of each (the rest is
+    read and dropped, or, with `kill_on_overflow`, the first byte past the limit ends the reading). Memory stays
+    bounded whatever the program writes; TimeoutExpired after `timeout` seconds. Once the program itself ended,
+    `on_exit` stops what it left running (in the node's shared PID namespace a background child outlives it and
+    would hold the pipes open)."""
+
+    if input is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(input)
+        except BrokenPipeError:
+            pass
+        proc.stdin.close()
+    deadline = time.monotonic() + timeout
+    kept: dict[int, bytearray] = {}
+    with selectors.DefaultSelector() as sel:
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            kept[pipe.fileno()] = bytearray()
+            sel.register(pipe.fileno(), selectors.EVENT_READ)
+        exited = False
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if not exited and proc.poll() is not None:
+                exited = True
+                on_exit()
+            for key, _ in sel.select(min(left, 0.05 if not exited else 1.0)):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                buf = kept[key.fd]
+                room = limit - len(buf)
+                if len(chunk) > room and kill_on_overflow:
+                    buf += chunk[:max(room, 0)]
+                    assert proc.stdout is not None and proc.stderr is not None
+                    return bytes(kept[proc.stdout.fileno()]), bytes(kept[proc.stderr.fileno()]), True
+                if room > 0:
+                    buf += chunk[:room]
+    try:
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired:
+        raise subprocess.TimeoutExpired(proc.args, timeout) from None
+    assert proc.stdout is not None and proc.stderr is not None
+    return bytes(kept[proc.stdout.fileno()]), bytes(kept[proc.stderr.fileno()]), False
+
+
 def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: tuple[str, ...] | list[str] = (),
                 timeout: float = 30.0, input: bytes | None = None, max_output: int = 1 << 20,
-                isolate: dict[str, Any] | None = None, as_console: bool = False
-                ) -> subprocess.CompletedProcess[bytes]:
+                isolate: dict[str, Any] | None = None, as_console: bool = False,
+                kill_on_overflow: bool = False) -> subprocess.CompletedProcess[bytes]:
     """Run a short program to completion in the lab's cell, in `namespace`, as its processes run (uid 0 of the
     lab's user namespace, only `caps` there, the node's cgroup): for checks and tests of what a lab may do.
-    Output is captured up to `max_output` bytes each; the program and everything it forked are stopped after
+    Output is captured up to `max_output` bytes each (never more is held in memory); with `kill_on_overflow`, a
+    program writing more is stopped (OutputOverflow). The program and everything it forked are stopped after
     `timeout` (ApplyError). `as_console`: in the node's PID, mount and UTS namespaces, as its console shells."""
     launcher, fds = cell_command(argv, lab=lab, role=role, namespace=namespace, caps=caps, isolate=isolate,
                                  join=CONSOLE_JOIN if as_console else ())
@@ -283,15 +345,24 @@ def run_in_cell(argv: list[str], *, lab: str, role: str, namespace: str, caps: t
     finally:
         close_fds(fds)
     try:
-        out, err = proc.communicate(input=input, timeout=timeout)
+        out, err, overflowed = _bounded_communicate(proc, input, timeout, max_output, kill_on_overflow,
+                                                    lambda: stop_all(lab, role, timeout=2.0))
+        if overflowed:
+            proc.kill()
+            stop_all(lab, role, timeout=2.0)
+            proc.wait()
+            raise OutputOverflow(f"{argv[0]} wrote more than {max_output} bytes: stopped", out, err)
     except subprocess.TimeoutExpired:
         proc.kill()
         stop_all(lab, role, timeout=2.0)
-        proc.communicate()
+        proc.wait()
         raise ApplyError(f"{argv[0]} did not finish within {timeout:g} s", permanent=False) from None
     finally:
         stop_all(lab, role, timeout=2.0)  # whatever it left running
-    return subprocess.CompletedProcess(argv, proc.returncode, out[:max_output], err[:max_output])
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 # ---------------------------------------------------------------------------------------------- find

@@ -39,6 +39,8 @@ from .model import IPInterface, IPNetwork, Node
 if TYPE_CHECKING:
     from .check import Checker as _Checker
 
+#: a static route of FRR's (staticd's) at the start of a frr_config line
+STATIC_ROUTE_RE = re.compile(r"^[ \t]*ip(?:v6)?[ \t]+route[ \t]", re.MULTILINE)
 ROUTING_KEYS = ("loopback", "ospf", "ospf6", "bgp", "frr_config")
 OSPF_KEYS = ("router_id", "areas", "cost", "hello", "dead", "redistribute")
 AREA_KEYS = ("interfaces", "passive")
@@ -124,9 +126,11 @@ class Routing:
     frr_config: str | None = None
 
     def daemons(self) -> tuple[str, ...]:
-        """The FRR daemons this router needs, zebra first."""
-        return ("zebra",) + tuple(d for d, on in (("ospfd", self.ospf), ("ospf6d", self.ospf6),
-                                                  ("bgpd", self.bgp)) if on is not None)
+        """The FRR daemons this router needs, zebra first; staticd when `frr_config` has static routes (`ip route`,
+        `ipv6 route`: FRR 8.4 hands them to staticd, and without it vtysh drops them without failing)."""
+        static = self.frr_config is not None and STATIC_ROUTE_RE.search(self.frr_config) is not None
+        return ("zebra",) + tuple(d for d, on in (("ospfd", self.ospf is not None), ("ospf6d", self.ospf6 is not None),
+                                                  ("bgpd", self.bgp is not None), ("staticd", static)) if on)
 
     @property
     def needs_ipv6(self) -> bool:
@@ -321,7 +325,7 @@ class _Routing:
     def area_id(self, key: object, path: str) -> int | str | None:
         if _is_int(key) and 0 <= key <= AREA_MAX:  # type: ignore[operator]
             return key  # type: ignore[return-value]
-        if isinstance(key, str) and key.isdigit() and int(key) <= AREA_MAX:
+        if isinstance(key, str) and key.isascii() and key.isdigit() and int(key) <= AREA_MAX:
             return int(key)
         if isinstance(key, str) and _DOTTED_RE.match(key):
             try:

@@ -19,7 +19,7 @@ class NodeStatus:
     leases: list[dict[str, Any]] | None = None
     vm: dict[str, Any] | None = None
     usage: dict[str, int] = field(default_factory=dict)  # the node's cgroup now: memory (bytes), pids
-    routing: dict[str, Any] | None = None  # routers with routing: (netops.frr.router_status)
+    routing: dict[str, Any] | None = None  # routers with routing: (netops.frr_status.router_status)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "state": self.state, "interfaces": self.interfaces,
@@ -38,9 +38,14 @@ class LabStatus:
     lab: str
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     drift: list[str] = field(default_factory=list)
+    # each link by its document path: {"endpoints": [a, b], "state": "up" | "down" (as the user set it, netops.actions)
+    # | "stopped" (an end's node is stopped), "cable": what the kernel shows of it: "up" | "down" | "absent"}
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)  # nodes the user stopped (netops.actions)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lab": self.lab, "nodes": {n: s.as_dict() for n, s in self.nodes.items()}, "drift": self.drift}
+        return {"lab": self.lab, "nodes": {n: s.as_dict() for n, s in self.nodes.items()}, "drift": self.drift,
+                "links": self.links, "stopped": self.stopped}
 
 
 @dataclass
@@ -64,6 +69,7 @@ class ObserveContext:
     inv: Inventory
     fabric: NamespaceState | None
     connected: set[tuple[str, str | None]]
+    down_ifaces: set[tuple[str, str]] = field(default_factory=set)  # node ends the user's downed links keep down
 
 
 def iface_dict(link: LinkState) -> dict[str, Any]:

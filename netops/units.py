@@ -54,6 +54,8 @@ def format_duration(ms: float) -> str:
 def parse_loss_pct(value: object) -> float:
     """'1%', '0.5%' or a number 0..100 -> percent."""
     if _is_number(value):
+        if not 0 <= value <= 100:  # type: ignore[operator]  # before float(): a huge int does not fit one
+            raise ValueError(f"{value!r} is not between 0% and 100%")
         pct = float(value)  # type: ignore[arg-type]
     elif isinstance(value, str) and value.strip().endswith("%"):
         try:

@@ -89,7 +89,7 @@ def _mac(ctx: PlanContext, ep: Endpoint) -> str:
 
 
 def _ns_has(ctx: PlanContext, ep: Endpoint) -> bool:
-    if ep.node in ctx.fresh_nodes:
+    if ep.node in ctx.fresh_nodes or (ep.node, ep.interface) in ctx.gone_ifaces:
         return False
     st = ctx.inv.ns(naming.node_namespace(ctx.lab, ep.node))
     return st is not None and (ep.interface or "") in st.links
@@ -119,6 +119,15 @@ class Shape:
     def create(self, ap: _Applier, step: Step) -> None:
         raise NotImplementedError
 
+    def cable(self, lab: str, w: Wiring) -> list[tuple[str, str]]:
+        """The (namespace, interface) ends set down to pull this link's cable (netops.actions): those outside the
+        nodes, so both node ends lose carrier (NO-CARRIER) while staying up as their users set them."""
+        fabric = naming.fabric_namespace(lab)
+        return [(fabric, name) for name in self.cable_names(w)]
+
+    def cable_names(self, w: Wiring) -> list[str]:
+        return w.fabric_names[:1]
+
 
 class NsNs(Shape):
     name = "ns-ns"
@@ -136,6 +145,11 @@ class NsNs(Shape):
     def create(self, ap: _Applier, step: Step) -> None:
         p = step.params
         ap.fresh_veth(p["a_ns"], p["a_if"], p["b_ns"], p["b_if"], a_mac=p["a_mac"], b_mac=p["b_mac"])
+
+    def cable(self, lab: str, w: Wiring) -> list[tuple[str, str]]:
+        # a veth straight between two namespaces has no end outside them: both node ends are set down (each loses
+        # LOWER_UP; `ip link` shows them DOWN rather than NO-CARRIER)
+        return [(naming.node_namespace(lab, node), iface) for node, iface in w.node_ends]
 
 
 class NsNsRelay(NsNs):
@@ -158,6 +172,12 @@ class NsNsRelay(NsNs):
         ap.fresh_veth(ap.fabric, p["b_fabric"], p["b_ns"], p["b_if"], b_mac=p["b_mac"])
         ap.set_links(ap.fabric, [{"name": p["a_fabric"], "alias": p["tag"]},
                                  {"name": p["b_fabric"], "alias": p["tag"]}])
+
+    def cable(self, lab: str, w: Wiring) -> list[tuple[str, str]]:
+        return Shape.cable(self, lab, w)
+
+    def cable_names(self, w: Wiring) -> list[str]:
+        return w.fabric_names[:2]
 
 
 class NsBridge(Shape):
@@ -228,6 +248,9 @@ class BridgeBridge(Shape):
         ap.set_links(ap.fabric, [{"name": p["a_if"], "alias": tag},
                                  {"name": p["b_if"], "up": True, "master": b_master, "alias": tag}])
 
+    def cable_names(self, w: Wiring) -> list[str]:
+        return w.fabric_names[:2]
+
 
 class TapBridge(Shape):
     name = "tap-bridge"
@@ -268,6 +291,9 @@ class NsBridgeTap(Shape):
                       a_alias=p["tag"])
         ap.taps(p["taps"], master, p["tag"])
 
+    def cable_names(self, w: Wiring) -> list[str]:
+        return w.fabric_names[1:]
+
 
 class TapTap(Shape):
     name = "tap-tap"
@@ -286,6 +312,9 @@ class TapTap(Shape):
     def create(self, ap: _Applier, step: Step) -> None:
         p = step.params
         ap.taps(p["taps"], ap.bridge_index(p["bridge"], step.path), p["tag"])
+
+    def cable_names(self, w: Wiring) -> list[str]:
+        return w.fabric_names[1:]
 
 
 SHAPES: dict[str, Shape] = {s.name: s for s in (NsNs(), NsNsRelay(), NsBridge(), NsBridgeRelay(), BridgeBridge(),

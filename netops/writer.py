@@ -17,6 +17,7 @@ from . import kinds, units
 from . import limits as cell_limits
 from .check_iface import DEFAULT_LEASE_S
 from .model import Interface, Link, Node, Topology
+from .yamlsafe import IMPLICIT_RESOLVERS
 
 
 def to_document(topology: Topology) -> dict[str, Any]:
@@ -26,6 +27,9 @@ def to_document(topology: Topology) -> dict[str, Any]:
         doc["description"] = topology.description
     doc["nodes"] = {name: _node_document(node) for name, node in topology.nodes.items()}
     doc["links"] = [_link_document(link) for link in topology.links]
+    if topology.checks:
+        from .labchecks import to_document as checks_document  # labchecks imports the checker's helpers
+        doc["checks"] = checks_document(topology.checks)
     if topology.ui is not None:
         doc["ui"] = copy.deepcopy(topology.ui)
     return doc
@@ -109,6 +113,12 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_inline(data))
 
 
+# A string is written quoted when PyYAML's YAML 1.1 rules or our loader's (netops.yamlsafe, where `1e5` is a
+# number) would read it as something else: what is written reads back as itself.
+_Dumper.yaml_implicit_resolvers = {
+    first: list(yaml.SafeDumper.yaml_implicit_resolvers.get(first, [])) + list(IMPLICIT_RESOLVERS.get(first, []))
+    for first in set(yaml.SafeDumper.yaml_implicit_resolvers) | set(IMPLICIT_RESOLVERS)
+}
 _Dumper.add_representer(dict, _represent_dict)
 _Dumper.add_representer(list, _represent_list)
 

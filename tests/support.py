@@ -126,3 +126,11 @@ class CellLab:
         cgroups.remove(self.lab)
         subprocess.run(["rm", "-rf", "--one-file-system", str(naming.run_dir(self.lab))], check=False)
         cell.release(self.lab)
+
+
+def lab_processes(lab: str) -> list:
+    """The lab's processes but its nodes' inits (pid 1 of each node's PID namespace: they live as long as their
+    node, from the first console or daemon on; destroy ends them)."""
+    from netops import procs
+
+    return [p for p in procs.find(lab) if p.role != procs.init_role(p.node)]

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.classroom",
     "webapp.consoles",
+    "webapp.checks",
 ]
 
 MIDDLEWARE = [
@@ -210,6 +211,8 @@ TOPOLAB_THROTTLE_LOGIN = os.environ.get("TOPOLAB_THROTTLE_LOGIN", "10/minute")
 TOPOLAB_THROTTLE_TOKEN = os.environ.get("TOPOLAB_THROTTLE_TOKEN", "10/minute")
 TOPOLAB_THROTTLE_DEPLOY = os.environ.get("TOPOLAB_THROTTLE_DEPLOY", "30/minute")
 TOPOLAB_THROTTLE_STATUS = os.environ.get("TOPOLAB_THROTTLE_STATUS", "30/minute")
+# a router panel's routing table (its Refresh button; a vtysh in the lab's cell per call)
+TOPOLAB_THROTTLE_ROUTING = os.environ.get("TOPOLAB_THROTTLE_ROUTING", "60/minute")
 # API tokens (POST /api/token/) expire this many seconds after they were issued; asking again gives a new one.
 TOPOLAB_TOKEN_TTL = int(os.environ.get("TOPOLAB_TOKEN_TTL", str(24 * 3600)))
 
@@ -233,6 +236,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # every operation documents its refusals in the one error shape (webapp.core.schema)
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.core.schema.error_responses"],
 }
 
 LOGGING = {

@@ -37,8 +37,10 @@ from pyroute2.netlink import (
     nlmsg,
 )
 from pyroute2.netlink.rtnl import (
+    RTM_DELADDR,
     RTM_DELLINK,
     RTM_DELQDISC,
+    RTM_DELROUTE,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETQDISC,
@@ -172,6 +174,25 @@ def addr_add(index: int, address: ipaddress.IPv4Interface | ipaddress.IPv6Interf
                    f"add address {address}", (errno_mod.EEXIST,))
 
 
+def addr_del(index: int, address: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> Request:
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    fields = {"family": family, "prefixlen": address.network.prefixlen, "flags": 0, "scope": 0, "index": index}
+    return Request(encode(ifaddrmsg, RTM_DELADDR, _WRITE, fields, [("IFA_LOCAL", address.ip)]),
+                   f"remove address {address}", (errno_mod.EADDRNOTAVAIL,))
+
+
+def route_del(to: ipaddress.IPv4Network | ipaddress.IPv6Network,
+              via: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Request:
+    attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
+    if to.prefixlen:
+        attrs.append(("RTA_DST", to.network_address))
+    fields = {"family": socket.AF_INET if to.version == 4 else socket.AF_INET6, "dst_len": to.prefixlen,
+              "src_len": 0, "tos": 0, "table": RT_TABLE_MAIN, "proto": rt_proto["static"],
+              "scope": rt_scope["nowhere"], "type": rt_type["unicast"]}
+    return Request(encode(rtmsg, RTM_DELROUTE, _WRITE, fields, attrs), f"remove route {to} via {via}",
+                   (errno_mod.ESRCH,))
+
+
 def route_add(to: ipaddress.IPv4Network | ipaddress.IPv6Network,
               via: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Request:
     attrs: list[tuple[str, Any]] = [("RTA_GATEWAY", via)]
@@ -292,6 +313,7 @@ class RouteInfo:
     dst: str  # cidr
     gateway: str | None
     oif: int
+    proto: int = 0  # who added it: rt_proto["static"] for netops' own (route_add), "boot" for `ip route`
 
 
 def decode_route(msg: nlmsg) -> RouteInfo | None:
@@ -299,7 +321,8 @@ def decode_route(msg: nlmsg) -> RouteInfo | None:
     if table != RT_TABLE_MAIN or msg["type"] != rt_type["unicast"]:
         return None
     dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if msg["family"] == socket.AF_INET else "::")
-    return RouteInfo(f"{dst}/{msg['dst_len']}", msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_OIF") or 0)
+    return RouteInfo(f"{dst}/{msg['dst_len']}", msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_OIF") or 0,
+                     msg["proto"])
 
 
 @dataclass

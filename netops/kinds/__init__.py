@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..inventory import Step
-from .base import Kind, NamespaceKind, SegmentKind, Setting
+from .base import Kind, NamespaceKind, SegmentKind, Setting, routes_in_use, uses_ipv6
 
 
 def _discover() -> dict[str, Kind]:
@@ -96,5 +96,5 @@ def public() -> dict[str, Any]:
     }
 
 
-__all__ = ["Kind", "NamespaceKind", "SegmentKind", "Setting", "get", "known", "names", "all_kinds", "with_key", "handler",
+__all__ = ["Kind", "NamespaceKind", "SegmentKind", "Setting", "routes_in_use", "uses_ipv6", "get", "known", "names", "all_kinds", "with_key", "handler",
            "clab_kind_for", "clab_host_kind", "public"]

@@ -20,7 +20,7 @@ from ..status import NodeStatus, ObserveContext, iface_dict
 
 if TYPE_CHECKING:
     from ..check import Checker
-    from ..model import Node
+    from ..model import Node, Route
     from ..plan import PlanContext
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class Kind:
     clab_labels: ClassVar[tuple[str, ...]] = ()  # link labels (topolab.*) its clab_endpoint() writes, in order
     #: plan actions this kind's methods apply: action -> method name (called as method(applier, step))
     actions: ClassVar[dict[str, str]] = {}
+    #: a running node of this kind can be stopped and started again (netops.actions); a segment runs nothing
+    stoppable: ClassVar[bool] = False
 
     # ---------------------------------------------------------------------------------------------- validation
 
@@ -135,6 +137,13 @@ class Kind:
         """The node's state and its drift (each line starting with its path)."""
         return NodeStatus(node.kind, "running"), []
 
+    # ---------------------------------------------------------------------------------------------- actions
+
+    def restart(self, lab: str, name: str) -> bool:
+        """Restart the running node in place (netops.actions); False: it has no such restart, so it is stopped
+        and started again (rebuilt from the deployed document)."""
+        return False
+
     # ---------------------------------------------------------------------------------------------- capture
 
     def capture_point(self, lab: str, node: Node, iface: str) -> tuple[str, str] | None:
@@ -187,7 +196,7 @@ class Kind:
             "settings": [asdict(s) for s in self.settings], "interfaces": self.interfaces, "namespace": self.namespace,
             "console": self.console, "capture": self.capture, "link_end": self.link_end,
             "serves_dhcp": self.serves_dhcp, "masquerade": self.masquerade, "forwarding": self.forwarding,
-            "uplink": self.uplink,
+            "uplink": self.uplink, "stoppable": self.stoppable,
         }
 
 
@@ -202,6 +211,7 @@ class NamespaceKind(Kind):
     console = "shell"
     capture = True
     link_end = "ns"
+    stoppable = True
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
         return {**checker.interfaces_and_routes(name, self, data, path), **self.check_settings(checker, data, path)}
@@ -235,7 +245,7 @@ class NamespaceKind(Kind):
                 drift.append(f"{ipath}: interface missing")
                 continue
             ifaces[iname] = iface_dict(link)
-            if not link.up:
+            if not link.up and (name, iname) not in ctx.down_ifaces:
                 stopped = True
                 drift.append(f"{ipath}: interface down")
             for addr in iface.addresses:
@@ -254,7 +264,8 @@ class NamespaceKind(Kind):
             if iface.dhcp_server and f"dnsmasq:{name}:{iname}" not in ctx.inv.processes:
                 stopped = True
                 drift.append(f"{ipath}: DHCP server not running")
-        for r in node.routes:
+        off = {i for i in node.interfaces if (name, i) not in ctx.connected or (name, i) in ctx.down_ifaces}
+        for r in routes_in_use(node, off):
             if (str(r.to), str(r.via)) not in ns.routes:
                 drift.append(f"{path}.routes: route to {r.to} via {r.via} missing")
         if self.forwarding and not ns.forwarding:
@@ -309,6 +320,18 @@ def node_of(step: Step) -> str:
     """The node a kind's step is about (every step a kind plans names its node)."""
     assert step.node is not None, step
     return step.node
+
+
+def routes_in_use(node: Node, off: set[str]) -> list[Route]:
+    """The node's routes but those whose gateway is reached only through interfaces in `off` (unplugged: their
+    link ends on a stopped node, or held down by a downed link): the kernel has no such route then, nor can one
+    be added; they come back with the link (netops.actions)."""
+    if not off:
+        return list(node.routes)
+    live = [a.network for n, i in node.interfaces.items() if n not in off for a in i.addresses]
+    dead = [a.network for n, i in node.interfaces.items() if n in off for a in i.addresses]
+    return [r for r in node.routes
+            if any(r.via in net for net in live) or not any(r.via in net for net in dead)]
 
 
 def uses_ipv6(node: Node) -> bool:

@@ -100,9 +100,9 @@ class Router(NamespaceKind):
     def status(self, ctx: ObserveContext, name: str, node: Node) -> tuple[NodeStatus, list[str]]:
         st, drift = super().status(ctx, name, node)
         if node.routing is not None and st.state != "absent":
-            from .. import frr
+            from .. import frr_status
 
-            st.routing, frr_drift = frr.router_status(ctx.lab, node, ctx.inv.processes)
+            st.routing, frr_drift = frr_status.router_status(ctx.lab, node, ctx.inv.processes)
             drift = drift + frr_drift
             if frr_drift and st.state == "running":
                 st.state = "degraded"

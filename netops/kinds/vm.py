@@ -32,6 +32,7 @@ class Vm(Kind):
     console = "serial"
     capture = True
     link_end = "tap"
+    stoppable = True
     clab_rank = 0  # a linux node labelled topolab.kind=vm is a vm, whatever its sysctls
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -84,6 +85,15 @@ class Vm(Kind):
                 ifaces[iname] = {"addresses": [], "mac": node.interfaces[iname].mac, "up": ctx.fabric.links[tap].up}
         state = "running" if running else ("stopped" if ctx.fabric is not None else "absent")
         return NodeStatus(node.kind, state, ifaces, vm=vm or {}), drift
+
+    def restart(self, lab: str, name: str) -> bool:
+        """A VM reboots: a reset of its machine through QMP (its disk overlay, taps and console stay)."""
+        from .. import qemu
+
+        if qemu.vm_status(lab, name).get("alive") is not True:
+            return False
+        qemu.qmp(lab, name, "system_reset")
+        return True
 
     def capture_point(self, lab: str, node: Node, iface: str) -> tuple[str, str] | None:
         return naming.fabric_namespace(lab), naming.fabric_ifname(node.name, iface)

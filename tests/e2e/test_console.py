@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from e2e.editor_page import centre
 from playwright.sync_api import expect
+from support import lab_processes
 
 from netops import procs
 from webapp.labs.models import Lab
@@ -81,8 +82,8 @@ def test_a_console_runs_a_command_and_a_capture_lists_the_pings(page, login, scr
 
         page.locator(".dock-tab[data-kind=console] .dock-close").click()  # closing the tab ends the shell
         deadline = time.monotonic() + 15
-        while procs.find(lab.lab_id):
-            assert time.monotonic() < deadline, procs.find(lab.lab_id)
+        while lab_processes(lab.lab_id):  # the shell and the capture's tcpdump (the node's init stays)
+            assert time.monotonic() < deadline, lab_processes(lab.lab_id)
             time.sleep(0.2)
     finally:
         engine.down(lab.lab_id)

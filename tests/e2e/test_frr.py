@@ -165,3 +165,121 @@ def test_address_the_lab_ospf_everywhere_deploy_and_vtysh_shows_both_neighbors(p
     finally:
         engine.down(lab.lab_id)
     assert procs.find(lab.lab_id) == []
+
+
+def routed_triangle() -> dict:
+    """The triangle addressed, OSPF area 0 with lab timers and a loopback on each router, and r4 an eBGP peer of r1
+    (AS 65004 announcing its loopback)."""
+    doc = {"version": 1, "name": "e2e-routing-panel", "nodes": {}, "links": []}
+    addresses = {"r1": ("10.0.12.1/30", "10.0.13.1/30"), "r2": ("10.0.12.2/30", "10.0.23.1/30"),
+                 "r3": ("10.0.13.2/30", "10.0.23.2/30")}
+    where = {"r1": (300, 120), "r2": (180, 330), "r3": (420, 330)}
+    for i, (name, (a, b)) in enumerate(addresses.items(), 1):
+        doc["nodes"][name] = {
+            "kind": "router", "ui": {"x": where[name][0], "y": where[name][1]},
+            "interfaces": {"eth0": {"address": a}, "eth1": {"address": b}},
+            "routing": {"loopback": f"10.255.0.{i}/32",
+                        "ospf": {"areas": {0: {"interfaces": ["eth0", "eth1"], "passive": ["lo"]}},
+                                 "hello": 1, "dead": 4}}}
+    r1 = doc["nodes"]["r1"]
+    r1["interfaces"]["eth2"] = {"address": "198.51.100.1/30"}
+    r1["routing"]["bgp"] = {"asn": 65001, "neighbors": [{"address": "198.51.100.2", "asn": 65004}],
+                            "redistribute": ["ospf"]}
+    doc["nodes"]["r4"] = {"kind": "router", "ui": {"x": 560, "y": 120},
+                          "interfaces": {"eth0": {"address": "198.51.100.2/30"}},
+                          "routing": {"loopback": "10.255.4.4/32",
+                                      "bgp": {"asn": 65004, "neighbors": [{"address": "198.51.100.1", "asn": 65001}],
+                                              "networks": ["10.255.4.4/32"]}}}
+    doc["links"] = [{"endpoints": ["r1:eth0", "r2:eth0"]}, {"endpoints": ["r1:eth1", "r3:eth0"]},
+                    {"endpoints": ["r2:eth1", "r3:eth1"]}, {"endpoints": ["r1:eth2", "r4:eth0"]}]
+    return doc
+
+
+EDGE_CENTRE = """(index) => {
+    const e = window.topolab.cy.getElementById(`link-${index}`);
+    const p = e.renderedMidpoint();
+    const r = window.topolab.cy.container().getBoundingClientRect();
+    return {x: r.left + p.x, y: r.top + p.y};
+}"""
+
+
+def test_the_router_panel_shows_routes_and_full_neighbors_and_the_links_mark_up_adjacencies(
+        page, login, screenshot, celery_worker, stream_agent, kernel_lock):
+    from netops import engine
+
+    user = get_user_model().objects.create_user("rosa", password=PASSWORD)
+    lab = Lab.objects.create(owner=user, name="e2e-routing-panel", document=routed_triangle())
+    login(page, "rosa", PASSWORD)
+    page.goto(f"/labs/{lab.pk}/")
+    page.wait_for_function("window.topolab && window.topolab.deploy")
+    try:
+        click_node(page, "r1")
+        expect(page.locator("#panel [data-role=routing-live-hint]")).to_contain_text("Deploy the lab")
+        page.click("#btn-deploy")
+        page.wait_for_function(
+            "() => window.topolab.cy.nodes().every((n) => n.data('deployState') === 'running')", timeout=90_000)
+
+        # the canvas: the three OSPF links green with an OSPF badge, r1-r4 violet with BGP, and the legend
+        page.wait_for_function("""() => {
+            const cy = window.topolab.cy;
+            return [0, 1, 2].every((i) => cy.getElementById(`link-${i}`).hasClass('adj-ospf'))
+                && cy.getElementById('link-3').hasClass('adj-bgp');
+        }""", timeout=60_000)
+        edges = page.evaluate("""() => window.topolab.cy.edges().map((e) => ({
+            index: e.data('index'), classes: e.classes(), label: e.data('adjLabel'),
+            color: e.style('line-color'), lines: e.data('adjacency')}))""")
+        by_index = {e["index"]: e for e in edges}
+        for i in (0, 1, 2):
+            assert by_index[i]["label"] == "OSPF" and "adj-bgp" not in by_index[i]["classes"], by_index[i]
+            assert by_index[i]["color"] == "rgb(22,163,74)"
+        assert by_index[3]["label"] == "BGP" and "adj-ospf" not in by_index[3]["classes"]
+        assert by_index[3]["color"] == "rgb(124,58,237)"
+        assert any("BGP Established with 198.51.100.2" in line for line in by_index[3]["lines"]), by_index[3]
+        legend = page.locator("#adjacency-legend")
+        expect(legend).to_be_visible()
+        expect(legend).to_contain_text("OSPF Full")
+        expect(legend).to_contain_text("BGP Established")
+        # the tooltip of r1-r2 says who is Full with whom
+        page.locator("#canvas").click(position={"x": 5, "y": 5})
+        point = page.evaluate(EDGE_CENTRE, 0)
+        page.mouse.move(point["x"], point["y"])
+        expect(page.locator("#tooltip")).to_contain_text("OSPF Full/", timeout=5_000)
+        expect(page.locator("#tooltip")).to_contain_text("with 10.255.0.2")
+
+        # r1's panel: both OSPF neighbors Full, the BGP session Established, the others' loopbacks in its table
+        click_node(page, "r1")
+        live = page.locator("#panel [data-role=routing-live]")
+        expect(live).to_be_visible(timeout=10_000)
+        deadline = time.monotonic() + 30
+        while True:
+            rows = live.locator("[data-role=ospf-neighbors] tbody tr")
+            prefixes = live.locator("[data-role=routes] tbody tr[data-protocol=ospf]").evaluate_all(
+                "(rows) => rows.map((r) => r.dataset.prefix)")
+            if (rows.count() == 2 and live.locator("[data-role=ospf-neighbors] .nbr-state.up").count() == 2
+                    and {"10.255.0.2/32", "10.255.0.3/32"} <= set(prefixes)
+                    and live.locator("[data-role=bgp-sessions] .nbr-state.up").count() == 1
+                    and live.locator("[data-role=routes] tr[data-prefix='10.255.4.4/32'][data-protocol=bgp]").count()
+                    # the shortest path, once SPF has r1-r2 (a moment after both are Full it may still go via r3)
+                    and "10.0.12.2 (eth0)" in live.locator(
+                        "[data-role=routes] tr[data-prefix='10.255.0.2/32'][data-protocol=ospf]").inner_text()):
+                break
+            assert time.monotonic() < deadline, live.inner_text()
+            live.locator("[data-role=routing-refresh]").click()
+            expect(live.locator("[data-role=routing-live-when]")).not_to_contain_text("asking again", timeout=20_000)
+        neighbors = live.locator("[data-role=ospf-neighbors]").inner_text()
+        assert "10.255.0.2" in neighbors and "10.255.0.3" in neighbors and "Full/" in neighbors
+        session = live.locator("[data-role=bgp-sessions] tr[data-peer='198.51.100.2']").inner_text()
+        assert "65004" in session and "Established" in session
+        via = live.locator("[data-role=routes] tr[data-prefix='10.255.0.2/32'][data-protocol=ospf]").inner_text()
+        assert "10.0.12.2 (eth0)" in via and "O>*" in via
+        expect(live.locator("[data-role=routing-live-when]")).to_contain_text("routes")
+        live.scroll_into_view_if_needed()
+        screenshot(page, "frr-routing-panel")
+        # r2's panel asks r2's own FRR: its two neighbors, r1 among them
+        click_node(page, "r2")
+        live2 = page.locator("#panel [data-role=routing-live][data-node=r2]")
+        expect(live2.locator("[data-role=ospf-neighbors] tbody tr")).to_have_count(2, timeout=20_000)
+        expect(live2.locator("[data-role=ospf-neighbors]")).to_contain_text("10.255.0.1")
+    finally:
+        engine.down(lab.lab_id)
+    assert procs.find(lab.lab_id) == []

@@ -211,7 +211,7 @@ def test_two_ases_exchange_prefixes_over_ebgp_and_status_shows_established(deplo
     assert st is not None, engine.status(lab_id).as_dict()
     assert st.nodes["r1"].routing["bgp"] == [
         {"peer": "198.51.100.2", "af": "ipv4Unicast", "asn": 65002, "state": "Established",
-         "prefixes": st.nodes["r1"].routing["bgp"][0]["prefixes"]}]
+         "prefixes": st.nodes["r1"].routing["bgp"][0]["prefixes"], "interface": "eth0"}]
     assert st.nodes["r1"].routing["daemons"] == {"zebra": True, "bgpd": True}
     # AS 65002's inside (h3's LAN, learnt by r2 over OSPF) reaches AS 65001, and AS 65001's LAN reaches r3 over
     # OSPF (r2 redistributes BGP)
@@ -290,10 +290,14 @@ def test_a_bang_line_with_shell_metacharacters_stays_frr_text_and_destroy_leaves
     doc = triangle()
     doc["nodes"]["r1"]["routing"]["frr_config"] = (
         f"! $(touch {marker}); `touch {marker}` | touch {marker} && touch {marker}\n"
-        "ip prefix-list LAB seq 5 permit 10.0.0.0/8 le 32\n")
+        "ip prefix-list LAB seq 5 permit 10.0.0.0/8 le 32\n"
+        "ip route 192.0.2.0/24 Null0\n")  # a static route of FRR's: staticd runs for it
     deploy(parse_document(doc), lab_id)
     assert wait_for(lambda: ospf_full(lab_id, {"r1": 2, "r2": 2, "r3": 2}), CONVERGE_S)
     assert "ip prefix-list LAB seq 5 permit 10.0.0.0/8 le 32" in frr_running_config(lab_id, "r1")
+    assert engine.status(lab_id).nodes["r1"].routing["daemons"] == {"zebra": True, "ospfd": True, "staticd": True}
+    assert wait_for(lambda: "blackhole 192.0.2.0/24" in ns_exec(naming.node_namespace(lab_id, "r1"),
+                                                                  ["ip", "route", "show", "192.0.2.0/24"]).stdout, 5)
     assert not marker.exists()
     sockets = frr.sock_dir(lab_id, "r1")
     assert (sockets / "zebra.vty").exists() and sockets.is_relative_to(naming.run_dir(lab_id))

@@ -456,3 +456,39 @@ def test_a_static_vm_behind_a_router_is_pinged_by_a_host_and_routes_through_it(
     console_run(lab_id, "vm1", "ping -c 2 -W 2 10.0.9.2 >/dev/null")
     engine.down(lab_id)
     assert_no_vm_traces(lab_id)
+
+
+def test_a_vm_restarted_reboots_in_the_same_qemu_and_a_stopped_vm_comes_back(deploy, lab_id: str,
+                                                                            engine_env: None) -> None:
+    """Issue 18: restart is the vm kind's (a reset over QMP: the guest reboots, its RAM root is fresh); stop powers
+    it off (its taps stay), start boots it again."""
+    from netops import actions, engine
+    from netops.topology import parse_document
+
+    doc = {
+        "version": 1, "name": "vm-actions",
+        "nodes": {
+            "sw": {"kind": "bridge"},
+            "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.9.254/24"}}},
+            "vm1": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": {"address": "10.0.9.1/24"}}},
+        },
+        "links": [{"endpoints": ["h1:eth0", "sw"]}, {"endpoints": ["vm1:eth0", "sw"]}],
+    }
+    deploy(parse_document(doc), lab_id)
+    h1 = naming.node_namespace(lab_id, "h1")
+    assert ping(h1, "10.0.9.1", timeout=60)
+    console_run(lab_id, "vm1", "touch /tmp/before-reset")
+    [before] = qemu_processes(lab_id)
+    actions.restart_node(lab_id, "vm1")
+    assert [p.pid for p in qemu_processes(lab_id)] == [before.pid]  # the same qemu: a reset, not a new VM
+    console_run(lab_id, "vm1", "test ! -e /tmp/before-reset")  # a fresh boot: the RAM root is new
+    assert ping(h1, "10.0.9.1", timeout=60)
+
+    actions.stop_node(lab_id, "vm1")
+    assert qemu_processes(lab_id) == []
+    st = engine.status(lab_id).as_dict()
+    assert st["nodes"]["vm1"]["state"] == "stopped" and st["drift"] == []
+    actions.start_node(lab_id, "vm1")
+    assert len(qemu_processes(lab_id)) == 1 and ping(h1, "10.0.9.1", timeout=60)
+    engine.down(lab_id)
+    assert_no_vm_traces(lab_id)

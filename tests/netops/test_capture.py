@@ -171,3 +171,12 @@ def test_truncate_refuses_what_is_not_a_pcap(tmp_path):
     path.write_bytes(b"not a capture file at all, no magic here")
     with pytest.raises(ValueError):
         capture.truncate_pcap(path, 100)
+
+
+def test_tcpdump_is_held_to_its_size_limit_by_the_kernel():
+    """Found by the chaos suite: in a flood the file grew 40 times past its limit before the agent's tail saw it."""
+    argv = capture.tcpdump_argv("eth0", "/c.pcap", max_bytes=20_000)
+    assert argv[:4] == ["prlimit", "--fsize=20000", "--core=0", "--"] and argv[4] == "tcpdump"
+    for bad in (0, -1, True, "20000"):
+        with pytest.raises(ApplyError):
+            capture.tcpdump_argv("eth0", "/c.pcap", max_bytes=bad)

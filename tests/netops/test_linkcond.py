@@ -188,3 +188,24 @@ def test_loss_interfaces_are_those_whose_chain_has_a_rule():
     missing = FakeKernel()
     missing.answer(argv, namespace=NS, returncode=1)
     assert linkcond.loss_interfaces(NS, ["eth1"], kernel=missing) == set()
+
+
+@pytest.mark.parametrize("other", [{"kind": "external", "nat": True, "address": "203.0.113.1/24"},
+                                   {"kind": "bridge"}, {"kind": "vm", "image": "tiny", "interfaces": {"eth0": None}}])
+def test_conditions_on_a_link_with_no_namespace_end_are_refused_by_the_checker(other):
+    """Found by the fuzz: a VM wired to an external, a bridge or another VM with a delay passed validation, then
+    the plan raised ApplyError. Shaping needs a host's or router's interface (or two bridges)."""
+    from netops.topology import validate_document
+
+    end = "o:eth0" if other["kind"] == "vm" else "o"
+    doc = {"version": 1, "name": "shaped",
+           "nodes": {"v": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": None}}, "o": other},
+           "links": [{"endpoints": ["v:eth0", end], "delay": "10ms", "loss": "1%"}]}
+    [problem] = validate_document(doc)
+    assert problem.path == "links.0.delay" and "host or router" in problem.message
+    doc["nodes"]["h"] = {"kind": "host", "interfaces": {"eth0": None}}
+    doc["nodes"]["v"]["interfaces"] = {"eth0": None}
+    doc["links"] = [{"endpoints": ["h:eth0", end], "delay": "10ms"}, {"endpoints": ["v:eth0", "b2"]}]
+    doc["nodes"]["b2"] = {"kind": "bridge"}
+    if other["kind"] != "vm":
+        assert validate_document(doc) == []  # a host's end is shaped

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 from netops import naming
-from netops.plan import Inventory, LinkState, NamespaceState, interface_mac, plan, signatures
+from netops.plan import Inventory, LinkState, NamespaceState, conditions_of, interface_mac, plan, signatures
 from netops.topology import parse_document
 
 LAB = "tp1"
@@ -30,7 +30,7 @@ def doc() -> dict:
 
 def deployed(topology) -> Inventory:
     """The inventory observe would report for a fully deployed `topology`."""
-    inv = Inventory(LAB, signatures=dict(signatures(topology)))
+    inv = Inventory(LAB, signatures=dict(signatures(topology)), conditions_applied=conditions_of(topology))
     fabric = NamespaceState(naming.fabric_namespace(LAB))
     inv.namespaces[fabric.name] = fabric
     fabric.links["sw"] = LinkState(naming.bridge_ifname("sw"), "bridge", alias=naming.tag(LAB, "bridge", "sw"))
@@ -92,8 +92,8 @@ def test_a_dead_dhcp_server_is_restarted():
 def test_a_changed_node_is_rebuilt_and_the_others_are_untouched():
     before = parse_document(doc())
     edited = copy.deepcopy(doc())
-    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
-    after = parse_document(edited)
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["mtu"] = 1400  # a change of the interface itself (issue 18:
+    after = parse_document(edited)                                # its address alone is changed in place)
     steps = plan(after, LAB, deployed(before))
     assert {s.node for s in steps} == {"h1"}
     assert steps[0].action == "remove.namespace" and steps[0].params["namespace"] == naming.node_namespace(LAB, "h1")
@@ -252,11 +252,25 @@ def test_loss_is_not_planned_when_it_was_not_observed():
     assert plan(topo, LAB, deployed(topo)) == []
 
 
-def test_a_changed_loss_rebuilds_the_node_at_the_end_of_the_link():
+def test_a_changed_loss_is_applied_in_place_on_both_ends_without_rebuilding_the_node():
+    """Issue 18: conditions are applied where the link stands (no namespace, process or console of h1 ends)."""
     before = parse_document(lossy_doc("30%"))
     steps = plan(parse_document(lossy_doc("10%")), LAB, deployed(before))
-    assert {s.node for s in steps} == {"h1"}
-    assert ("remove.namespace", "linkcond.apply") == (steps[0].action, steps[-1].action)
+    assert {s.action for s in steps} == {"linkcond.apply"}
+    assert sorted(s.params["ifname"] for s in steps) == sorted(["eth0", naming.fabric_ifname("h1", "eth0")])
+
+
+def test_removed_conditions_are_cleared_and_a_lab_with_none_recorded_is_shaped_once_more():
+    before = parse_document(lossy_doc("30%"))
+    plain = copy.deepcopy(lossy_doc("30%"))
+    for lk in plain["links"]:
+        lk.pop("loss", None)
+    steps = plan(parse_document(plain), LAB, deployed(before))
+    assert {s.action for s in steps} == {"linkcond.apply"} and len(steps) == 2
+    inv = deployed(before)
+    inv.conditions_applied = None
+    assert {s.action for s in plan(before, LAB, inv)} == {"linkcond.apply"}
+    assert plan(parse_document(plain), LAB, deployed(parse_document(plain))) == []
 
 
 def test_signatures_of_the_whole_lab_equal_each_node_signature():
@@ -284,3 +298,119 @@ def test_turning_snooping_on_rebuilds_that_bridge_and_passes_it_to_the_step():
     assert [n for n in before if before[n] != after[n]] == ["sw"]
     bridge = [s for s in plan(after_topo, LAB, Inventory(LAB)) if s.action == "bridge.create"]
     assert [s.params["multicast_snooping"] for s in bridge] == [True]
+
+
+# ---------------------------------------------------------------------------------------------- issue 18
+
+
+def test_consoles_and_captures_are_no_orphans_and_outlive_a_description_only_change():
+    """The bug of issue 18: a session id like s13 was taken for a node gone from the document."""
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.processes.update({"console:s13": 2000, "capture:7": 2001, "capture:8": 2002})
+    inv.process_nodes.update({"console:s13": "h1", "capture:7": "h1", "capture:8": None})
+    described = doc()
+    described["nodes"]["r1"]["description"] = "changed"
+    described["nodes"]["h1"]["ui"] = {"x": 1, "y": 2}
+    assert plan(parse_document(described), LAB, inv) == []
+
+
+def test_a_rebuilt_or_removed_node_ends_its_consoles_but_no_other_nodes():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.processes.update({"console:s1": 2000, "console:s2": 2001})
+    inv.process_nodes.update({"console:s1": "h1", "console:s2": "h2"})
+    changed = doc()
+    changed["nodes"]["h1"]["interfaces"]["eth0"]["mtu"] = 1400
+    stops = [s for s in plan(parse_document(changed), LAB, inv) if s.action == "remove.processes"]
+    assert [(s.node, s.params["roles"]) for s in stops] == [("h1", ["console:s1"])]
+
+
+def test_a_stopped_node_is_removed_and_nothing_of_it_or_its_links_is_planned():
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.stopped = {"r1"}
+    steps = plan(topo, LAB, inv)
+    assert [(s.action, s.node) for s in steps] == [("remove.processes", "r1"), ("remove.namespace", "r1")]
+    assert steps[0].params["roles"] == ["dnsmasq:r1:eth0"]
+    # once removed, nothing more
+    del inv.namespaces[naming.node_namespace(LAB, "r1")]
+    del inv.processes["dnsmasq:r1:eth0"]
+    del inv.namespaces[naming.fabric_namespace(LAB)].links[naming.fabric_ifname("r1", "eth0")]
+    assert plan(topo, LAB, inv) == []
+    # started again: built from the document
+    inv.stopped = set()
+    actions = [s.action for s in plan(topo, LAB, inv) if s.node == "r1"]
+    assert actions[0] == "namespace.create"
+    assert {"link.create", "sysctl.forwarding", "nat.router", "dhcp-server.start"} <= set(actions)
+
+
+def test_a_downed_link_pulls_its_fabric_end_and_is_plugged_back_when_raised():
+    from netops.wiring import link_key
+
+    topo = parse_document(doc())
+    inv = deployed(topo)
+    inv.links_down = {link_key(topo.links[1])}
+    steps = plan(topo, LAB, inv)
+    assert [(s.action, s.params["ends"], s.params["up"]) for s in steps] == [
+        ("carrier.set", [[naming.fabric_namespace(LAB), naming.fabric_ifname("h1", "eth0")]], False)]
+    fabric = inv.namespaces[naming.fabric_namespace(LAB)]
+    fabric.links[naming.fabric_ifname("h1", "eth0")].up = False
+    assert plan(topo, LAB, inv) == []  # down as asked
+    inv.links_down = set()
+    assert [s.params["up"] for s in plan(topo, LAB, inv)] == [True]
+
+
+def test_a_changed_address_route_or_dhcp_range_is_changed_in_place_not_rebuilt():
+    """Issue 18: a change to one interface restarts only what depends on it."""
+    before = parse_document(doc())
+    inv = deployed(before)
+    h1 = inv.namespaces[naming.node_namespace(LAB, "h1")]
+    h1.static_routes = {("0.0.0.0/0", "10.0.1.254")}
+    edited = copy.deepcopy(doc())
+    edited["nodes"]["h1"]["interfaces"]["eth0"]["address"] = "10.0.1.11/24"
+    edited["nodes"]["h1"]["routes"] = [{"to": "10.9.0.0/16", "via": "10.0.1.254"}]
+    steps = plan(parse_document(edited), LAB, inv)
+    assert [(s.action, s.node) for s in steps] == [
+        ("configure.interface", "h1"), ("route.del", "h1"), ("route.add", "h1")]
+    assert steps[0].params["remove"] == ["10.0.1.1/24"] and steps[0].params["addresses"] == ["10.0.1.11/24"]
+    assert steps[1].params["routes"] == [("0.0.0.0/0", "10.0.1.254")]
+    # the DHCP server's range: only r1's dnsmasq is restarted (its command line differs), nothing else
+    from netops import dnsmasq
+
+    inv = deployed(before)
+    inv.process_argv["dnsmasq:r1:eth0"] = tuple(dnsmasq.argv(LAB, "r1", before.nodes["r1"].interfaces["eth0"]))
+    assert plan(before, LAB, inv) == []
+    ranged = copy.deepcopy(doc())
+    ranged["nodes"]["r1"]["interfaces"]["eth0"]["dhcp_server"]["range"] = "10.0.1.160-10.0.1.170"
+    assert [(s.action, s.node) for s in plan(parse_document(ranged), LAB, inv)] == [("dhcp-server.start", "r1")]
+    # and a DHCP server taken off an interface is stopped
+    served = copy.deepcopy(doc())
+    del served["nodes"]["r1"]["interfaces"]["eth0"]["dhcp_server"]
+    assert [(s.action, s.params["roles"]) for s in plan(parse_document(served), LAB, inv)] == [
+        ("remove.processes", ["dnsmasq:r1:eth0"])]
+
+
+def test_labs_deployed_before_the_signature_changed_are_not_rebuilt():
+    from netops.plan import node_signature
+
+    topo = parse_document(lossy_doc())
+    inv = deployed(topo)
+    inv.signatures = {n: node_signature(topo, n, legacy=True) for n in topo.nodes}
+    assert inv.signatures != signatures(topo)
+    assert plan(topo, LAB, inv) == []
+
+
+def test_a_delay_removed_without_netem_rebuilds_the_link_in_its_plain_shape_and_stops_its_relay():
+    """The relay carried the delay (no sch_netem); without it the link is a plain veth into the bridge again."""
+    delayed = doc()
+    delayed["links"][1]["delay"] = "40ms"
+    before = parse_document(delayed)
+    inv = deployed(parse_document(doc()))
+    inv.conditions_applied = conditions_of(before, delay_relay=True)
+    inv.processes["delayd:h1:eth0"] = 3000
+    steps = plan(parse_document(doc()), LAB, inv)
+    actions = [(s.action, s.node) for s in steps]
+    assert ("remove.processes", "h1") in actions and ("link.create", "h1") in actions
+    assert [s.params["ifname"] for s in steps if s.action == "remove.link"] == [naming.fabric_ifname("h1", "eth0")]
+    assert not any(s.action.startswith("namespace") for s in steps)  # h1 itself is kept

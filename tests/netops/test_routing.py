@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from netops import frr, naming
+from netops import frr, frr_status, naming
 from netops import plan as planning
 from netops.containerlab import to_containerlab
 from netops.errors import ApplyError, TopologyError
@@ -55,6 +55,12 @@ def test_a_routing_document_parses_and_round_trips_through_yaml():
     assert [a.id for a in r.ospf.areas] == [0] and r.ospf.areas[0].passive == ("eth1", "lo")
     assert r.bgp.asn == 65001 and str(r.bgp.neighbors[0].address) == "10.0.12.2"
     assert r.daemons() == ("zebra", "ospfd", "bgpd")
+    # static routes in frr_config are staticd's (without it FRR drops them quietly)
+    statics = lab()
+    statics["nodes"]["r1"]["routing"]["frr_config"] = "!\n ip route 192.0.2.0/24 Null0\n"
+    assert parse_document(statics).nodes["r1"].routing.daemons() == ("zebra", "ospfd", "bgpd", "staticd")
+    statics["nodes"]["r1"]["routing"]["frr_config"] = "! ip route is a comment here\nip prefix-list A permit any\n"
+    assert parse_document(statics).nodes["r1"].routing.daemons() == ("zebra", "ospfd", "bgpd")
     text = dump_yaml(topo)
     assert dump_yaml(parse_document(text)) == text
     assert parse_document(text).nodes["r2"].routing.ospf.areas[0].dotted == "0.0.0.0"
@@ -210,7 +216,7 @@ def test_status_parsing_of_vtysh_json_answers():
             '{"neighbors":{"10.255.0.2":[{"nbrState":"Full/-","ifaceName":"eth0:10.0.12.1"}]}}\n'
             '% some warning line\n'
             '{"ipv4Unicast":{"peers":{"10.0.12.2":{"remoteAs":65002,"state":"Established","pfxRcd":3}}}}\n')
-    st = frr.parse_status(cmds, text)
+    st = frr_status.parse_status(cmds, text)
     assert st["routes"] == 13
     assert st["ospf"] == [{"id": "10.255.0.2", "interface": "eth0", "state": "Full/-"}]
     assert st["bgp"] == [{"peer": "10.0.12.2", "af": "ipv4Unicast", "asn": 65002, "state": "Established",
@@ -267,3 +273,11 @@ def test_containerlab_export_binds_the_frr_files_of_each_router():
     files = frr.containerlab_files(parse_document(lab()))
     assert files["frr/r1/frr.conf"] == frr.render_config(parse_document(lab()), "r1")
     assert "bgpd=yes" in files["frr/r2/daemons"]
+
+
+@pytest.mark.parametrize("key", ["\u00b2", "\u0663", "\uff11"])
+def test_non_ascii_digits_are_no_area_id(key):
+    """Found by the fuzz: '²'.isdigit() is True but int('²') raises ValueError (and int('٣') is 3)."""
+    doc = lab()
+    doc["nodes"]["r2"]["routing"]["ospf"]["areas"] = {key: {"interfaces": ["eth0"]}}
+    assert "is not an area id" in problems(doc)[f"nodes.r2.routing.ospf.areas.{key}"]

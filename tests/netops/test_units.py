@@ -64,3 +64,9 @@ def test_lease_times(value, seconds):
 def test_bad_lease_times_are_refused(bad):
     with pytest.raises(ValueError):
         units.parse_lease_seconds(bad)
+
+
+def test_a_huge_integer_loss_is_refused_not_overflowed():
+    """Found by the fuzz: float(10**400) raised OverflowError."""
+    with pytest.raises(ValueError, match="between 0% and 100%"):
+        units.parse_loss_pct(10**400)

@@ -103,3 +103,75 @@ def test_load_file_reads_at_most_2_mib(tmp_path):
     big.write_bytes(SEED_TEXT.encode() + b"#" * (3 * MAX_TEXT_BYTES))
     with pytest.raises(TopologyError, match="larger"):
         load_file(big)
+
+
+# ---------------------------------------------------------------- found by the fuzz (tests/chaos/test_fuzz_document.py)
+
+
+@pytest.mark.parametrize("text", [
+    "version: 1\nname: " + "9" * 5000 + "\n",  # Python refuses to read an int of more than 4300 digits (ValueError)
+    "version: !!int abc\n",  # a tag that cannot read its scalar (ValueError)
+    "version: !!float x\n",
+    "version: !!timestamp x\n",  # AttributeError inside PyYAML's timestamp constructor
+    "\x00", "version: 1\nname: a\x07b\n",  # the reader refuses them while the loader is made (ReaderError)
+])
+def test_values_yaml_cannot_read_are_problems_not_exceptions(text):
+    with pytest.raises(TopologyError) as info:
+        parse_document(text)
+    assert info.value.problems[0].path == "" and info.value.problems[0].message
+
+
+def test_a_long_integer_is_refused_with_its_line():
+    [problem] = validate_document("version: 1\nname: x\nnodes:\n  a: {kind: bridge, x: " + "9" * 101 + "}\n")
+    assert "101 digits" in problem.message and "line 4" in problem.message
+
+
+def test_lone_surrogates_are_refused_naming_their_path():
+    """JSON (and double-quoted YAML) may escape a lone surrogate: no name or value may hold one (they cannot be
+    encoded: the interface name check raised UnicodeEncodeError)."""
+    doc = {"version": 1, "name": "a", "nodes": {"h": {"kind": "host", "interfaces": {"\ud800": None}}}, "links": []}
+    [problem] = validate_document(doc)
+    assert problem.path == "nodes.h.interfaces.'\\ud800'" and "surrogate" in problem.message
+    # in YAML text: refused by libyaml's reader (an invalid escape), or by the check after loading
+    assert validate_document('version: 1\nname: "a\\udc00"\nnodes: {}\n')
+
+
+@pytest.mark.parametrize("text,message", [
+    ("version: 1\nname: x\nnodes: [" + "1," * 1_000_000 + "1]\n", "too many elements"),
+    ("version: 1\nname: x\nnodes: " + "[" * 100_000 + "]" * 100_000 + "\n", "nest"),
+    ("version: 1\nname: x\nnodes: " + "[" * 70 + "]" * 70 + "\n", "nested too deeply"),
+])
+def test_documents_that_would_take_long_to_read_are_refused_within_a_second(text, message):
+    """Found by the fuzz: a 2 MiB list of numbers took 27 s to read with the pure-Python loader (9 s for 60 000
+    nodes); libyaml reads it, and its event stream bounds what is composed."""
+    import time
+
+    started = time.perf_counter()
+    [problem] = validate_document(text)
+    assert time.perf_counter() - started < 1.0 and message in problem.message, problem
+
+
+def test_a_full_size_lab_still_reads():
+    """2000 hosts with an address, a MAC, a route and a place on the canvas each, wired to a switch: about 80 000
+    parser events, under the limit."""
+    import yaml
+
+    nodes = {f"h{i}": {"kind": "host", "interfaces": {"eth0": {"address": f"10.{i // 250}.{i % 250}.1/24",
+                                                                "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}"}},
+                       "routes": [{"to": "default", "via": f"10.{i // 250}.{i % 250}.254"}], "ui": {"x": i, "y": i}}
+             for i in range(1999)}
+    nodes["br"] = {"kind": "bridge"}
+    doc = {"version": 1, "name": "big", "nodes": nodes,
+           "links": [{"endpoints": [f"h{i}:eth0", "br"]} for i in range(1999)]}
+    assert len(parse_document(yaml.safe_dump(doc)).nodes) == 2000
+
+
+@pytest.mark.parametrize("text", ["1e999", "1e5", "+5", "-0", ".5", "1.", "true", "on", "2024-01-01"])
+def test_strings_the_loader_would_read_as_numbers_are_written_quoted(text):
+    """Found by the fuzz: a lab named '1e999' was written unquoted and read back as the float inf (YAML 1.1 has no
+    exponent without a dot; our loader has)."""
+    from netops.topology import dump_yaml
+
+    doc = {"version": 1, "name": text, "description": text, "nodes": {}, "links": []}
+    again = parse_document(dump_yaml(doc))
+    assert again.name == text and again.description == text

@@ -17,7 +17,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
-from support import KERNEL_LOCK
+from support import KERNEL_LOCK, lab_processes
 
 from netops import engine, naming, procs
 from netops.topology import parse_document
@@ -170,7 +170,7 @@ def test_two_consoles_at_once_are_separate_shells(stream_agent, lab, olga):
 
     out_a, out_b = async_to_sync(both)()
     assert b"10.0.1.1" not in out_b
-    wait_for(lambda: procs.find(lab.lab_id) == [], "both shells to end")
+    wait_for(lambda: lab_processes(lab.lab_id) == [], "both shells to end")
 
 
 def test_consoles_are_refused_to_strangers_foreign_origins_and_bad_nodes(stream_agent, lab, olga, mallory):
@@ -186,7 +186,7 @@ def test_consoles_are_refused_to_strangers_foreign_origins_and_bad_nodes(stream_
     Lab.objects.filter(pk=lab.pk).update(document={**DOC, "nodes": {**DOC["nodes"], "h2": {"kind": "host"}}})
     code, message = refused(f"/ws/labs/{lab.pk}/console/h2/", cookie_of(olga))
     assert code == 4409 and "not running" in message
-    assert procs.find(lab.lab_id) == []
+    assert lab_processes(lab.lab_id) == []
     assert ConsoleSession.objects.filter(node="h2", ended__isnull=False).count() == 1
 
 
@@ -259,7 +259,7 @@ def test_vtysh_is_refused_on_hosts_routers_without_routing_unknown_kinds_and_to_
     Lab.objects.filter(pk=lab.pk).update(document=doc)
     code, message = refused(f"/ws/labs/{lab.pk}/console/r1/?kind=vtysh", cookie_of(olga))
     assert code == 4409 and "FRR is not running" in message
-    assert procs.find(lab.lab_id) == []
+    assert lab_processes(lab.lab_id) == []
 
 
 # ---------------------------------------------------------------------------------------------- captures
@@ -306,7 +306,7 @@ def test_a_capture_of_the_h1_link_lists_the_pings_live_and_downloads_as_pcap(str
 
     stopped = client.post(f"/api/labs/{lab.pk}/captures/{cap['id']}/stop/").json()
     assert stopped["status"] == "stopped" and stopped["packets"] >= 6
-    assert procs.find(lab.lab_id) == []
+    assert lab_processes(lab.lab_id) == []
     download = client.get(cap["download"])
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
     raw = b"".join(download.streaming_content)
@@ -336,7 +336,7 @@ def test_injected_interfaces_and_filters_are_refused_and_start_no_tcpdump(stream
     assert answer.status_code == 400, answer.content
     error = answer.json()["errors"][0]
     assert error["path"] == path and says in error["message"], error
-    assert procs.find(lab.lab_id) == []
+    assert lab_processes(lab.lab_id) == []
     assert not Capture.objects.filter(status__in=Capture.ACTIVE).exists()
 
 
@@ -357,7 +357,7 @@ def test_captures_are_refused_to_strangers(stream_agent, lab, olga, mallory):
         assert async_to_sync(refused_with)(cap["live"], cookie_of(olga), b"http://evil.example")[0] is None
     finally:
         owner.post(f"/api/labs/{lab.pk}/captures/{cap['id']}/stop/")
-    assert procs.find(lab.lab_id) == []
+    assert lab_processes(lab.lab_id) == []
 
 
 # ---------------------------------------------------------------------------------------------- capture limits
@@ -401,7 +401,7 @@ def test_a_capture_of_a_flood_stops_by_itself_at_its_size_limit(stream_agent, la
     assert flood.returncode == 0, flood.stderr
     stopped = wait_stopped(cap["id"])
     assert stopped.status == "stopped" and stopped.message == "size limit reached (20000 bytes)"
-    assert tcpdumps_writing(path) == [] and procs.find(lab.lab_id) == []
+    assert tcpdumps_writing(path) == [] and lab_processes(lab.lab_id) == []
     # ~1 kB a packet: the file ends at the last whole packet within the limit, however fast they came
     raw = path.read_bytes()
     assert 20_000 - 2 * 1100 < len(raw) <= 20_000 and stopped.size == len(raw)
@@ -427,7 +427,7 @@ def test_a_capture_stops_by_itself_at_its_time_limit(stream_agent, lab, olga, se
     took = time.monotonic() - started
     assert 1.9 <= took <= 5, took
     assert stopped.status == "stopped" and stopped.message == "time limit reached (2 s)"
-    assert tcpdumps_writing(path) == [] and procs.find(lab.lab_id) == []
+    assert tcpdumps_writing(path) == [] and lab_processes(lab.lab_id) == []
     assert ConsoleSession.objects.get(capture__pk=cap["id"]).reason == stopped.message
 
 

@@ -69,3 +69,32 @@ def test_a_stale_version_is_409_with_the_current_lab(api):
     assert response.status_code == 409
     assert [p for p, _ in _shape(response.json())] == ["version"]
     assert response.json()["lab"]["name"] == "new" and "version" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("url", ["/api/labs/abc/", "/api/labs/null,null/", "/api/classes/1.5/", "/api/nothing/"])
+def test_a_path_no_url_matches_is_404_in_the_shape(api, url):
+    """Found by the API fuzz: ids are numbers, and a path that is not one got Django's HTML 404 page."""
+    response = api.get(url)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    [(path, message)] = _shape(response.json())
+    assert path == "" and "no such API resource" in message
+
+
+def test_pages_outside_the_api_keep_the_html_404(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_documents_every_refusal_in_the_shape(api):
+    """Found by the API fuzz: operations documented only 200, so every 4xx was an undocumented answer."""
+    schema = api.get("/api/schema/?format=json").json()
+    assert schema["components"]["schemas"]["Errors"]["required"] == ["errors"]
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            answers = op["responses"]
+            assert {"401", "403", "429"} <= set(answers), (method, path)
+            if "{" in path:
+                assert "404" in answers, (method, path)
+            for code, answer in answers.items():
+                if code.startswith("4"):
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Errors"}

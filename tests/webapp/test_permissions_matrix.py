@@ -65,9 +65,13 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
     ("api/labs/<int:pk>/export", "get"): ("labs", "view", "/api/labs/{pk}/export", None),
     ("api/labs/(?P<pk>[0-9]+)/deploy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/deploy/", None),
     ("api/labs/(?P<pk>[0-9]+)/destroy/?", "post"): ("runs", "deploy", "/api/labs/{pk}/destroy/", None),
+    ("api/labs/(?P<pk>[0-9]+)/actions/?", "post"):
+        ("runs", "deploy", "/api/labs/{pk}/actions/", {"action": "stop", "node": "h1"}),
     ("api/labs/(?P<pk>[0-9]+)/runs/?", "get"): ("runs", "view", "/api/labs/{pk}/runs/", None),
     ("api/labs/(?P<pk>[0-9]+)/events/?", "get"): ("runs", "view", "/api/labs/{pk}/events/", None),
     ("api/labs/(?P<pk>[0-9]+)/status/?", "get"): ("runs", "view", "/api/labs/{pk}/status/", None),
+    ("api/labs/(?P<pk>[0-9]+)/nodes/(?P<node>[A-Za-z][A-Za-z0-9_-]{0,31})/routing/?", "get"):
+        ("runs", "view", "/api/labs/{pk}/nodes/h1/routing/", None),
     ("api/runs/(?P<pk>[0-9]+)/?", "get"): ("runs", "view", "/api/runs/{run}/", None),
     ("api/labs/<int:pk>/instructions/", "get"): ("classroom", "view", "/api/labs/{pk}/instructions/", None),
     ("api/labs/(?P<pk>[0-9]+)/captures/?", "get"): ("consoles", "console", "/api/labs/{pk}/captures/", None),
@@ -80,6 +84,9 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, str, dict | None]] = {
         ("consoles", "console", "/api/labs/{pk}/captures/{capture}/pcap/", None),
     ("api/labs/(?P<pk>[0-9]+)/console-sessions/?", "get"):
         ("consoles", "view", "/api/labs/{pk}/console-sessions/", None),
+    ("api/labs/(?P<pk>[0-9]+)/check/?", "post"): ("checks", "deploy", "/api/labs/{pk}/check", None),
+    ("api/labs/<int:pk>/checks/", "get"): ("checks", "view", "/api/labs/{pk}/checks/", None),
+    ("api/labs/<int:pk>/reset/", "post"): ("checks", "edit", "/api/labs/{pk}/reset/", None),
 }
 
 # WebSocket routes: pattern -> capability. Consoles and captures need can_console.

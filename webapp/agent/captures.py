@@ -6,6 +6,7 @@ import asyncio
 import grp
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from webapp.consoles.models import Capture, ConsoleSession
 
 log = logging.getLogger("topolab.agent")
 TAIL_INTERVAL = 0.25
+MIN_FREE_BYTES = 64 * 1024  # below this the capture's file system counts as full: the capture ends, saying so
 LIVE_BATCH = 200  # packets per live message; more per interval are counted, not listed
 
 
@@ -83,6 +85,11 @@ class CaptureStreams:
         directory = conf.capture_dir()
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o711)  # enter, not list: tcpdump's user and the web tier open known names only
+        max_bytes = int(m.get("max_bytes") or conf.capture_max_bytes())
+        free = shutil.disk_usage(directory).free
+        if free < max_bytes:  # refused now, not a tcpdump that dies at its first packet
+            raise ApplyError(f"no space for the capture: its file system has {free} bytes free, less than the "
+                             f"capture's limit of {max_bytes} bytes")
         path = conf.capture_path(cap_id)
         path.unlink(missing_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
@@ -95,7 +102,7 @@ class CaptureStreams:
         finally:
             os.close(fd)
         log_path = netcell.cell_dir(lab) / f"capture-{cap_id}.log"
-        netcapture.start(lab, cap_id, point, path, bpf, log_path=log_path)
+        netcapture.start(lab, cap_id, point, path, bpf, log_path=log_path, max_bytes=max_bytes)
         return point
 
     async def _tail(self, r: Running) -> None:
@@ -120,8 +127,10 @@ class CaptureStreams:
                         reason = f"size limit reached ({r.max_bytes} bytes)"
                     elif time.monotonic() - r.started >= r.max_seconds:
                         reason = f"time limit reached ({r.max_seconds} s)"
+                    elif await asyncio.to_thread(_full, path):  # tcpdump would go on, dropping every packet
+                        reason = "no space left on the capture's file system (it is full)"
                     elif not alive:
-                        reason = "tcpdump ended (the lab was destroyed?)"
+                        reason = await asyncio.to_thread(_ended, r)
         except asyncio.CancelledError:
             raise
         except (OSError, ValueError) as exc:
@@ -155,6 +164,23 @@ class CaptureStreams:
         await self.layer.group_send(r.group, {"type": "capture.state", "status": "stopped", "size": size,
                                               "packets": count, "message": reason})
         log.info("capture %s ended: %s", r.capture, reason)
+
+
+def _full(path: os.PathLike[str] | str) -> bool:
+    """Whether the capture file's file system has (next to) no space left for it."""
+    st = os.statvfs(os.path.dirname(path))
+    return st.f_bavail * st.f_frsize < MIN_FREE_BYTES
+
+
+def _ended(r: Running) -> str:
+    """Why tcpdump ended by itself: its own last complaint (`No space left on device`), else the lab is gone."""
+    try:
+        text = netcell.read_text(r.lab, netcell.cell_dir(r.lab) / f"capture-{r.capture}.log", limit=64 << 10) or ""
+    except (OSError, NetopsError):  # the lab's cell is gone with the lab
+        text = ""
+    said = [line.strip() for line in text.splitlines() if line.startswith("tcpdump:")]
+    return f"tcpdump ended: {said[-1][len('tcpdump:'):].strip()}"[:300] if said else \
+        "tcpdump ended (the lab was destroyed?)"
 
 
 def _group_id(name: str) -> int:

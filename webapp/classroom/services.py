@@ -257,7 +257,9 @@ def start_lab(user, template: Template) -> Lab:
     version = template.latest_version()
     if version is None:
         raise ValidationError({"template": "this template has no published version"})
-    saved = lab_services.create_lab(user, template.title, template.description, copy.deepcopy(version.document))
+    from webapp.checks.services import student_document  # the template grades the lab: its copy has no checks
+
+    saved = lab_services.create_lab(user, template.title, template.description, student_document(version.document))
     LabOrigin.objects.create(lab=saved.lab, template_version=version)
     return saved.lab
 

@@ -1,10 +1,15 @@
-"""Thin views: the front page, the favicon and a health check."""
+"""Thin views: the front page, the favicon, a health check, and the 404 page (JSON under /api/)."""
 from __future__ import annotations
 
 from django.contrib.staticfiles import finders
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.http import require_GET
+
+from netops.errors import Problem
+
+from .errors import body
 
 
 @require_GET
@@ -27,3 +32,11 @@ def favicon(request: HttpRequest) -> FileResponse:
     response = FileResponse(open(path, "rb"), content_type="image/svg+xml")
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: a path no URL matches (`/api/labs/abc/`: ids are numbers) answers in the API's one error shape
+    under /api/, and with the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(body([Problem("", f"no such API resource: {request.path[:200]}")]), status=404)
+    return defaults.page_not_found(request, exception)  # type: ignore[arg-type]

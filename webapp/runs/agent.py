@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 import time
 
-from netops import engine
+from netops import actions, engine, frr_status, runtime
 from netops.errors import ApplyError, LabBusyError, Problem, TopologyError
 from netops.events import Event
 from netops.topology import parse_document
+from netops.wiring import link_key
 from webapp.labs.models import Lab
 
 from . import services
@@ -32,9 +33,10 @@ def _sink(run: Run):
 
     def on_event(event: Event) -> None:
         data = event.data or {}
+        link = services.link_name(data["endpoints"]) if data.get("endpoints") else None
         services.record_event(run.lab_id, run.pk, event.type, node=event.node, state=event.state,
                               message=event.message, step=event.step, total=event.total,
-                              element=data.get("path"))
+                              element=data.get("path"), link=link)
 
     return on_event
 
@@ -48,8 +50,12 @@ def execute(run_id: int) -> str:
     lab: Lab = run.lab
     services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
                           version=run.lab_version)
+    changed: dict = {}
     try:
-        _with_retries(run, lab, _deploy if run.kind == Run.Kind.DEPLOY else _destroy)
+        if run.kind == Run.Kind.ACTION:  # an action is not retried: it is the user's, and it says what failed
+            changed = _action(run, lab)
+        else:
+            _with_retries(run, lab, _operation(run.kind))
     except TopologyError as exc:
         first = exc.problems[0] if exc.problems else None
         services.finish(run, error=str(exc), element=first.path if first else "")
@@ -61,13 +67,32 @@ def execute(run_id: int) -> str:
         log.exception("run %s failed", run.pk)
         services.finish(run, error=f"{type(exc).__name__}: {exc}")
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
-        if run.kind == Run.Kind.DEPLOY:
+        if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
             services.finish(run, version=run.lab_version, document=run.document)  # what ran, not the lab now
+        elif changed.get("document") is not None:  # a link's conditions changed what runs
+            services.finish(run, version=run.lab_version, document=changed["document"])
         else:
             services.finish(run)
-    if run.kind == Run.Kind.DEPLOY:
+    if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET, Run.Kind.ACTION):
         services.mark_unfinished_nodes(lab.pk, run.pk)
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def _operation(kind: str):
+    """What a run of `kind` does (check and reset runs: webapp.checks)."""
+    if kind == Run.Kind.CHECK:
+        from webapp.checks.agent import run_check
+
+        return run_check
+    if kind == Run.Kind.RESET:
+        return _reset
+    return _deploy if kind == Run.Kind.DEPLOY else _destroy
+
+
+def _reset(run: Run, lab: Lab) -> None:
+    """Reset to template: destroy, then deploy the stored document (the template version, webapp.checks)."""
+    _destroy(run, lab)
+    _deploy(run, lab)
 
 
 def _with_retries(run: Run, lab: Lab, operation) -> None:
@@ -93,13 +118,29 @@ def _deploy(run: Run, lab: Lab) -> None:
     # from now on kernel objects may exist; quotas count this document, the editor shows its version
     services.set_deployed(lab.pk, True, run.document, run.lab_version)
     engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
-    # Nodes a re-deploy did not touch are still running; say so, so every node ends with a state.
+    # Nodes a re-deploy did not touch are still running (but those the user stopped); say so, so every node
+    # ends with a state.
     state = LabState.objects.get(lab=lab)
+    asked = runtime.read(lab.lab_id)
+    stopped = asked.stopped
+    down = {services.link_name([str(lk.a), str(lk.b)]): "down" for lk in topology.links
+            if link_key(lk) in asked.links_down}  # links the deploy removed are no longer down
+    LabState.objects.filter(lab=lab).update(links=down)
     for node in topology.nodes:
-        if state.nodes.get(node) != "running":
-            services.record_event(lab.pk, run.pk, "node.state", node=node, state="running")
+        wanted = "stopped" if node in stopped else "running"
+        if state.nodes.get(node) != wanted:
+            services.record_event(lab.pk, run.pk, "node.state", node=node, state=wanted)
     for node in sorted(set(state.nodes) - set(topology.nodes)):  # removed from the document by this deploy
         services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+
+
+def _action(run: Run, lab: Lab) -> dict:
+    """A node or link action (netops.actions) on what runs; a new running document (conditions) is recorded."""
+    result = actions.run(lab.lab_id, run.action or {}, on_event=_sink(run))
+    if result.get("document") is not None:
+        state = LabState.objects.get(lab=lab)
+        services.set_deployed(lab.pk, True, result["document"], state.deployed_version)
+    return result
 
 
 def _destroy(run: Run, lab: Lab) -> None:
@@ -120,14 +161,28 @@ def lab_status(lab_pk: int) -> dict:
     return engine.status(lab.lab_id).as_dict()
 
 
+def router_view(lab_pk: int, node: str) -> dict:
+    """A running router's routing table and neighbors (netops.frr_status.router_view), or the refusal:
+    {"view": ...} | {"code": 400 | 503, "errors": [{path, message}]}."""
+    lab = Lab.objects.get(pk=lab_pk)
+    try:
+        return {"view": frr_status.router_view(lab.lab_id, node)}
+    except TopologyError as exc:
+        return {"code": 400, "errors": [p.as_dict() for p in exc.problems]}
+    except ApplyError as exc:
+        return {"code": 503, "errors": [{"path": exc.element or f"nodes.{node}", "message": exc.message}]}
+
+
 def check_lab(lab: Lab) -> list[dict]:
     """Compare what the kernel holds with the last known node states; push node.state for every change."""
     observed = engine.status(lab.lab_id).as_dict()
     state = LabState.objects.get(lab=lab)
     sent = []
     drift = observed.get("drift", [])
+    asked = set(observed.get("stopped") or ())
     for node, info in sorted(observed.get("nodes", {}).items()):
-        now = BROKEN.get(info["state"], info["state"])
+        # a node the user stopped is stopped, not broken
+        now = info["state"] if node in asked else BROKEN.get(info["state"], info["state"])
         before = state.nodes.get(node)
         if before is None or before == now or before == "starting":
             continue

@@ -15,6 +15,9 @@ class Run(models.Model):
     class Kind(models.TextChoices):
         DEPLOY = "deploy"
         DESTROY = "destroy"
+        CHECK = "check"  # run the lab's checks (webapp.checks); `document` holds {"checks", "source"}
+        RESET = "reset"  # destroy, then deploy `document` (a template version again: webapp.checks)
+        ACTION = "action"  # a node or link action on the running lab (netops.actions): stop, link down, ...
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -41,6 +44,8 @@ class Run(models.Model):
     # started (not whatever the lab holds when the agent picks the run up), and says which version that was.
     document = models.JSONField(null=True, blank=True, help_text="The validated document this deploy applies")
     lab_version = models.PositiveIntegerField(null=True, blank=True, help_text="The lab's version of `document`")
+    # An action run's request, checked against the running document when it was started (netops.actions.run)
+    action = models.JSONField(null=True, blank=True, help_text="What an action run does: {action, node|link, ...}")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -117,6 +122,8 @@ class LabState(models.Model):
     deployed_document = models.JSONField(null=True, blank=True)
     deployed_version = models.PositiveIntegerField(null=True, blank=True)
     nodes = models.JSONField(default=dict, blank=True)  # node name -> absent|starting|running|degraded|stopped|failed
+    # links the user set down on the running lab (netops.actions), by their sorted endpoints joined by a space
+    links = models.JSONField(default=dict, blank=True)  # "h1:eth0 sw" -> down
     last_seq = models.PositiveBigIntegerField(default=0)
     updated = models.DateTimeField(auto_now=True)
 

@@ -85,6 +85,42 @@ def start_run(lab: Lab, user, kind: str) -> Run:
     return run
 
 
+class NotDeployed(Exception):
+    """An action asked of a lab that runs nothing (409)."""
+
+
+def start_action(lab: Lab, user, action: object) -> Run:
+    """A queued action run (netops.actions: stop/start/restart/isolate/reconnect a node, a link down/up or its
+    conditions), checked against the document the lab runs: TopologyError (400, naming `node`, `link`,
+    `conditions.<key>`), NotDeployed or LabBusyError (409). One transaction, like `start_run`."""
+    from netops import actions
+    from netops.topology import parse_document
+
+    with transaction.atomic():
+        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        state = LabState.objects.filter(lab=lab).first()
+        if state is None or not state.deployed or not state.deployed_document:
+            raise NotDeployed("this lab is not deployed; press Deploy first")
+        checked = actions.check(parse_document(state.deployed_document), action)
+        busy = active_run(lab)
+        if busy is not None:
+            raise lab_busy(busy)
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(lab=lab, kind=Run.Kind.ACTION, action=checked,
+                                         started_by=user if user.is_authenticated else None,
+                                         lab_version=state.deployed_version)
+        except IntegrityError:
+            raise lab_busy(active_run(lab)) from None
+        transaction.on_commit(lambda: _enqueue(run))
+    return run
+
+
+def link_name(endpoints: list[str]) -> str:
+    """How LabState.links and link.state events name a link: its endpoints, sorted, joined by a space."""
+    return " ".join(sorted(endpoints))
+
+
 def _check_quota(user, lab: Lab, document: dict) -> None:
     """The classroom app's quotas (no-op without that app); raises QuotaExceeded (403) naming the labs."""
     if apps.is_installed("webapp.classroom"):
@@ -107,7 +143,7 @@ def deletion_refusal(lab: Lab) -> str | None:
 def _enqueue(run: Run) -> None:
     from . import tasks
 
-    task = tasks.deploy_lab if run.kind == Run.Kind.DEPLOY else tasks.destroy_lab
+    task = {Run.Kind.DEPLOY: tasks.deploy_lab, Run.Kind.DESTROY: tasks.destroy_lab}.get(run.kind, tasks.lab_action)
     task.apply_async((run.pk,), task_id=str(run.task_id), queue=agent_queue())
 
 
@@ -125,6 +161,12 @@ def record_event(lab_pk: int, run_id: int | None, type: str, node: str | None = 
         if type == "node.state" and node and payload.get("state"):
             state.nodes = {**state.nodes, node: payload["state"]}
             state.save(update_fields=["nodes", "updated"])
+        elif type == "link.state" and payload.get("link") and payload.get("state"):
+            links = {k: v for k, v in state.links.items() if k != payload["link"]}
+            if payload["state"] == "down":
+                links[payload["link"]] = "down"
+            state.links = links
+            state.save(update_fields=["links", "updated"])
         event = RunEvent.objects.create(lab_id=lab_pk, run_id=run_id, seq=state.last_seq, type=type,
                                         node=node or "", payload=payload, ts=timezone.now())
     message = event.as_message()
@@ -144,6 +186,8 @@ def set_deployed(lab_pk: int, deployed: bool, document: dict | None = None, vers
     """Record that the lab may have kernel objects (with the document and version being deployed), or not."""
     defaults = {"deployed": deployed, "deployed_document": document if deployed else None,
                 "deployed_version": version if deployed else None}
+    if not deployed:  # destroyed: nothing is down any more
+        defaults["links"] = {}
     LabState.objects.update_or_create(lab_id=lab_pk, defaults=defaults)
 
 
@@ -166,6 +210,7 @@ def snapshot(lab: Lab) -> dict:
         # what LabState recorded when the deploy started wins (events of old runs are pruned)
         **({"deployed_version": state.deployed_version} if state and state.deployed and state.deployed_version else {}),
         "nodes": dict(state.nodes) if state else {},
+        "links": dict(state.links) if state else {},  # links set down on the running lab (link_name -> "down")
         "run": run_summary(run) if run else None,
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
@@ -184,8 +229,11 @@ def deployed(lab: Lab, is_deployed: bool) -> dict:
     both None when nothing runs."""
     event = None
     if is_deployed:
-        event = (RunEvent.objects.filter(lab=lab, type="run.finished", run__kind=Run.Kind.DEPLOY,
-                                         run__status=Run.Status.SUCCEEDED).order_by("-seq").first())
+        # a deploy's, or an action's that changed what runs (a link's conditions)
+        event = (RunEvent.objects.filter(lab=lab, type="run.finished",
+                                         run__kind__in=[Run.Kind.DEPLOY, Run.Kind.RESET, Run.Kind.ACTION],
+                                         run__status=Run.Status.SUCCEEDED, payload__has_key="document")
+                 .order_by("-seq").first())
     payload = event.payload if event else {}
     version = payload.get("version")
     return {"deployed_version": version if isinstance(version, int) else None,

@@ -26,11 +26,25 @@ def destroy_lab(run_id: int) -> str:
     return agent.execute(run_id)
 
 
+@shared_task(name="webapp.runs.tasks.lab_action", soft_time_limit=RUN_SOFT_LIMIT, time_limit=RUN_HARD_LIMIT)
+def lab_action(run_id: int) -> str:
+    from . import agent
+
+    return agent.execute(run_id)
+
+
 @shared_task(name="webapp.runs.tasks.lab_status", soft_time_limit=8, time_limit=10)
 def lab_status(lab_pk: int) -> dict:
     from . import agent
 
     return agent.lab_status(lab_pk)
+
+
+@shared_task(name="webapp.runs.tasks.router_view", soft_time_limit=23, time_limit=25)
+def router_view(lab_pk: int, node: str) -> dict:
+    from . import agent
+
+    return agent.router_view(lab_pk, node)
 
 
 @shared_task(name="webapp.runs.tasks.check_deployed_labs", soft_time_limit=50, time_limit=60)

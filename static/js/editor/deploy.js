@@ -64,6 +64,9 @@ function describe(event) {
       return event.state === "failed" || event.state === "degraded"
         ? [`${event.node}: ${event.state}${event.message ? ` (${event.message})` : ""}`, "bad"] : null;
     case "run.finished": return [event.message || "finished", "ok"];
+    case "check.passed": return [`✓ ${event.check?.title || "a check"}${event.message ? `: ${event.message}` : ""}`, "ok"];
+    case "check.failed": return [`✗ ${event.check?.title || "a check"}${event.message ? `: ${event.message}` : ""}`, "bad"];
+    case "check.finished": return [event.message, "ok"];
     case "run.failed": return [`failed: ${event.element ? `${event.element}: ` : ""}${event.message}`, "bad"];
     default: return event.message ? [event.message, ""] : null;
   }
@@ -120,7 +123,11 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
   /** The status from what is known: a run, a refusal, a failure, or deployed (with or without newer edits). */
   function showStatus() {
     bar.hidden = !state.run; // only while a run goes
-    if (state.run) return setStatus("running", `${state.run.kind === "destroy" ? "Destroying" : "Deploying"}…`);
+    if (state.run) {
+      const doing = { destroy: "Destroying", check: "Checking", reset: "Resetting", action: "Working" }[state.run.kind]
+        || "Deploying";
+      return setStatus("running", `${doing}…`);
+    }
     if (state.refused) {
       return setStatus("error", "Fix the problems first",
         "The lab has problems (listed on the left and in the log): fix them, then deploy");
@@ -251,7 +258,9 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
         state.run = null;
         busy(false);
         bar.value = bar.max;
+        if (event.kind === "check") break; // a check changes nothing that runs
         state.deployed = event.kind !== "destroy";
+        if (event.kind === "action" && !event.document) break; // a node or link action: what runs is the same
         state.deployedVersion = state.deployed ? (event.version ?? state.version) : null;
         state.deployedDoc = state.deployed && event.document ? runningPart(normalise(clone(event.document))) : null;
         state.outcome = event.kind === "destroy" ? "destroyed" : "deployed";

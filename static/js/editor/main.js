@@ -8,6 +8,7 @@ import { $, editable, iconBase, labPk, root, setStatus, state } from "./context.
 import { Dock } from "./dock.js";
 import { wireKeyboard } from "./keyboard.js";
 import * as M from "./model.js";
+import { watchAdjacencies } from "./adjacency.js";
 import { watchLeases } from "./observed.js";
 import { createPalette } from "./palette.js";
 import { Panel } from "./panel.js";
@@ -96,6 +97,7 @@ function leaseWatcher() {
 /** Deploy/Destroy controls and consoles live in their own modules (runs app); the editor works without them. */
 async function loadExtensions(cy) {
   const onLeaseEvent = leaseWatcher();
+  const onAdjacencyEvent = watchAdjacencies(cy); // OSPF/BGP up on the links, from the lab's status
   try {
     const { initDeploy } = await import("./deploy.js");
     state.deploy = initDeploy({
@@ -103,14 +105,34 @@ async function loadExtensions(cy) {
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
       onEvent: (event) => { // Console/Capture follow the nodes' states; the versions line follows deploys
         state.versions?.event(event);
+        state.actions?.event(event);
         if (state.consoles) state.consoles.render();
+        state.checks?.onEvent(event);
         onLeaseEvent(event);
+        onAdjacencyEvent(event);
       },
     });
     state.deploy.editing(state.version, state.doc);
     window.topolab.deploy = state.deploy;
   } catch (err) {
     console.warn("deploy controls unavailable:", err);
+  }
+  try { // node and link actions on the running lab: right-click menu and the panel's "Running lab" section
+    const { initActions } = await import("./actions.js");
+    state.actions = initActions({ labPk, cy, panel: state.panel, getDoc: () => state.doc, editable,
+      deployState: () => state.deploy?.state });
+    window.topolab.actions = state.actions;
+  } catch (err) {
+    console.warn("node and link actions unavailable:", err);
+  }
+  try {
+    const { initChecks } = await import("./checks.js");
+    state.checks = initChecks({
+      labPk, cy, toolbarEl: root.querySelector(".toolbar"), sidebar: root.querySelector(".sidebar.right"),
+      getDoc: () => state.doc, change, editable,
+    });
+  } catch (err) {
+    console.warn("checks unavailable:", err);
   }
   try {
     const { initConsoles } = await import("./console.js");

@@ -62,6 +62,17 @@ export function renameNode(doc, old, name) {
       return n === old ? (iface === null ? name : `${name}:${iface}`) : e;
     });
   }
+  // checks name nodes (netops.labchecks): they follow the rename, as webapp/labs/operations.py does
+  for (const check of Array.isArray(doc.checks) ? doc.checks : []) {
+    for (const body of check && typeof check === "object" ? Object.values(check) : []) {
+      if (!body || typeof body !== "object" || Array.isArray(body)) continue;
+      for (const key of ["from", "to", "node", "server", "peer", "neighbor"]) {
+        if (typeof body[key] !== "string") continue;
+        const [n, iface] = splitEndpoint(body[key]);
+        if (n === old) body[key] = iface === null ? name : `${name}:${iface}`;
+      }
+    }
+  }
 }
 
 export function linkNodes(link) {

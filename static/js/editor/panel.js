@@ -72,6 +72,7 @@ export class Panel {
     this.problems = [];
     this.translations = []; // (problem) => {path, message} | null: a server message in this panel's words
     this.externalMode = new Map(); // external node -> "bridge" | "nat" chosen before the document says so
+    this.extras = []; // (root, selection, doc) => void: sections other modules add (actions.js: "Running lab")
   }
 
   /** Leased addresses arrived or went: show them unless the user is typing here. */
@@ -103,7 +104,9 @@ export class Panel {
     else if (links.length === 1 && !nodes.length && doc.links[links[0]]) this.renderLink(doc, links[0]);
     else if (nodes.length || links.length) this.renderMany(nodes.length, links.length);
     else this.renderLab(doc);
-    if (!this.editable) this.root.querySelectorAll("input, select, textarea, button").forEach((el) => { el.disabled = true; });
+    for (const extra of this.extras) extra(this.root, this.selection, doc);
+    // read-only viewers (a class's instructor) still look: buttons that change nothing say data-readonly-ok
+    if (!this.editable) this.root.querySelectorAll("input, select, textarea, button:not([data-readonly-ok])").forEach((el) => { el.disabled = true; });
     this.setProblems(this.problems);
   }
 

@@ -1,8 +1,145 @@
 // The routing section of a router's properties panel: loopback, OSPF (area, passive, cost per interface, timers)
 // and BGP (ASN, neighbors, networks), edited into the document's `routing:` (docs/topology.md). The server
 // validates; problems show under the field whose data-path they name (Panel.setProblems).
+// Above it, while the lab runs, what the router's FRR says: OSPF neighbors, BGP sessions and the routing table
+// (GET /api/labs/<pk>/nodes/<node>/routing/, asked again with Refresh); answers are kept per router, so redrawing
+// the panel after an edit does not ask FRR again.
+import { request } from "./api.js";
+import { labPk, state } from "./context.js";
 import { interfacesOf } from "./model.js";
 import { h } from "./dom.js";
+
+const live = new Map(); // router -> {data, error, at, loading}
+const STALE_MS = 60_000; // a panel opened later than this after the last answer asks again by itself
+const RETRY_MS = 3000; // while neighbors are still forming, at most RETRIES times
+const RETRIES = 10;
+
+function loadCss() {
+  const href = new URL("../../css/routing.css", import.meta.url).href;
+  if (!document.querySelector(`link[href="${href}"]`)) document.head.append(h("link", { rel: "stylesheet", href }));
+}
+
+/** True when the running lab has `name` as a router with routing: (what the endpoint answers for). */
+function runsFrr(name) {
+  const deploy = state.deploy && state.deploy.state;
+  const node = deploy && deploy.deployed && deploy.deployedDoc && deploy.deployedDoc.nodes
+    ? deploy.deployedDoc.nodes[name] : null;
+  return !!(node && node.routing);
+}
+
+const UP = /^(Full|Established)/;
+const PROTO = { connected: "C", kernel: "K", static: "S", ospf: "O", ospf6: "O", bgp: "B", rip: "R", isis: "I" };
+
+function badge(text) {
+  return h("span", { class: `nbr-state ${UP.test(text || "") ? "up" : "down"}`, text: text || "?" });
+}
+
+function table(role, head, rows) {
+  return h("div", { class: "live-scroll" }, h("table", { class: "live-table", "data-role": role },
+    h("thead", {}, h("tr", {}, head.map((t) => h("th", { text: t })))),
+    h("tbody", {}, rows)));
+}
+
+function nexthopText(hops) {
+  return hops.map((n) => (n.via ? `${n.via}${n.interface ? ` (${n.interface})` : ""}`
+    : `${n.interface || "?"}${n.connected ? " direct" : ""}`)).join("\n") || "—"; // one next hop a line
+}
+
+function liveBody(name, entry) {
+  const out = [];
+  if (!entry || (entry.loading && !entry.data)) {
+    out.push(h("p", { class: "hint", text: `Asking ${name}'s FRR…` }));
+    return out;
+  }
+  if (entry.error) out.push(h("p", { class: "field-error live-error", role: "alert", "data-role": "routing-live-error", text: entry.error }));
+  const d = entry.data;
+  if (!d) return out;
+  const when = new Date(entry.at).toLocaleTimeString();
+  out.push(h("p", { class: "hint", "data-role": "routing-live-when",
+    text: `As of ${when}: ${d.routes_total} route${d.routes_total === 1 ? "" : "s"}` +
+      `${entry.loading ? " (asking again…)" : ""}` }));
+  for (const note of d.notes || []) out.push(h("p", { class: "live-note", "data-role": "routing-live-note", text: note }));
+  const ospf = [...(d.ospf || []), ...(d.ospf6 || [])];
+  if (ospf.length || d.daemons.ospfd || d.daemons.ospf6d) {
+    out.push(h("h4", { text: "OSPF neighbors" }));
+    out.push(ospf.length ? table("ospf-neighbors", ["Router ID", "State", "Interface"],
+      ospf.map((n) => h("tr", { "data-neighbor": n.id || "",
+        title: `address ${n.address || "?"}${n.role ? `, ${n.role}` : ""}${n.up ? `, up ${n.up}` : ""}${n.dead ? `, dead in ${n.dead}` : ""}` },
+      h("td", { class: "mono", text: n.id || "?" }), h("td", {}, badge(n.state)),
+      h("td", { class: "mono", text: n.interface ? `${n.interface}${n.address ? ` → ${n.address}` : ""}` : "—" }))))
+      : h("p", { class: "muted", text: "No neighbor yet" }));
+  }
+  if ((d.bgp || []).length || d.daemons.bgpd) {
+    out.push(h("h4", { text: "BGP sessions" }));
+    out.push(d.bgp.length ? table("bgp-sessions", ["Peer", "AS", "State", "Rcvd"],
+      d.bgp.map((s) => h("tr", { "data-peer": s.peer,
+        title: `${s.af}${s.interface ? ` on ${s.interface}` : ""}${s.up ? `, up ${s.up}` : ""}, ${s.sent ?? "?"} prefixes sent` },
+      h("td", { class: "mono", text: s.peer }), h("td", { text: s.asn ?? "?" }), h("td", {}, badge(s.state)),
+      h("td", { text: s.received ?? "—" }))))
+      : h("p", { class: "muted", text: "No session configured" }));
+  }
+  out.push(h("h4", { text: `Routing table${d.truncated ? ` (${d.routes.length} of ${d.routes_total})` : ""}` }));
+  out.push(d.routes.length ? table("routes", ["", "Prefix", "Via", "AD/Metric"],
+    d.routes.map((r) => h("tr", { class: r.selected ? "selected" : "muted", "data-prefix": r.prefix, "data-protocol": r.protocol || "",
+      title: `${r.protocol || "?"}${r.selected ? ", selected" : ""}${r.installed ? ", in the kernel" : ""}${r.uptime ? `, for ${r.uptime}` : ""}` },
+    h("td", { class: "mono code", text: `${PROTO[r.protocol] || "?"}${r.selected ? ">" : " "}${r.installed ? "*" : " "}` }),
+    h("td", { class: "mono", text: r.prefix }), h("td", { class: "mono via", text: nexthopText(r.nexthops) }),
+    h("td", { class: "num", text: `${r.distance ?? "—"}/${r.metric ?? "—"}` }))))
+    : h("p", { class: "muted", text: "No route" }));
+  return out;
+}
+
+function redrawLive(panel, name) {
+  const box = panel.root.querySelector(`[data-role=routing-live][data-node="${CSS.escape(name)}"] .live-body`);
+  if (box) box.replaceChildren(...liveBody(name, live.get(name)));
+}
+
+/** Ask the router's FRR (through the agent) and show the answer in the panel, if it still shows this router. */
+export async function refreshLive(panel, name) {
+  const entry = live.get(name) || {};
+  if (entry.loading) return;
+  entry.loading = true;
+  live.set(name, entry);
+  redrawLive(panel, name);
+  try {
+    entry.data = await request("GET", `/api/labs/${labPk}/nodes/${encodeURIComponent(name)}/routing/`);
+    entry.error = null;
+  } catch (err) {
+    entry.error = err.status === 429 ? "Asked too often: wait a moment, then Refresh" : err.message;
+  }
+  entry.at = Date.now();
+  entry.loading = false;
+  redrawLive(panel, name);
+  // just deployed: ask again by itself, a few times, while neighbors are still coming up and the panel shows it
+  const d = entry.data;
+  const forming = d && !entry.error && ((d.daemons.ospfd && !(d.ospf || []).length)
+    || [...(d.ospf || []), ...(d.ospf6 || []), ...(d.bgp || [])].some((n) => !UP.test(n.state || "")));
+  entry.retries = forming ? (entry.retries || 0) + 1 : 0;
+  if (forming && entry.retries <= RETRIES) {
+    setTimeout(() => { if (panel.root.querySelector(`[data-role=routing-live][data-node="${CSS.escape(name)}"]`)) refreshLive(panel, name); }, RETRY_MS);
+  }
+}
+
+/** The running router's section: neighbors and routes with a Refresh button, or a line saying when they show. */
+function renderLive(panel, form, name) {
+  loadCss();
+  // after the name and description, before the interfaces: what a running router's panel is opened for
+  const place = (el) => form.insertBefore(el, form.querySelector(":scope > [data-path$='.interfaces']"));
+  if (!runsFrr(name)) {
+    live.delete(name); // a destroy or a redeploy without routing: forget the last answer
+    place(h("p", { class: "hint live-hint", "data-role": "routing-live-hint",
+      text: "Deploy the lab to see this router's routes and OSPF/BGP neighbors here" }));
+    return;
+  }
+  const refresh = h("button", { class: "btn btn-small", type: "button", "data-role": "routing-refresh",
+    "data-readonly-ok": "true", title: `Ask ${name}'s FRR again`, text: "\u21bb Refresh",
+    onclick: () => refreshLive(panel, name) });
+  place(h("section", { class: "group routing-live", "data-role": "routing-live", "data-node": name },
+    h("div", { class: "live-head" }, h("h3", { text: "Running routing" }), refresh),
+    h("div", { class: "live-body" }, liveBody(name, live.get(name)))));
+  const entry = live.get(name);
+  if (!entry || (!entry.loading && Date.now() - entry.at > STALE_MS)) refreshLive(panel, name);
+}
 
 function routingOf(d, name) {
   const n = d.nodes[name];
@@ -62,6 +199,7 @@ function field(label, input, path, hint) {
 
 /** Append the routing section for router `name` to `form`; `panel.commit(mutator, input)` applies an edit. */
 export function renderRouting(panel, form, doc, node, name, base) {
+  renderLive(panel, form, name);
   const routing = (node.routing && typeof node.routing === "object") ? node.routing : {};
   const path = `${base}.routing`;
   const section = h("section", { class: "group routing", "data-path": path, "data-role": "routing" },

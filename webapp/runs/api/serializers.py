@@ -29,15 +29,27 @@ class EventSerializer(serializers.Serializer):
         return instance.as_message() if isinstance(instance, RunEvent) else instance
 
 
+class ActionSerializer(serializers.Serializer):
+    """The body of POST /api/labs/<pk>/actions/ (documentation only: netops.actions.check validates it)."""
+
+    action = serializers.ChoiceField(["stop", "start", "restart", "isolate", "reconnect", "link-down", "link-up",
+                                      "link-conditions"])
+    node = serializers.CharField(required=False, help_text="The node of a node action")
+    link = serializers.ListField(child=serializers.CharField(), required=False,
+                                 help_text='The two endpoints of the link, as ["h1:eth0", "sw"]')
+    conditions = serializers.DictField(required=False, help_text="link-conditions: delay, jitter, loss, rate, as "
+                                       "in the document (a key left out is removed)")
+
+
 class RunSerializer(serializers.ModelSerializer):
     started_by = serializers.CharField(source="started_by.get_username", read_only=True, default=None)
-    kind = serializers.CharField(read_only=True, help_text="deploy | destroy")
+    kind = serializers.CharField(read_only=True, help_text="deploy | destroy | action")
     status = serializers.CharField(read_only=True, help_text="queued | running | succeeded | failed")
 
     class Meta:
         model = Run
         fields = ["id", "lab", "kind", "status", "started_by", "created", "started", "finished", "error",
-                  "error_element", "lab_version"]
+                  "error_element", "lab_version", "action"]
         read_only_fields = fields
 
 
@@ -70,6 +82,10 @@ class LabStatusSerializer(serializers.Serializer):
     lab = serializers.CharField(help_text="The engine's lab id")
     nodes = serializers.DictField(child=NodeStatusSerializer())
     drift = serializers.ListField(child=serializers.CharField())
+    links = serializers.DictField(required=False, help_text="Each link by path: endpoints, state (up | down | "
+                                  "stopped, as the user set it), cable (what the kernel shows)")
+    stopped = serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text="Nodes the user stopped")
     known = serializers.DictField(child=serializers.CharField(), help_text="Last known node states")
     deployed = serializers.BooleanField()
 

@@ -87,6 +87,36 @@ class DestroyView(_StartRunView):
         return super().post(request, pk)
 
 
+class LabActionView(APIView):
+    """POST /api/labs/<pk>/actions/: one node or link action on the running lab, as a run with events."""
+
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "deploy"
+
+    @extend_schema(
+        operation_id="labs_action", tags=TAGS, request=s.ActionSerializer,
+        responses={**_START_RESPONSES,
+                   400: OpenApiResponse(s.ErrorsSerializer, description="No such node or link in the running "
+                                        "lab, an action the node cannot take, or bad conditions (each error names "
+                                        "its path: node, link, conditions.delay ...)"),
+                   409: OpenApiResponse(s.BusySerializer, description="Another run of this lab is active, or the "
+                                        "lab is not deployed")},
+        summary="Stop, start, restart, isolate or reconnect a node; set a link down or up or change its "
+                "conditions, on the running lab")
+    def post(self, request: Request, pk: int) -> Response:
+        lab = _lab(request, pk)
+        if not can_deploy(request.user, lab):
+            raise PermissionDenied("You may view this lab but not run actions on it.")
+        try:  # a bad action (TopologyError) answers 400 through webapp.core.errors
+            run = services.start_action(lab, request.user, request.data)
+        except services.NotDeployed as exc:
+            raise Refusal(str(exc), code=status.HTTP_409_CONFLICT) from exc
+        except LabBusyError as exc:
+            raise Refusal(str(exc), code=status.HTTP_409_CONFLICT,
+                          run=s.RunSerializer(exc.run).data if exc.run else None) from exc
+        return Response(s.RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
 class RunDetailView(APIView):
     @extend_schema(operation_id="runs_retrieve", tags=TAGS, responses={200: s.RunDetailSerializer},
                    summary="A run with its events")
