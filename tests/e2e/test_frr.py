@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from e2e.editor_page import drop, wire
 from playwright.sync_api import expect
 
 from netops import procs
@@ -127,11 +128,23 @@ def test_address_the_lab_ospf_everywhere_deploy_and_vtysh_shows_both_neighbors(p
     from netops import engine
 
     user = get_user_model().objects.create_user("otto", password=PASSWORD)
-    lab = Lab.objects.create(owner=user, name="e2e-triangle", document=TRIANGLE)
+    lab = Lab.objects.create(owner=user, name="e2e-triangle",
+                             document={"version": 1, "name": "e2e-triangle", "nodes": {}, "links": []})
     login(page, "otto", PASSWORD)
     page.goto(f"/labs/{lab.pk}/")
     page.wait_for_function("window.topolab && window.topolab.deploy && window.topolab.consoles")
     try:
+        # drawn with the mouse: three routers from the palette, wired into a triangle
+        for x, y in ((300, 120), (180, 330), (420, 330)):
+            drop(page, "router", x, y)
+        page.click("#btn-link")
+        for a, b in (("r1", "r2"), ("r1", "r3"), ("r2", "r3")):
+            wire(page, a, b)
+        page.keyboard.press("Escape")
+        drawn = doc(page)
+        assert {n: sorted(v["interfaces"]) for n, v in drawn["nodes"].items()} == \
+            {n: sorted(v["interfaces"]) for n, v in TRIANGLE["nodes"].items()}
+        assert [lk["endpoints"] for lk in drawn["links"]] == [lk["endpoints"] for lk in TRIANGLE["links"]]
         page.locator("#canvas").click(position={"x": 20, "y": 20})  # nothing selected: the lab's panel
         page.click("#btn-address-lab")
         page.click("#btn-ospf-everywhere")
