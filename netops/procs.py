@@ -437,8 +437,9 @@ def _same(proc: TaggedProcess) -> bool:
         return False
     now = inspect(proc.pid)
     if now is None or now.lab != proc.lab or now.role != proc.role:
-        if _stat(proc.pid) is None:
-            return False
+        again = _stat(proc.pid)
+        if again is None or again[0] in ("Z", "X") or again[2] != proc.start_time:
+            return False  # it ended meanwhile (a node's init ending takes its PID namespace with it)
         raise ApplyError(
             f"refusing to signal pid {proc.pid}: it is not in the cgroup of lab={proc.lab} role={proc.role}",
             permanent=True,
