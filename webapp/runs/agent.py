@@ -14,7 +14,7 @@ from netops.topology import parse_document
 from netops.wiring import link_key
 from webapp.labs.models import Lab
 
-from . import services
+from . import parts, services
 from .models import LabState, Run
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,16 @@ TRANSIENT_RETRIES = 2
 RETRY_DELAY_S = 1.0
 
 
-def _sink(run: Run):
-    """on_event for netops: every Event becomes a stored RunEvent and a group_send."""
+def _sink(run: Run, host: str | None = None):
+    """on_event for netops: every Event becomes a stored RunEvent and a group_send (saying which host sent it,
+    in a run across hosts)."""
 
     def on_event(event: Event) -> None:
         data = event.data or {}
         link = services.link_name(data["endpoints"]) if data.get("endpoints") else None
         services.record_event(run.lab_id, run.pk, event.type, node=event.node, state=event.state,
                               message=event.message, step=event.step, total=event.total,
-                              element=data.get("path"), link=link)
+                              element=data.get("path"), link=link, host=host)
 
     return on_event
 
@@ -78,6 +79,62 @@ def execute(run_id: int) -> str:
     return Run.objects.values_list("status", flat=True).get(pk=run.pk)
 
 
+def execute_part(run_id: int, host: str) -> str:
+    """Run `host`'s part of a deploy or destroy across hosts (webapp.runs.parts); the last part to end ends the
+    run. Returns the part's final status (or 'skipped')."""
+    claimed = parts.claim(run_id, host)
+    if claimed is None:
+        log.info("part %s of run %s is not queued any more; nothing to do", host, run_id)
+        return "skipped"
+    run, first = claimed
+    lab: Lab = run.lab
+    if first:
+        services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
+                              version=run.lab_version, hosts=sorted(run.parts))
+    services.record_event(lab.pk, run.pk, "run.part", host=host, state="running",
+                          message=f"{run.kind} started on host {host}")
+    error = element = ""
+    span = _span(run, host)
+    try:
+        if run.kind == Run.Kind.DEPLOY:
+            _with_retries(run, lab, lambda r, lb: _deploy(r, lb, span=span, host=host))
+        else:
+            _with_retries(run, lab, lambda r, lb: _destroy(r, lb, span=span, host=host))
+    except TopologyError as exc:
+        first_problem = exc.problems[0] if exc.problems else None
+        error, element = str(exc), (first_problem.path if first_problem else "")
+    except ApplyError as exc:
+        error, element = exc.message, exc.element
+    except LabBusyError as exc:
+        error = str(exc)
+    except Exception as exc:
+        log.exception("part %s of run %s failed", host, run.pk)
+        error = f"{type(exc).__name__}: {exc}"
+    services.record_event(lab.pk, run.pk, "run.part", host=host, state="failed" if error else "succeeded",
+                          message=error or f"{run.kind} finished on host {host}", element=element)
+    outcome = parts.finish(run, host, error=error, element=element)
+    if outcome is not None:  # the last part: end the run
+        if outcome["error"]:
+            services.finish(run, error=outcome["error"], element=outcome["element"])
+        elif run.kind == Run.Kind.DEPLOY:
+            services.finish(run, version=run.lab_version, document=run.document)
+        else:
+            services.set_deployed(lab.pk, False)
+            services.finish(run)
+        if run.kind == Run.Kind.DEPLOY:
+            services.mark_unfinished_nodes(lab.pk, run.pk)
+    return "failed" if error else "succeeded"
+
+
+def _span(run: Run, host: str):
+    """This host's netops.span.Span of a run across hosts."""
+    from netops.span import Span
+
+    info = run.span or {}
+    return Span(local=host, placement=dict(info.get("placement") or {}), underlays=dict(info.get("underlays") or {}),
+                vnis={k: int(v) for k, v in (info.get("vnis") or {}).items()}, mtu=int(info.get("mtu") or 1450))
+
+
 def _operation(kind: str):
     """What a run of `kind` does (check and reset runs: webapp.checks)."""
     if kind == Run.Kind.CHECK:
@@ -109,29 +166,38 @@ def _with_retries(run: Run, lab: Lab, operation) -> None:
             time.sleep(RETRY_DELAY_S * attempt)
 
 
-def _deploy(run: Run, lab: Lab) -> None:
-    """Deploy the document stored on the run when it was checked (never the lab's current one)."""
+def _deploy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
+    """Deploy the document stored on the run when it was checked (never the lab's current one); in a run across
+    hosts, `host`'s part of it (`span`: netops.span.Span)."""
     if run.document is None:
         raise TopologyError([Problem("", "this run has no stored document (queued by an older version); "
                                          "press Deploy again")])
     topology = parse_document(run.document)
     # from now on kernel objects may exist; quotas count this document, the editor shows its version
     services.set_deployed(lab.pk, True, run.document, run.lab_version)
-    engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
+    if span is None:
+        engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
+    else:
+        engine.up(topology, lab=lab.lab_id, on_event=_sink(run, host), span=span)
     # Nodes a re-deploy did not touch are still running (but those the user stopped); say so, so every node
-    # ends with a state.
+    # ends with a state. In a run across hosts, each host speaks for its own nodes.
     state = LabState.objects.get(lab=lab)
-    asked = runtime.read(lab.lab_id)
+    asked = runtime.read(lab.lab_id) if span is None else runtime.read(lab.lab_id, span=span)
+    mine = set(topology.nodes) if span is None else {n for n in topology.nodes if span.placement.get(n) == host}
     stopped = asked.stopped
     down = {services.link_name([str(lk.a), str(lk.b)]): "down" for lk in topology.links
             if link_key(lk) in asked.links_down}  # links the deploy removed are no longer down
-    LabState.objects.filter(lab=lab).update(links=down)
+    if span is None:
+        LabState.objects.filter(lab=lab).update(links=down)
     for node in topology.nodes:
+        if node not in mine:
+            continue
         wanted = "stopped" if node in stopped else "running"
         if state.nodes.get(node) != wanted:
             services.record_event(lab.pk, run.pk, "node.state", node=node, state=wanted)
-    for node in sorted(set(state.nodes) - set(topology.nodes)):  # removed from the document by this deploy
-        services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+    if span is None or host == min(span.underlays or [host]):  # one host speaks for nodes no longer there
+        for node in sorted(set(state.nodes) - set(topology.nodes)):  # removed from the document by this deploy
+            services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
 
 
 def _action(run: Run, lab: Lab) -> dict:
@@ -143,16 +209,24 @@ def _action(run: Run, lab: Lab) -> dict:
     return result
 
 
-def _destroy(run: Run, lab: Lab) -> None:
-    engine.down(lab.lab_id, on_event=_sink(run))
+def _destroy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
+    """Destroy the lab; in a run across hosts, `host`'s part of it (the last part marks the lab not deployed)."""
+    if span is None:
+        engine.down(lab.lab_id, on_event=_sink(run))
+    else:
+        engine.down(lab.lab_id, on_event=_sink(run, host), span=span)
     state = LabState.objects.filter(lab=lab).first()
     deployed = (state.deployed_document if state else None) or {}
     names = set(state.nodes if state else {}) | set((lab.document or {}).get("nodes") or {}) \
         | set(deployed.get("nodes") or {})
+    if span is not None:  # each host speaks for its nodes; the first host also for those placed nowhere
+        lowest = host == min(run.parts or [host])
+        names = {n for n in names if span.placement.get(n) == host or (lowest and n not in span.placement)}
     for node in sorted(names):
         if not state or state.nodes.get(node) != "absent":
             services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
-    services.set_deployed(lab.pk, False)
+    if span is None:
+        services.set_deployed(lab.pk, False)
 
 
 def lab_status(lab_pk: int) -> dict:

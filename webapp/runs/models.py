@@ -46,6 +46,12 @@ class Run(models.Model):
     lab_version = models.PositiveIntegerField(null=True, blank=True, help_text="The lab's version of `document`")
     # An action run's request, checked against the running document when it was started (netops.actions.run)
     action = models.JSONField(null=True, blank=True, help_text="What an action run does: {action, node|link, ...}")
+    # A run across hosts (webapp.runs.parts): what every host needs for the lab's segments that cross hosts, and
+    # each host's part of the run. Both empty for a lab on one host.
+    span = models.JSONField(null=True, blank=True,
+                            help_text="Cross-host segments: {placement, underlays, vnis, mtu} (webapp.runs.parts)")
+    parts = models.JSONField(default=dict, blank=True,
+                             help_text="Each host's part: {host: {status, task_id, error, element}}")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -79,6 +85,24 @@ class OrphanedLab(models.Model):
 
     def __str__(self) -> str:
         return f"orphan {self.lab_id} ({self.found:%Y-%m-%d %H:%M})"
+
+
+class SegmentVni(models.Model):
+    """The VXLAN network identifier of one lab segment that crosses hosts (webapp.runs.parts.allocate_vnis).
+    A row outlives its lab (lab set NULL): its VNI is never given to another segment."""
+
+    lab = models.ForeignKey(Lab, on_delete=models.SET_NULL, null=True, blank=True, related_name="vnis")
+    segment = models.CharField(max_length=200)
+    vni = models.PositiveIntegerField(unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["vni"]
+        verbose_name = "segment VNI"
+        constraints = [models.UniqueConstraint(fields=["lab", "segment"], name="runs_segmentvni_unique_lab_segment")]
+
+    def __str__(self) -> str:
+        return f"VNI {self.vni}: {self.segment} of lab {self.lab_id}"
 
 
 class RunEvent(models.Model):

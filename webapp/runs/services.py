@@ -141,7 +141,11 @@ def deletion_refusal(lab: Lab) -> str | None:
 
 
 def _enqueue(run: Run) -> None:
-    from . import tasks
+    from . import parts, tasks
+
+    if run.parts:  # a lab across hosts: each host its part (webapp.runs.parts)
+        parts.enqueue(run)
+        return
 
     task = {Run.Kind.DEPLOY: tasks.deploy_lab, Run.Kind.DESTROY: tasks.destroy_lab}.get(run.kind, tasks.lab_action)
     task.apply_async((run.pk,), task_id=str(run.task_id), queue=agent_queue())
@@ -298,7 +302,11 @@ class Recovered:
 def fail_orphaned_runs(alive_task_ids: set[str]) -> list[Recovered]:
     """Runs left queued/running whose task no worker holds or will run: failed with WORKER_STOPPED."""
     out = []
+    from . import parts
+
     for run in Run.objects.filter(status__in=Run.ACTIVE).exclude(task_id__in=alive_task_ids):
+        if run.parts and parts.task_ids(run) & alive_task_ids:
+            continue  # a run across hosts whose part some worker still holds
         changed = Run.objects.filter(pk=run.pk, status=run.status).update(
             status=Run.Status.FAILED, finished=timezone.now(), error=WORKER_STOPPED)
         if changed:

@@ -33,6 +33,14 @@ def lab_action(run_id: int) -> str:
     return agent.execute(run_id)
 
 
+@shared_task(name="webapp.runs.tasks.run_part", soft_time_limit=RUN_SOFT_LIMIT, time_limit=RUN_HARD_LIMIT)
+def run_part(run_id: int, host: str) -> str:
+    """One host's part of a deploy or destroy across hosts (webapp.runs.parts)."""
+    from . import agent
+
+    return agent.execute_part(run_id, host)
+
+
 @shared_task(name="webapp.runs.tasks.lab_status", soft_time_limit=8, time_limit=10)
 def lab_status(lab_pk: int) -> dict:
     from . import agent
