@@ -194,10 +194,14 @@ def main() -> int:
         settle(args.settle)
         phases = Phases()
         t0 = time.monotonic()
-        engine.up(topo, lab, on_event=phases)
-        up_s = time.monotonic() - t0
-        phases.stop()
-        assert ping(naming.node_namespace(lab, "h0"), f"10.{(n - 1) // 250}.{(n - 1) % 250}.1"), "h0 cannot ping"
+        try:
+            engine.up(topo, lab, on_event=phases)
+            up_s = time.monotonic() - t0
+            phases.stop()
+            assert ping(naming.node_namespace(lab, "h0"), f"10.{(n - 1) // 250}.{(n - 1) % 250}.1"), "h0 cannot ping"
+        except BaseException:  # a failed deploy (or ^C) leaves nothing behind: destroy what it made, then fail
+            engine.down(lab)
+            raise
         t0 = time.monotonic()
         engine.down(lab)
         down_s = time.monotonic() - t0
@@ -214,12 +218,16 @@ def main() -> int:
         lab = "bchain"
         settle(args.settle)
         t0 = time.monotonic()
-        engine.up(topo, lab)
-        up_s = time.monotonic() - t0
-        last = f"10.200.{args.chain - 2}.2"
-        t1 = time.monotonic()
-        ok = ping(naming.node_namespace(lab, "r0"), last)
-        ping_s = time.monotonic() - t1
+        try:
+            engine.up(topo, lab)
+            up_s = time.monotonic() - t0
+            last = f"10.200.{args.chain - 2}.2"
+            t1 = time.monotonic()
+            ok = ping(naming.node_namespace(lab, "r0"), last)
+            ping_s = time.monotonic() - t1
+        except BaseException:
+            engine.down(lab)
+            raise
         t0 = time.monotonic()
         engine.down(lab)
         print(f"chain of {args.chain} routers: up {up_s:.2f}s, r0 -> {last} ping {'ok' if ok else 'FAILED'} "

@@ -180,6 +180,15 @@ class Checker(InterfaceChecks):
             link = self.check_link(index, raw, used)
             if link is not None:
                 links.append(link)
+        ends: dict[str, int] = {}
+        for link in links:
+            for end in (link.a, link.b):
+                ends[end.node] = ends.get(end.node, 0) + 1
+        for node, count in sorted(ends.items()):
+            kind = self.kinds.get(node)
+            if kind is not None and kind.max_links is not None and count > kind.max_links:
+                self.add(f"nodes.{node}", f"{count} links end here, at most {kind.max_links} may: "
+                                          f"{kind.max_links_reason}")
         for node, ifaces in self.interfaces.items():
             kind = self.kinds.get(node)
             if kind is None or not kind.interfaces or node in self.miswired:

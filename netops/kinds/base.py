@@ -72,6 +72,9 @@ class Kind:
     actions: ClassVar[dict[str, str]] = {}
     #: a running node of this kind can be stopped and started again (netops.actions); a segment runs nothing
     stoppable: ClassVar[bool] = False
+    #: the most links that may end at one node of this kind (None: no limit but the document's)
+    max_links: ClassVar[int | None] = None
+    max_links_reason: ClassVar[str] = ""
 
     # ---------------------------------------------------------------------------------------------- validation
 
@@ -293,6 +296,12 @@ class SegmentKind(Kind):
     """A node realised as a bridge in the lab's fabric namespace, linked by its bare name (bridge, external)."""
 
     link_end = "segment"
+    # A Linux bridge has at most 1023 ports (BR_MAX_PORTS); an uplink's bridge needs one more for the host side,
+    # and a deploy past the limit failed deep in the kernel ("create veth ...: Exchange full"). A switch built as
+    # a tree of bridges would lift this (issue 13); until then the checker refuses it at the switch's path.
+    max_links = 1000
+    max_links_reason = ("one switch is one Linux bridge in the lab's fabric, which takes at most 1023 ports; "
+                        "split its links over two switches joined by a link")
 
     def fabric_links(self, lab: str, node: Node) -> set[str]:
         return {naming.bridge_ifname(node.name)}

@@ -455,3 +455,17 @@ def test_a_bridge_may_ask_for_multicast_snooping_and_nothing_else_may():
     doc = seed()
     doc["nodes"]["h1"]["multicast_snooping"] = True
     assert paths(doc) == ["nodes.h1.multicast_snooping"]
+
+
+def test_a_switch_with_more_links_than_a_bridge_has_ports_is_refused_at_the_switch():
+    def doc(hosts: int) -> dict:
+        nodes: dict = {"sw": {"kind": "bridge"}}
+        for i in range(hosts):
+            nodes[f"h{i}"] = {"kind": "host", "interfaces": {"eth0": {}}}
+        return {"version": 1, "name": "big", "nodes": nodes,
+                "links": [{"endpoints": [f"h{i}:eth0", "sw"]} for i in range(hosts)]}
+
+    assert [p.path for p in validate_document(doc(1000))] == []
+    problems = {p.path: p.message for p in validate_document(doc(1001))}
+    assert list(problems) == ["nodes.sw"]
+    assert "1001 links end here, at most 1000" in problems["nodes.sw"] and "1023 ports" in problems["nodes.sw"]

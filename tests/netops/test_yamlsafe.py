@@ -91,10 +91,10 @@ def test_yaml_1_1_surprises_stay_strings():
 def test_node_and_link_counts_are_limited():
     doc = {"version": 1, "name": "big", "nodes": {f"b{i}": {"kind": "bridge"} for i in range(2001)}}
     assert paths(doc) == ["nodes"]
-    doc["nodes"] = {"b1": {"kind": "bridge"}, "b2": {"kind": "bridge"}}
-    doc["links"] = [{"endpoints": ["b1", "b2"]}] * 4001
+    doc["nodes"] = {f"b{i}": {"kind": "bridge"} for i in range(10)}
+    doc["links"] = [{"endpoints": [f"b{i % 10}", f"b{(i + 1 + i // 10 % 9) % 10}"]} for i in range(4001)]
     assert paths(doc) == ["links"]
-    doc["links"] = doc["links"][:4000]
+    doc["links"] = doc["links"][:4000]  # each switch has at most 1000 link ends (the switch limit)
     assert validate_document(doc) == []
 
 
@@ -161,8 +161,10 @@ def test_a_full_size_lab_still_reads():
                        "routes": [{"to": "default", "via": f"10.{i // 250}.{i % 250}.254"}], "ui": {"x": i, "y": i}}
              for i in range(1999)}
     nodes["br"] = {"kind": "bridge"}
+    nodes["br2"] = {"kind": "bridge"}  # one switch takes at most 1000 links (netops.kinds.base.SegmentKind)
+    del nodes["h1998"]
     doc = {"version": 1, "name": "big", "nodes": nodes,
-           "links": [{"endpoints": [f"h{i}:eth0", "br"]} for i in range(1999)]}
+           "links": [{"endpoints": [f"h{i}:eth0", "br" if i < 1000 else "br2"]} for i in range(1998)]}
     assert len(parse_document(yaml.safe_dump(doc)).nodes) == 2000
 
 
