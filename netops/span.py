@@ -1,0 +1,199 @@
+"""A lab that spans hosts: which segments cross hosts, and what this host deploys of them (issue 13, part 3).
+
+Input contract (pure data; the web tier builds it, netops never asks a database):
+
+    Span(local="lab1", placement={"r1": "lab1", "h1": "lab1", "h2": "lab2"},
+         underlays={"lab1": "100.64.0.1", "lab2": "100.64.0.2"},
+         vnis={"br-in": 4242}, mtu=1450, underlay_netns=None)
+
+- `spanning_segments(model, placement)` names the segments whose ports sit on more than one host: a segment node
+  (a bridge) by its node name, a direct link between nodes on two hosts by `link:<a>:<ifa>--<b>:<ifb>` (endpoints
+  sorted, so the id does not depend on the link's order in the document). The web tier allocates one VNI per id.
+- `span_problems(model, span)` are the document errors a placement reveals: an interface MTU above `span.mtu` on a
+  spanning segment (VXLAN costs 50 bytes; 1450 fits a 1500 underlay, an operator jumbo underlay raises `mtu`),
+  a node placed on an unknown host, a spanning segment without a VNI.
+- `tunnels(model, span)` is what this host builds: per spanning segment with a local port, one VXLAN device with a
+  static flood list (the other hosts' underlay addresses that have ports on it). netops.vxlan creates them.
+
+Without a Span (None) nothing here runs and a lab deploys exactly as on one host.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from . import kinds
+from .errors import Problem
+from .model import Endpoint, Link, Topology
+from .naming import _hash
+
+VXLAN_PORT = 4789
+VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
+DEFAULT_MTU = 1450
+VNI_MAX = (1 << 24) - 1
+HOST_RE_MAX = 63
+
+
+@dataclass(frozen=True)
+class Span:
+    local: str  # this host's name
+    placement: dict[str, str]  # node name -> host name (every non-segment node)
+    underlays: dict[str, str]  # host name -> underlay IPv4 address
+    vnis: dict[str, int] = field(default_factory=dict)  # segment id -> VNI
+    mtu: int = DEFAULT_MTU  # lab-interface MTU on spanning segments
+    underlay_netns: str | None = None  # where the VXLAN sockets live (None: the root namespace)
+
+    def __post_init__(self) -> None:
+        for host, addr in self.underlays.items():
+            ipaddress.IPv4Address(addr)  # raises ValueError on anything that is not a dotted quad
+            if not host or len(host) > HOST_RE_MAX:
+                raise ValueError(f"host name {host!r} is not 1-{HOST_RE_MAX} characters")
+        for seg, vni in self.vnis.items():
+            if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= VNI_MAX:
+                raise ValueError(f"VNI of {seg!r} must be an integer 1-{VNI_MAX}")
+        if not isinstance(self.mtu, int) or not 576 <= self.mtu <= 65535 - VXLAN_OVERHEAD:
+            raise ValueError(f"span MTU {self.mtu!r} out of range")
+
+    def local_nodes(self, model: Topology) -> set[str]:
+        """The nodes this host creates: its placed nodes, and every segment node with a port here."""
+        mine = {n for n in model.nodes if not _segment(model, n) and self.placement.get(n) == self.local}
+        for seg, hosts in _segment_hosts(model, self.placement).items():
+            if self.local in hosts:
+                mine.add(seg)
+        return mine
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """One VXLAN device this host builds for a spanning segment."""
+
+    segment: str  # segment id (a bridge node name or a link:... id)
+    vni: int
+    ifname: str  # name in the fabric namespace (hashed, 15 bytes at most)
+    local: str  # this host's underlay address
+    remotes: tuple[str, ...]  # the other hosts' underlay addresses, sorted: the static flood list
+    bridge: str | None  # the segment node's name, or None for a direct link (netops builds a link bridge)
+
+
+def _segment(model: Topology, node: str) -> bool:
+    return kinds.get(model.nodes[node].kind).link_end == "segment"
+
+
+def link_segment_id(link: Link) -> str:
+    a, b = sorted((str(link.a), str(link.b)))
+    return f"link:{a}--{b}"
+
+
+def vxlan_ifname(segment: str) -> str:
+    return "x" + _hash(f"vxlan:{segment}", 12)
+
+
+def _segment_hosts(model: Topology, placement: dict[str, str]) -> dict[str, set[str]]:
+    """Hosts with a port on each segment node. Segments wired to each other form one broadcast domain, so their
+    hosts are joined (each keeps its own VXLAN; a loop-free bridge-to-bridge link stays local)."""
+    hosts: dict[str, set[str]] = {n: set() for n in model.nodes if _segment(model, n)}
+    for lk in model.links:
+        for here, there in ((lk.a, lk.b), (lk.b, lk.a)):
+            if here.node in hosts and there.node not in hosts and there.node in placement:
+                hosts[here.node].add(placement[there.node])
+    return hosts
+
+
+def _direct_cross(model: Topology, placement: dict[str, str]) -> list[Link]:
+    out = []
+    for lk in model.links:
+        if _segment(model, lk.a.node) or _segment(model, lk.b.node):
+            continue
+        ha, hb = placement.get(lk.a.node), placement.get(lk.b.node)
+        if ha is not None and hb is not None and ha != hb:
+            out.append(lk)
+    return out
+
+
+def spanning_segments(model: Topology, placement: dict[str, str]) -> list[str]:
+    """Ids of the segments whose ports sit on several hosts, in a stable order (bridges, then links)."""
+    bridges = sorted(seg for seg, hosts in _segment_hosts(model, placement).items() if len(hosts) > 1)
+    links = sorted(link_segment_id(lk) for lk in _direct_cross(model, placement))
+    return bridges + links
+
+
+def _ports(model: Topology, segment: str) -> list[Endpoint]:
+    """The node interfaces (not segment ends) on a segment."""
+    out: list[Endpoint] = []
+    for lk in model.links:
+        if segment.startswith("link:"):
+            if link_segment_id(lk) == segment:
+                out += [lk.a, lk.b]
+            continue
+        for here, there in ((lk.a, lk.b), (lk.b, lk.a)):
+            if here.node == segment and not _segment(model, there.node) and there.interface:
+                out.append(there)
+    return out
+
+
+def span_problems(model: Topology, span: Span) -> list[Problem]:
+    """What cannot deploy with this placement, each at its document path."""
+    problems: list[Problem] = []
+    for name in sorted(model.nodes):
+        if _segment(model, name):
+            continue
+        host = span.placement.get(name)
+        if host is None:
+            problems.append(Problem(f"nodes.{name}.host", "node is not placed on any host"))
+        elif host not in span.underlays:
+            problems.append(Problem(f"nodes.{name}.host", f"host {host!r} is not a known lab host"))
+    for seg in spanning_segments(model, span.placement):
+        if seg not in span.vnis:
+            problems.append(Problem(_segment_path(model, seg), "segment spans hosts but has no VNI"))
+        for ep in _ports(model, seg):
+            iface = model.nodes[ep.node].interfaces.get(ep.interface or "")
+            if iface is not None and iface.mtu is not None and iface.mtu > span.mtu:
+                problems.append(Problem(
+                    f"nodes.{ep.node}.interfaces.{ep.interface}.mtu",
+                    f"MTU {iface.mtu} does not fit the VXLAN tunnel between hosts (at most {span.mtu}; "
+                    f"the operator may declare a jumbo underlay)"))
+    return problems
+
+
+def _segment_path(model: Topology, seg: str) -> str:
+    if not seg.startswith("link:"):
+        return f"nodes.{seg}"
+    for lk in model.links:
+        if link_segment_id(lk) == seg:
+            return lk.path
+    return "links"
+
+
+def tunnels(model: Topology, span: Span) -> list[Tunnel]:
+    """The VXLAN devices this host builds. Raises KeyError when a spanning segment has no VNI (span_problems says
+    so first)."""
+    out: list[Tunnel] = []
+    local_ip = span.underlays[span.local]
+    seg_hosts = _segment_hosts(model, span.placement)
+    for seg in spanning_segments(model, span.placement):
+        if seg.startswith("link:"):
+            lk = next(lk for lk in model.links if link_segment_id(lk) == seg)
+            hosts = {span.placement[lk.a.node], span.placement[lk.b.node]}
+            bridge = None
+        else:
+            hosts, bridge = seg_hosts[seg], seg
+        if span.local not in hosts:
+            continue
+        remotes = tuple(sorted({span.underlays[h] for h in hosts if h != span.local},
+                               key=ipaddress.IPv4Address))
+        out.append(Tunnel(seg, span.vnis[seg], vxlan_ifname(seg), local_ip, remotes, bridge))
+    return out
+
+
+def spanning_ports(model: Topology, span: Span) -> dict[tuple[str, str], int]:
+    """(node, interface) of this host's lab interfaces on spanning segments -> the MTU they get (span.mtu unless the
+    document asks less)."""
+    out: dict[tuple[str, str], int] = {}
+    for seg in spanning_segments(model, span.placement):
+        for ep in _ports(model, seg):
+            if span.placement.get(ep.node) != span.local or not ep.interface:
+                continue
+            iface = model.nodes[ep.node].interfaces.get(ep.interface)
+            given = iface.mtu if iface is not None else None
+            out[(ep.node, ep.interface)] = min(given, span.mtu) if given else span.mtu
+    return out
