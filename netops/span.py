@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from . import kinds
 from .errors import Problem
 from .model import Endpoint, Link, Topology
-from .naming import _hash
+from .naming import _hash, check_host_name
 
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
 DEFAULT_MTU = 1450
 VNI_MAX = (1 << 24) - 1
-HOST_RE_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,7 @@ class Span:
     def __post_init__(self) -> None:
         for host, addr in self.underlays.items():
             ipaddress.IPv4Address(addr)  # raises ValueError on anything that is not a dotted quad
-            if not host or len(host) > HOST_RE_MAX:
-                raise ValueError(f"host name {host!r} is not 1-{HOST_RE_MAX} characters")
+            check_host_name(host)
         for seg, vni in self.vnis.items():
             if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= VNI_MAX:
                 raise ValueError(f"VNI of {seg!r} must be an integer 1-{VNI_MAX}")
