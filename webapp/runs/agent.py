@@ -86,7 +86,8 @@ def execute_part(run_id: int, host: str) -> str:
     lab: Lab = run.lab
     if first:
         services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
-                              version=run.lab_version, hosts=sorted(run.parts))
+                              version=run.lab_version, hosts=sorted(run.parts),
+                              placement=(run.span or {}).get("placement"))
     services.record_event(lab.pk, run.pk, "run.part", host=host, state="running",
                           message=f"{run.kind} started on host {host}")
     span = _span(run, host)

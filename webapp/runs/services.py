@@ -216,9 +216,17 @@ def snapshot(lab: Lab) -> dict:
         "nodes": dict(state.nodes) if state else {},
         "links": dict(state.links) if state else {},  # links set down on the running lab (link_name -> "down")
         "run": run_summary(run) if run else None,
+        "placement": placement(lab) if state and state.deployed else {},
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
     }
+
+
+def placement(lab: Lab) -> dict[str, str]:
+    """{node: host} of the lab's last deploy across hosts ({} when it runs on one host)."""
+    last = Run.objects.filter(lab=lab, kind=Run.Kind.DEPLOY).exclude(status=Run.Status.QUEUED) \
+        .order_by("-pk").values_list("span", flat=True).first()
+    return dict((last or {}).get("placement") or {})
 
 
 def running_part(document: dict) -> dict:
