@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: set up, then serve in the foreground until Ctrl-C:
-#   redis-server (private, unix socket only), the Celery agent (root, queue `agent`), the stream agent
+#   redis-server (private, unix socket only), the Celery agent (root, queues `agent` and `agent.<host>`), the stream agent
 #   (root, `python -m webapp.agent`: consoles and captures),
 #   daphne on 127.0.0.1:8000 (as the unprivileged user `topolab` when started as root).
 set -euo pipefail
@@ -77,12 +77,19 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   redis-cli -s "$SOCK" ping >/dev/null || { echo "redis-server did not come up" >&2; exit 1; }
 fi
 
-log "celery agent (queue agent, with beat for the health check) as $(id -un)"
+# This lab host's name (TOPOLAB_HOST, default from the machine's host name) as the settings check it: a bad
+# TOPOLAB_HOST or TOPOLAB_UNDERLAY_ADDRESS stops here with the reason.
+HOST=$(DJANGO_SETTINGS_MODULE=webapp.settings .venv/bin/python -c \
+  'import django; django.setup(); from django.conf import settings; print(settings.TOPOLAB_HOST)') || {
+  echo "error: fix TOPOLAB_HOST / TOPOLAB_UNDERLAY_ADDRESS (see above)" >&2; exit 1; }
+
+log "celery agent of host $HOST (queues agent and agent.$HOST, with beat for the health check) as $(id -un)"
 # Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
 # -B embeds the beat scheduler (periodic health check of deployed labs): exactly one per installation, which is
 # right while there is one agent; with more lab hosts, run `celery -A webapp beat` once instead.
 # The beat schedule is a pickle root loads: it lives in var/agent/ (root's, mode 0700), never in var/run/.
-.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO \
+# It announces itself (a Host row) every few seconds; the admin and GET /api/hosts/ show it.
+.venv/bin/celery -A webapp worker -Q "agent,agent.$HOST" -n "agent@$HOST" --concurrency 2 --loglevel INFO \
   -B -s "$VAR/agent/celerybeat-schedule" &
 PIDS+=($!)
 
