@@ -239,3 +239,45 @@ def test_the_schema_documents_the_hosts_list(people):
     staff.force_authenticate(people["staff"])
     op = staff.get("/api/schema/?format=json").json()["paths"]["/api/hosts/"]["get"]
     assert op["operationId"] == "hosts_list" and {"200", "401", "403"} <= set(op["responses"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_start_recovery_sees_a_part_still_waiting_on_a_host_queue(redis_server):
+    """A part's task waiting in agent.<host> (its agent is down or busy) keeps its run alive at another worker's
+    start: alive_task_ids reads every host's queue, not only the shared one."""
+    from webapp.runs import services as run_services
+    from webapp.runs.signals import agent_queues, alive_task_ids
+
+    owner = get_user_model().objects.create_user("rita", password="correct horse battery")
+    lab = Lab.objects.create(owner=owner, name="span", document=DOC)
+    host = f"nobody-{uuid.uuid4().hex[:6]}"  # no worker consumes agent.<host>
+    run = Run.objects.create(lab=lab, kind=Run.Kind.DEPLOY, status=Run.Status.QUEUED,
+                             parts=parts.new_parts([host, "simhost-q"]))
+    Host.objects.create(name="simhost-q", underlay_address="192.0.2.9")
+    assert {parts.host_queue(host), "agent.simhost-q"} <= set(agent_queues())
+    with app.connection_for_write() as conn:
+        parts.enqueue(run)  # both parts wait in their hosts' queues
+        try:
+            waiting = run.parts[host]["task_id"]
+            assert waiting in alive_task_ids(timeout=0.5)
+            assert run_services.fail_orphaned_runs(alive_task_ids(timeout=0.5)) == []
+            assert Run.objects.get(pk=run.pk).status == Run.Status.QUEUED
+        finally:
+            client = conn.default_channel.client
+            client.delete(parts.host_queue(host), "agent.simhost-q")
+    assert run_services.fail_orphaned_runs(alive_task_ids(timeout=0.5))[0].run_id == run.pk  # gone: failed
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_hosts_up_and_down(client, people):
+    people["staff"].is_superuser = True
+    people["staff"].save()
+    Host.objects.create(name="lab-up", underlay_address="192.0.2.1")
+    Host.objects.create(name="lab-gone", underlay_address="192.0.2.2",
+                        last_heartbeat=timezone.now() - timedelta(hours=1))
+    client.force_login(people["staff"])
+    page = client.get("/admin/hosts/host/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "lab-up" in text and "lab-gone" in text and 'alt="True"' in text and 'alt="False"' in text
+    assert client.get("/admin/hosts/host/add/").status_code == 403  # agents add themselves
