@@ -15,6 +15,17 @@ export TOPOLAB_VAR=$VAR
 export TOPOLAB_REDIS_URL=${TOPOLAB_REDIS_URL:-unix://$SOCK}
 
 bash scripts/setup.sh
+# This lab host's name (TOPOLAB_HOST, default: the machine's host name made valid) as the settings check it, with
+# TOPOLAB_UNDERLAY_ADDRESS: a bad value stops here with the reason.
+HOST=$(DJANGO_SETTINGS_MODULE=webapp.settings .venv/bin/python -c '
+import sys
+from django.core.exceptions import ImproperlyConfigured
+try:
+    from django.conf import settings
+    print(settings.TOPOLAB_HOST)
+except ImproperlyConfigured as exc:
+    sys.exit(f"error: {exc}")
+') || exit 1
 umask 022  # what root makes under var/ is root's to write (docs/DESIGN.md, "Who owns what under var/")
 
 log() { printf '==> %s\n' "$*"; }
@@ -76,12 +87,6 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   done
   redis-cli -s "$SOCK" ping >/dev/null || { echo "redis-server did not come up" >&2; exit 1; }
 fi
-
-# This lab host's name (TOPOLAB_HOST, default from the machine's host name) as the settings check it: a bad
-# TOPOLAB_HOST or TOPOLAB_UNDERLAY_ADDRESS stops here with the reason.
-HOST=$(DJANGO_SETTINGS_MODULE=webapp.settings .venv/bin/python -c \
-  'import django; django.setup(); from django.conf import settings; print(settings.TOPOLAB_HOST)') || {
-  echo "error: fix TOPOLAB_HOST / TOPOLAB_UNDERLAY_ADDRESS (see above)" >&2; exit 1; }
 
 log "celery agent of host $HOST (queues agent and agent.$HOST, with beat for the health check) as $(id -un)"
 # Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
