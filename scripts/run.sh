@@ -14,10 +14,11 @@ SOCK=$VAR/run/redis.sock
 export TOPOLAB_VAR=$VAR
 export TOPOLAB_REDIS_URL=${TOPOLAB_REDIS_URL:-unix://$SOCK}
 
-bash scripts/setup.sh
 # This lab host's name (TOPOLAB_HOST, default: the machine's host name made valid) as the settings check it, with
-# TOPOLAB_UNDERLAY_ADDRESS: a bad value stops here with the reason.
-HOST=$(DJANGO_SETTINGS_MODULE=webapp.settings .venv/bin/python -c '
+# TOPOLAB_UNDERLAY_ADDRESS: a bad value stops here with the reason (before setup too, once the venv exists).
+this_host() {
+  # a placeholder key: checking the host must not create var/secret_key before setup has made var/
+  DJANGO_SETTINGS_MODULE=webapp.settings TOPOLAB_SECRET_KEY=${TOPOLAB_SECRET_KEY:-host-check} .venv/bin/python -c '
 import sys
 from django.core.exceptions import ImproperlyConfigured
 try:
@@ -25,7 +26,11 @@ try:
     print(settings.TOPOLAB_HOST)
 except ImproperlyConfigured as exc:
     sys.exit(f"error: {exc}")
-') || exit 1
+'
+}
+if [ -x .venv/bin/python ]; then this_host >/dev/null || exit 1; fi
+bash scripts/setup.sh
+HOST=$(this_host) || exit 1
 umask 022  # what root makes under var/ is root's to write (docs/DESIGN.md, "Who owns what under var/")
 
 log() { printf '==> %s\n' "$*"; }

@@ -106,12 +106,12 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
     settings.TOPOLAB_HOST_DOWN_AFTER = DOWN_AFTER
     started = timezone.now()
     a = agents("simhost-a")
-    row = _wait(lambda: _host("simhost-a"), 5, "simhost-a announced itself")
+    row = _wait(lambda: _host("simhost-a"), 10, "simhost-a announced itself")
     assert row.up and row.first_seen >= started - timedelta(seconds=1)
     assert row.underlay_address == "127.0.0.1" and row.cpus >= 1 and row.memory_bytes > 1 << 20
     assert row.version and row.down_since is None
     first = row.last_heartbeat
-    _wait(lambda: _host("simhost-a").last_heartbeat > first, 3, "simhost-a's heartbeat advanced")
+    _wait(lambda: _host("simhost-a").last_heartbeat > first, 5, "simhost-a's heartbeat advanced")
     assert _host("simhost-a").first_seen == row.first_seen
 
     # its own queue: both the one it was started with and agent.simhost-a, and a task sent there runs on it
@@ -123,7 +123,7 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
 
     # a second host, which checks the others; then a run with a part on each host
     agents("simhost-b")
-    _wait(lambda: _host("simhost-b"), 5, "simhost-b announced itself")
+    _wait(lambda: _host("simhost-b"), 10, "simhost-b announced itself")
     owner = get_user_model().objects.create_user("hana", password="correct horse battery")
     lab = Lab.objects.create(owner=owner, name="span", document=DOC)
     run = Run.objects.create(lab=lab, kind=Run.Kind.DEPLOY, status=Run.Status.RUNNING,
@@ -147,7 +147,7 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
     assert _host("simhost-b").up
 
     a.start()  # it comes back: up again
-    _wait(lambda: (h := _host("simhost-a")).up and h.down_since is None, 5, "simhost-a came back up")
+    _wait(lambda: (h := _host("simhost-a")).up and h.down_since is None, 10, "simhost-a came back up")
     assert Run.objects.get(pk=run.pk).status == Run.Status.FAILED  # the run stays as it ended
 
 
