@@ -215,9 +215,24 @@ def _this_host() -> tuple[str, str]:
 
 # The agent on this machine: its name (its Celery queue is agent.<name>), the IPv4 address other hosts reach its
 # tunnels at, how often it announces itself, and after how long without a heartbeat a host counts as down.
+def _heartbeat_timing() -> tuple[float, float]:
+    """(TOPOLAB_HEARTBEAT_INTERVAL, TOPOLAB_HOST_DOWN_AFTER) in seconds: 0.1-3600, and a host is called down only
+    after more than one missed heartbeat."""
+    try:
+        interval = float(os.environ.get("TOPOLAB_HEARTBEAT_INTERVAL", "5"))
+        down_after = float(os.environ.get("TOPOLAB_HOST_DOWN_AFTER", "15"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOPOLAB_HEARTBEAT_INTERVAL / TOPOLAB_HOST_DOWN_AFTER: {exc}") from None
+    if not 0.1 <= interval <= 3600:
+        raise ImproperlyConfigured(f"TOPOLAB_HEARTBEAT_INTERVAL must be 0.1-3600 seconds, not {interval:g}")
+    if not 2 * interval <= down_after <= 86400:
+        raise ImproperlyConfigured(f"TOPOLAB_HOST_DOWN_AFTER must be at least twice TOPOLAB_HEARTBEAT_INTERVAL "
+                                   f"({2 * interval:g} s) and at most 86400, not {down_after:g}")
+    return interval, down_after
+
+
 TOPOLAB_HOST, TOPOLAB_UNDERLAY_ADDRESS = _this_host()
-TOPOLAB_HEARTBEAT_INTERVAL = float(os.environ.get("TOPOLAB_HEARTBEAT_INTERVAL", "5"))
-TOPOLAB_HOST_DOWN_AFTER = float(os.environ.get("TOPOLAB_HOST_DOWN_AFTER", "15"))
+TOPOLAB_HEARTBEAT_INTERVAL, TOPOLAB_HOST_DOWN_AFTER = _heartbeat_timing()
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -194,7 +194,10 @@ def test_a_run_part_on_a_down_host_fails_once_naming_it_and_other_runs_are_left_
 def test_a_bad_host_setting_stops_the_server_with_the_reason(topolab_subprocess_env):
     for var, value, says in [("TOPOLAB_HOST", "../x", "TOPOLAB_HOST: host name '../x'"),
                              ("TOPOLAB_HOST", "-Q", "TOPOLAB_HOST: host name '-Q'"),
-                             ("TOPOLAB_UNDERLAY_ADDRESS", "10.0.0.300", "TOPOLAB_UNDERLAY_ADDRESS: underlay address")]:
+                             ("TOPOLAB_UNDERLAY_ADDRESS", "10.0.0.300", "TOPOLAB_UNDERLAY_ADDRESS: underlay address"),
+                             ("TOPOLAB_HEARTBEAT_INTERVAL", "0", "TOPOLAB_HEARTBEAT_INTERVAL must be"),
+                             ("TOPOLAB_HOST_DOWN_AFTER", "6", "TOPOLAB_HOST_DOWN_AFTER must be at least twice"),
+                             ("TOPOLAB_HOST_DOWN_AFTER", "nan", "TOPOLAB_HOST_DOWN_AFTER must be")]:
         done = subprocess.run([sys.executable, "manage.py", "check"], env={**topolab_subprocess_env, var: value},
                               capture_output=True, text=True, timeout=60,
                               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
