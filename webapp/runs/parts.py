@@ -13,7 +13,8 @@ and the span, and finishes its part. Every update of `parts` happens under a row
 a real lock on PostgreSQL, the database's single writer on SQLite), so exactly one part sees that it was the
 last, and that part ends the run: failed, naming the host and element, when any part failed; succeeded otherwise.
 A part a host never ran (its agent stopped) is failed by that agent's worker-start recovery like any run, which
-ends the run; deploying again finishes the lab, destroying removes it on every host that is up.
+ends the run; deploying again finishes the lab, destroying removes it on every host that is up. A host whose
+heartbeats stopped (webapp.hosts) has its unfinished parts failed by the other agents' checks (`fail_parts_on`).
 
 VNIs: one per lab segment that crosses hosts, from SegmentVni. Rows are never reused for another lab segment (the
 VNI space has 16 million values): a host that was down when a lab was destroyed may still hold that lab's tunnel
@@ -98,12 +99,16 @@ def claim(run_id: int, host: str) -> tuple[Run, bool] | None:
     return run, first
 
 
-def finish(run: Run, host: str, *, error: str = "", element: str = "") -> dict | None:
+def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinished_only: bool = False) -> dict | None:
     """Record the end of `host`'s part. When it was the last part still running, return the run's outcome
-    {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None."""
+    {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None.
+    With `unfinished_only`, a part already done is left as it is (None): two agents failing a down host's part
+    at once end the run once."""
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         parts = dict(locked.parts or {})
+        if unfinished_only and (parts.get(host) or {}).get("status", PART_DONE[0]) in PART_DONE:
+            return None
         parts[host] = {**parts.get(host, {}), "status": PART_FAILED if error else PART_SUCCEEDED,
                        "error": error, "element": element}
         Run.objects.filter(pk=run.pk).update(parts=parts)
@@ -161,7 +166,7 @@ def fail_parts_on(hosts_down: set[str], reason: str) -> list[int]:
         for host in unfinished_hosts(run):
             if host in hosts_down:
                 failed.append(run.pk)
-                yield_outcome = finish(run, host, error=reason)
+                yield_outcome = finish(run, host, error=reason, unfinished_only=True)
                 if yield_outcome is not None:
                     from . import services
 
