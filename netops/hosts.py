@@ -1,6 +1,7 @@
 """Lab hosts, the pure part: a host's name and underlay address as an operator gives them, and what a host runs.
 
-- A host name (TOPOLAB_HOST) is 1-63 characters `[a-z0-9-]`, not starting with `-`: one DNS label, lower case. It
+- A host name (TOPOLAB_HOST) is netops.naming's HOST_NAME_RE: one DNS label, lower case (1-63 characters
+  `[a-z0-9-]`, not starting or ending with `-`), the same rule as a node's `host:` key. It
   names the host's Celery queue (`agent.<host>`), its parts of runs across hosts and its row in the web tier, so
   nothing that could be a path, an option or a second word gets through (`../x`, `-Q`, `A B`).
 - `default_host_name` makes one from the machine's host name (`Lab-1.example.org` -> `lab-1`), so a single machine
@@ -15,24 +16,19 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .naming import HOST_NAME_RE, check_host_name
+
+__all__ = ["check_host_name", "check_underlay_address", "count_nodes", "default_host_name", "nodes_running"]
+
 HOST_NAME_MAX = 63
-HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 DEFAULT_UNDERLAY = "127.0.0.1"
-
-
-def check_host_name(name: object) -> str:
-    """`name` if it is a valid host name, else ValueError saying what one is."""
-    if not isinstance(name, str) or not HOST_NAME_RE.match(name):
-        raise ValueError(f"host name {name!r} must be 1-{HOST_NAME_MAX} characters a-z, 0-9 and '-', "
-                         "not starting with '-'")
-    return name
 
 
 def default_host_name(hostname: str) -> str:
     """A valid host name made from the machine's (`socket.gethostname()`): its first label, lower case, other
     characters as '-', without leading dashes, at most 63 characters; `localhost` when nothing is left."""
     label = hostname.strip().split(".", 1)[0].lower()
-    name = re.sub(r"[^a-z0-9-]", "-", label).lstrip("-")[:HOST_NAME_MAX]
+    name = re.sub(r"[^a-z0-9-]", "-", label).strip("-")[:HOST_NAME_MAX].rstrip("-")
     return name if HOST_NAME_RE.match(name) else "localhost"
 
 

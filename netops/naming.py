@@ -40,7 +40,7 @@ def check_lab_id(lab: str) -> str:
 def check_host_name(name: object) -> str:
     """`name` if it is a valid lab host name (HOST_NAME_RE), else ValueError saying why."""
     if not isinstance(name, str) or not HOST_NAME_RE.match(name):
-        raise ValueError(f"{name!r} is not a host name ({HOST_NAME_RULE})")
+        raise ValueError(f"host name {name!r} must be {HOST_NAME_RULE}")
     return name
 
 
