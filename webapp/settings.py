@@ -231,7 +231,17 @@ def _heartbeat_timing() -> tuple[float, float]:
     return interval, down_after
 
 
+def _underlay_mtu() -> int:
+    """TOPOLAB_UNDERLAY_MTU: the MTU of the network between lab hosts (1500; a jumbo underlay says e.g. 9000). Lab
+    interfaces on a segment that crosses hosts get this minus VXLAN's 50 bytes (netops.span)."""
+    raw = os.environ.get("TOPOLAB_UNDERLAY_MTU", "1500")
+    if not raw.isdigit() or not 1280 <= int(raw) <= 9216:
+        raise ImproperlyConfigured(f"TOPOLAB_UNDERLAY_MTU must be an integer 1280-9216, not {raw!r}")
+    return int(raw)
+
+
 TOPOLAB_HOST, TOPOLAB_UNDERLAY_ADDRESS = _this_host()
+TOPOLAB_UNDERLAY_MTU = _underlay_mtu()
 TOPOLAB_HEARTBEAT_INTERVAL, TOPOLAB_HOST_DOWN_AFTER = _heartbeat_timing()
 
 # --- REST API ---------------------------------------------------------------------------
