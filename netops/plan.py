@@ -130,11 +130,13 @@ def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = F
 # ------------------------------------------------------------------------------------------------ plan
 
 
-def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False) -> list[Step]:
+def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False,
+         keep_fabric: frozenset[str] = frozenset()) -> list[Step]:
     """Ordered steps that bring `lab` from `inv` to `topology`. `delay_relay`: the kernel has no sch_netem, so
-    links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace."""
+    links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace.
+    `keep_fabric`: fabric links made outside the plan that stay (a lab across hosts: its tunnels, netops.vxlan)."""
     ctx, changed, rebuilt_fabric = _context(topology, lab, inv, delay_relay)
-    steps = _removals(ctx, changed, rebuilt_fabric)
+    steps = _removals(ctx, changed, rebuilt_fabric, keep_fabric)
     steps += _fabric_namespace(ctx)
     for node in topology.nodes.values():
         if node.name not in ctx.stopped:
@@ -196,7 +198,8 @@ def _touches(ctx: PlanContext, lk: Link) -> bool:
     return lk.a.node in ctx.stopped or lk.b.node in ctx.stopped
 
 
-def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> list[Step]:
+def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str],
+              keep_fabric: frozenset[str] = frozenset()) -> list[Step]:
     """Namespaces, processes, root links and fabric links that are not (or no longer) wanted."""
     topology, lab, inv = ctx.topology, ctx.lab, ctx.inv
     steps: list[Step] = []
@@ -233,7 +236,7 @@ def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> 
             if iface is None or iface.dhcp_server is None:
                 steps.insert(0, Step("remove.processes", if_path(parts[1], parts[2]), parts[1],
                                      f"stop the DHCP server on {parts[2]}", {"roles": [role], "vm": False}))
-    wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay)
+    wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay) | keep_fabric
     for name in sorted(ctx.fabric_links):
         st = ctx.fabric_links[name]
         tagged = naming.parse_tag(st.alias)

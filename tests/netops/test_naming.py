@@ -77,3 +77,10 @@ def test_a_trailing_newline_never_passes_a_name_check(bad):
 def test_a_node_name_with_a_newline_is_a_problem_of_that_node():
     doc = {"version": 1, "name": "n", "nodes": {"h1\n": {"kind": "bridge"}}, "links": []}
     assert [p.path for p in validate_document(doc)] == ["nodes.h1\n"]
+
+
+@pytest.mark.parametrize("tag", ["A", "../x", "abcde", "a-b", " "])
+def test_a_bad_host_tag_is_refused(monkeypatch, tag):
+    monkeypatch.setenv("TOPOLAB_HOST_TAG", tag)
+    with pytest.raises(TopologyError):
+        naming.fabric_namespace("lab1")
