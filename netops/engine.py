@@ -138,6 +138,8 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
     tunnels = tunnels or []
     steps = planning.plan(topology, lab, inv, delay_relay=delay_relay,
                           keep_fabric=frozenset(t.ifname for t in tunnels))
+    if tunnels:
+        steps = planning.in_phases(steps + vxlan.steps(inv, lab, tunnels, span, steps))  # type: ignore[arg-type]
     rundir = naming.run_dir(lab)
     runtime.write_private(rundir / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
     if span is not None:  # status shows this host's part (span.local_topology of the stored document)
@@ -147,8 +149,6 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
     applier = _Applier(spaces, topology, lab, on_event)
     try:
         applier.apply(steps, fault_after)
-        if tunnels:
-            vxlan.ensure(spaces, lab, tunnels, span, on_event=on_event)  # type: ignore[arg-type]
     except BaseException:
         sigs = dict(inv.signatures)
         sigs.update({s.node: None for s in steps if s.node})  # touched nodes: rebuild them next time
@@ -427,6 +427,10 @@ class _Applier(LinkOps):
             return s
 
         return inside
+
+    def do_tunnel_create(self, step: Step) -> None:
+        """A VXLAN tunnel of a lab across hosts (netops.vxlan), its socket in the underlay namespace."""
+        vxlan.make(self.sock(self.fabric), self.sock(step.params["underlay"]), self.fabric, step.params)
 
     # -------------------------------------------------------------------------------------------- services
 

@@ -26,12 +26,12 @@ from .runtime import process_node
 from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
 # phases, in execution order
-PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "carrier", "linkcond", "relay",
+PHASES = ("remove", "namespace", "bridge", "link", "tunnel", "configure", "route", "sysctl", "carrier", "linkcond", "relay",
           "nat", "dhcp-server", "dhcp-client", "frr", "vm")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
-           "expected_fabric_links"]
+           "expected_fabric_links", "in_phases"]
 
 
 # ------------------------------------------------------------------------------------------------ signatures
@@ -148,8 +148,13 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
     steps += _carrier(ctx, relinked)
     steps += _conditions(ctx, relinked)
     steps += _dhcp(ctx)
+    return in_phases(steps)
+
+
+def in_phases(steps: list[Step]) -> list[Step]:
+    """`steps` sorted into PHASES (stable: keeps document order inside a phase)."""
     order = {p: i for i, p in enumerate(PHASES)}
-    return sorted(steps, key=lambda s: order[s.phase])  # stable: keeps document order inside a phase
+    return sorted(steps, key=lambda s: order[s.phase])
 
 
 def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) -> tuple[PlanContext, set[str], set[str]]:

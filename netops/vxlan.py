@@ -14,9 +14,11 @@ Per spanning segment this host has a port on, one VXLAN device in the lab's fabr
 
 Its ifalias is the lab's tag `topolab:<lab>:vxlan:<vni>:<digest of local, remotes, mtu, underlay, bridge>`: the
 alias is written last, so a device whose alias differs (half-made, or made for another span) is deleted and made
-again; one that matches is left alone, so a second `up` changes nothing, and finishes what a failed one left. The
-planner keeps the tunnels it is told of (plan(keep_fabric=...)) and removes any other tagged one, like every
-fabric link the lab no longer wants; the fabric namespace takes them with it on destroy.
+again. `steps()` (pure) plans a `tunnel.create` step (phase "tunnel": after the links, before addresses, DHCP and
+FRR, which need the segment whole) for each tunnel not as wanted, none when all are, so a second `up` changes
+nothing and finishes what a failed one left; the engine runs them with `make()`. The planner keeps the tunnels it
+is told of (plan(keep_fabric=...)) and removes any other tagged one, like every fabric link the lab no longer
+wants; the fabric namespace takes them with it on destroy.
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ import errno
 import ipaddress
 import json
 import os
+from typing import Any
 
 from . import naming
 from .errors import ApplyError
 from .events import Event, EventSink, emit
+from .inventory import Inventory, Step
 from .kernel import netlink as nl
 from .kernel import netns
 from .naming import _hash
@@ -59,54 +63,57 @@ def check_underlay(name: str | None) -> str | None:
     return name
 
 
-def ensure(spaces: netns.Namespaces, lab: str, tunnels: list[Tunnel], span: Span, *,
-           on_event: EventSink = None) -> list[str]:
-    """Make every tunnel of `tunnels` as the span wants it (idempotent); what was made."""
-    if not tunnels:
-        return []
-    underlay = check_underlay(span.underlay_netns)
+def steps(inv: Inventory, lab: str, tunnels: list[Tunnel], span: Span, planned: list[Step]) -> list[Step]:
+    """PURE. The `tunnel.create` step of every tunnel that is missing, differs from what the span wants, or whose
+    bridge (or the whole fabric) the `planned` steps make again; none when all are as wanted."""
     fabric_ns = naming.fabric_namespace(lab)
-    made: list[str] = []
-    fab = spaces.netlink(fabric_ns)
-    under = spaces.netlink(underlay)
-    try:
-        for t in tunnels:
-            want = alias(lab, t, span)
-            bridge = fab.link(name=bridge_of(t))
-            if bridge is None:
-                raise ApplyError(f"segment {t.segment}: bridge {bridge_of(t)} missing for its tunnel",
-                                 element=_path(t))
-            have = fab.link(name=t.ifname)
-            if have is not None and have.alias == want and have.kind == TAG_KIND and have.master == bridge.index \
-                    and have.up:
-                continue
-            if have is not None:  # half-made, or made for another span: made again
-                fab.call(nl.link_del(index=have.index))
-            emit(on_event, Event("run.step", f"tunnel {t.ifname} for {t.segment} (VNI {t.vni}) to "
-                                             f"{', '.join(t.remotes)}", data={"path": _path(t), "action": "vxlan"}))
-            fd = netns.open_fd(fabric_ns)
-            try:
-                under.call(nl.link_add_vxlan(t.ifname, vni=t.vni, local=ipaddress.IPv4Address(t.local),
-                                             port=VXLAN_PORT, mtu=span.mtu, ns_fd=fd))
-            except nl.NetlinkError as exc:
-                if exc.errno == errno.EEXIST:  # the underlay has a device with this VNI already: another lab's
-                    raise ApplyError(f"segment {t.segment}: VNI {t.vni} is in use on this host ({exc})",
-                                     element=_path(t)) from exc
-                raise
-            finally:
-                os.close(fd)
-            dev = fab.link(name=t.ifname)
-            if dev is None:
-                raise ApplyError(f"tunnel {t.ifname} vanished after it was made", element=_path(t))
-            fab.call(nl.link_set(index=dev.index, master=bridge.index))
-            for remote in t.remotes:
-                fab.call(nl.fdb_append(dev.index, ipaddress.IPv4Address(remote)))
-            fab.call(nl.link_set(index=dev.index, up=True, alias=want))
-            made.append(t.ifname)
-    finally:
-        fab.close()
-        under.close()
-    return made
+    fabric = inv.ns(fabric_ns)
+    remade = {s.params.get("ifname") for s in planned if s.action in ("bridge.create", "remove.link")}
+    fresh_fabric = fabric is None or any(s.action == "remove.namespace" and s.params.get("namespace") == fabric_ns
+                                         for s in planned)
+    out = []
+    for t in tunnels:
+        want, bridge = alias(lab, t, span), bridge_of(t)
+        have = None if fresh_fabric or fabric is None else fabric.links.get(t.ifname)
+        if (have is not None and have.alias == want and have.kind == TAG_KIND and have.master == bridge and have.up
+                and bridge not in remade and t.ifname not in remade):
+            continue
+        out.append(Step("tunnel.create", _path(t), None,
+                        f"tunnel {t.ifname} for {t.segment} (VNI {t.vni}) to {', '.join(t.remotes)}",
+                        {"ifname": t.ifname, "vni": t.vni, "local": t.local, "remotes": list(t.remotes),
+                         "bridge": bridge, "mtu": span.mtu, "underlay": span.underlay_netns, "alias": want,
+                         "segment": t.segment}))
+    return out
+
+
+def make(fab: nl.NetlinkSocket, under: nl.NetlinkSocket, fabric_ns: str, p: dict[str, Any]) -> None:
+    """One `tunnel.create` step: `fab` bound to the lab's fabric, `under` to the underlay namespace. A device that
+    is there as wanted is only enslaved and set up again; any other of its name is deleted and made again."""
+    bridge = fab.link(name=p["bridge"])
+    if bridge is None:
+        raise ApplyError(f"segment {p['segment']}: bridge {p['bridge']} missing for its tunnel")
+    have = fab.link(name=p["ifname"])
+    if have is not None and (have.alias != p["alias"] or have.kind != TAG_KIND):
+        fab.call(nl.link_del(index=have.index))  # half-made, or made for another span
+        have = None
+    if have is None:
+        fd = netns.open_fd(fabric_ns)
+        try:
+            under.call(nl.link_add_vxlan(p["ifname"], vni=p["vni"], local=ipaddress.IPv4Address(p["local"]),
+                                         port=VXLAN_PORT, mtu=p["mtu"], ns_fd=fd))
+        except nl.NetlinkError as exc:
+            if exc.errno == errno.EEXIST:  # the underlay has a device with this VNI already: another lab's
+                raise ApplyError(f"segment {p['segment']}: VNI {p['vni']} is in use on this host ({exc})") from exc
+            raise
+        finally:
+            os.close(fd)
+        have = fab.link(name=p["ifname"])
+        if have is None:
+            raise ApplyError(f"tunnel {p['ifname']} vanished after it was made")
+    fab.call(nl.link_set(index=have.index, master=bridge.index))
+    for remote in p["remotes"]:
+        fab.call(nl.fdb_append(have.index, ipaddress.IPv4Address(remote)))
+    fab.call(nl.link_set(index=have.index, up=True, alias=p["alias"]))  # last: the mark of a finished tunnel
 
 
 def remove(spaces: netns.Namespaces, lab: str, *, on_event: EventSink = None) -> list[str]:

@@ -214,7 +214,7 @@ def test_two_labs_with_identical_documents_never_see_each_others_frames(hosts, a
         neigh = ns_exec(ns_of("b", other, node), ["ip", "neigh", "show", peer]).stdout
         assert neigh.strip() == "", neigh
     # lab_id's h1 reached its own h2 (the MAC it learned is lab_id's h2's)
-    mac = ns_exec(ns_of("b", lab_id, "h2"), ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    mac = ns_exec(ns_of("b", lab_id, "h2"), ["ip", "-o", "link", "show", "eth0"]).stdout.split("link/ether ")[1][:17]
     assert mac in ns_exec(ns_of("a", lab_id, "h1"), ["ip", "neigh", "show", "10.0.1.2"]).stdout
 
 
