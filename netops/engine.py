@@ -515,18 +515,23 @@ def status(lab: str, topology: Topology | None = None) -> LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
     lab = naming.check_lab_id(lab)
+    bridges: set[str] = set()
     if topology is None:
         stored = naming.run_dir(lab) / "topology.json"
         if stored.exists():
             from .topology import parse_document
             topology = parse_document(json.loads(stored.read_text()))
-            span = naming.run_dir(lab) / SPAN_FILE
-            if span.exists():  # a part of a lab across hosts: this host's part of it
-                data = json.loads(span.read_text())
-                topology = spans.local_topology(topology, spans.Span.from_json(
-                    data, data.get("local"), underlay_netns=data.get("underlay_netns")))
+            stored_span = naming.run_dir(lab) / SPAN_FILE
+            if stored_span.exists():  # a part of a lab across hosts: this host's part of it
+                data = json.loads(stored_span.read_text())
+                span = spans.Span.from_json(data, data.get("local"), underlay_netns=data.get("underlay_netns"))
+                bridges = spans.link_bridges(topology, span)
+                topology = spans.local_topology(topology, span)
     with netns.Namespaces() as spaces:
-        return observe.lab_status(spaces, lab, topology)
+        st = observe.lab_status(spaces, lab, topology)
+    for name in bridges:  # a direct link's link bridge is no node of the document
+        st.nodes.pop(name, None)
+    return st
 
 
 __all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

@@ -198,6 +198,12 @@ def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_
     assert r.returncode == 0, r.stderr
     assert ping(h1, "10.0.1.2").returncode == 0 and ping(h3, "10.0.2.2").returncode == 0
 
+    # each host's status is of its part: its nodes, no link bridge
+    r = hosts.agent("a", "status", "--lab", lab_id, "--json")
+    assert r.returncode == 0, r.stderr
+    nodes = json.loads(r.stdout)["nodes"]
+    assert {n: v["state"] for n, v in nodes.items()} == {"sw": "running", "h1": "running", "h3": "running"}
+
     # the default host (no tag) sees nothing of the simulated hosts' labs
     assert naming.parse_namespace(f"tla-{lab_id}") is None
     assert engine.status(lab_id).nodes == {}
