@@ -57,7 +57,8 @@ def destroy_found(spaces: netns.Namespaces | None, labs: list[str], found: Found
             if k.delete_namespace(name):
                 removed.append(f"namespace {name}")
                 total += 1
-                emit(on_event, Event("run.step", f"delete namespace {name}", node=ns_node, step=total))
+                emit(on_event, Event("run.step", f"delete namespace {name}", step=total,
+                                     node=None if ns_node == naming.TUNNEL_NODE else ns_node))
         except OSError as exc:
             raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{ns_node}" if ns_node else "fabric") from exc
     for lab in labs:

@@ -136,8 +136,8 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
         runtime.to_inventory(asked, inv)
     delay_relay = _needs_delay_relay(topology)
     tunnels = tunnels or []
-    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay,
-                          keep_fabric=frozenset(t.ifname for t in tunnels))
+    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay, keep_fabric=vxlan.fabric_names(tunnels),
+                          keep_namespaces=frozenset([naming.tunnel_namespace(lab)] if tunnels else []))
     if tunnels:
         steps = planning.in_phases(steps + vxlan.steps(inv, lab, tunnels, span, steps))  # type: ignore[arg-type]
     rundir = naming.run_dir(lab)
@@ -188,6 +188,7 @@ class _Applier(LinkOps):
         self.on_event = on_event
         self.fabric = naming.fabric_namespace(lab)
         self.links_by_index = {lk.index: lk for lk in topology.links}  # a host's part keeps the document's indexes
+        self.host_spaces: netns.Namespaces | None = None  # namespaces of the host's, not the lab's (netops.vxlan)
         self.socks: OrderedDict[str | None, nl.NetlinkSocket] = OrderedDict()
         self.bridges: dict[str, int] = {}  # ifindex of the lab's bridges in the fabric, as found or made here
         self.touched: set[str] = set()  # nodes reported as starting
@@ -211,6 +212,8 @@ class _Applier(LinkOps):
         self.pending.clear()
         while self.socks:
             self.socks.popitem()[1].close()
+        if self.host_spaces is not None:
+            self.host_spaces.close()
 
     def sock(self, ns: str | None) -> nl.NetlinkSocket:
         s = self.socks.get(ns)
@@ -429,8 +432,15 @@ class _Applier(LinkOps):
         return inside
 
     def do_tunnel_create(self, step: Step) -> None:
-        """A VXLAN tunnel of a lab across hosts (netops.vxlan), its socket in the underlay namespace."""
-        vxlan.make(self.sock(self.fabric), self.sock(step.params["underlay"]), self.fabric, step.params)
+        """A VXLAN tunnel of a lab across hosts (netops.vxlan): the tunnel namespace is the host's (made outside
+        the lab's cell), the device's socket the underlay's."""
+        ns = step.params["namespace"]
+        if not netns.exists(ns):
+            if self.host_spaces is None:
+                self.host_spaces = netns.Namespaces()
+            self.host_spaces.create(ns, vxlan.namespace_job(step.params["namespace_tag"]))
+        vxlan.make(self.sock(self.fabric), self.sock(ns), self.sock(step.params["underlay"]), self.fabric,
+                   step.params)
 
     # -------------------------------------------------------------------------------------------- services
 

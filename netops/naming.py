@@ -97,6 +97,16 @@ def node_namespace(lab: str, node: str) -> str:
     return f"{ns_prefix()}{lab}-{node}"
 
 
+#: the node part of a lab's tunnel namespace (netops.vxlan): no document node is called so (names start with a letter)
+TUNNEL_NODE = "_tunnels"
+
+
+def tunnel_namespace(lab: str) -> str:
+    """The namespace of a lab's VXLAN tunnels across hosts: the host's (not the lab's cell), so no lab process can
+    reach the devices that send to the underlay (netops.vxlan)."""
+    return f"{ns_prefix()}{lab}-{TUNNEL_NODE}"
+
+
 def parse_namespace(name: str) -> tuple[str, str | None] | None:
     """(lab, node) for a Topolab-shaped namespace name (node None for the fabric), else None."""
     prefix = ns_prefix()
@@ -108,7 +118,7 @@ def parse_namespace(name: str) -> tuple[str, str | None] | None:
         return None
     if not sep:
         return lab, None
-    return (lab, node) if NODE_NAME_RE.match(node) else None
+    return (lab, node) if NODE_NAME_RE.match(node) or node == TUNNEL_NODE else None
 
 
 def fabric_ifname(node: str, interface: str) -> str:

@@ -131,12 +131,13 @@ def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = F
 
 
 def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False,
-         keep_fabric: frozenset[str] = frozenset()) -> list[Step]:
+         keep_fabric: frozenset[str] = frozenset(), keep_namespaces: frozenset[str] = frozenset()) -> list[Step]:
     """Ordered steps that bring `lab` from `inv` to `topology`. `delay_relay`: the kernel has no sch_netem, so
     links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace.
-    `keep_fabric`: fabric links made outside the plan that stay (a lab across hosts: its tunnels, netops.vxlan)."""
+    `keep_fabric`, `keep_namespaces`: fabric links and namespaces made outside the plan that stay (a lab across
+    hosts: its tunnels, netops.vxlan)."""
     ctx, changed, rebuilt_fabric = _context(topology, lab, inv, delay_relay)
-    steps = _removals(ctx, changed, rebuilt_fabric, keep_fabric)
+    steps = _removals(ctx, changed, rebuilt_fabric, keep_fabric, keep_namespaces)
     steps += _fabric_namespace(ctx)
     for node in topology.nodes.values():
         if node.name not in ctx.stopped:
@@ -204,14 +205,14 @@ def _touches(ctx: PlanContext, lk: Link) -> bool:
 
 
 def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str],
-              keep_fabric: frozenset[str] = frozenset()) -> list[Step]:
+              keep_fabric: frozenset[str] = frozenset(), keep_namespaces: frozenset[str] = frozenset()) -> list[Step]:
     """Namespaces, processes, root links and fabric links that are not (or no longer) wanted."""
     topology, lab, inv = ctx.topology, ctx.lab, ctx.inv
     steps: list[Step] = []
-    wanted_ns = {ctx.fabric_ns} | set(ctx.ns_of.values())
+    wanted_ns = {ctx.fabric_ns} | set(ctx.ns_of.values()) | keep_namespaces
     for name in sorted(inv.namespaces):
         parsed = naming.parse_namespace(name)
-        node = parsed[1] if parsed else None
+        node = parsed[1] if parsed and parsed[1] != naming.TUNNEL_NODE else None
         if name not in wanted_ns or (node is not None and node in changed):
             steps.append(Step("remove.namespace", f"nodes.{node}" if node else "fabric", node,
                               f"remove namespace {name}", {"namespace": name}))

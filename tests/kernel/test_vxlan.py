@@ -17,6 +17,7 @@ import pytest
 
 from netops import engine, naming
 from netops.errors import ApplyError, TopologyError
+from netops.kernel import userns
 from netops.span import Span
 from netops.topology import parse_document
 
@@ -87,6 +88,15 @@ class Hosts:
         """`python -m netops ...` as host `host`'s agent."""
         return subprocess.run([sys.executable, "-m", "netops", *argv], capture_output=True, text=True, cwd=REPO,
                               env=self.env(host), timeout=180)
+
+
+def _owner_is_initial(ns: str) -> bool:
+    """Whether namespace `ns` is owned by the host's initial user namespace (not a lab's cell)."""
+    fd = userns.owner_fd(f"/run/netns/{ns}")
+    try:
+        return os.fstat(fd).st_ino == userns.initial_inode()
+    finally:
+        os.close(fd)
 
 
 def ns_of(host: str, lab: str, node: str) -> str:
@@ -170,13 +180,18 @@ def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_
     assert re.search(rf"{hosts.address['a']}\.\d+ > {hosts.address['b']}\.4789: VXLAN.*vni 4242", seen), seen
     assert re.search(rf"{hosts.address['a']}\.\d+ > {hosts.address['b']}\.4789: VXLAN.*vni 4243", seen), seen
 
-    # the tunnel: in the fabric, enslaved to the segment's bridge, the flood list the other host's underlay
-    fabric_a = f"tla-{lab_id}"
-    details = ns_exec(fabric_a, ["ip", "-d", "-o", "link", "show", "type", "vxlan"], check=True).stdout
+    # the tunnel: in the lab's tunnel namespace, which is the host's (not the lab's cell: no lab process can edit
+    # its flood list), on a bridge with a veth to the segment's bridge in the fabric; the flood list is the other
+    # host's underlay
+    fabric_a, tunnels_a = f"tla-{lab_id}", f"tla-{lab_id}-_tunnels"
+    details = ns_exec(tunnels_a, ["ip", "-d", "-o", "link", "show", "type", "vxlan"], check=True).stdout
     assert details.count("vxlan id") == 2 and "vxlan id 4242" in details and f"local {hosts.address['a']}" in details
-    fdb = ns_exec(fabric_a, ["bridge", "fdb", "show", "type", "vxlan"]).stdout
+    assert "mtu 1450" in details
+    fdb = ns_exec(tunnels_a, ["bridge", "fdb", "show", "type", "vxlan"]).stdout
     assert "00:00:00:00:00:00 dev" in fdb and f"dst {hosts.address['b']}" in fdb, fdb
-    # no VXLAN device was left in the underlay, none in the root namespace
+    assert _owner_is_initial(tunnels_a) and not _owner_is_initial(fabric_a)
+    # no VXLAN device in the fabric, none left in the underlay
+    assert "vxlan" not in ns_exec(fabric_a, ["ip", "-d", "-o", "link"]).stdout
     assert "vxlan" not in ns_exec(hosts.underlay["a"], ["ip", "-d", "-o", "link"]).stdout
     # MTU: the lab interfaces on spanning segments have 1450; a 1450-byte packet passes unfragmented
     assert "mtu 1450" in ns_exec(h1, ["ip", "-o", "link", "show", "eth0"]).stdout
@@ -187,12 +202,12 @@ def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_
     doc_file, span_file = tmp_path / f"{lab_id}.json", tmp_path / f"{lab_id}-span.json"
     r = hosts.agent("a", "up", str(doc_file), "--lab", lab_id, "--span", str(span_file), "--host", "a")
     assert r.returncode == 0 and "nothing to change" in r.stdout, r.stdout + r.stderr
-    assert ns_exec(fabric_a, ["ip", "-d", "-o", "link", "show", "type", "vxlan"]).stdout.split(":")[0] == \
+    assert ns_exec(tunnels_a, ["ip", "-d", "-o", "link", "show", "type", "vxlan"]).stdout.split(":")[0] == \
         details.split(":")[0]
 
     # a tunnel deleted by hand is made again by the next up (a half-built lab is finished)
     ifname = details.split(":")[1].strip().split("@")[0]
-    ns_exec(fabric_a, ["ip", "link", "del", ifname], check=True)
+    ns_exec(tunnels_a, ["ip", "link", "del", ifname], check=True)
     assert ping(h1, "10.0.1.2").returncode != 0 or ping(h3, "10.0.2.2").returncode != 0
     r = hosts.agent("a", "up", str(doc_file), "--lab", lab_id, "--span", str(span_file), "--host", "a")
     assert r.returncode == 0, r.stderr

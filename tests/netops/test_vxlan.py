@@ -21,11 +21,16 @@ SPAN = sp.Span("a", {"h1": "a", "h2": "b"}, {"a": "198.51.100.1", "b": "198.51.1
 
 def _inventory(alias: str | None, master: str | None = None, up: bool = True) -> Inventory:
     inv = Inventory("lab1")
-    fabric = NamespaceState(naming.fabric_namespace("lab1"))
     tunnel = sp.tunnels(parse_document(DOC), SPAN)[0]
-    fabric.links[tunnel.ifname] = LinkState(tunnel.ifname, "vxlan", up, alias=alias,
-                                            master=master or vxlan.bridge_of(tunnel))
+    tbr, inner, outer = vxlan.names(tunnel)
+    fabric = NamespaceState(naming.fabric_namespace("lab1"))
+    fabric.links[outer] = LinkState(outer, "veth", True, alias=vxlan.port_tag("lab1", tunnel),
+                                    master=master or vxlan.bridge_of(tunnel))
+    tunnels = NamespaceState(naming.tunnel_namespace("lab1"))
+    tunnels.links[tunnel.ifname] = LinkState(tunnel.ifname, "vxlan", up, alias=alias, master=tbr)
+    tunnels.links[inner] = LinkState(inner, "veth", True, master=tbr)
     inv.namespaces[fabric.name] = fabric
+    inv.namespaces[tunnels.name] = tunnels
     return inv
 
 
@@ -37,6 +42,7 @@ def test_a_missing_tunnel_is_planned_with_what_reaches_the_kernel():
     assert (p["vni"], p["local"], p["remotes"], p["mtu"], p["underlay"]) == (77, "198.51.100.1", ["198.51.100.2"],
                                                                               1450, None)
     assert p["bridge"] == naming.bridge_ifname("sw") and p["alias"].startswith("topolab:lab1:vxlan:77:")
+    assert p["namespace"] == "tl-lab1-_tunnels" and p["namespace_tag"] == "topolab:lab1:ns:_tunnels"
 
 
 def test_a_tunnel_as_wanted_is_left_alone_and_one_made_for_another_span_is_made_again():
@@ -48,6 +54,13 @@ def test_a_tunnel_as_wanted_is_left_alone_and_one_made_for_another_span_is_made_
     assert len(vxlan.steps(_inventory(good, master="bother"), "lab1", tunnels, SPAN, [])) == 1
     jumbo = sp.Span(SPAN.local, SPAN.placement, SPAN.underlays, SPAN.vnis, mtu=8950)
     assert len(vxlan.steps(_inventory(good), "lab1", sp.tunnels(parse_document(DOC), jumbo), jumbo, [])) == 1
+    # the tunnel namespace or the fabric made again by this deploy, or the tunnel's port lost: made again
+    for gone in ("tl-lab1-_tunnels", "tl-lab1"):
+        remove = [Step("remove.namespace", "fabric", None, "", {"namespace": gone})]
+        assert len(vxlan.steps(_inventory(good), "lab1", tunnels, SPAN, remove)) == 1
+    inv = _inventory(good)
+    del inv.namespaces["tl-lab1"].links[vxlan.names(tunnels[0])[2]]
+    assert len(vxlan.steps(inv, "lab1", tunnels, SPAN, [])) == 1
     # its bridge made again by this deploy: enslaved again
     remade = [Step("bridge.create", "nodes.sw", "sw", "", {"ifname": naming.bridge_ifname("sw")})]
     assert len(vxlan.steps(_inventory(good), "lab1", tunnels, SPAN, remade)) == 1
