@@ -521,6 +521,16 @@ def exec_argv(lab: str, node: str) -> list[str]:
     return ["nsenter", f"--net={netns.path(ns)}", "--"]
 
 
+def stored_span(lab: str) -> spans.Span | None:
+    """The span of the part of a lab across hosts this host last deployed (None: the lab runs on this host only)."""
+    path = naming.run_dir(naming.check_lab_id(lab)) / SPAN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return spans.Span.from_json(data, data.get("local"), underlay_netns=data.get("underlay_netns"))
+
+
 def status(lab: str, topology: Topology | None = None) -> LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
@@ -531,10 +541,8 @@ def status(lab: str, topology: Topology | None = None) -> LabStatus:
         if stored.exists():
             from .topology import parse_document
             topology = parse_document(json.loads(stored.read_text()))
-            stored_span = naming.run_dir(lab) / SPAN_FILE
-            if stored_span.exists():  # a part of a lab across hosts: this host's part of it
-                data = json.loads(stored_span.read_text())
-                span = spans.Span.from_json(data, data.get("local"), underlay_netns=data.get("underlay_netns"))
+            span = stored_span(lab)
+            if span is not None:  # a part of a lab across hosts: this host's part of it
                 bridges = spans.link_bridges(topology, span)
                 topology = spans.local_topology(topology, span)
     with netns.Namespaces() as spaces:

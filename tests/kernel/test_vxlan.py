@@ -213,6 +213,17 @@ def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_
     assert r.returncode == 0, r.stderr
     assert ping(h1, "10.0.1.2").returncode == 0 and ping(h3, "10.0.2.2").returncode == 0
 
+    # an action on a host acts on its part: h1 stopped on a, the tunnels and the direct link stay
+    r = hosts.agent("a", "node", "stop", "--lab", lab_id, "h1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ns_of("a", lab_id, "h1") not in os.listdir("/run/netns")
+    assert ping(h3, "10.0.2.2").returncode == 0
+    assert ns_of("b", lab_id, "h4") in os.listdir("/run/netns") and ns_of("a", lab_id, "h4") not in os.listdir(
+        "/run/netns")
+    r = hosts.agent("a", "node", "start", "--lab", lab_id, "h1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ping(h1, "10.0.1.2").returncode == 0
+
     # each host's status is of its part: its nodes, no link bridge
     r = hosts.agent("a", "status", "--lab", lab_id, "--json")
     assert r.returncode == 0, r.stderr
