@@ -296,3 +296,50 @@ def test_an_underlay_namespace_of_a_lab_or_one_that_does_not_exist_is_refused(ho
         engine.up(topology, lab_id, span=Span(local="a", placement=PLACEMENT, underlays=dict(hosts.address)))
     assert not [n for n in os.listdir("/run/netns") if lab_id in n]
     engine.down(lab_id)
+
+
+def test_clean_on_one_simulated_host_never_touches_the_others(hosts, across, lab_id):
+    from netops import cell
+
+    across(doc(), lab_id, {"sw": 5501, "link:h3:eth0--h4:eth0": 5502})
+    r = hosts.agent("a", "clean")
+    assert r.returncode == 0, r.stderr
+    names = set(os.listdir("/run/netns"))
+    assert not [n for n in names if n.startswith(f"tla-{lab_id}")]
+    assert {f"tlb-{lab_id}", f"tlb-{lab_id}-h2", f"tlb-{lab_id}-h4", f"tlb-{lab_id}-_tunnels"} <= names
+    keys = cell.allocated_keys()
+    assert f"b.{lab_id}" in keys and f"a.{lab_id}" not in keys
+    # what is left of the lab on b still runs: its tunnel sends toward a, where nothing answers any more
+    assert "vxlan id 5501" in ns_exec(f"tlb-{lab_id}-_tunnels", ["ip", "-d", "-o", "link"]).stdout
+
+
+def test_a_switch_across_three_hosts_floods_to_both_others(tmp_path, lab_id):
+    h = Hosts(["a", "b", "c"])
+    document = {
+        "version": 1, "name": "three",
+        "nodes": {"sw": {"kind": "bridge"},
+                  **{f"h{i}": {"kind": "host", "interfaces": {"eth0": {"address": f"10.0.1.{i}/24"}}}
+                     for i in (1, 2, 3)}},
+        "links": [{"endpoints": [f"h{i}:eth0", "sw"]} for i in (1, 2, 3)],
+    }
+    placement = {"h1": "a", "h2": "b", "h3": "c"}
+    doc_file, span_file = tmp_path / "doc.json", tmp_path / "span.json"
+    doc_file.write_text(json.dumps(document))
+    span_file.write_text(json.dumps(h.span({"sw": 5601}, placement)))
+    try:
+        for host in "abc":
+            r = h.agent(host, "up", str(doc_file), "--lab", lab_id, "--span", str(span_file), "--host", host)
+            assert r.returncode == 0, r.stdout + r.stderr
+        fdb = ns_exec(f"tla-{lab_id}-_tunnels", ["bridge", "fdb", "show", "type", "vxlan"]).stdout
+        assert f"dst {h.address['b']}" in fdb and f"dst {h.address['c']}" in fdb, fdb
+        for src, node in (("a", "h1"), ("b", "h2"), ("c", "h3")):
+            for i in (1, 2, 3):
+                assert ping(ns_of(src, lab_id, node), f"10.0.1.{i}").returncode == 0, (node, i)
+    finally:
+        errors = []
+        for host in "abc":
+            r = h.agent(host, "down", "--lab", lab_id, "--span", str(span_file), "--host", host)
+            if r.returncode != 0:
+                errors.append(r.stderr)
+        h.remove()
+        assert not errors, errors
