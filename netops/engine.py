@@ -49,8 +49,8 @@ SOCKET_CACHE = max(64, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] /
 DHCP_TIMEOUT = 20.0
 # FRR instances started at once by a run of frr.start steps: each mostly waits for its daemons to listen
 FRR_WORKERS = max(1, int(os.environ.get("TOPOLAB_FRR_WORKERS", "8")))
-DELAYD = Path(__file__).with_name("delayd.py")
-SPAN_FILE = "span.json"  # the Span of the part of a lab across hosts this host runs  # run by path with `python -I`: only that file is trusted
+DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
+SPAN_FILE = "span.json"  # the Span of the part of a lab across hosts this host runs
 
 
 # ------------------------------------------------------------------------------------------------ up
