@@ -69,8 +69,12 @@ def find_link(topology: Topology, endpoints: object, path: str = "link") -> Link
 
 
 def up_locked(topology: Topology, lab: str, **kwargs: Any) -> UpResult:
+    """The engine's up_locked; on a host running its part of a lab across hosts, on that part (the span it last
+    deployed): an action reaches this host's nodes and links only."""
+    from .engine import stored_span
     from .engine import up_locked as up  # the kernel side, imported only where an action runs (not the web tier)
 
+    kwargs.setdefault("span", stored_span(lab))
     return up(topology, lab, **kwargs)
 
 

@@ -76,12 +76,13 @@ def _locked() -> Iterator[Path]:
 
 
 def _read_slot(d: Path, lab: str) -> int | None:
+    key = naming.lab_key(lab)  # the lab id, or <tag>.<lab> on a simulated host (the directory is machine-wide)
     try:
-        slot = int((d / f"lab-{lab}").read_text().strip())
+        slot = int((d / f"lab-{key}").read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
     try:
-        if (d / f"slot-{slot}").read_text().strip() == lab:
+        if (d / f"slot-{slot}").read_text().strip() == key:
             return slot
     except FileNotFoundError:
         pass
@@ -107,8 +108,8 @@ def allocate(lab: str) -> Cell:
             if free is None:
                 raise ApplyError(f"all {SLOTS} lab uid ranges are in use on this host", element="lab",
                                  permanent=False)
-            (d / f"slot-{free}").write_text(lab + "\n")
-            (d / f"lab-{lab}").write_text(f"{free}\n")
+            (d / f"slot-{free}").write_text(naming.lab_key(lab) + "\n")
+            (d / f"lab-{naming.lab_key(lab)}").write_text(f"{free}\n")
             slot = free
     return Cell(lab, slot)
 
@@ -120,14 +121,24 @@ def release(lab: str) -> bool:
         return False
     with _locked() as d:
         slot = _read_slot(d, lab)
-        (d / f"lab-{lab}").unlink(missing_ok=True)
+        (d / f"lab-{naming.lab_key(lab)}").unlink(missing_ok=True)
         if slot is not None:
             (d / f"slot-{slot}").unlink(missing_ok=True)
     return slot is not None
 
 
 def allocated() -> dict[str, int]:
-    """lab -> slot of every cell on this host."""
+    """lab -> slot of every cell of this host's (a simulated host's own only)."""
+    out = {}
+    for key, slot in allocated_keys().items():
+        lab = naming.lab_of_key(key)
+        if lab is not None:
+            out[lab] = slot
+    return out
+
+
+def allocated_keys() -> dict[str, int]:
+    """key -> slot of every cell on this machine, simulated hosts' too (naming.lab_key)."""
     d = cells_dir()
     if not d.exists():
         return {}
@@ -151,9 +162,9 @@ def cell_dir(lab: str) -> Path:
 def prepare_dirs(cell: Cell) -> Path:
     """Make the run dir (root, 0711) and the cell dir (the lab's uid, 0700); returns the cell dir. Refuses a cell
     dir that is a symlink or owned by anyone but the lab (never chowns what it did not make)."""
-    root = naming.run_root()
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o711)
+    for root in dict.fromkeys((naming.run_root(), naming.labs_root())):
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711)
     run = naming.run_dir(cell.lab)
     run.mkdir(exist_ok=True)
     os.chown(run, 0, 0)

@@ -10,6 +10,7 @@ from . import images, naming
 from .errors import ApplyError, LabBusyError, NetopsError, TopologyError
 from .events import Event
 from .model import Topology
+from .span import Span
 
 
 def _print_event(event: Event) -> None:
@@ -38,6 +39,21 @@ def _lab_of(args: argparse.Namespace) -> tuple[str, Topology | None]:
     return naming.derive_lab_id(topology.name), topology
 
 
+def _span(args: argparse.Namespace) -> Span | None:
+    """`--span FILE --host NAME`: this host's part of a lab across hosts (a JSON object as the web tier's Run.span:
+    placement, underlays, vnis, mtu); the underlay namespace is TOPOLAB_UNDERLAY_NETNS."""
+    if not getattr(args, "span", None):
+        return None
+    if not args.host:
+        raise TopologyError("--span needs --host NAME (this host's name in the span)")
+    with open(args.span) as f:
+        data = json.load(f)
+    try:
+        return Span.from_json(data, args.host)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise TopologyError(f"--span {args.span}: {exc}") from exc
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     topology = _load(args.file)
     print(f"{args.file}: valid ({len(topology.nodes)} nodes, {len(topology.links)} links; "
@@ -50,7 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab, topology = _lab_of(args)
     if topology is None:  # `up` takes FILE (required by its parser)
         raise TopologyError("give a topology FILE")
-    result = engine.up(topology, lab, on_event=_print_event)
+    result = engine.up(topology, lab, on_event=_print_event, span=_span(args))
     print(f"lab {result.lab} is up ({len(result.steps)} steps, {result.seconds:.2f} s)"
           if result.steps else f"lab {result.lab} is up (nothing to change)")
     return 0
@@ -59,7 +75,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from . import engine
     lab, _ = _lab_of(args)
-    removed = engine.down(lab, on_event=_print_event)
+    removed = engine.down(lab, on_event=_print_event, span=_span(args))
     print(f"lab {lab} is down ({len(removed)} objects removed)")
     return 0
 
@@ -152,6 +168,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _span_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--span", metavar="FILE", help="a lab across hosts: this host's part (JSON span, see netops.span)")
+    p.add_argument("--host", help="this host's name in the span")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m netops", description="Run Topolab labs on this host.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="deploy a lab, or apply changes to a running one")
     p.add_argument("file")
     p.add_argument("--lab", help="lab id (default: derived from the document name)")
+    _span_args(p)
     p.set_defaults(func=cmd_up)
     for name, func, helptext in (("down", cmd_down, "destroy a lab"), ("status", cmd_status, "show a lab")):
         p = sub.add_parser(name, help=helptext)
@@ -168,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lab")
         if name == "status":
             p.add_argument("--json", action="store_true")
+        else:
+            _span_args(p)
         p.set_defaults(func=func)
     from .actions import CONDITION_KEYS, NODE_ACTIONS
     p = sub.add_parser("node", help="stop, start, restart, isolate or reconnect a node of a running lab")

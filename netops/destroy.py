@@ -57,7 +57,8 @@ def destroy_found(spaces: netns.Namespaces | None, labs: list[str], found: Found
             if k.delete_namespace(name):
                 removed.append(f"namespace {name}")
                 total += 1
-                emit(on_event, Event("run.step", f"delete namespace {name}", node=ns_node, step=total))
+                emit(on_event, Event("run.step", f"delete namespace {name}", step=total,
+                                     node=None if ns_node == naming.TUNNEL_NODE else ns_node))
         except OSError as exc:
             raise ApplyError(f"cannot delete namespace {name}: {exc}", element=f"nodes.{ns_node}" if ns_node else "fabric") from exc
     for lab in labs:
@@ -90,7 +91,7 @@ def destroy_all(on_event: EventSink = None, *, kernel: Kernel | None = None) -> 
         labs = {lab for lab, _ in found.namespaces.values()} | set(found.root_links.values())
         labs |= {p.lab for p in k.processes()}
         labs |= set(k.cgroup_labs()) | set(k.cell_labs())
-        labs |= {name for name in k.subdirectories(naming.run_root()) if naming.LAB_ID_RE.match(name)}
+        labs |= {name for name in k.subdirectories(naming.labs_root()) if naming.LAB_ID_RE.match(name)}
         return destroy_found(spaces, sorted(labs), found, on_event, kernel=k)
 
 
@@ -108,7 +109,7 @@ def host_forwarding_labs(*, kernel: Kernel = HOST) -> set[str]:
     text = kernel.read_text(_forward_record())
     if text is None:
         return set()
-    return {line for line in text.split() if "=" not in line}
+    return {lab for lab in (naming.lab_of_key(line) for line in text.split() if "=" not in line) if lab}
 
 
 def host_forwarding_acquire(lab: str, *, kernel: Kernel = HOST) -> None:
@@ -117,8 +118,9 @@ def host_forwarding_acquire(lab: str, *, kernel: Kernel = HOST) -> None:
     lines = (kernel.read_text(rec) or "").split()
     if not lines:
         lines = [f"previous={kernel.read_sysctl(None, _FORWARD)}"]
-    if lab not in lines:
-        lines.append(lab)
+    key = naming.lab_key(lab)  # the record is the machine's: simulated hosts share the host's ip_forward
+    if key not in lines:
+        lines.append(key)
     kernel.write_text(rec, "\n".join(lines) + "\n")
     kernel.write_sysctl(None, _FORWARD, "1")
 
@@ -130,9 +132,10 @@ def host_forwarding_release(lab: str, *, kernel: Kernel = HOST) -> None:
     if text is None:
         return
     lines = text.split()
-    if lab not in lines:
+    key = naming.lab_key(lab)
+    if key not in lines:
         return
-    lines.remove(lab)
+    lines.remove(key)
     if len(lines) <= 1:
         previous = lines[0].partition("=")[2] if lines else ""
         if previous in ("0", "1"):

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import cell as cells
-from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, runtime, uplinks
+from . import destroy, dhcpclient, dnsmasq, kinds, linkcond, naming, nft, observe, procs, qemu, runtime, uplinks, vxlan
 from . import plan as planning
-from .errors import ApplyError
+from . import span as spans
+from .errors import ApplyError, TopologyError
 from .events import Event, EventSink, emit
 from .kernel import cgroups, netns, sysctl
 from .kernel import netlink as nl
@@ -49,25 +50,38 @@ DHCP_TIMEOUT = 20.0
 # FRR instances started at once by a run of frr.start steps: each mostly waits for its daemons to listen
 FRR_WORKERS = max(1, int(os.environ.get("TOPOLAB_FRR_WORKERS", "8")))
 DELAYD = Path(__file__).with_name("delayd.py")  # run by path with `python -I`: only that file is trusted
+SPAN_FILE = "span.json"  # the Span of the part of a lab across hosts this host runs
 
 
 # ------------------------------------------------------------------------------------------------ up
 
 
 def up(topology: Topology, lab: str | None = None, *, on_event: EventSink = None,
-       fault_after: int | None = None, change: RuntimeChange | None = None) -> UpResult:
+       fault_after: int | None = None, change: RuntimeChange | None = None,
+       span: spans.Span | None = None) -> UpResult:
     """Bring lab `lab` (default: derived from the topology's name) to `topology`, changing only what differs.
     `change`: what the user asks of the running lab (netops.actions: nodes stopped, links down), applied to its
-    runtime state before planning."""
+    runtime state before planning. `span`: the lab runs across hosts (netops.span); this host builds its part of
+    it (span.local_topology) and its tunnels (netops.vxlan). None: the whole lab, on this host."""
     lab = naming.check_lab_id(lab if lab is not None else naming.derive_lab_id(topology.name))
     with lab_lock(lab):
-        return up_locked(topology, lab, on_event=on_event, fault_after=fault_after, change=change)
+        return up_locked(topology, lab, on_event=on_event, fault_after=fault_after, change=change, span=span)
 
 
 def up_locked(topology: Topology, lab: str, *, on_event: EventSink = None, fault_after: int | None = None,
-              change: RuntimeChange | None = None) -> UpResult:
+              change: RuntimeChange | None = None, span: spans.Span | None = None) -> UpResult:
     """`up` for a caller that holds the lab's lock already (netops.actions runs several in one operation)."""
     started = time.monotonic()
+    tunnels: list[spans.Tunnel] = []
+    if span is not None:
+        problems = spans.span_problems(topology, span)
+        if problems:
+            raise TopologyError(problems)
+        tunnels = spans.tunnels(topology, span)
+        if tunnels:  # refused before anything is made
+            vxlan.check_underlay(span.underlay_netns)
+        on_event = _part_events(on_event, spans.link_bridges(topology, span))
+        topology = spans.local_topology(topology, span)
     cell = cells.allocate(lab)
     cells.prepare_dirs(cell)
     rundir = naming.run_dir(lab)
@@ -78,7 +92,23 @@ def up_locked(topology: Topology, lab: str, *, on_event: EventSink = None, fault
     existing = sorted((n for n in netns.list_names() if (naming.parse_namespace(n) or ("",))[0] == lab),
                       key=lambda n: n != naming.fabric_namespace(lab))
     with netns.Namespaces(cell=netns.CellNamespaces(cell.ids(), existing)) as spaces:
-        return _up(spaces, topology, lab, on_event, fault_after, started, change)
+        return _up(spaces, topology, lab, on_event, fault_after, started, change, span, tunnels)
+
+
+def _part_events(on_event: EventSink, link_bridges: set[str]) -> EventSink:
+    """Events of a host's part: the link bridges of direct links across hosts are no nodes of the document, so
+    their node.state events are dropped and their steps name no node."""
+    if on_event is None or not link_bridges:
+        return on_event
+
+    def sink(event: Event) -> None:
+        if event.node in link_bridges:
+            if event.type == "node.state":
+                return
+            event = replace(event, node=None)
+        on_event(event)
+
+    return sink
 
 
 def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]:
@@ -93,7 +123,8 @@ def _node_limits(topology: Topology) -> dict[str, dict[str, float | int | None]]
 
 
 def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventSink, fault_after: int | None,
-        started: float, change: RuntimeChange | None) -> UpResult:
+        started: float, change: RuntimeChange | None, span: spans.Span | None = None,
+        tunnels: list[spans.Tunnel] | None = None) -> UpResult:
     if uplinks.nat_externals(topology):  # refused before anything is made when the pool is not the host's to spare
         with nl.NetlinkSocket() as root:
             uplinks.check_pool(uplinks.host_routes(root))
@@ -104,9 +135,17 @@ def _up(spaces: netns.Namespaces, topology: Topology, lab: str, on_event: EventS
         runtime.write(lab, asked)
         runtime.to_inventory(asked, inv)
     delay_relay = _needs_delay_relay(topology)
-    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay)
-    runtime.write_private(naming.run_dir(lab) / "topology.json",
-                          json.dumps(topology.document, indent=1, sort_keys=True))
+    tunnels = tunnels or []
+    steps = planning.plan(topology, lab, inv, delay_relay=delay_relay, keep_fabric=vxlan.fabric_names(tunnels),
+                          keep_namespaces=frozenset([naming.tunnel_namespace(lab)] if tunnels else []))
+    if tunnels:
+        steps = planning.in_phases(steps + vxlan.steps(inv, lab, tunnels, span, steps))  # type: ignore[arg-type]
+    rundir = naming.run_dir(lab)
+    runtime.write_private(rundir / "topology.json", json.dumps(topology.document, indent=1, sort_keys=True))
+    if span is not None:  # status shows this host's part (span.local_topology of the stored document)
+        runtime.write_private(rundir / SPAN_FILE, json.dumps(span.as_json(), sort_keys=True))
+    else:
+        (rundir / SPAN_FILE).unlink(missing_ok=True)
     applier = _Applier(spaces, topology, lab, on_event)
     try:
         applier.apply(steps, fault_after)
@@ -148,6 +187,8 @@ class _Applier(LinkOps):
         self.lab = lab
         self.on_event = on_event
         self.fabric = naming.fabric_namespace(lab)
+        self.links_by_index = {lk.index: lk for lk in topology.links}  # a host's part keeps the document's indexes
+        self.host_spaces: netns.Namespaces | None = None  # namespaces of the host's, not the lab's (netops.vxlan)
         self.socks: OrderedDict[str | None, nl.NetlinkSocket] = OrderedDict()
         self.bridges: dict[str, int] = {}  # ifindex of the lab's bridges in the fabric, as found or made here
         self.touched: set[str] = set()  # nodes reported as starting
@@ -171,6 +212,8 @@ class _Applier(LinkOps):
         self.pending.clear()
         while self.socks:
             self.socks.popitem()[1].close()
+        if self.host_spaces is not None:
+            self.host_spaces.close()
 
     def sock(self, ns: str | None) -> nl.NetlinkSocket:
         s = self.socks.get(ns)
@@ -388,11 +431,22 @@ class _Applier(LinkOps):
 
         return inside
 
+    def do_tunnel_create(self, step: Step) -> None:
+        """A VXLAN tunnel of a lab across hosts (netops.vxlan): the tunnel namespace is the host's (made outside
+        the lab's cell), the device's socket the underlay's."""
+        ns = step.params["namespace"]
+        if not netns.exists(ns):
+            if self.host_spaces is None:
+                self.host_spaces = netns.Namespaces()
+            self.host_spaces.create(ns, vxlan.namespace_job(step.params["namespace_tag"]))
+        vxlan.make(self.sock(self.fabric), self.sock(ns), self.sock(step.params["underlay"]), self.fabric,
+                   step.params)
+
     # -------------------------------------------------------------------------------------------- services
 
     def do_linkcond_apply(self, step: Step) -> None:
         p = step.params
-        link = self.topology.links[p["link"]]
+        link = self.links_by_index[p["link"]]
         if p.get("relayed"):  # delay and jitter are the relay's; the kernel keeps rate and loss
             link = replace(link, conditions=replace(link.conditions, delay_ms=None, jitter_ms=None))
         linkcond.apply(self.lab, link, p["namespace"], p["ifname"])
@@ -434,11 +488,16 @@ class _Applier(LinkOps):
 # ------------------------------------------------------------------------------------------------ down / clean
 
 
-def down(lab: str, *, on_event: EventSink = None) -> list[str]:
-    """Destroy the lab from kernel state (tagged objects only). Idempotent; returns what was removed."""
+def down(lab: str, *, on_event: EventSink = None, span: spans.Span | None = None) -> list[str]:
+    """Destroy the lab from kernel state (tagged objects only). Idempotent; returns what was removed. `span`: the
+    lab ran across hosts; this host's part goes, its tunnels first (netops.vxlan)."""
     lab = naming.check_lab_id(lab)
     with lab_lock(lab):
-        return destroy.destroy_lab(lab, on_event)
+        removed: list[str] = []
+        if span is not None:
+            with netns.Namespaces() as spaces:
+                removed += vxlan.remove(spaces, lab, on_event=on_event)
+        return removed + destroy.destroy_lab(lab, on_event)
 
 
 def clean(*, on_event: EventSink = None) -> list[str]:
@@ -462,17 +521,35 @@ def exec_argv(lab: str, node: str) -> list[str]:
     return ["nsenter", f"--net={netns.path(ns)}", "--"]
 
 
+def stored_span(lab: str) -> spans.Span | None:
+    """The span of the part of a lab across hosts this host last deployed (None: the lab runs on this host only)."""
+    path = naming.run_dir(naming.check_lab_id(lab)) / SPAN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return spans.Span.from_json(data, data.get("local"), underlay_netns=data.get("underlay_netns"))
+
+
 def status(lab: str, topology: Topology | None = None) -> LabStatus:
     """Per-node state, interfaces, leases and drift of a lab; compares with the stored document when
     `topology` is None."""
     lab = naming.check_lab_id(lab)
+    bridges: set[str] = set()
     if topology is None:
         stored = naming.run_dir(lab) / "topology.json"
         if stored.exists():
             from .topology import parse_document
             topology = parse_document(json.loads(stored.read_text()))
+            span = stored_span(lab)
+            if span is not None:  # a part of a lab across hosts: this host's part of it
+                bridges = spans.link_bridges(topology, span)
+                topology = spans.local_topology(topology, span)
     with netns.Namespaces() as spaces:
-        return observe.lab_status(spaces, lab, topology)
+        st = observe.lab_status(spaces, lab, topology)
+    for name in bridges:  # a direct link's link bridge is no node of the document
+        st.nodes.pop(name, None)
+    return st
 
 
 __all__ = ["UpResult", "LabStatus", "up", "down", "status", "clean", "exec_argv"]

@@ -455,7 +455,7 @@ def applied_hashes(lab: str) -> dict[str, str]:
         return out
     for entry in base.iterdir():
         parsed = naming.parse_namespace(entry.name)
-        if not parsed or parsed[0] != lab or not parsed[1]:
+        if not parsed or parsed[0] != lab or not parsed[1] or parsed[1] == naming.TUNNEL_NODE:
             continue
         try:
             out[parsed[1]] = (entry / "applied").read_text().strip()

@@ -195,7 +195,7 @@ def lab_status(spaces: netns.Namespaces | None, lab: str, topology: Topology | N
     if topology is None:  # nothing stored: report what the kernel holds
         for name, ns in inv.namespaces.items():
             node = naming.parse_namespace(name)[1]  # type: ignore[index]
-            if node:
+            if node and node != naming.TUNNEL_NODE:
                 st.nodes[node] = NodeStatus("unknown", "running",
                                             {n: iface_dict(lk) for n, lk in ns.links.items() if n != "lo"})
         return st
@@ -225,6 +225,6 @@ def lab_status(spaces: netns.Namespaces | None, lab: str, topology: Topology | N
         node_status.usage = k.node_usage(lab, name)
     for ns_name in inv.namespaces:
         node = naming.parse_namespace(ns_name)[1]  # type: ignore[index]
-        if node and node not in topology.nodes:
+        if node and node not in topology.nodes and node != naming.TUNNEL_NODE:
             st.drift.append(f"nodes.{node}: namespace exists but the node is not in the document")
     return st

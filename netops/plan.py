@@ -26,12 +26,12 @@ from .runtime import process_node
 from .wiring import Wiring, link_key, link_steps, needs_delay, wiring
 
 # phases, in execution order
-PHASES = ("remove", "namespace", "bridge", "link", "configure", "route", "sysctl", "carrier", "linkcond", "relay",
+PHASES = ("remove", "namespace", "bridge", "link", "tunnel", "configure", "route", "sysctl", "carrier", "linkcond", "relay",
           "nat", "dhcp-server", "dhcp-client", "frr", "vm")
 
 __all__ = ["PHASES", "Step", "Inventory", "LinkState", "NamespaceState", "PlanContext", "Wiring", "plan", "wiring",
            "link_key", "needs_delay", "node_signature", "signatures", "interface_mac", "if_path",
-           "expected_fabric_links"]
+           "expected_fabric_links", "in_phases"]
 
 
 # ------------------------------------------------------------------------------------------------ signatures
@@ -130,11 +130,14 @@ def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = F
 # ------------------------------------------------------------------------------------------------ plan
 
 
-def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False) -> list[Step]:
+def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = False,
+         keep_fabric: frozenset[str] = frozenset(), keep_namespaces: frozenset[str] = frozenset()) -> list[Step]:
     """Ordered steps that bring `lab` from `inv` to `topology`. `delay_relay`: the kernel has no sch_netem, so
-    links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace."""
+    links with delay/jitter are carried by a userspace relay (netops.delayd) in the fabric namespace.
+    `keep_fabric`, `keep_namespaces`: fabric links and namespaces made outside the plan that stay (a lab across
+    hosts: its tunnels, netops.vxlan)."""
     ctx, changed, rebuilt_fabric = _context(topology, lab, inv, delay_relay)
-    steps = _removals(ctx, changed, rebuilt_fabric)
+    steps = _removals(ctx, changed, rebuilt_fabric, keep_fabric, keep_namespaces)
     steps += _fabric_namespace(ctx)
     for node in topology.nodes.values():
         if node.name not in ctx.stopped:
@@ -146,8 +149,13 @@ def plan(topology: Topology, lab: str, inv: Inventory, *, delay_relay: bool = Fa
     steps += _carrier(ctx, relinked)
     steps += _conditions(ctx, relinked)
     steps += _dhcp(ctx)
+    return in_phases(steps)
+
+
+def in_phases(steps: list[Step]) -> list[Step]:
+    """`steps` sorted into PHASES (stable: keeps document order inside a phase)."""
     order = {p: i for i, p in enumerate(PHASES)}
-    return sorted(steps, key=lambda s: order[s.phase])  # stable: keeps document order inside a phase
+    return sorted(steps, key=lambda s: order[s.phase])
 
 
 def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) -> tuple[PlanContext, set[str], set[str]]:
@@ -196,14 +204,15 @@ def _touches(ctx: PlanContext, lk: Link) -> bool:
     return lk.a.node in ctx.stopped or lk.b.node in ctx.stopped
 
 
-def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> list[Step]:
+def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str],
+              keep_fabric: frozenset[str] = frozenset(), keep_namespaces: frozenset[str] = frozenset()) -> list[Step]:
     """Namespaces, processes, root links and fabric links that are not (or no longer) wanted."""
     topology, lab, inv = ctx.topology, ctx.lab, ctx.inv
     steps: list[Step] = []
-    wanted_ns = {ctx.fabric_ns} | set(ctx.ns_of.values())
+    wanted_ns = {ctx.fabric_ns} | set(ctx.ns_of.values()) | keep_namespaces
     for name in sorted(inv.namespaces):
         parsed = naming.parse_namespace(name)
-        node = parsed[1] if parsed else None
+        node = parsed[1] if parsed and parsed[1] != naming.TUNNEL_NODE else None
         if name not in wanted_ns or (node is not None and node in changed):
             steps.append(Step("remove.namespace", f"nodes.{node}" if node else "fabric", node,
                               f"remove namespace {name}", {"namespace": name}))
@@ -233,7 +242,7 @@ def _removals(ctx: PlanContext, changed: set[str], rebuilt_fabric: set[str]) -> 
             if iface is None or iface.dhcp_server is None:
                 steps.insert(0, Step("remove.processes", if_path(parts[1], parts[2]), parts[1],
                                      f"stop the DHCP server on {parts[2]}", {"roles": [role], "vm": False}))
-    wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay)
+    wanted_fabric = expected_fabric_links(topology, lab, delay_relay=ctx.delay_relay) | keep_fabric
     for name in sorted(ctx.fabric_links):
         st = ctx.fabric_links[name]
         tagged = naming.parse_tag(st.alias)

@@ -72,7 +72,8 @@ def check_argv(argv: list[str] | tuple[str, ...]) -> list[str]:
 
 def check_namespace(namespace: str) -> Path:
     """The /run/netns path of a Topolab namespace that exists; ApplyError otherwise."""
-    if not isinstance(namespace, str) or naming.parse_namespace(namespace) is None:
+    parsed = naming.parse_namespace(namespace) if isinstance(namespace, str) else None
+    if parsed is None or parsed[1] == naming.TUNNEL_NODE:
         raise ApplyError(f"{namespace!r} is not a Topolab namespace name")
     path = NETNS_DIR / namespace
     if not path.exists():

@@ -46,7 +46,9 @@ def process_node(role: str, cgroup_node: str | None) -> str | None:
     return None
 
 
-def read(lab: str) -> Runtime:
+def read(lab: str, span: Any = None) -> Runtime:
+    """What the user asked of the running lab. `span` (netops.span.Span): of a lab across hosts, this host's part,
+    which is what this host's run dir holds."""
     path = naming.run_dir(lab) / FILE
     try:
         data = json.loads(path.read_text())

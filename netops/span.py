@@ -20,17 +20,29 @@ Without a Span (None) nothing here runs and a lab deploys exactly as on one host
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+import os
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import kinds
 from .errors import Problem
-from .model import Endpoint, Link, Topology
+from .model import Endpoint, Link, LinkConditions, Node, Topology
 from .naming import _hash, check_host_name
 
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
 DEFAULT_MTU = 1450
 VNI_MAX = (1 << 24) - 1
+NETNS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")  # a file name in /run/netns, never . or ..
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+UNDERLAY_NETNS_ENV = "TOPOLAB_UNDERLAY_NETNS"
+
+
+def underlay_namespace() -> str | None:
+    """The agent's underlay namespace setting (`TOPOLAB_UNDERLAY_NETNS`): where its VXLAN sockets live; unset (a
+    real host) is the root namespace. Checked by Span like any other value."""
+    return os.environ.get(UNDERLAY_NETNS_ENV) or None
 
 
 @dataclass(frozen=True)
@@ -43,14 +55,50 @@ class Span:
     underlay_netns: str | None = None  # where the VXLAN sockets live (None: the root namespace)
 
     def __post_init__(self) -> None:
+        """Everything that reaches the kernel (underlay addresses, VNIs, MTU, the underlay namespace) is checked
+        here; host names only name hosts (tunnel names are hashed), but are checked as names all the same."""
+        for host in (self.local, *self.underlays, *self.placement.values()):
+            check_host_name(host)  # netops.naming's rule, the same as TOPOLAB_HOST and a node's host: key
+        if self.local not in self.underlays:
+            raise ValueError(f"this host {self.local!r} has no underlay address")
+        seen: dict[ipaddress.IPv4Address, str] = {}
         for host, addr in self.underlays.items():
-            ipaddress.IPv4Address(addr)  # raises ValueError on anything that is not a dotted quad
-            check_host_name(host)
+            if not isinstance(addr, str):
+                raise ValueError(f"underlay address of {host!r} must be a dotted quad")
+            ip = ipaddress.IPv4Address(addr)  # raises ValueError on anything that is not a dotted quad
+            if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip == BROADCAST:
+                raise ValueError(f"underlay address {addr} of {host!r} is not a unicast host address")
+            if ip in seen:
+                raise ValueError(f"hosts {seen[ip]!r} and {host!r} share the underlay address {addr}")
+            seen[ip] = host
+        by_vni: dict[int, str] = {}
         for seg, vni in self.vnis.items():
             if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= VNI_MAX:
                 raise ValueError(f"VNI of {seg!r} must be an integer 1-{VNI_MAX}")
-        if not isinstance(self.mtu, int) or not 576 <= self.mtu <= 65535 - VXLAN_OVERHEAD:
+            if vni in by_vni:  # one VNI for two segments would join them into one broadcast domain
+                raise ValueError(f"segments {by_vni[vni]!r} and {seg!r} share VNI {vni}")
+            by_vni[vni] = seg
+        if not isinstance(self.mtu, int) or isinstance(self.mtu, bool) or not 576 <= self.mtu <= 65535 - VXLAN_OVERHEAD:
             raise ValueError(f"span MTU {self.mtu!r} out of range")
+        if self.underlay_netns is not None and (
+                not isinstance(self.underlay_netns, str) or not NETNS_RE.match(self.underlay_netns)):
+            raise ValueError(f"underlay namespace {self.underlay_netns!r} is not a namespace name")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], local: str, *, underlay_netns: str | None = None) -> Span:
+        """A Span from its JSON form (the web tier's `Run.span`: placement, underlays, vnis, mtu) for host `local`;
+        the underlay namespace is the agent's setting (`underlay_namespace()`) unless given."""
+        if not isinstance(data, dict):
+            raise ValueError("a span is an object")
+        vnis = data.get("vnis") or {}
+        return cls(local=local, placement=dict(data.get("placement") or {}), underlays=dict(data.get("underlays") or {}),
+                   vnis={str(k): v for k, v in vnis.items()}, mtu=data.get("mtu") or DEFAULT_MTU,
+                   underlay_netns=underlay_netns if underlay_netns is not None else underlay_namespace())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"local": self.local, "placement": dict(sorted(self.placement.items())),
+                "underlays": dict(sorted(self.underlays.items())), "vnis": dict(sorted(self.vnis.items())),
+                "mtu": self.mtu, "underlay_netns": self.underlay_netns}
 
     def local_nodes(self, model: Topology) -> set[str]:
         """The nodes this host creates: its placed nodes, and every segment node with a port here."""
@@ -140,6 +188,15 @@ def span_problems(model: Topology, span: Span) -> list[Problem]:
             problems.append(Problem(f"nodes.{name}.host", "node is not placed on any host"))
         elif host not in span.underlays:
             problems.append(Problem(f"nodes.{name}.host", f"host {host!r} is not a known lab host"))
+    seg_hosts = _segment_hosts(model, span.placement)
+    for name in sorted(seg_hosts):
+        if len(seg_hosts[name]) > 1 and kinds.get(model.nodes[name].kind).uplink:
+            problems.append(Problem(f"nodes.{name}", "an uplink cannot span hosts (each host would bridge its own "
+                                                     "network into it); place the nodes on it on one host"))
+    for lk in model.links:
+        if _segment(model, lk.a.node) and _segment(model, lk.b.node) and (
+                seg_hosts[lk.a.node] or seg_hosts[lk.b.node]) and not seg_hosts[lk.a.node] & seg_hosts[lk.b.node]:
+            problems.append(Problem(lk.path, "a link between two switches needs a host with ports on both"))
     for seg in spanning_segments(model, span.placement):
         if seg not in span.vnis:
             problems.append(Problem(_segment_path(model, seg), "segment spans hosts but has no VNI"))
@@ -195,3 +252,67 @@ def spanning_ports(model: Topology, span: Span) -> dict[tuple[str, str], int]:
             given = iface.mtu if iface is not None else None
             out[(ep.node, ep.interface)] = min(given, span.mtu) if given else span.mtu
     return out
+
+
+def _switch_kind() -> str:
+    """The kind of the link bridge a direct link across hosts gets on each host: the plain switch (a segment that
+    is no uplink), asked of the registry, never named."""
+    return next(k.name for k in kinds.all_kinds() if k.link_end == "segment" and not k.uplink and not k.namespace)
+
+
+def _builds_link(model: Topology, span: Span, lk: Link, seg_hosts: dict[str, set[str]]) -> bool:
+    """Whether this host builds a link between two of its local nodes. A link joining two segments is built on
+    one host only (the first, by name, that has both): built on each, two VXLANs would close a loop."""
+    if not (_segment(model, lk.a.node) and _segment(model, lk.b.node)):
+        return True
+    both = seg_hosts.get(lk.a.node, set()) & seg_hosts.get(lk.b.node, set())
+    return bool(both) and min(both) == span.local
+
+
+def local_topology(model: Topology, span: Span) -> Topology:
+    """The part of `model` this host builds, as a Topology of its own that netops.plan plans as usual:
+
+    - its placed nodes, and every segment with a port here (a spanning one gets its VXLAN from netops.vxlan);
+    - the links between those (a segment-to-segment link on one host only, see `_builds_link`);
+    - a direct link to a node on another host becomes a link from the local end to a link bridge, a switch node
+      named by the segment id (`link:a:x--b:y`, which no document node can be called), where the tunnel is
+      attached; its conditions are applied on the host of the link's first end only, both directions there as
+      for any link to a switch (so a delay is counted once each way);
+    - the lab interfaces on spanning segments get the span's MTU (spanning_ports).
+    Link indexes (and so their paths) stay those of the document."""
+    mine = span.local_nodes(model)
+    seg_hosts = _segment_hosts(model, span.placement)
+    mtus = spanning_ports(model, span)
+    nodes: dict[str, Node] = {}
+    for name in model.nodes:
+        if name not in mine:
+            continue
+        node = model.nodes[name]
+        if any((name, i) in mtus for i in node.interfaces):
+            node = replace(node, interfaces={i: replace(f, mtu=mtus.get((name, i), f.mtu))
+                                             for i, f in node.interfaces.items()})
+        nodes[name] = node
+    cross = {lk.index for lk in _direct_cross(model, span.placement)}
+    links: list[Link] = []
+    for lk in model.links:
+        if lk.a.node in mine and lk.b.node in mine:
+            if _builds_link(model, span, lk, seg_hosts):
+                links.append(lk)
+            continue
+        if lk.index not in cross:
+            continue
+        here = lk.a if lk.a.node in mine else lk.b if lk.b.node in mine else None
+        if here is None:
+            continue
+        seg = link_segment_id(lk)
+        nodes[seg] = Node(name=seg, kind=_switch_kind())
+        shaped = span.placement.get(lk.a.node) == span.local
+        links.append(Link(lk.index, here, Endpoint(seg), lk.conditions if shaped else LinkConditions(), lk.ui))
+    return Topology(model.name, nodes, links, model.version, model.document, model.description, model.ui,
+                    model.checks)
+
+
+def link_bridges(model: Topology, span: Span) -> set[str]:
+    """Names of the link bridge nodes `local_topology` adds (segment ids of direct links across hosts)."""
+    return {link_segment_id(lk) for lk in _direct_cross(model, span.placement)
+            if span.local in (span.placement.get(lk.a.node), span.placement.get(lk.b.node))}

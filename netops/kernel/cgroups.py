@@ -25,6 +25,14 @@ from pathlib import Path
 
 ROOT = Path(os.environ.get("TOPOLAB_CGROUP_FS", "/sys/fs/cgroup"))
 TOP = os.environ.get("TOPOLAB_CGROUP_NAME", "topolab")
+
+
+def top() -> str:
+    """The name of Topolab's tree: TOP, or `TOP-<tag>` for a simulated host (netops.naming.host_tag)."""
+    from .. import naming
+
+    tag = naming.host_tag()
+    return f"{TOP}-{tag}" if tag else TOP
 CONTROLLERS = ("pids", "memory", "cpu")
 CPU_PERIOD_US = 100_000
 
@@ -47,11 +55,11 @@ def _is_v2() -> bool:
 def _bases() -> dict[str, Path]:
     """controller -> the directory of TOP in its hierarchy (v2: one for all)."""
     if _is_v2():
-        return {c: ROOT / TOP for c in CONTROLLERS}
+        return {c: ROOT / top() for c in CONTROLLERS}
     found = {}
     for c in CONTROLLERS:
         if (ROOT / c / "cgroup.procs").exists():
-            found[c] = ROOT / c / TOP
+            found[c] = ROOT / c / top()
     if "pids" not in found:
         raise OSError(errno.ENOTSUP, f"no pids cgroup controller under {ROOT}")
     return found
@@ -224,7 +232,7 @@ def membership(pid: int) -> tuple[str, str, str] | None:
             continue
         parts = path.strip("/").split("/")
         # v1 paths are relative to the hierarchy's root; v2 to the root of the unified tree
-        if len(parts) == 4 and parts[0] == TOP:
+        if len(parts) == 4 and parts[0] == top():
             return parts[1], parts[2], parts[3]
         return None
     return None

@@ -26,6 +26,7 @@ from pyroute2.netlink import (
     NETLINK_ADD_MEMBERSHIP,
     NETLINK_EXT_ACK,
     NLM_F_ACK,
+    NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_DUMP,
     NLM_F_EXCL,
@@ -47,6 +48,7 @@ from pyroute2.netlink.rtnl import (
     RTM_GETROUTE,
     RTM_NEWADDR,
     RTM_NEWLINK,
+    RTM_NEWNEIGH,
     RTM_NEWQDISC,
     RTM_NEWROUTE,
     TC_H_ROOT,
@@ -56,6 +58,7 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP, ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_PERMANENT, ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from pyroute2.netlink.rtnl.tcmsg import sched_netem, sched_tbf, tcmsg
 
@@ -136,6 +139,33 @@ def link_add_bridge(name: str, *, up: bool = True, mtu: int | None = None, mcast
     if mtu:
         attrs.append(("IFLA_MTU", mtu))
     return _link(NLM_F_CREATE | NLM_F_EXCL, _updown(up), attrs, f"create bridge {name}")
+
+
+def link_add_vxlan(name: str, *, vni: int, local: ipaddress.IPv4Address, port: int, mtu: int,
+                   ns_fd: int | None = None, learning: bool = True) -> Request:
+    """A VXLAN device (`ip link add <name> [netns <fd>] mtu <mtu> type vxlan id <vni> local <local> dstport
+    <port>`), down, with no group: its flood list is static (fdb_append). Sent on a socket of the underlay's
+    namespace with `ns_fd` naming another one, the device is made there while its UDP socket stays the underlay's
+    (vxlan keeps the namespace the request came from); encoded by pyroute2's vxlan plugin."""
+    data = [("IFLA_VXLAN_ID", vni), ("IFLA_VXLAN_LOCAL", local), ("IFLA_VXLAN_PORT", port),
+            ("IFLA_VXLAN_LEARNING", int(learning))]
+    info = {"attrs": [("IFLA_INFO_KIND", "vxlan"), ("IFLA_INFO_DATA", {"attrs": data})]}
+    attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_LINKINFO", info)]
+    if ns_fd is not None:
+        attrs.append(("IFLA_NET_NS_FD", ns_fd))
+    return Request(encode(ifinfmsg, RTM_NEWLINK, _WRITE | NLM_F_CREATE | NLM_F_EXCL, _updown(False), attrs,
+                          template=False), f"create VXLAN {name} (VNI {vni})")
+
+
+def fdb_append(index: int, dst: ipaddress.IPv4Address, mac: str = "00:00:00:00:00:00") -> Request:
+    """`bridge fdb append <mac> dev <index> dst <dst> self permanent`: with the all-zero MAC, one entry of a VXLAN
+    device's static flood list (broadcast, unknown unicast and multicast go to every such dst). Encoded by
+    pyroute2's ndmsg; an entry already there is no error."""
+    fields = {"family": socket.AF_BRIDGE, "ifindex": index, "state": NUD_PERMANENT, "flags": NTF_SELF,
+              "ndm_type": 0}
+    attrs: list[tuple[str, Any]] = [("NDA_LLADDR", mac), ("NDA_DST", dst)]
+    return Request(encode(ndmsg, RTM_NEWNEIGH, _WRITE | NLM_F_CREATE | NLM_F_APPEND, fields, attrs, template=False),
+                   f"add {dst} to the flood list of link {index}", (errno_mod.EEXIST,))
 
 
 def link_set(*, index: int = 0, name: str | None = None, up: bool | None = None, mac: str | None = None,

@@ -110,7 +110,14 @@ def _cgroups() -> set[str]:
     from netops.kernel import cgroups
 
     found = {f"cgroup {lab}" for lab in cgroups.labs()}
-    found |= {f"uid range {slot} of {lab}" for lab, slot in cell.allocated().items()}
+    found |= {f"uid range {slot} of {lab}" for lab, slot in cell.allocated_keys().items()}
+    # simulated hosts (netops.naming TOPOLAB_HOST_TAG) keep their cgroups in trees of their own: topolab-<tag>
+    for parent in {cgroups.ROOT, cgroups.ROOT / "pids"}:
+        try:
+            found |= {f"cgroup tree {e.name}" for e in os.scandir(parent)
+                      if e.is_dir() and e.name.startswith(cgroups.TOP + "-")}
+        except FileNotFoundError:
+            pass
     return found
 
 

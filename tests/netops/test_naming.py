@@ -77,3 +77,35 @@ def test_a_trailing_newline_never_passes_a_name_check(bad):
 def test_a_node_name_with_a_newline_is_a_problem_of_that_node():
     doc = {"version": 1, "name": "n", "nodes": {"h1\n": {"kind": "bridge"}}, "links": []}
     assert [p.path for p in validate_document(doc)] == ["nodes.h1\n"]
+
+
+@pytest.mark.parametrize("tag", ["A", "../x", "abcde", "a-b", " "])
+def test_a_bad_host_tag_is_refused(monkeypatch, tag):
+    monkeypatch.setenv("TOPOLAB_HOST_TAG", tag)
+    with pytest.raises(TopologyError):
+        naming.fabric_namespace("lab1")
+
+
+def test_the_tunnel_namespace_maps_back_to_its_lab_and_no_document_node_can_be_called_so():
+    assert naming.parse_namespace(naming.tunnel_namespace("ab12")) == ("ab12", naming.TUNNEL_NODE)
+    assert not naming.NODE_NAME_RE.match(naming.TUNNEL_NODE)
+    assert naming.parse_namespace("tl-ab12-_other") is None
+
+
+def test_simulated_hosts_name_everything_under_prefixes_no_other_host_parses(monkeypatch):
+    default = (naming.fabric_namespace("lab1"), naming.tag("lab1", "ns", "h1"), naming.nft_table("lab1"),
+               naming.root_ifname("lab1", "wan"), naming.run_dir("lab1"), naming.lab_key("lab1"))
+    assert default[:4] == ("tl-lab1", "topolab:lab1:ns:h1", "topolab_lab1", naming.root_ifname("lab1", "wan"))
+    monkeypatch.setenv("TOPOLAB_HOST_TAG", "a")
+    mine = (naming.fabric_namespace("lab1"), naming.tag("lab1", "ns", "h1"), naming.nft_table("lab1"),
+            naming.root_ifname("lab1", "wan"), naming.run_dir("lab1"), naming.lab_key("lab1"))
+    assert mine[:3] == ("tla-lab1", "topolab-a:lab1:ns:h1", "topolab_a_lab1") and mine[5] == "a.lab1"
+    assert all(m != d for m, d in zip(mine, default, strict=True))
+    assert naming.parse_namespace("tl-lab1") is None and naming.parse_tag("topolab:lab1:ns:h1") is None
+    assert naming.lab_of_key("lab1") is None and naming.lab_of_key("a.lab1") == "lab1"
+    monkeypatch.setenv("TOPOLAB_HOST_TAG", "ab")
+    assert naming.parse_namespace("tla-lab1") is None and naming.parse_tag("topolab-a:lab1") is None
+    assert naming.lab_of_key("a.lab1") is None
+    monkeypatch.delenv("TOPOLAB_HOST_TAG")
+    assert naming.parse_namespace("tla-lab1") is None and naming.parse_tag("topolab-a:lab1") is None
+    assert naming.lab_of_key("a.lab1") is None

@@ -131,9 +131,9 @@ def _span(run: Run, host: str):
     """This host's netops.span.Span of a run across hosts."""
     from netops.span import Span
 
-    info = run.span or {}
-    return Span(local=host, placement=dict(info.get("placement") or {}), underlays=dict(info.get("underlays") or {}),
-                vnis={k: int(v) for k, v in (info.get("vnis") or {}).items()}, mtu=int(info.get("mtu") or 1450))
+    info = dict(run.span or {})
+    info["vnis"] = {k: int(v) for k, v in (info.get("vnis") or {}).items()}
+    return Span.from_json(info, host)  # the underlay namespace: the agent's TOPOLAB_UNDERLAY_NETNS (unset: root)
 
 
 def _operation(kind: str):
