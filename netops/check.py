@@ -162,6 +162,11 @@ class Checker(InterfaceChecks):
         description = self.check_description(data, path)
         ui = self.check_ui(data, path)
         fields = kind.check(self, name, data, path)
+        if "host" in kind.keys and data.get("host") is not None:
+            try:
+                fields["host"] = naming.check_host_name(data["host"])
+            except ValueError:
+                self.add(_join(path, "host"), f"must be a lab host's name ({naming.HOST_NAME_RULE})")
         if "limits" in kind.keys and data.get("limits") is not None:  # the node's cgroup (netops.cell)
             limits, problems = cell_limits.check_limits(data["limits"], _join(path, "limits"),
                                                         vm_memory_mib=fields.get("memory"))

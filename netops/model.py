@@ -76,6 +76,7 @@ class Node:
     routing: Any = None
     ui: dict[str, Any] | None = None  # canvas data; ignored by netops
     description: str | None = None
+    host: str | None = None  # the lab host it must run on (netops.placement); None: placed when the lab deploys
     limits: NodeLimits | None = None  # hosts, routers, VMs: the node's cgroup (netops.cell)
     # values of the kind's plain settings (netops.kinds `Kind.settings`), by key; a new kind's options live here
     settings: dict[str, Any] = field(default_factory=dict)

@@ -27,6 +27,10 @@ from .errors import TopologyError
 
 LAB_ID_RE = re.compile(r"^[a-z0-9]{1,8}\Z")
 NODE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
+# A lab host's name (an agent's TOPOLAB_HOST, a node's `host:`): a DNS label, lower case; it becomes a Celery
+# queue name (agent.<host>) and part of event and log lines, never an argv or a file name on its own.
+HOST_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+HOST_NAME_RULE = "1-63 lower-case letters, digits and '-', not starting or ending with '-'"
 IFNAME_MAX = 15
 NS_PREFIX = "tl-"
 TAG_PREFIX = "topolab"
@@ -75,6 +79,13 @@ def check_lab_id(lab: str) -> str:
     if not isinstance(lab, str) or not LAB_ID_RE.match(lab):
         raise TopologyError(f"lab id {lab!r} must be 1-8 characters a-z and 0-9")
     return lab
+
+
+def check_host_name(name: object) -> str:
+    """`name` if it is a valid lab host name (HOST_NAME_RE), else ValueError saying why."""
+    if not isinstance(name, str) or not HOST_NAME_RE.match(name):
+        raise ValueError(f"host name {name!r} must be {HOST_NAME_RULE}")
+    return name
 
 
 def derive_lab_id(name: str) -> str:

@@ -39,6 +39,8 @@ def _node_document(node: Node) -> dict[str, Any]:
     doc: dict[str, Any] = {"kind": node.kind}
     if node.description is not None:
         doc["description"] = node.description
+    if node.host is not None:
+        doc["host"] = node.host
     doc.update(kinds.get(node.kind).document(node))
     if node.limits is not None:
         doc["limits"] = cell_limits.limits_document(node.limits)

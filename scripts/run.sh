@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: set up, then serve in the foreground until Ctrl-C:
-#   redis-server (private, unix socket only), the Celery agent (root, queue `agent`), the stream agent
+#   redis-server (private, unix socket only), the Celery agent (root, queues `agent` and `agent.<host>`), the stream agent
 #   (root, `python -m webapp.agent`: consoles and captures),
 #   daphne on 127.0.0.1:8000 (as the unprivileged user `topolab` when started as root).
 set -euo pipefail
@@ -14,7 +14,23 @@ SOCK=$VAR/run/redis.sock
 export TOPOLAB_VAR=$VAR
 export TOPOLAB_REDIS_URL=${TOPOLAB_REDIS_URL:-unix://$SOCK}
 
+# This lab host's name (TOPOLAB_HOST, default: the machine's host name made valid) as the settings check it, with
+# TOPOLAB_UNDERLAY_ADDRESS: a bad value stops here with the reason (before setup too, once the venv exists).
+this_host() {
+  # a placeholder key: checking the host must not create var/secret_key before setup has made var/
+  DJANGO_SETTINGS_MODULE=webapp.settings TOPOLAB_SECRET_KEY=${TOPOLAB_SECRET_KEY:-host-check} .venv/bin/python -c '
+import sys
+from django.core.exceptions import ImproperlyConfigured
+try:
+    from django.conf import settings
+    print(settings.TOPOLAB_HOST)
+except ImproperlyConfigured as exc:
+    sys.exit(f"error: {exc}")
+'
+}
+if [ -x .venv/bin/python ]; then this_host >/dev/null || exit 1; fi
 bash scripts/setup.sh
+HOST=$(this_host) || exit 1
 umask 022  # what root makes under var/ is root's to write (docs/DESIGN.md, "Who owns what under var/")
 
 log() { printf '==> %s\n' "$*"; }
@@ -77,12 +93,13 @@ if [[ $TOPOLAB_REDIS_URL == "unix://$SOCK" ]]; then
   redis-cli -s "$SOCK" ping >/dev/null || { echo "redis-server did not come up" >&2; exit 1; }
 fi
 
-log "celery agent (queue agent, with beat for the health check) as $(id -un)"
+log "celery agent of host $HOST (queues agent and agent.$HOST, with beat for the health check) as $(id -un)"
 # Root by design: the agent drives the kernel. (Celery warns about root; with JSON only it is safe.)
 # -B embeds the beat scheduler (periodic health check of deployed labs): exactly one per installation, which is
 # right while there is one agent; with more lab hosts, run `celery -A webapp beat` once instead.
 # The beat schedule is a pickle root loads: it lives in var/agent/ (root's, mode 0700), never in var/run/.
-.venv/bin/celery -A webapp worker -Q agent -n "agent@%h" --concurrency 2 --loglevel INFO \
+# It announces itself (a Host row) every few seconds; the admin and GET /api/hosts/ show it.
+.venv/bin/celery -A webapp worker -Q "agent,agent.$HOST" -n "agent@$HOST" --concurrency 2 --loglevel INFO \
   -B -s "$VAR/agent/celerybeat-schedule" &
 PIDS+=($!)
 

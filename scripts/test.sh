@@ -9,7 +9,9 @@ echo "==> ruff check"
 echo "==> mypy (strict on netops/)"
 .venv/bin/mypy
 set +e
-.venv/bin/pytest "$@"
+# A whole-suite bound under CI's 90 minutes: past it pytest is interrupted (SIGINT), so it still prints what
+# ran and what hung; each test has its own bound too (pytest-timeout, pyproject.toml).
+timeout -s INT -k 60 "${TOPOLAB_TEST_BUDGET:-4500}" .venv/bin/pytest "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -245,20 +245,24 @@ def kernel_lock():
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, topolab_subprocess_env, test_tmpdir, spawn):
-    """A real `celery -A webapp worker -Q agent` subprocess, running as the current user.
+    """A real `celery -A webapp worker -Q agent,agent.<host>` subprocess (the host: TOPOLAB_HOST as the settings
+    have it), running as the current user; it announces its host every few seconds (webapp.hosts).
 
     It reads the same test database file, so a test that uses it must be marked
     `@pytest.mark.django_db(transaction=True)`: only committed rows are visible to the worker.
     Yields the worker's node name. Its log is in <test_tmpdir>/celery-worker.log.
     """
+    from django.conf import settings
+
     from webapp.celery import app
+    from webapp.runs.parts import host_queue
 
     nodename = f"test-agent-{os.getpid()}@localhost"
     log_path = test_tmpdir / "celery-worker.log"
     proc = spawn(
         [
             sys.executable, "-m", "celery", "-A", "webapp", "worker",
-            "-Q", "agent", "-n", nodename, "--concurrency", "2",
+            "-Q", f"agent,{host_queue(settings.TOPOLAB_HOST)}", "-n", nodename, "--concurrency", "2",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         ],
         log_path=log_path,

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from netops import hosts as _hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -72,6 +77,7 @@ INSTALLED_APPS = [
     "webapp.classroom",
     "webapp.consoles",
     "webapp.checks",
+    "webapp.hosts",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +197,52 @@ CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_TASK_DEFAULT_QUEUE = "agent"
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+# --- This lab host (webapp/hosts; docs/DESIGN.md "Scaling out") --------------------------
+def _this_host() -> tuple[str, str]:
+    """(TOPOLAB_HOST, TOPOLAB_UNDERLAY_ADDRESS), checked: a bad value stops whatever loads the settings."""
+    try:
+        name = _hosts.check_host_name(os.environ.get("TOPOLAB_HOST") or _hosts.default_host_name(socket.gethostname()))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOPOLAB_HOST: {exc}") from None
+    try:
+        address = _hosts.check_underlay_address(os.environ.get("TOPOLAB_UNDERLAY_ADDRESS") or _hosts.DEFAULT_UNDERLAY)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOPOLAB_UNDERLAY_ADDRESS: {exc}") from None
+    return name, address
+
+
+# The agent on this machine: its name (its Celery queue is agent.<name>), the IPv4 address other hosts reach its
+# tunnels at, how often it announces itself, and after how long without a heartbeat a host counts as down.
+def _heartbeat_timing() -> tuple[float, float]:
+    """(TOPOLAB_HEARTBEAT_INTERVAL, TOPOLAB_HOST_DOWN_AFTER) in seconds: 0.1-3600, and a host is called down only
+    after more than one missed heartbeat."""
+    try:
+        interval = float(os.environ.get("TOPOLAB_HEARTBEAT_INTERVAL", "5"))
+        down_after = float(os.environ.get("TOPOLAB_HOST_DOWN_AFTER", "15"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOPOLAB_HEARTBEAT_INTERVAL / TOPOLAB_HOST_DOWN_AFTER: {exc}") from None
+    if not 0.1 <= interval <= 3600:
+        raise ImproperlyConfigured(f"TOPOLAB_HEARTBEAT_INTERVAL must be 0.1-3600 seconds, not {interval:g}")
+    if not 2 * interval <= down_after <= 86400:
+        raise ImproperlyConfigured(f"TOPOLAB_HOST_DOWN_AFTER must be at least twice TOPOLAB_HEARTBEAT_INTERVAL "
+                                   f"({2 * interval:g} s) and at most 86400, not {down_after:g}")
+    return interval, down_after
+
+
+def _underlay_mtu() -> int:
+    """TOPOLAB_UNDERLAY_MTU: the MTU of the network between lab hosts (1500; a jumbo underlay says e.g. 9000). Lab
+    interfaces on a segment that crosses hosts get this minus VXLAN's 50 bytes (netops.span)."""
+    raw = os.environ.get("TOPOLAB_UNDERLAY_MTU", "1500")
+    if not raw.isdigit() or not 1280 <= int(raw) <= 9216:
+        raise ImproperlyConfigured(f"TOPOLAB_UNDERLAY_MTU must be an integer 1280-9216, not {raw!r}")
+    return int(raw)
+
+
+TOPOLAB_HOST, TOPOLAB_UNDERLAY_ADDRESS = _this_host()
+TOPOLAB_UNDERLAY_MTU = _underlay_mtu()
+TOPOLAB_HEARTBEAT_INTERVAL, TOPOLAB_HOST_DOWN_AFTER = _heartbeat_timing()
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,7 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("webapp.core.urls")),
-    *(path("", include(f"webapp.{app}.urls")) for app in ("labs", "runs", "accounts", "classroom", "consoles", "checks")),
+    *(path("", include(f"webapp.{app}.urls")) for app in ("labs", "runs", "accounts", "classroom", "consoles", "checks", "hosts")),
 ]
 
 handler404 = "webapp.core.views.not_found"  # JSON in the one error shape under /api/

@@ -50,7 +50,9 @@ class Kind:
     prefix: ClassVar[str] = "n"  # names given to new nodes: prefix + a number (h1, r2, br3)
     palette: ClassVar[int] = 99  # place in the canvas's palette (smallest first)
     icon: ClassVar[str] = ""  # static path of its icon (default: img/nodes/<name>.svg)
-    #: allowed keys of the node in the document, in the order the normalised document writes them
+    #: allowed keys of the node in the document, in the order the normalised document writes them. A kind with the
+    #: `host` key runs on one lab host when a lab spans hosts (netops.placement); one without it (a switch) is built
+    #: on every host that has a port on it (netops.span).
     keys: ClassVar[tuple[str, ...]] = ("kind", "description", "ui")
     #: sections of the canvas's properties panel, in order (static/js/editor/panel.js renders each by name)
     sections: ClassVar[tuple[str, ...]] = ()
@@ -183,6 +185,13 @@ class Kind:
 
     # ---------------------------------------------------------------------------------------------- quotas
 
+    #: memory a running node of this kind holds, in MiB, for placing it on a lab host (netops.placement)
+    footprint: ClassVar[int] = 0
+
+    def footprint_mib(self, node: Node) -> int:
+        """What placement counts for the node on its host (a VM adds the memory its guest is given)."""
+        return self.footprint
+
     def cost(self, node: dict[str, Any], memory_of_image: dict[Any, Any], default_memory: int) -> dict[str, int]:
         """What a running node of this kind costs, as counts of quota resources (`vms`, `vm_memory`); `node`
         is its (unvalidated) document."""
@@ -206,7 +215,7 @@ class Kind:
 class NamespaceKind(Kind):
     """A node with a network namespace of its own and interfaces inside it (host, router)."""
 
-    keys: ClassVar[tuple[str, ...]] = ("kind", "description", "interfaces", "routes", "limits", "ui")
+    keys: ClassVar[tuple[str, ...]] = ("kind", "description", "host", "interfaces", "routes", "limits", "ui")
     sections: ClassVar[tuple[str, ...]] = ("interfaces", "routes")
     interface_keys: ClassVar[tuple[str, ...]] = ("address",)
     interfaces = True
@@ -215,6 +224,7 @@ class NamespaceKind(Kind):
     capture = True
     link_end = "ns"
     stoppable = True
+    footprint = 16  # a namespace, its shell and dnsmasq or a DHCP client
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
         return {**checker.interfaces_and_routes(name, self, data, path), **self.check_settings(checker, data, path)}

@@ -25,7 +25,7 @@ class External(SegmentKind):
     help = "The door to the host's network"
     prefix = "wan"
     palette = 4
-    keys = ("kind", "description", "bridge", "nat", "address", "ui")
+    keys = ("kind", "description", "host", "bridge", "nat", "address", "ui")
     sections = ("external",)
     clab_host_endpoint = True
     uplink = True

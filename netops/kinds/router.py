@@ -21,11 +21,12 @@ class Router(NamespaceKind):
     help = "Forwards between networks; NAT and DHCP"
     prefix = "r"
     palette = 0
-    keys = ("kind", "description", "interfaces", "routes", "nat", "routing", "limits", "ui")
+    keys = ("kind", "description", "host", "interfaces", "routes", "nat", "routing", "limits", "ui")
     sections = ("interfaces", "routes", "nat", "routing")
     interface_keys = ("address", "dhcp_server")
     serves_dhcp = True
     forwarding = True
+    footprint = 32  # with FRR's daemons
     masquerade = True
     actions = {"sysctl.forwarding": "apply_forwarding", "nat.router": "apply_nat", "frr.start": "apply_frr_start",
                "frr.reload": "apply_frr_reload", "remove.frr": "apply_frr_stop"}

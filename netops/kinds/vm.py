@@ -25,7 +25,7 @@ class Vm(Kind):
     help = "A qemu virtual machine"
     prefix = "vm"
     palette = 3
-    keys = ("kind", "description", "image", "memory", "cpus", "interfaces", "routes", "limits", "ui")
+    keys = ("kind", "description", "host", "image", "memory", "cpus", "interfaces", "routes", "limits", "ui")
     sections = ("vm", "interfaces", "routes")
     interface_keys = ("address", "mac")
     interfaces = True
@@ -34,6 +34,11 @@ class Vm(Kind):
     link_end = "tap"
     stoppable = True
     clab_rank = 0  # a linux node labelled topolab.kind=vm is a vm, whatever its sysctls
+    footprint = 64  # qemu's own, beside the guest's memory
+
+    def footprint_mib(self, node: Node) -> int:
+        # the image's own default memory is the image library's (not known to pure code): 256 MiB stands for it
+        return self.footprint + (node.memory or 256)
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
         fields = checker.interfaces_and_routes(name, self, data, path)

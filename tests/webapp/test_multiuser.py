@@ -481,16 +481,19 @@ async def test_twenty_parallel_console_websockets_never_exceed_the_limit(setting
     await asyncio.gather(*(c.connect(timeout=10) for c in comms))
 
     async def outcome(comm):
-        """The close code, or "open" once it stayed open for 3 s (whatever else it sends meanwhile: the loop is
-        bounded, so a consumer that keeps talking cannot hang the suite)."""
+        """The close code, or "open" once it stayed quiet for 3 s (whatever else it sends meanwhile: the loop is
+        bounded, so a consumer that keeps talking cannot hang the suite).
+
+        Quiet is asked with receive_nothing, never a receive_output that times out: that one cancels the consumer
+        and then awaits it, and a consumer cancelled inside channels_redis' receive can wait on its lock forever
+        (this test hung CI for 90 minutes that way, about one run in three)."""
         deadline = asyncio.get_running_loop().time() + 20
-        try:
-            while asyncio.get_running_loop().time() < deadline:
-                out = await comm.receive_output(timeout=3)
-                if out["type"] == "websocket.close":
-                    return out.get("code")
-        except TimeoutError:
-            pass
+        while asyncio.get_running_loop().time() < deadline:
+            if await comm.receive_nothing(timeout=3):
+                return "open"
+            out = await comm.receive_output(timeout=1)  # something is queued: it comes at once
+            if out["type"] == "websocket.close":
+                return out.get("code")
         return "open"
 
     outcomes = await asyncio.gather(*(outcome(c) for c in comms))

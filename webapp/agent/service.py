@@ -27,6 +27,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from webapp.consoles import conf
 
@@ -49,7 +50,8 @@ class Agent(ConsoleStreams, CaptureStreams):
     async def run(self) -> None:
         self.channel = await self.layer.new_channel()
         await database_sync_to_async(forget_orphans)()
-        log.info("stream agent listening on %s and %s", conf.agent_channel(), self.channel)
+        log.info("stream agent of host %s listening on %s and %s", settings.TOPOLAB_HOST, conf.agent_channel(),
+                 self.channel)
         loops = [asyncio.ensure_future(self._listen(conf.agent_channel())),
                  asyncio.ensure_future(self._listen(self.channel)),
                  asyncio.ensure_future(self._watchdog())]
@@ -91,8 +93,8 @@ class Agent(ConsoleStreams, CaptureStreams):
                 await self.capture_end(running, "stopped by the user")
             await self.reply(m, {"ok": True})
         elif kind == "agent.ping":
-            await self.reply(m, {"ok": True, "agent": self.channel, "consoles": len(self.consoles),
-                                 "captures": len(self.captures)})
+            await self.reply(m, {"ok": True, "agent": self.channel, "host": settings.TOPOLAB_HOST,
+                                 "consoles": len(self.consoles), "captures": len(self.captures)})
 
     async def reply(self, m: dict, answer: dict) -> None:
         if isinstance(m.get("reply"), str):

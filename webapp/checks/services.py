@@ -95,6 +95,7 @@ def _start(lab: Lab, user, kind: str, document: dict[str, Any], version: int | N
     busy = run_services.active_run(lab)
     if busy is not None:
         raise run_services.lab_busy(busy)
+    run_services.lab_queue(lab.pk, "checks and reset")  # 409 for a lab across hosts
     try:
         with transaction.atomic():
             run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None,
@@ -109,7 +110,7 @@ def _enqueue(run: Run) -> None:
     from . import tasks
 
     task = tasks.check_lab if run.kind == Run.Kind.CHECK else tasks.reset_lab
-    task.apply_async((run.pk,), task_id=str(run.task_id), queue=run_services.agent_queue())
+    task.apply_async((run.pk,), task_id=str(run.task_id), queue=run_services.lab_queue(run.lab_id, "checks"))
 
 
 def start_check(lab: Lab, user) -> Run:

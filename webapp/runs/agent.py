@@ -52,21 +52,17 @@ def execute(run_id: int) -> str:
     services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
                           version=run.lab_version)
     changed: dict = {}
-    try:
+
+    def operation() -> None:
+        nonlocal changed
         if run.kind == Run.Kind.ACTION:  # an action is not retried: it is the user's, and it says what failed
             changed = _action(run, lab)
         else:
             _with_retries(run, lab, _operation(run.kind))
-    except TopologyError as exc:
-        first = exc.problems[0] if exc.problems else None
-        services.finish(run, error=str(exc), element=first.path if first else "")
-    except ApplyError as exc:
-        services.finish(run, error=exc.message, element=exc.element)
-    except LabBusyError as exc:
-        services.finish(run, error=str(exc))
-    except Exception as exc:
-        log.exception("run %s failed", run.pk)
-        services.finish(run, error=f"{type(exc).__name__}: {exc}")
+
+    error, element = _attempt(operation, f"run {run.pk}")
+    if error:
+        services.finish(run, error=error, element=element)
     else:  # a deploy says which version of the document now runs (the editor tells newer edits apart)
         if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
             services.finish(run, version=run.lab_version, document=run.document)  # what ran, not the lab now
@@ -90,26 +86,14 @@ def execute_part(run_id: int, host: str) -> str:
     lab: Lab = run.lab
     if first:
         services.record_event(lab.pk, run.pk, "run.started", kind=run.kind, message=f"{run.kind} started",
-                              version=run.lab_version, hosts=sorted(run.parts))
+                              version=run.lab_version, hosts=sorted(run.parts),
+                              placement=(run.span or {}).get("placement"))
     services.record_event(lab.pk, run.pk, "run.part", host=host, state="running",
                           message=f"{run.kind} started on host {host}")
-    error = element = ""
     span = _span(run, host)
-    try:
-        if run.kind == Run.Kind.DEPLOY:
-            _with_retries(run, lab, lambda r, lb: _deploy(r, lb, span=span, host=host))
-        else:
-            _with_retries(run, lab, lambda r, lb: _destroy(r, lb, span=span, host=host))
-    except TopologyError as exc:
-        first_problem = exc.problems[0] if exc.problems else None
-        error, element = str(exc), (first_problem.path if first_problem else "")
-    except ApplyError as exc:
-        error, element = exc.message, exc.element
-    except LabBusyError as exc:
-        error = str(exc)
-    except Exception as exc:
-        log.exception("part %s of run %s failed", host, run.pk)
-        error = f"{type(exc).__name__}: {exc}"
+    step = _deploy if run.kind == Run.Kind.DEPLOY else _destroy
+    error, element = _attempt(lambda: _with_retries(run, lab, lambda r, lb: step(r, lb, span=span, host=host)),
+                              f"part {host} of run {run.pk}")
     services.record_event(lab.pk, run.pk, "run.part", host=host, state="failed" if error else "succeeded",
                           message=error or f"{run.kind} finished on host {host}", element=element)
     outcome = parts.finish(run, host, error=error, element=element)
@@ -124,6 +108,23 @@ def execute_part(run_id: int, host: str) -> str:
         if run.kind == Run.Kind.DEPLOY:
             services.mark_unfinished_nodes(lab.pk, run.pk)
     return "failed" if error else "succeeded"
+
+
+def _attempt(operation, what: str) -> tuple[str, str]:
+    """Run `operation`; ("", "") when it succeeds, else (the error for the user, the element at fault)."""
+    try:
+        operation()
+    except TopologyError as exc:
+        first = exc.problems[0] if exc.problems else None
+        return str(exc), first.path if first else ""
+    except ApplyError as exc:
+        return exc.message, exc.element
+    except LabBusyError as exc:
+        return str(exc), ""
+    except Exception as exc:
+        log.exception("%s failed", what)
+        return f"{type(exc).__name__}: {exc}", ""
+    return "", ""
 
 
 def _span(run: Run, host: str):

@@ -13,7 +13,8 @@ and the span, and finishes its part. Every update of `parts` happens under a row
 a real lock on PostgreSQL, the database's single writer on SQLite), so exactly one part sees that it was the
 last, and that part ends the run: failed, naming the host and element, when any part failed; succeeded otherwise.
 A part a host never ran (its agent stopped) is failed by that agent's worker-start recovery like any run, which
-ends the run; deploying again finishes the lab, destroying removes it on every host that is up.
+ends the run; deploying again finishes the lab, destroying removes it on every host that is up. A host whose
+heartbeats stopped (webapp.hosts) has its unfinished parts failed by the other agents' checks (`fail_parts_on`).
 
 VNIs: one per lab segment that crosses hosts, from SegmentVni. Rows are never reused for another lab segment (the
 VNI space has 16 million values): a host that was down when a lab was destroyed may still hold that lab's tunnel
@@ -98,12 +99,16 @@ def claim(run_id: int, host: str) -> tuple[Run, bool] | None:
     return run, first
 
 
-def finish(run: Run, host: str, *, error: str = "", element: str = "") -> dict | None:
+def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinished_only: bool = False) -> dict | None:
     """Record the end of `host`'s part. When it was the last part still running, return the run's outcome
-    {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None."""
+    {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None.
+    With `unfinished_only`, a part already done is left as it is (None): two agents failing a down host's part
+    at once end the run once."""
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         parts = dict(locked.parts or {})
+        if unfinished_only and (parts.get(host) or {}).get("status", PART_DONE[0]) in PART_DONE:
+            return None
         parts[host] = {**parts.get(host, {}), "status": PART_FAILED if error else PART_SUCCEEDED,
                        "error": error, "element": element}
         Run.objects.filter(pk=run.pk).update(parts=parts)
@@ -125,13 +130,13 @@ def unfinished_hosts(run: Run) -> list[str]:
 
 
 def prepare(lab_pk: int, topology, placement: dict[str, str], underlays: dict[str, str], *, mtu: int,
-            previous: dict | None = None) -> tuple[dict | None, dict]:
+            previous: dict | None = None, collapse: bool = True) -> tuple[dict | None, dict]:
     """(span, parts) of a deploy with `placement` ({node: host}); (None, {}) for a lab on one host.
 
     `previous` is the span of the run that deployed what runs now: its hosts get a part too, so a host that no
     longer holds any node of the lab removes its share (tunnels, its part of the bridges)."""
     hosts = set(placement.values()) | set((previous or {}).get("underlays") or {})
-    if len(hosts) <= 1:
+    if len(hosts) <= 1 and collapse:  # without collapse, a lab on one host still goes to that host's queue
         return None, {}
     from netops.span import spanning_segments
 
@@ -143,14 +148,69 @@ def prepare(lab_pk: int, topology, placement: dict[str, str], underlays: dict[st
     return span, new_parts(sorted(hosts))
 
 
+MIB = 1 << 20
+RESERVED_MIB = 512  # what a host keeps for itself (the agent, the database, the kernel) before lab nodes
+NS_NODE_MIB = 16  # what placement counts for a node a host runs already (netops.kinds: a namespace node's footprint)
+
+
+def free_mib(host) -> int:
+    """Room a webapp.hosts Host has for more lab nodes, in MiB, from its last heartbeat."""
+    return max(0, host.memory_bytes // MIB - RESERVED_MIB - host.nodes_running * NS_NODE_MIB)
+
+
+def last_span(lab_pk: int) -> dict | None:
+    """The span of the lab's last deploy that ran (None when it ran on one host, or never)."""
+    last = Run.objects.filter(lab_id=lab_pk, kind=Run.Kind.DEPLOY).exclude(status=Run.Status.QUEUED) \
+        .order_by("-pk").values_list("span", flat=True).first()
+    return last or None
+
+
+def plan_deploy(lab_pk: int, document: dict, *, deployed: bool) -> tuple[dict | None, dict]:
+    """(span, parts) of a deploy of `document` (validated): where each node runs (netops.placement, on the hosts whose
+    heartbeats the web tier has) and what that makes cross hosts. (None, {}) when it all runs on one host, which
+    is every deploy while a single host is up and no node names its host: exactly as before hosts existed.
+
+    Raises TopologyError naming `nodes.<n>.host` (an unknown or down host), `nodes.<n>` (no room) or an interface's
+    `mtu` that a segment across hosts cannot carry. A deployed lab's running nodes stay where they run."""
+    from django.conf import settings
+
+    from netops.errors import TopologyError
+    from netops.placement import Seat, place
+    from netops.span import VXLAN_OVERHEAD, Span, span_problems
+    from netops.topology import parse_document
+    from webapp.hosts.models import Host
+
+    hosts = list(Host.objects.all())
+    up = [h for h in hosts if h.up]
+    previous = last_span(lab_pk) if deployed else None
+    pinned = any(isinstance(node, dict) and node.get("host") for node in (document.get("nodes") or {}).values())
+    if len(up) <= 1 and not pinned and previous is None:
+        return None, {}
+    topology = parse_document(document)
+    result = place(topology, [Seat(h.name, free_mib(h), h.up) for h in hosts],
+                   previous=(previous or {}).get("placement"))
+    if result.problems:
+        raise TopologyError(result.problems)
+    mtu = settings.TOPOLAB_UNDERLAY_MTU - VXLAN_OVERHEAD
+    # with several hosts up, even a lab that fits one runs as a part on that host's queue: the shared queue
+    # would hand its deploy, its destroy and its actions to whichever agent is free
+    span, parts = prepare(lab_pk, topology, result.hosts, {h.name: h.underlay_address for h in hosts}, mtu=mtu,
+                          previous=previous, collapse=False)
+    if span is not None and len(parts) > 1:
+        problems = span_problems(topology, Span(local=min(parts), placement=span["placement"],
+                                                underlays=span["underlays"], vnis=span["vnis"], mtu=mtu))
+        if problems:
+            raise TopologyError(problems)
+    return span, parts
+
+
 def destroy_span(lab_pk: int) -> tuple[dict | None, dict]:
     """(span, parts) of a destroy: the span of the last deploy that ran across hosts, if the lab's last deploy did
     (a destroy of a lab on one host has neither)."""
-    last = Run.objects.filter(lab_id=lab_pk, kind=Run.Kind.DEPLOY).exclude(status=Run.Status.QUEUED) \
-        .order_by("-pk").first()
-    if last is None or not last.span:
+    span = last_span(lab_pk)
+    if not span:
         return None, {}
-    return last.span, new_parts(sorted(last.span.get("underlays") or {}))
+    return span, new_parts(sorted(span.get("underlays") or {}))
 
 
 def fail_parts_on(hosts_down: set[str], reason: str) -> list[int]:
@@ -161,7 +221,7 @@ def fail_parts_on(hosts_down: set[str], reason: str) -> list[int]:
         for host in unfinished_hosts(run):
             if host in hosts_down:
                 failed.append(run.pk)
-                yield_outcome = finish(run, host, error=reason)
+                yield_outcome = finish(run, host, error=reason, unfinished_only=True)
                 if yield_outcome is not None:
                     from . import services
 

@@ -38,6 +38,26 @@ def agent_queue() -> str:
     return getattr(settings, "TOPOLAB_AGENT_QUEUE", None) or os.environ.get("TOPOLAB_AGENT_QUEUE") or "agent"
 
 
+def lab_queue(lab_pk: int, what: str) -> str:
+    """The queue of the agent that runs lab `lab_pk`: the shared one for a lab on one host as before hosts
+    existed, `agent.<host>` for a lab that a deploy placed on one host (several hosts are up). A lab across several
+    hosts raises a 409 Refusal naming `what` (the operation), until those operations are built for it."""
+    from .parts import host_queue, last_span
+
+    span = last_span(lab_pk)
+    hosts = sorted((span or {}).get("underlays") or {})
+    if not hosts:
+        return agent_queue()
+    if len(hosts) == 1:
+        return host_queue(hosts[0])
+    from rest_framework import status
+
+    from webapp.core.errors import Refusal
+
+    raise Refusal(f"{what} is not available yet for a lab that runs across hosts ({', '.join(hosts)}); "
+                  "deploy, destroy and the canvas are", code=status.HTTP_409_CONFLICT)
+
+
 def lab_group(lab_pk: int) -> str:
     return f"lab.{lab_pk}"
 
@@ -63,9 +83,12 @@ def start_run(lab: Lab, user, kind: str) -> Run:
     bridges the owner and `user` may use) and counted against the quotas, and exactly that document is stored on
     the run, which is what the agent deploys. A PUT after this point changes the lab, not the run.
     """
+    from . import parts
+
     with transaction.atomic():
         lab = Lab.objects.select_for_update().select_related("owner").get(pk=lab.pk)
         document = version = None
+        span, run_parts = None, {}
         if kind == Run.Kind.DEPLOY:
             problems = lab_services.lab_problems(lab, requester=user)
             if problems:
@@ -75,10 +98,15 @@ def start_run(lab: Lab, user, kind: str) -> Run:
         busy = active_run(lab)
         if busy is not None:
             raise lab_busy(busy)
+        if kind == Run.Kind.DEPLOY:  # where each node runs, when more than one lab host is up (webapp.runs.parts)
+            state = LabState.objects.filter(lab=lab).first()
+            span, run_parts = parts.plan_deploy(lab.pk, document, deployed=bool(state and state.deployed))
+        elif kind == Run.Kind.DESTROY:  # on every host the last deploy used
+            span, run_parts = parts.destroy_span(lab.pk)
         try:
             with transaction.atomic():
                 run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None,
-                                         document=document, lab_version=version)
+                                         document=document, lab_version=version, span=span, parts=run_parts)
         except IntegrityError:  # the conditional unique constraint: someone started one in between
             raise lab_busy(active_run(lab)) from None
         transaction.on_commit(lambda: _enqueue(run))
@@ -105,6 +133,7 @@ def start_action(lab: Lab, user, action: object) -> Run:
         busy = active_run(lab)
         if busy is not None:
             raise lab_busy(busy)
+        lab_queue(lab.pk, "node and link actions")  # 409 for a lab across hosts
         try:
             with transaction.atomic():
                 run = Run.objects.create(lab=lab, kind=Run.Kind.ACTION, action=checked,
@@ -148,7 +177,9 @@ def _enqueue(run: Run) -> None:
         return
 
     task = {Run.Kind.DEPLOY: tasks.deploy_lab, Run.Kind.DESTROY: tasks.destroy_lab}.get(run.kind, tasks.lab_action)
-    task.apply_async((run.pk,), task_id=str(run.task_id), queue=agent_queue())
+    # an action goes where the lab runs (start_action refused it for a lab across hosts)
+    queue = agent_queue() if run.kind in (Run.Kind.DEPLOY, Run.Kind.DESTROY) else lab_queue(run.lab_id, "actions")
+    task.apply_async((run.pk,), task_id=str(run.task_id), queue=queue)
 
 
 # ------------------------------------------------------------------------------------------------ events
@@ -216,9 +247,17 @@ def snapshot(lab: Lab) -> dict:
         "nodes": dict(state.nodes) if state else {},
         "links": dict(state.links) if state else {},  # links set down on the running lab (link_name -> "down")
         "run": run_summary(run) if run else None,
+        "placement": placement(lab) if state and state.deployed else {},
         # a page opened after a failed run still shows why, and on which element
         "last_run": run_summary(last) if last else None,
     }
+
+
+def placement(lab: Lab) -> dict[str, str]:
+    """{node: host} of the lab's last deploy across hosts ({} when it runs on one host)."""
+    from .parts import last_span
+
+    return dict((last_span(lab.pk) or {}).get("placement") or {})
 
 
 def running_part(document: dict) -> dict:

@@ -51,8 +51,23 @@ app.conf.beat_schedule = {
 }
 
 
+def agent_queues() -> list[str]:
+    """Every queue an agent takes runs from: the shared one, and `agent.<host>` of every host known (a Host row)
+    or named by a part of an active run."""
+    from webapp.hosts.models import Host
+
+    from . import parts
+    from .models import Run
+
+    hosts = set(Host.objects.values_list("name", flat=True))
+    for run_parts in Run.objects.filter(status__in=Run.ACTIVE).exclude(parts={}).values_list("parts", flat=True):
+        hosts |= set(run_parts or {})
+    return [agent_queue(), *sorted(parts.host_queue(h) for h in hosts)]
+
+
 def alive_task_ids(timeout: float = 1.0) -> set[str]:
-    """Task ids some live worker is executing or holds, plus those still waiting in the agent queue."""
+    """Task ids some live worker is executing or holds, plus those still waiting in an agent queue (the shared
+    one and every host's)."""
     ids: set[str] = set()
     inspect = app.control.inspect(timeout=timeout)
     for method in (inspect.active, inspect.reserved, inspect.scheduled):
@@ -61,20 +76,21 @@ def alive_task_ids(timeout: float = 1.0) -> set[str]:
                 request = task.get("request", task)
                 if request.get("id"):
                     ids.add(request["id"])
-    ids |= _waiting_in_broker(agent_queue())
+    ids |= _waiting_in_broker(*agent_queues())
     return ids
 
 
-def _waiting_in_broker(queue: str) -> set[str]:
-    """Ids of task messages still in the broker's list for `queue` (Redis transport: a list per queue)."""
+def _waiting_in_broker(*queues: str) -> set[str]:
+    """Ids of task messages still in the broker's lists for `queues` (Redis transport: a list per queue)."""
     ids = set()
     with app.connection_for_read() as conn:
         client = conn.default_channel.client
-        for raw in client.lrange(queue, 0, -1):
-            try:
-                ids.add(json.loads(raw)["headers"]["id"])
-            except (ValueError, KeyError, TypeError):
-                continue
+        for queue in queues:
+            for raw in client.lrange(queue, 0, -1):
+                try:
+                    ids.add(json.loads(raw)["headers"]["id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
     return ids
 
 

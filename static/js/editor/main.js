@@ -99,7 +99,10 @@ async function loadExtensions(cy) {
   const onLeaseEvent = leaseWatcher();
   const onAdjacencyEvent = watchAdjacencies(cy); // OSPF/BGP up on the links, from the lab's status
   try {
-    const { initDeploy } = await import("./deploy.js");
+    const [{ initDeploy }, { initHosts }] = await Promise.all([import("./deploy.js"), import("./hosts.js")]);
+    // before the deploy controls: their first snapshot carries the placement the badges show
+    state.hosts = initHosts({ cy, toolbarEl: root.querySelector(".toolbar") });
+    window.topolab.hosts = state.hosts;
     state.deploy = initDeploy({
       labId: labPk, cy, editable, toolbarEl: root.querySelector(".toolbar"), dock: state.dock,
       beforeDeploy: () => autosave.flush(), // deploy what the user sees, not the last autosave
@@ -108,6 +111,7 @@ async function loadExtensions(cy) {
         state.actions?.event(event);
         if (state.consoles) state.consoles.render();
         state.checks?.onEvent(event);
+        state.hosts?.event(event);
         onLeaseEvent(event);
         onAdjacencyEvent(event);
       },

@@ -163,7 +163,7 @@ class LabStatusView(APIView):
         from .. import tasks
 
         lab = _lab(request, pk)
-        result = tasks.lab_status.apply_async((lab.pk,), queue=services.agent_queue())
+        result = tasks.lab_status.apply_async((lab.pk,), queue=services.lab_queue(lab.pk, "status"))
         try:
             observed = result.get(timeout=STATUS_TIMEOUT)
         except CeleryTimeout:
