@@ -53,8 +53,8 @@ def count_nodes(namespaces: list[str], stopped: dict[str, set[str]]) -> int:
     count = 0
     for ns in namespaces:
         parsed = naming.parse_namespace(ns)
-        if parsed is None or parsed[1] is None:
-            continue  # not Topolab's, or a lab's fabric
+        if parsed is None or parsed[1] is None or parsed[1] == naming.TUNNEL_NODE:
+            continue  # not Topolab's, or a lab's fabric or tunnels (netops.vxlan)
         lab, node = parsed
         if node not in stopped.get(lab, set()):
             count += 1

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import kinds
 from .errors import Problem
+from .hosts import check_underlay_address
 from .model import Endpoint, Link, LinkConditions, Node, Topology
 from .naming import _hash, check_host_name
 
@@ -35,7 +36,6 @@ VXLAN_OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (1
 DEFAULT_MTU = 1450
 VNI_MAX = (1 << 24) - 1
 NETNS_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")  # a file name in /run/netns, never . or ..
-BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 UNDERLAY_NETNS_ENV = "TOPOLAB_UNDERLAY_NETNS"
 
 
@@ -58,16 +58,14 @@ class Span:
         """Everything that reaches the kernel (underlay addresses, VNIs, MTU, the underlay namespace) is checked
         here; host names only name hosts (tunnel names are hashed), but are checked as names all the same."""
         for host in (self.local, *self.underlays, *self.placement.values()):
-            check_host_name(host)  # netops.naming's rule, the same as TOPOLAB_HOST and a node's host: key
+            check_host_name(host)
         if self.local not in self.underlays:
             raise ValueError(f"this host {self.local!r} has no underlay address")
         seen: dict[ipaddress.IPv4Address, str] = {}
         for host, addr in self.underlays.items():
-            if not isinstance(addr, str):
-                raise ValueError(f"underlay address of {host!r} must be a dotted quad")
-            ip = ipaddress.IPv4Address(addr)  # raises ValueError on anything that is not a dotted quad
-            if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local or ip == BROADCAST:
-                raise ValueError(f"underlay address {addr} of {host!r} is not a unicast host address")
+            if check_underlay_address(addr) != addr:  # unicast IPv4, as the agent's setting; only its canonical form
+                raise ValueError(f"underlay address {addr!r} of {host!r} is not in its canonical form")
+            ip = ipaddress.IPv4Address(addr)
             if ip in seen:
                 raise ValueError(f"hosts {seen[ip]!r} and {host!r} share the underlay address {addr}")
             seen[ip] = host
