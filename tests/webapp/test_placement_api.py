@@ -149,3 +149,12 @@ def test_another_user_cannot_see_or_deploy_a_lab_on_any_host(owner, hosts):
     assert api.post(f"/api/labs/{lab.pk}/deploy/", format="json").status_code == 404
     assert api.get("/api/hosts/").status_code == 403  # the host list is staff's
     assert not Run.objects.filter(lab=lab).exists()
+
+
+def test_two_hosts_with_one_underlay_address_are_a_409_for_the_operator_not_a_500(owner, hosts):
+    hosts("lab-a", "lab-b", memory=(512 + 100) * (1 << 20))
+    Host.objects.filter(name="lab-b").update(underlay_address="192.0.2.1")  # lab-a's too
+    lab, answer = deploy(owner, lab_doc(9))
+    assert answer.status_code == 409, answer.content
+    assert "share the underlay address 192.0.2.1" in answer.json()["errors"][0]["message"]
+    assert not Run.objects.filter(lab=lab).exists()

@@ -197,8 +197,17 @@ def plan_deploy(lab_pk: int, document: dict, *, deployed: bool) -> tuple[dict | 
     span, parts = prepare(lab_pk, topology, result.hosts, {h.name: h.underlay_address for h in hosts}, mtu=mtu,
                           previous=previous, collapse=False)
     if span is not None and len(parts) > 1:
-        problems = span_problems(topology, Span(local=min(parts), placement=span["placement"],
-                                                underlays=span["underlays"], vnis=span["vnis"], mtu=mtu))
+        try:
+            checked = Span(local=min(parts), placement=span["placement"], underlays=span["underlays"],
+                           vnis=span["vnis"], mtu=mtu)
+        except ValueError as exc:  # the hosts' own settings (two hosts with one underlay address): the operator's
+            from rest_framework import status
+
+            from webapp.core.errors import Refusal
+
+            raise Refusal(f"the lab hosts cannot carry this lab across them: {exc}",
+                          code=status.HTTP_409_CONFLICT) from None
+        problems = span_problems(topology, checked)
         if problems:
             raise TopologyError(problems)
     return span, parts
