@@ -134,3 +134,67 @@ def lab_processes(lab: str) -> list:
     from netops import procs
 
     return [p for p in procs.find(lab) if p.role != procs.init_role(p.node)]
+
+
+# ---------------------------------------------------------------------------------------------- simulated hosts
+
+UNDERLAY_NET = "198.51.100"  # TEST-NET-2, only inside the tests' own namespaces
+
+
+def netns_exec(ns: str, argv: list[str], *, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *argv], capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+class Underlay:
+    """Simulated lab hosts' network: an underlay bridge in a namespace of the test's, and one underlay namespace
+    per host on it with a TEST-NET-2 address (the agents' VXLAN sockets live there: TOPOLAB_UNDERLAY_NETNS)."""
+
+    def __init__(self, names: list[str]) -> None:
+        import uuid
+
+        tag = uuid.uuid4().hex[:6]
+        self.switch = f"tltest-ulsw{tag}"
+        self.underlay: dict[str, str] = {}  # host -> its underlay namespace
+        self.address: dict[str, str] = {}  # host -> its underlay address
+        subprocess.run(["ip", "netns", "add", self.switch], check=True)
+        try:
+            netns_exec(self.switch, ["ip", "link", "add", "ul0", "type", "bridge"], check=True)
+            netns_exec(self.switch, ["ip", "link", "set", "ul0", "up"], check=True)
+            for i, host in enumerate(names, start=1):
+                ns = f"tltest-ul{host}{tag}"
+                subprocess.run(["ip", "netns", "add", ns], check=True)
+                self.underlay[host], self.address[host] = ns, f"{UNDERLAY_NET}.{i}"
+                netns_exec(self.switch, ["ip", "link", "add", f"p{host}", "type", "veth", "peer", "name", "eth0",
+                                         "netns", ns], check=True)
+                netns_exec(self.switch, ["ip", "link", "set", f"p{host}", "master", "ul0", "up"], check=True)
+                for argv in (["ip", "addr", "add", f"{self.address[host]}/24", "dev", "eth0"],
+                             ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"]):
+                    netns_exec(ns, argv, check=True)
+        except BaseException:
+            self.remove()
+            raise
+
+    def remove(self) -> None:
+        for ns in [*self.underlay.values(), self.switch]:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+class UdpCapture:
+    """tcpdump of VXLAN (UDP 4789) on an underlay namespace's eth0, started and stopped by its pid."""
+
+    def __init__(self, ns: str, out) -> None:
+        self.out, self.err = out, out.with_suffix(".err")
+        with open(out, "w") as stdout, open(self.err, "w") as stderr:
+            self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "--", "tcpdump", "-n", "-l", "-i",
+                                          "eth0", "udp", "port", "4789"], stdout=stdout, stderr=stderr)
+        deadline = time.monotonic() + 10
+        while "listening on" not in self.err.read_text():  # it captures from then on
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.err.read_text()
+            time.sleep(0.05)
+
+    def stop(self) -> str:
+        time.sleep(0.5)  # the last lines out
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        return self.out.read_text()

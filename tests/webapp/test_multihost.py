@@ -76,12 +76,24 @@ class SimHost:
             assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, self.log_path.read_text()[-3000:]
 
+    def start_stream_agent(self) -> None:
+        """This host's stream agent (consoles, captures), as `python -m webapp.agent` with the host's settings."""
+        self.stream = self.spawn([sys.executable, "-m", "webapp.agent"], log_path=self.log_path.with_suffix(".stream"),
+                                 env=self.env, new_session=True)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
+        stream = getattr(self, "stream", None)
+        if stream is not None and stream.poll() is None:
+            stream.terminate()
+            try:
+                stream.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(stream.pid, signal.SIGKILL)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -182,6 +194,7 @@ def sim(kernel_lock, topolab_subprocess_env, test_tmpdir, spawn):
     try:
         for host in hosts.values():
             host.start()
+            host.start_stream_agent()
         wait_for(lambda: up(*HOSTS), 30, "the simulated hosts announced themselves")
         yield underlay, hosts, before
     finally:
@@ -193,6 +206,7 @@ def sim(kernel_lock, topolab_subprocess_env, test_tmpdir, spawn):
 
 def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
     underlay, hosts, before = sim
+    settings.TOPOLAB_QUOTA_USER_RUNNING_LABS = 0  # three labs at once
     user = get_user_model().objects.create_user(f"mia{uuid.uuid4().hex[:6]}")
     Profile.objects.create(user=user, role=Role.INSTRUCTOR)  # may use the operator's ISP bridge
     api = APIClient()
@@ -226,6 +240,9 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         assert netns_exec(h1, ["ping", "-c", "1", "-W", "3", "203.0.113.1"]).returncode == 0, "h1 -> ISP by SNAT"
         seen = capture.stop()
         assert f"vni {vni}" in seen, seen[-2000:]
+        # consoles: each node's shell comes from the stream agent of the host that runs it
+        assert address.encode() in console(user, one, "h2", b"ip -4 -o addr show dev eth0; hostname\n", b"10.0.1.")
+        assert b"10.0.1.1/24" in console(user, one, "h1", b"ip -4 -o addr show dev eth0\n", b"10.0.1.1/24")
         if with_vm:
             from webapp.runs import services
 
@@ -269,6 +286,9 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         assert again.status == "succeeded", (again.error, again.parts)
         assert wait_for(lambda: leased(f"tlc-{third.lab_id}-h2"), 30, "three's h2 lease")
     finally:
+        if hosts["c"].proc is not None and hosts["c"].proc.poll() is not None:  # killed above and not back
+            hosts["c"].start()
+            wait_for(lambda: up("c"), 30, "host c back")
         for lab in labs:
             answer = api.post(f"/api/labs/{lab.pk}/destroy/", format="json")
             if answer.status_code == 202:
@@ -279,6 +299,45 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
     assert leftovers == {"namespaces": [n for n in leftovers["namespaces"] if n.startswith("tltest-")],
                          "links": [n for n in leftovers["links"] if n.startswith("tlbr") or n.startswith("tlisp")]}
     assert after["nft"] == before["nft"]
+
+
+def console(user, lab: Lab, node: str, command: bytes, needle: bytes, timeout: float = 30) -> bytes:
+    """What a shell console of `node` prints for `command`, through the real consumer and stream agents."""
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from webapp.asgi import application
+
+    web = Client()
+    web.force_login(user)
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"),
+               (b"cookie", f"sessionid={web.cookies['sessionid'].value}".encode())]
+
+    async def talk() -> bytes:
+        comm = WebsocketCommunicator(application, f"/ws/labs/{lab.pk}/console/{node}/", headers=headers)
+        connected, _ = await comm.connect(timeout=10)
+        assert connected
+        out, sent = b"", False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while needle not in out or not sent:
+                left = deadline - loop.time()
+                assert left > 0, f"{needle!r} not seen from {node}'s console: {out[-800:]!r}"
+                message = await comm.receive_output(timeout=left)
+                assert message["type"] != "websocket.close", f"{node}'s console closed: {out[-800:]!r}"
+                if message.get("text") and '"open"' in message["text"] and not sent:
+                    await comm.send_to(bytes_data=command)
+                    sent, out = True, b""
+                elif message.get("bytes") and sent:
+                    out += message["bytes"]
+            return out
+        finally:
+            await comm.disconnect()
+
+    return asyncio.run(talk())
 
 
 def r1_leases(lab: Lab, host: SimHost) -> list[tuple[str, str]]:

@@ -53,6 +53,7 @@ class Agent(ConsoleStreams, CaptureStreams):
         log.info("stream agent of host %s listening on %s and %s", settings.TOPOLAB_HOST, conf.agent_channel(),
                  self.channel)
         loops = [asyncio.ensure_future(self._listen(conf.agent_channel())),
+                 asyncio.ensure_future(self._listen(conf.agent_channel(settings.TOPOLAB_HOST))),
                  asyncio.ensure_future(self._listen(self.channel)),
                  asyncio.ensure_future(self._watchdog())]
         try:

@@ -14,9 +14,12 @@ def _get(name: str, default, cast=str):
     return cast(raw) if raw is not None else default
 
 
-def agent_channel() -> str:
-    """The channel-layer channel every stream agent listens on (one per lab host when scaled out)."""
-    return _get("AGENT_CHANNEL", "topolab-agent.default")
+def agent_channel(host: str | None = None) -> str:
+    """The channel-layer channel every stream agent listens on, or (`host`) the one only that host's stream agent
+    listens on: a console or capture of a node goes to the host that runs it (webapp.hosts, DESIGN.md
+    "Scaling out")."""
+    base = _get("AGENT_CHANNEL", "topolab-agent.default")
+    return f"{base}.{host}" if host else base
 
 
 def capture_dir() -> Path:

@@ -60,7 +60,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return await self.refuse(*refusal)
         self.pending = bytearray()
         await self.status("connecting", f"connecting to {node}")
-        await self.channel_layer.send(conf.agent_channel(), {
+        await self.channel_layer.send(self.agent_request_channel, {
             "type": "console.open", "session": self.session_pk, "lab": lab.lab_id, "node": node,
             "vm": kinds.get(self.kind).console == "serial", "program": self.console_kind, "rows": 24, "cols": 80,
             "reply": self.channel_name})
@@ -82,6 +82,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return (CLOSE_TOO_MANY, f"at most {conf.console_max_open()} consoles may be open at once"), None
         self.kind = kind
         self.session_pk = session.pk
+        self.agent_request_channel = services.agent_channel_for(lab, node)  # the host that runs the node
         return None, lab
 
     async def refuse(self, code: int, message: str) -> None:

@@ -189,6 +189,27 @@ def captures_of(lab: Lab):
 # ---------------------------------------------------------------------------------------------- the agent
 
 
+def agent_channel_for(lab: Lab, node: str | None = None, link: int | None = None) -> str:
+    """The stream agent's channel for a console or capture of `node` (or of link index `link`) in `lab`: the
+    shared one for a lab on one host as before hosts existed, else that of the host that runs the node (a link: the
+    host of its first end that is placed)."""
+    from webapp.runs.parts import last_span
+
+    span = last_span(lab.pk) or {}
+    placement = span.get("placement") or {}
+    hosts = sorted(span.get("underlays") or {})
+    if not hosts:
+        return conf.agent_channel()
+    if node is None and link is not None:
+        try:
+            ends = [str(e).split(":", 1)[0] for e in (lab.document.get("links") or [])[link]["endpoints"]]
+        except (IndexError, KeyError, TypeError, AttributeError):
+            ends = []
+        node = next((e for e in ends if e in placement), None)
+    host = placement.get(node) if node else None
+    return conf.agent_channel(host or hosts[0])
+
+
 async def ask_agent(message: dict, *, channel: str | None = None, timeout: float = AGENT_TIMEOUT) -> dict:
     """Send `message` to the agent (its shared channel, or a given agent's own) and wait for its one reply."""
     layer = get_channel_layer()

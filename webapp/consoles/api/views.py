@@ -77,7 +77,8 @@ class CaptureListView(APIView):
             return error_response([Problem("", f"at most {conf.capture_max_running()} captures may run at once")],
                           status.HTTP_429_TOO_MANY_REQUESTS)
         try:
-            reply = async_to_sync(services.ask_agent)(services.start_message(cap))
+            channel = services.agent_channel_for(lab, cap.node or None, cap.link)  # the host that runs it
+            reply = async_to_sync(services.ask_agent)(services.start_message(cap), channel=channel)
         except services.AgentUnavailable as exc:
             services.fail_capture(cap, str(exc))
             return error_response([Problem("", str(exc))], status.HTTP_503_SERVICE_UNAVAILABLE)
