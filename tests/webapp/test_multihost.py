@@ -26,6 +26,7 @@ from support import UdpCapture, Underlay, netns_exec, wait_run
 from webapp.accounts.models import Profile, Role
 from webapp.hosts.models import Host
 from webapp.labs.models import Lab
+from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
 
 pytestmark = [pytest.mark.webapp, pytest.mark.kernel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -244,8 +245,6 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         assert address.encode() in console(user, one, "h2", b"ip -4 -o addr show dev eth0; hostname\n", b"10.0.1.")
         assert b"10.0.1.1/24" in console(user, one, "h1", b"ip -4 -o addr show dev eth0\n", b"10.0.1.1/24")
         if with_vm:
-            from webapp.runs import services
-
             vm_address = wait_for(lambda: next((ip for ip, mac in r1_leases(one, hosts["a"])
                                                 if mac == "52:54:00:aa:bb:cc"), None), 120,
                                   "the VM's lease from r1 across the tunnel")
@@ -285,6 +284,19 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         again = deploy(third)
         assert again.status == "succeeded", (again.error, again.parts)
         assert wait_for(lambda: leased(f"tlc-{third.lab_id}-h2"), 30, "three's h2 lease")
+
+        # A host down when its lab is destroyed removes its part when its agent comes back.
+        hosts["c"].kill()
+        answer = api.post(f"/api/labs/{third.pk}/destroy/", format="json")
+        missed = wait_run(answer.json()["id"], 60)
+        assert missed.status == "failed" and missed.error.startswith("host c:"), missed.error
+        assert sh("ip", "netns", "list").stdout.count(f"tlc-{third.lab_id}") > 0  # c's part is still there
+        assert f"tla-{third.lab_id}" not in sh("ip", "netns", "list").stdout  # a did its part
+        hosts["c"].start()
+        wait_for(lambda: f"tlc-{third.lab_id}" not in sh("ip", "netns", "list").stdout, 60,
+                 "host c removed its part of the destroy it missed")
+        assert wait_run(missed.pk, 10).status == "succeeded"  # the destroy is finished after all
+        assert not services.snapshot(third)["deployed"]
     finally:
         if hosts["c"].proc is not None and hosts["c"].proc.poll() is not None:  # killed above and not back
             hosts["c"].start()

@@ -299,3 +299,35 @@ def prune() -> dict:
 
         result["captures"] = retention.prune_captures()
     return result
+
+
+def reconcile(host: str) -> list[str]:
+    """At worker start: finish this host's part of destroys across hosts that failed because it was down (its
+    agent stopped answering), so a host that missed a destroy does not keep the lab's namespaces, tunnels and
+    processes. Only a lab whose latest run is that destroy counts (a later deploy owns what runs now). When every
+    other host did its part, the destroy is finished after all: the run succeeds and the lab is not deployed.
+    Returns the lab ids cleaned."""
+    cleaned = []
+    for run in Run.objects.filter(kind=Run.Kind.DESTROY, status=Run.Status.FAILED).exclude(parts={}) \
+            .select_related("lab"):
+        if (run.parts.get(host) or {}).get("status") != parts.PART_FAILED:
+            continue
+        if Run.objects.filter(lab_id=run.lab_id).order_by("-pk").values_list("pk", flat=True).first() != run.pk:
+            continue
+        lab = run.lab
+        try:
+            engine.down(lab.lab_id, on_event=_sink(run, host), span=_span(run, host))
+        except Exception:
+            log.exception("host %s could not remove its part of lab %s after it came back", host, lab.lab_id)
+            continue
+        cleaned.append(lab.lab_id)
+        parts.finish(run, host)
+        services.record_event(lab.pk, run.pk, "run.part", host=host, state="succeeded",
+                              message=f"host {host} removed its part of the lab when its agent came back")
+        fresh = Run.objects.get(pk=run.pk)
+        if all(p.get("status") == parts.PART_SUCCEEDED for p in fresh.parts.values()):
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED, error="", error_element="")
+            services.set_deployed(lab.pk, False)
+            services.record_event(lab.pk, run.pk, "run.finished", kind=run.kind,
+                                  message=f"destroy finished: host {host} removed its part when it came back")
+    return cleaned

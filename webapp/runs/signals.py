@@ -141,3 +141,12 @@ def _recover_orphaned_runs(sender=None, **kwargs) -> None:
         return
     for item in recovered:
         log.warning("run %s of lab %s: %s", item.run_id, item.lab_pk, "marked failed (worker stopped)")
+    try:  # destroys across hosts that this host missed while it was down
+        from django.conf import settings
+
+        from .agent import reconcile
+
+        for lab_id in reconcile(settings.TOPOLAB_HOST):
+            log.warning("lab %s: removed this host's part of a destroy it missed while down", lab_id)
+    except Exception:
+        log.exception("reconciling destroys missed while this host was down failed")
