@@ -133,11 +133,31 @@ def test_operations_not_built_across_hosts_say_so_with_409(owner, hosts):
     run = Run.objects.get(lab=lab)
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
     services.set_deployed(lab.pk, True, lab.document, lab.version)
-    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", {"action": "stop", "node": "h1"}, format="json")
+    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", {"action": "link-down", "link": ["h1:eth0", "sw"]},
+                            format="json")
     assert answer.status_code == 409, answer.content
     assert "across hosts (lab-a, lab-b)" in answer.json()["errors"][0]["message"]
     assert Run.objects.filter(lab=lab).count() == 1  # nothing queued
     assert owner.api.get(f"/api/labs/{lab.pk}/status/").status_code == 409
+    # a node's action goes to the host that runs the node
+    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", {"action": "stop", "node": "h1"}, format="json")
+    assert answer.status_code == 202, answer.content
+    assert services.lab_queue(lab.pk, "x", node="h1") == f"agent.{run.span['placement']['h1']}"
+
+
+def test_the_health_check_leaves_labs_of_other_hosts_alone(owner, hosts, settings):
+    from webapp.runs import health
+
+    hosts("lab-a", "lab-b", memory=(512 + 100) * (1 << 20))
+    lab, _ = deploy(owner, lab_doc(9))
+    Run.objects.filter(lab=lab).update(status=Run.Status.SUCCEEDED)
+    services.set_deployed(lab.pk, True, lab.document, lab.version)
+    settings.TOPOLAB_HOST = "lab-c"  # a host that runs none of it, and whose kernel has nothing of it
+    assert health.mark_vanished(set(), timezone.now()) == []
+    from webapp.runs import agent
+
+    assert agent.check_lab(lab) == []
+    assert services.snapshot(lab)["deployed"] is True
 
 
 def test_another_user_cannot_see_or_deploy_a_lab_on_any_host(owner, hosts):

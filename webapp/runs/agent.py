@@ -249,8 +249,16 @@ def router_view(lab_pk: int, node: str) -> dict:
 
 
 def check_lab(lab: Lab) -> list[dict]:
-    """Compare what the kernel holds with the last known node states; push node.state for every change."""
+    """Compare what the kernel holds with the last known node states; push node.state for every change. Of a lab
+    across hosts, this host checks the nodes it runs (and a lab it runs nothing of, not at all)."""
+    from django.conf import settings
+
+    here, mine = parts.share_here(lab.pk, settings.TOPOLAB_HOST)
+    if not here:
+        return []
     observed = engine.status(lab.lab_id).as_dict()
+    if mine is not None:
+        observed["nodes"] = {n: v for n, v in (observed.get("nodes") or {}).items() if n in mine}
     state = LabState.objects.get(lab=lab)
     sent = []
     drift = observed.get("drift", [])

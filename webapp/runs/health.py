@@ -79,8 +79,15 @@ def remove_orphans(kernel_ids: set[str]) -> list[str]:
 
 def mark_vanished(kernel_ids: set[str], scan_started) -> list[int]:
     """Mark deployed labs with nothing in the kernel as not deployed; returns their pks."""
+    from django.conf import settings
+
+    from .parts import last_span
+
     marked = []
     for lab in Lab.objects.filter(deploy_state__deployed=True).exclude(lab_id__in=kernel_ids):
+        hosts = set((last_span(lab.pk) or {}).get("underlays") or {})
+        if hosts and hosts != {settings.TOPOLAB_HOST}:  # runs (also) on other hosts: not this host's to say
+            continue
         with transaction.atomic():
             recent = Q(status__in=Run.ACTIVE) | Q(created__gte=scan_started) | Q(finished__gte=scan_started)
             if Run.objects.filter(lab=lab).filter(recent).exists():

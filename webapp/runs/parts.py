@@ -165,6 +165,17 @@ def last_span(lab_pk: int) -> dict | None:
     return last or None
 
 
+def share_here(lab_pk: int, host: str) -> tuple[bool, set[str] | None]:
+    """(whether host `host` runs any of the lab, the nodes it runs or None for all): a lab without a span runs
+    wholly on the host that took it, as before hosts existed; one with a span runs its placed nodes here."""
+    span = last_span(lab_pk)
+    if not span:
+        return True, None
+    if host not in (span.get("underlays") or {}):
+        return False, set()
+    return True, {n for n, h in (span.get("placement") or {}).items() if h == host}
+
+
 def plan_deploy(lab_pk: int, document: dict, *, deployed: bool) -> tuple[dict | None, dict]:
     """(span, parts) of a deploy of `document` (validated): where each node runs (netops.placement, on the hosts whose
     heartbeats the web tier has) and what that makes cross hosts. (None, {}) when it all runs on one host, which

@@ -38,10 +38,11 @@ def agent_queue() -> str:
     return getattr(settings, "TOPOLAB_AGENT_QUEUE", None) or os.environ.get("TOPOLAB_AGENT_QUEUE") or "agent"
 
 
-def lab_queue(lab_pk: int, what: str) -> str:
+def lab_queue(lab_pk: int, what: str, node: str | None = None) -> str:
     """The queue of the agent that runs lab `lab_pk`: the shared one for a lab on one host as before hosts
-    existed, `agent.<host>` for a lab that a deploy placed on one host (several hosts are up). A lab across several
-    hosts raises a 409 Refusal naming `what` (the operation), until those operations are built for it."""
+    existed, `agent.<host>` for a lab that a deploy placed on one host (several hosts are up), or for `node` of a
+    lab across hosts the queue of the host that runs it. Anything else of a lab across several hosts raises a 409
+    Refusal naming `what` (the operation), until it is built for such a lab."""
     from .parts import host_queue, last_span
 
     span = last_span(lab_pk)
@@ -50,6 +51,9 @@ def lab_queue(lab_pk: int, what: str) -> str:
         return agent_queue()
     if len(hosts) == 1:
         return host_queue(hosts[0])
+    placed = (span or {}).get("placement") or {}
+    if node is not None and node in placed:
+        return host_queue(placed[node])
     from rest_framework import status
 
     from webapp.core.errors import Refusal
@@ -133,7 +137,7 @@ def start_action(lab: Lab, user, action: object) -> Run:
         busy = active_run(lab)
         if busy is not None:
             raise lab_busy(busy)
-        lab_queue(lab.pk, "node and link actions")  # 409 for a lab across hosts
+        lab_queue(lab.pk, "a link's actions", node=checked.get("node"))  # 409: a link of a lab across hosts
         try:
             with transaction.atomic():
                 run = Run.objects.create(lab=lab, kind=Run.Kind.ACTION, action=checked,
@@ -178,7 +182,8 @@ def _enqueue(run: Run) -> None:
 
     task = {Run.Kind.DEPLOY: tasks.deploy_lab, Run.Kind.DESTROY: tasks.destroy_lab}.get(run.kind, tasks.lab_action)
     # an action goes where the lab runs (start_action refused it for a lab across hosts)
-    queue = agent_queue() if run.kind in (Run.Kind.DEPLOY, Run.Kind.DESTROY) else lab_queue(run.lab_id, "actions")
+    queue = agent_queue() if run.kind in (Run.Kind.DEPLOY, Run.Kind.DESTROY) else \
+        lab_queue(run.lab_id, "actions", node=(run.action or {}).get("node"))
     task.apply_async((run.pk,), task_id=str(run.task_id), queue=queue)
 
 
