@@ -81,7 +81,7 @@ def claim(run_id: int, host: str) -> tuple[Run, bool] | None:
     from django.utils import timezone
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("lab").filter(pk=run_id).first()
+        run = Run.objects.select_for_update(no_key=True, of=("self",)).select_related("lab").filter(pk=run_id).first()
         if run is None or not run.active:
             return None
         parts = dict(run.parts or {})
@@ -102,7 +102,7 @@ def finish(run: Run, host: str, *, error: str = "", element: str = "") -> dict |
     """Record the end of `host`'s part. When it was the last part still running, return the run's outcome
     {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
+        locked = Run.objects.select_for_update(no_key=True).get(pk=run.pk)
         parts = dict(locked.parts or {})
         parts[host] = {**parts.get(host, {}), "status": PART_FAILED if error else PART_SUCCEEDED,
                        "error": error, "element": element}
