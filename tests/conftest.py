@@ -316,6 +316,20 @@ def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, and on PostgreSQL: before it drops the test database, end the sessions that threads of the
+    tests left open (sync_to_async's thread pool keeps its connections), which would make the DROP fail."""
+    yield
+    if _services is not None and _services.postgres is not None:
+        import psycopg
+
+        with psycopg.connect(host=str(_services.postgres.dir), dbname="postgres", user=POSTGRES_USER,
+                             autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = 'test_topolab' AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(scope="session", name="spawn")
 def spawn_fixture():
     """spawn(argv, log_path=..., env=..., new_session=False) -> Popen, dying with pytest.

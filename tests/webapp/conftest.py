@@ -2,6 +2,8 @@
 tests/conftest.py, with the e2e tests."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -15,3 +17,13 @@ def olga():
 @pytest.fixture
 def mallory():
     return get_user_model().objects.create_user("mallory", password="pw-mallory-123")
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_worker_runs(request, settings):
+    """A test without the real worker must not feed it: the session's worker, once an earlier test started it, would
+    run this test's deploys (in the kernel) and write while the test's data is flushed (on PostgreSQL the flush
+    then deadlocks with it). Such a test's tasks go to a queue nobody consumes."""
+    if "celery_worker" not in request.fixturenames:
+        settings.TOPOLAB_AGENT_QUEUE = f"agent.unconsumed-{os.getpid()}"
+    yield
