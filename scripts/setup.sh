@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
   iproute2 nftables dnsmasq-base redis-server qemu-system-x86 qemu-utils busybox-static
   tcpdump iputils-ping chromium kmod cpio util-linux procps python3-venv ca-certificates frr frr-pythontools
-  fonts-dejavu-core fonts-liberation
+  fonts-dejavu-core fonts-liberation postgresql
 )
 
 log() { printf '==> %s\n' "$*"; }

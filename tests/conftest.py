@@ -1,4 +1,5 @@
-"""Session-wide test services: one private Redis and a test database file per pytest run.
+"""Session-wide test services: one private Redis and a test database per pytest run: a SQLite file, or with
+--postgres a throw-away PostgreSQL cluster (initdb in a temp dir of its own, unix socket only, stopped at the end).
 
 pytest-django imports the settings before this file is loaded, so pytest_configure patches the
 Redis-derived settings in place (webapp.settings.redis_settings) and exports the same values as
@@ -29,6 +30,18 @@ class TestServices:
     redis_url: str | None
     redis_proc: subprocess.Popen | None
     test_db: Path
+    postgres: Postgres | None = None
+
+
+@dataclass
+class Postgres:
+    """A private PostgreSQL server: its directory (data/ and the socket; only its owner may enter), the server
+    process, and the URL of the test database that pytest-django creates in it (the subprocesses' database)."""
+
+    dir: Path
+    proc: subprocess.Popen
+    url: str
+    test_url: str
 
 
 _services: TestServices | None = None
@@ -44,13 +57,109 @@ def _die_with_pytest() -> None:
 
 
 def spawn(argv: list[str], *, log_path: Path, env: dict[str, str] | None = None,
-          new_session: bool = False) -> subprocess.Popen:
-    """Start a test service: output to log_path, killed with pytest if pytest itself dies."""
+          new_session: bool = False, cwd: Path = REPO, **popen) -> subprocess.Popen:
+    """Start a test service: output to log_path, killed with pytest if pytest itself dies. `popen`: more Popen
+    arguments (user=, group=: the death signal is set after the switch, so it holds for the new user too)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_pytest, start_new_session=new_session,
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_pytest, start_new_session=new_session, **popen,
         )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--postgres", action="store_true",
+                     help="run the Django tests against a private PostgreSQL server instead of SQLite "
+                          "(initdb in a temp dir; Debian's postgresql package)")
+
+
+POSTGRES_USER = "topolab"  # the cluster's superuser (initdb -U); trust on the unix socket, whose directory is 0700
+
+
+def _postgres_bindir() -> Path:
+    """The server binaries: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not versions:
+        raise pytest.UsageError("--postgres: initdb not found (make setup installs Debian's postgresql package)")
+    return versions[-1].parent
+
+
+def _postgres_owner() -> dict:
+    """Popen arguments that run the server as an unprivileged user: initdb and postgres refuse to run as root. As
+    root, Debian's `postgres` system user (else nobody); otherwise the current user."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    raise pytest.UsageError("--postgres: as root the server needs an unprivileged user (postgres or nobody)")
+
+
+def _start_postgres(tmpdir: Path) -> Postgres:
+    """initdb a cluster in a fresh directory (owned by the server's user, 0700: the socket in it is reachable by
+    that user and root only, so trust authentication admits nobody else), start it on that socket alone (no TCP),
+    without fsync (throw-away data), and wait until it answers."""
+    from urllib.parse import quote
+
+    import psycopg
+
+    bindir, owner = _postgres_bindir(), _postgres_owner()
+    pgdir = Path(tempfile.mkdtemp(prefix="topolab-test-pg-"))
+    if owner:
+        os.chown(pgdir, owner["user"], owner["group"])
+    log_path = tmpdir / "postgres.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+    with open(log_path, "ab") as log:
+        initdb = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(pgdir / "data"), "-U", POSTGRES_USER, "--auth=trust", "--no-sync",
+             "-E", "UTF8", "--locale=C", "--no-instructions"],
+            cwd=pgdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=False, **owner)
+    if initdb.returncode != 0:
+        shutil.rmtree(pgdir, ignore_errors=True)
+        raise RuntimeError(f"initdb failed ({initdb.returncode}): {log_path.read_text()}")
+    proc = spawn(
+        [str(bindir / "postgres"), "-D", str(pgdir / "data"), "-k", str(pgdir), "-c", "listen_addresses=",
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+         "-c", "max_connections=200", "-c", "log_min_messages=warning"],
+        log_path=log_path, env=env, cwd=pgdir, **owner,
+    )
+    host = quote(str(pgdir), safe="")
+    pg = Postgres(pgdir, proc, f"postgres://{POSTGRES_USER}@{host}/topolab",
+                  f"postgres://{POSTGRES_USER}@{host}/test_topolab")
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            shutil.rmtree(pgdir, ignore_errors=True)
+            raise RuntimeError(f"postgres exited with {proc.returncode}: {log_path.read_text()}")
+        try:
+            psycopg.connect(host=str(pgdir), dbname="postgres", user=POSTGRES_USER, connect_timeout=2).close()
+            return pg
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            _stop_postgres(pg)
+            raise RuntimeError("postgres did not accept a connection within 30 s")
+        time.sleep(0.1)
+
+
+def _stop_postgres(pg: Postgres) -> None:
+    """Fast shutdown (SIGINT: ends the sessions, then the server), then the cluster's directory goes."""
+    if pg.proc.poll() is None:
+        pg.proc.send_signal(signal.SIGINT)
+        try:
+            pg.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pg.proc.kill()
+            pg.proc.wait()
+    shutil.rmtree(pg.dir, ignore_errors=True)
 
 
 def _start_redis(tmpdir: Path) -> subprocess.Popen:
@@ -98,6 +207,10 @@ def pytest_configure(config: pytest.Config) -> None:
     redis_proc = _start_redis(tmpdir) if shutil.which("redis-server") else None
     redis_url = f"unix://{tmpdir / 'redis.sock'}" if redis_proc else None
     _services = TestServices(tmpdir, redis_url, redis_proc, tmpdir / "test_db.sqlite3")
+    if config.getoption("postgres", False):
+        _services.postgres = _start_postgres(tmpdir)
+        # a subprocess started without topolab_subprocess_env must not reach a database outside this run either
+        os.environ["TOPOLAB_DATABASE_URL"] = _services.postgres.test_url
 
     os.environ["TOPOLAB_TEST_DB"] = str(_services.test_db)
     _make_capture_dir()
@@ -117,7 +230,10 @@ def _patch_django_settings() -> None:
         from webapp import settings as topolab_settings
     except ImportError:
         return
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(_services.test_db)
+    if _services.postgres is not None:
+        _use_database(settings, topolab_settings.database_settings(_services.postgres.url))
+    else:
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = str(_services.test_db)
     if _services.redis_url:
         for key, value in topolab_settings.redis_settings(_services.redis_url).items():
             setattr(settings, key, value)
@@ -128,6 +244,19 @@ def _patch_django_settings() -> None:
         )
     # Subprocesses must sign and read session cookies with the same key as this process.
     os.environ["TOPOLAB_SECRET_KEY"] = settings.SECRET_KEY
+
+
+def _use_database(settings, default: dict) -> None:
+    """Point the default database elsewhere, with Django's defaults filled in again. The SQLite connection object
+    that django.setup() may have made is dropped (no test has used it yet)."""
+    from django.db import connections
+
+    if hasattr(connections._connections, "default"):
+        connections["default"].close()
+        del connections["default"]
+    settings.DATABASES["default"] = default
+    connections.configure_settings(settings.DATABASES)
+    connections.__dict__.pop("settings", None)  # ConnectionHandler.settings is a cached_property
 
 
 _capture_dir: Path | None = None
@@ -151,6 +280,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if _services.redis_proc is not None:
         _stop(_services.redis_proc)
+    if _services.postgres is not None:
+        from django.db import connections
+
+        connections.close_all()
+        _stop_postgres(_services.postgres)
     shutil.rmtree(_services.tmpdir, ignore_errors=True)
     _services = None
 
@@ -170,6 +304,8 @@ def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
 
     assert _services is not None
     env = dict(os.environ)
+    if _services.postgres is not None:  # the test database pytest-django made in the private cluster
+        env["TOPOLAB_DATABASE_URL"] = _services.postgres.test_url
     env.update(
         DJANGO_SETTINGS_MODULE="webapp.settings",
         TOPOLAB_DB=str(_services.test_db),
@@ -178,6 +314,20 @@ def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, and on PostgreSQL: before it drops the test database, end the sessions that threads of the
+    tests left open (sync_to_async's thread pool keeps its connections), which would make the DROP fail."""
+    yield
+    if _services is not None and _services.postgres is not None:
+        import psycopg
+
+        with psycopg.connect(host=str(_services.postgres.dir), dbname="postgres", user=POSTGRES_USER,
+                             autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE datname = 'test_topolab' AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture(scope="session", name="spawn")

@@ -6,6 +6,7 @@ the defaults run a single-machine install out of the repository's var/ folder.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -110,15 +111,21 @@ TEMPLATES = [
 WSGI_APPLICATION = "webapp.wsgi.application"
 ASGI_APPLICATION = "webapp.asgi.application"
 
-# In a directory of its own that the web user owns: SQLite makes its -wal/-shm files next to the database, and
-# var/ itself is root's (docs/DESIGN.md, "Who owns what under var/").
+# The database: TOPOLAB_DATABASE_URL, else the embedded SQLite file TOPOLAB_DB. SQLite lives in a directory of its
+# own that the web user owns: it makes its -wal/-shm files next to the database, and var/ itself is root's
+# (docs/DESIGN.md, "Who owns what under var/").
 DB_PATH = Path(os.environ.get("TOPOLAB_DB", VAR_DIR / "db" / "db.sqlite3"))
-DATABASES = {
-    "default": {
+DATABASE_SCHEMES = {"postgres", "postgresql", "pgsql", "sqlite"}
+
+
+def sqlite_settings(path: str | Path) -> dict:
+    return {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DB_PATH,
+        "NAME": path,
         "OPTIONS": {
-            # Web, agent and tests share one file: wait for locks instead of failing at once.
+            # Web, agent and tests share one file: wait for locks instead of failing at once. IMMEDIATE: every
+            # write transaction takes the database's one write lock at BEGIN, so a read-then-write cannot be
+            # overtaken (select_for_update is a no-op on SQLite; PostgreSQL locks the rows instead).
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -127,7 +134,41 @@ DATABASES = {
         # sees the test data. Tests point TOPOLAB_TEST_DB elsewhere to keep runs apart.
         "TEST": {"NAME": os.environ.get("TOPOLAB_TEST_DB", str(VAR_DIR / "test_db.sqlite3"))},
     }
-}
+
+
+def database_settings(url: str | None) -> dict:
+    """DATABASES["default"] from TOPOLAB_DATABASE_URL (dj-database-url): postgres://user:password@host:port/name
+    (a unix socket's directory as the host, percent-encoded: postgres://topolab@%2Frun%2Fpostgresql/topolab; query
+    parameters such as ?sslmode=require are libpq's) or sqlite:////absolute/path.sqlite3; unset or empty, the
+    SQLite file TOPOLAB_DB. Anything else raises ImproperlyConfigured, which stops the server (the URL itself is
+    never repeated: it may hold a password)."""
+    if not url:
+        return sqlite_settings(DB_PATH)
+    from django.core.exceptions import ImproperlyConfigured
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in DATABASE_SCHEMES:
+        shown = repr(scheme) if re.fullmatch(r"[a-z][a-z0-9+.-]{0,19}", scheme) else "(none)"
+        raise ImproperlyConfigured(
+            f"TOPOLAB_DATABASE_URL: the scheme {shown} is not supported; use postgres://user:password@host/name "
+            "or sqlite:////path/to/db.sqlite3 (or leave it unset for the SQLite file TOPOLAB_DB)")
+    import dj_database_url
+
+    try:
+        parsed = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TOPOLAB_DATABASE_URL: cannot be read ({type(exc).__name__})") from None
+    if not parsed.get("NAME") or parsed["NAME"] == ":memory:":
+        raise ImproperlyConfigured("TOPOLAB_DATABASE_URL names no database (the web tier and the agent must share "
+                                   "one: sqlite:////path/to/db.sqlite3 or postgres://user@host/name)")
+    if scheme == "sqlite":
+        return sqlite_settings(parsed["NAME"])
+    # PostgreSQL at READ COMMITTED (its default): what must hold with concurrent workers takes row locks
+    # (select_for_update), see docs/DESIGN.md "The database".
+    return parsed
+
+
+DATABASES = {"default": database_settings(os.environ.get("TOPOLAB_DATABASE_URL"))}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

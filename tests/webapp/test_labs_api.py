@@ -8,6 +8,7 @@ import pytest
 import yaml
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from rest_framework.test import APIClient
 
 from webapp.accounts.models import Profile, Role
@@ -337,7 +338,9 @@ def test_containerlab_yaml_round_trips_through_import_and_export(api):
     exported = api.get(f"/api/labs/{body['lab']['id']}/export?format=containerlab")
     assert exported.status_code == 200
     assert exported["Content-Disposition"].endswith('.clab.yml"')
-    assert exported.content.decode() == clab_text
+    assert yaml.safe_load(exported.content) == yaml.safe_load(clab_text)
+    if connection.vendor != "postgresql":  # jsonb keeps no key order: the nodes come back sorted (DESIGN.md)
+        assert exported.content.decode() == clab_text
 
 
 def test_exporting_an_invalid_lab_to_containerlab_is_400_with_paths(api, lab):

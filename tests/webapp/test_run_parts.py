@@ -2,11 +2,12 @@
 The kernel side (tunnels between simulated hosts) is tests/webapp/test_multihost.py."""
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 
 from webapp.labs.models import Lab
 from webapp.runs import parts
@@ -41,14 +42,20 @@ def test_vnis_are_kept_per_segment_distinct_across_labs_and_never_reused(owner):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_allocations_never_share_a_vni(owner):
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["autocommit", "in-a-deploys-transaction"])
+def test_concurrent_allocations_never_share_a_vni(owner, in_transaction):
+    """Six labs at once. Inside a transaction (as a deploy would allocate) a clash must not abort it: on
+    PostgreSQL the retry needs the savepoint, and READ COMMITTED to see the other deploy's row."""
     labs = [_lab(owner, f"l{i}") for i in range(6)]
     got: dict[int, dict] = {}
     errors = []
+    together = threading.Barrier(len(labs))
 
     def allocate(lab):
+        together.wait(10)
         try:
-            got[lab.pk] = parts.allocate_vnis(lab.pk, ["sw", "core"])
+            with transaction.atomic() if in_transaction else contextlib.nullcontext():
+                got[lab.pk] = parts.allocate_vnis(lab.pk, ["sw", "core"])
         except Exception as exc:  # noqa: BLE001 - any failure is reported below
             errors.append(exc)
         finally:

@@ -4,6 +4,7 @@ The same token until it expires, then a new one in its place.
 """
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -30,6 +31,9 @@ class ObtainExpiringToken(ObtainAuthToken):
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
         with transaction.atomic():
+            # one request per user at a time (the user's row; SQLite: its one writer), so two that find the token
+            # expired do not both replace it
+            get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).first()
             token, _ = Token.objects.get_or_create(user=user)
             if expires(token) <= timezone.now():
                 token.delete()

@@ -117,7 +117,7 @@ def start_check(lab: Lab, user) -> Run:
     """A queued run of the lab's checks. TopologyError (400) when it has none or they are malformed, or when the
     lab is not deployed; LabBusyError (409) while another run holds the lab."""
     with transaction.atomic():
-        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        lab = Lab.objects.select_for_update(no_key=True).get(pk=lab.pk)
         raw, source = lab_checks(lab)
         if not raw:
             raise TopologyError([Problem("checks", "this lab has no checks (add some in the Checks panel or "
@@ -151,7 +151,7 @@ def start_reset(lab: Lab, user) -> Run:
     """Destroy the lab and deploy the template version it was started from again (the lab's document is replaced,
     its version grows). TopologyError (400) without a template; LabBusyError (409) while a run holds the lab."""
     with transaction.atomic():
-        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        lab = Lab.objects.select_for_update(no_key=True).get(pk=lab.pk)
         document, _ = reset_document(lab)
         busy = run_services.active_run(lab)
         if busy is not None:

@@ -139,16 +139,20 @@ def check_deploy_quota(user, lab: Lab, document: dict | None = None) -> None:
     owner's classes over quota. The message names the labs that use the quota, and links to them.
 
     Counts the documents deployed (or being deployed) in the owner's other labs plus this one. Call it inside the
-    transaction that creates the run: the owner's and classes' rows are locked (select_for_update, where the
-    database has it; SQLite runs one write transaction at a time), so two deploys cannot both take the last slot.
+    transaction that creates the run: the owner's and classes' rows are locked (select_for_update on PostgreSQL;
+    SQLite runs one write transaction at a time), so two deploys cannot both take the last slot: the second one
+    counts after the first committed (READ COMMITTED reads anew at each statement).
 
     Quotas belong to the lab's owner (an instructor deploying a student's lab spends the student's quota).
     `user` is who asks; it is part of the contract for future per-requester rules. The operator's defaults are
     for students and instructors: a staff account (the operators themselves) is limited only by a Quota row made
     for it, and by its classes if it is a member of one.
     """
-    owner = get_user_model().objects.select_for_update().get(pk=lab.owner_id)
-    classes = list(Classroom.objects.select_for_update().filter(members=owner).select_related("quota"))
+    owner = get_user_model().objects.select_for_update(no_key=True).get(pk=lab.owner_id)
+    # of=self: only the classes' rows (not the membership rows, nor the outer-joined quota); in pk order, so two
+    # owners in the same classes lock them in the same order and cannot deadlock
+    classes = list(Classroom.objects.select_for_update(no_key=True, of=("self",)).filter(members=owner)
+                   .select_related("quota").order_by("pk"))
     running = running_labs().exclude(pk=lab.pk).select_related("owner")
     this = lab_usage(lab.document if document is None else document)
 

@@ -13,7 +13,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q, QuerySet
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
@@ -114,7 +114,11 @@ def sign_up(code: str, username: str, password: str):
         except DjangoValidationError as exc:
             raise ValidationError({"password": list(exc.messages)}) from None
         user.set_password(password)
-        user.save()
+        try:
+            with transaction.atomic():  # a savepoint: on PostgreSQL a failed insert aborts the whole transaction
+                user.save()
+        except IntegrityError:  # the same name signed up in between
+            raise ValidationError({"username": "this username is taken"}) from None
         Profile.objects.create(user=user, role=Role.STUDENT)
         invite.classroom.members.add(user)
     return user
@@ -229,6 +233,8 @@ def publish_again(user, template: Template, lab: Lab | None = None, **changes) -
     """A new version from `lab` (default: the lab it was published from). Started labs keep their version."""
     if template.owner_id != user.pk:
         raise PermissionDenied("Only the template's owner may publish it again.")
+    # one publication of the template at a time: the next version number is read, then written
+    Template.objects.select_for_update(no_key=True).filter(pk=template.pk).first()
     lab = lab or template.source_lab
     if lab is None:
         raise ValidationError({"lab": "the lab this template came from is gone; name another lab"})

@@ -71,9 +71,10 @@ def open_consoles(user) -> int:
 
 
 def _lock_user(user) -> None:
-    """Serialise one user's claims: the user's row is locked (select_for_update; on SQLite every write transaction
-    is IMMEDIATE, so claims run one at a time anyway). Counting and creating then cannot interleave."""
-    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    """Serialise one user's claims: the user's row is locked (select_for_update on PostgreSQL, FOR NO KEY UPDATE: the
+    sessions' inserts that reference the user do not wait for it; on SQLite every write transaction is IMMEDIATE,
+    so claims run one at a time anyway). Counting and creating then cannot interleave."""
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).first()
 
 
 def claim_console(user, lab: Lab, node: str) -> ConsoleSession | None:

@@ -82,7 +82,7 @@ def claim(run_id: int, host: str) -> tuple[Run, bool] | None:
     from django.utils import timezone
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("lab").filter(pk=run_id).first()
+        run = Run.objects.select_for_update(no_key=True, of=("self",)).select_related("lab").filter(pk=run_id).first()
         if run is None or not run.active:
             return None
         parts = dict(run.parts or {})
@@ -105,7 +105,7 @@ def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinishe
     With `unfinished_only`, a part already done is left as it is (None): two agents failing a down host's part
     at once end the run once."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
+        locked = Run.objects.select_for_update(no_key=True).get(pk=run.pk)
         parts = dict(locked.parts or {})
         if unfinished_only and (parts.get(host) or {}).get("status", PART_DONE[0]) in PART_DONE:
             return None

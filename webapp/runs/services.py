@@ -83,14 +83,15 @@ def start_run(lab: Lab, user, kind: str) -> Run:
     """Create a queued run and enqueue its task (by id, after commit). Raises TopologyError (the document is
     invalid, 400), LabBusyError (409) or (deploy, classroom app) QuotaExceeded (403).
 
-    One transaction: the lab is re-read (locked where the database can), its document validated (with the host
+    One transaction: the lab is re-read and locked (its row on PostgreSQL, FOR NO KEY UPDATE: the lock of every
+    operation on a lab, which inserts that reference the lab do not wait for; SQLite's one writer), its document validated (with the host
     bridges the owner and `user` may use) and counted against the quotas, and exactly that document is stored on
     the run, which is what the agent deploys. A PUT after this point changes the lab, not the run.
     """
     from . import parts
 
     with transaction.atomic():
-        lab = Lab.objects.select_for_update().select_related("owner").get(pk=lab.pk)
+        lab = Lab.objects.select_for_update(no_key=True, of=("self",)).select_related("owner").get(pk=lab.pk)
         document = version = None
         span, run_parts = None, {}
         if kind == Run.Kind.DEPLOY:
@@ -129,7 +130,7 @@ def start_action(lab: Lab, user, action: object) -> Run:
     from netops.topology import parse_document
 
     with transaction.atomic():
-        lab = Lab.objects.select_for_update().get(pk=lab.pk)
+        lab = Lab.objects.select_for_update(no_key=True).get(pk=lab.pk)
         state = LabState.objects.filter(lab=lab).first()
         if state is None or not state.deployed or not state.deployed_document:
             raise NotDeployed("this lab is not deployed; press Deploy first")
