@@ -241,6 +241,11 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         assert netns_exec(h1, ["ping", "-c", "1", "-W", "3", "203.0.113.1"]).returncode == 0, "h1 -> ISP by SNAT"
         seen = capture.stop()
         assert f"vni {vni}" in seen, seen[-2000:]
+        # status: each host reports its part, the API answers one status of the lab
+        body = api.get(f"/api/labs/{one.pk}/status/").json()
+        assert {n: (v["state"], v["host"]) for n, v in body["nodes"].items() if n in ("r1", "h1", "h2")} == \
+            {"r1": ("running", "a"), "h1": ("running", "a"), "h2": ("running", "b")}, body["nodes"]
+        assert "52:54:00:00:00:02" in {lease["mac"] for lease in body["nodes"]["r1"]["leases"]}
         # consoles: each node's shell comes from the stream agent of the host that runs it
         assert address.encode() in console(user, one, "h2", b"ip -4 -o addr show dev eth0; hostname\n", b"10.0.1.")
         assert b"10.0.1.1/24" in console(user, one, "h1", b"ip -4 -o addr show dev eth0\n", b"10.0.1.1/24")

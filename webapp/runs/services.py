@@ -62,6 +62,38 @@ def lab_queue(lab_pk: int, what: str, node: str | None = None) -> str:
                   "deploy, destroy and the canvas are", code=status.HTTP_409_CONFLICT)
 
 
+def status_queues(lab_pk: int) -> dict[str, str]:
+    """{host: queue} to ask for a lab's status: every host that runs a part of it ({"": queue} for a lab on one
+    host, as before hosts existed)."""
+    from .parts import host_queue, last_span
+
+    hosts = sorted((last_span(lab_pk) or {}).get("underlays") or {})
+    if len(hosts) <= 1:
+        return {"": lab_queue(lab_pk, "status")}
+    return {h: host_queue(h) for h in hosts}
+
+
+def merge_status(lab_pk: int, answers: dict[str, dict]) -> dict:
+    """One status of a lab from each host's status of its part: each node as the host that runs it sees it (a
+    switch: from the first host that has it), links by their path, drift and stopped nodes from all."""
+    from .parts import last_span
+
+    if list(answers) == [""]:
+        return answers[""]
+    placement = (last_span(lab_pk) or {}).get("placement") or {}
+    merged: dict = {"lab": "", "nodes": {}, "drift": [], "links": {}, "stopped": []}
+    for host, part in sorted(answers.items()):
+        merged["lab"] = part.get("lab", merged["lab"])
+        for node, info in (part.get("nodes") or {}).items():
+            if placement.get(node, host) == host and node not in merged["nodes"]:
+                merged["nodes"][node] = {**info, "host": host}
+        for path, link in (part.get("links") or {}).items():
+            merged["links"].setdefault(path, link)
+        merged["drift"] += [d for d in part.get("drift") or [] if d not in merged["drift"]]
+        merged["stopped"] += [n for n in part.get("stopped") or [] if n not in merged["stopped"]]
+    return merged
+
+
 def lab_group(lab_pk: int) -> str:
     return f"lab.{lab_pk}"
 

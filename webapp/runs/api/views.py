@@ -5,6 +5,8 @@ Labs the user may not see answer 404, as in the labs API.
 """
 from __future__ import annotations
 
+import time
+
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -163,16 +165,23 @@ class LabStatusView(APIView):
         from .. import tasks
 
         lab = _lab(request, pk)
-        result = tasks.lab_status.apply_async((lab.pk,), queue=services.lab_queue(lab.pk, "status"))
+        queues = services.status_queues(lab.pk)  # one per host that runs a part of the lab
+        results = {host: tasks.lab_status.apply_async((lab.pk,), queue=queue) for host, queue in queues.items()}
+        answers = {}
         try:
-            observed = result.get(timeout=STATUS_TIMEOUT)
-        except CeleryTimeout:
-            result.revoke()
-            raise Refusal(f"the agent did not answer within {STATUS_TIMEOUT} s",
-                          code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
+            deadline = time.monotonic() + STATUS_TIMEOUT
+            for host, result in results.items():  # asked at once, answered in parallel
+                try:
+                    answers[host] = result.get(timeout=max(0.1, deadline - time.monotonic()))
+                except CeleryTimeout:
+                    result.revoke()
+                    who = f"the agent of host {host}" if host else "the agent"
+                    raise Refusal(f"{who} did not answer within {STATUS_TIMEOUT} s",
+                                  code=status.HTTP_503_SERVICE_UNAVAILABLE) from None
         finally:
-            result.forget()
-        observed = services.with_leased_addresses(observed)
+            for result in results.values():
+                result.forget()
+        observed = services.with_leased_addresses(services.merge_status(lab.pk, answers))
         state = LabState.objects.filter(lab=lab).first()
         observed["known"] = dict(state.nodes) if state else {}
         observed["deployed"] = bool(state and state.deployed)
