@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -128,6 +129,25 @@ class Topology:
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
+
+    @cached_property
+    def _ports(self) -> dict[str, dict[str, int]]:
+        """node -> {the other end of each of its links, as text: its rank in name order} (computed once; a
+        Topology's links do not change after the checker made it)."""
+        ends: dict[str, list[str]] = {}
+        for lk in self.links:
+            ends.setdefault(lk.a.node, []).append(str(lk.b))
+            ends.setdefault(lk.b.node, []).append(str(lk.a))
+        return {n: {e: i for i, e in enumerate(sorted(es))} for n, es in ends.items()}
+
+    def port_count(self, node: str) -> int:
+        """How many links end at `node`."""
+        return len(self._ports.get(node, {}))
+
+    def port_rank(self, node: str, peer: Endpoint) -> tuple[int, int]:
+        """(rank of the link to `peer` among `node`'s links in name order, how many links `node` has)."""
+        ports = self._ports.get(node, {})
+        return ports.get(str(peer), 0), len(ports)
 
     def links_of(self, node: str) -> list[Link]:
         return [lk for lk in self.links if lk.a.node == node or lk.b.node == node]

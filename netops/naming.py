@@ -137,6 +137,21 @@ def fabric_ifname(node: str, interface: str) -> str:
     return "v" + _hash(f"{node}:{interface}", 12)
 
 
+# A Linux bridge takes at most 1023 ports (BR_MAX_PORTS). A switch with more links than SWITCH_PORTS is built as a
+# tree: a root bridge (bridge_ifname) with one trunk per leaf bridge, each leaf holding SWITCH_PORTS ports at most.
+SWITCH_PORTS = 1000
+
+
+def switch_leaf_ifname(switch: str, leaf: int) -> str:
+    """Name of leaf bridge `leaf` of a switch built as a tree, in the fabric namespace."""
+    return "b" + _hash(f"leaf:{switch}:{leaf}", 12)
+
+
+def switch_trunk_ifnames(switch: str, leaf: int) -> tuple[str, str]:
+    """(leaf end, root end) of the veth that joins leaf bridge `leaf` to its switch's root bridge."""
+    return "t" + _hash(f"trunk:{switch}:{leaf}:leaf", 12), "t" + _hash(f"trunk:{switch}:{leaf}:root", 12)
+
+
 def bridge_ifname(node: str) -> str:
     """Name of a bridge node's (or an external's) bridge inside the fabric namespace."""
     return "b" + _hash(f"bridge:{node}", 12)

@@ -121,7 +121,7 @@ def interface_mac(lab: str, node: Node, iface: str) -> str:
 def expected_fabric_links(topology: Topology, lab: str, *, delay_relay: bool = False) -> set[str]:
     names: set[str] = set()
     for node in topology.nodes.values():
-        names |= kinds.get(node.kind).fabric_links(lab, node)
+        names |= kinds.get(node.kind).fabric_links(lab, node, topology)
     for lk in topology.links:
         names.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
     return names
@@ -178,7 +178,7 @@ def _context(topology: Topology, lab: str, inv: Inventory, delay_relay: bool) ->
         if n not in ns_of:
             for lk in topology.links_of(n):
                 rebuilt_fabric.update(wiring(topology, lk, delay_relay=delay_relay).fabric_names)
-            rebuilt_fabric |= kinds.get(node.kind).fabric_links(lab, node)
+            rebuilt_fabric |= kinds.get(node.kind).fabric_links(lab, node, topology)
     gone: set[tuple[str, str]] = set()
     for lk in topology.links:  # a delay added or removed without sch_netem changes the link's shape: rebuilt
         old = (inv.conditions_applied or {}).get(link_key(lk))

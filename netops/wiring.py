@@ -180,6 +180,17 @@ class NsNsRelay(NsNs):
         return w.fabric_names[:2]
 
 
+def switch_bridge(topology: Topology, switch: str, peer: Endpoint) -> str:
+    """The bridge in the fabric that the link from `peer` to segment node `switch` is a port of: the switch's own
+    bridge, or, for a switch with more links than one bridge takes (a kind with `tree_of_bridges`, more than
+    naming.SWITCH_PORTS links), the leaf bridge that the link's rank in name order falls in: adding or removing a
+    link moves at most the ports at the leaves' boundaries to another leaf."""
+    rank, count = topology.port_rank(switch, peer)
+    if count <= naming.SWITCH_PORTS or not kinds.get(topology.nodes[switch].kind).tree_of_bridges:
+        return naming.bridge_ifname(switch)
+    return naming.switch_leaf_ifname(switch, rank // naming.SWITCH_PORTS)
+
+
 class NsBridge(Shape):
     name = "ns-bridge"
     relayed: ClassVar[str | None] = "ns-bridge+relay"
@@ -193,7 +204,7 @@ class NsBridge(Shape):
     def params(self, ctx: PlanContext, w: Wiring) -> dict[str, Any]:
         a = w.link.a
         return {"a_ns": naming.node_namespace(ctx.lab, a.node), "a_if": a.interface, "fabric_if": w.fabric_names[0],
-                "a_mac": _mac(ctx, a), "bridge": naming.bridge_ifname(w.link.b.node)}
+                "a_mac": _mac(ctx, a), "bridge": switch_bridge(ctx.topology, w.link.b.node, a)}
 
     def create(self, ap: _Applier, step: Step) -> None:
         p = step.params
@@ -238,7 +249,8 @@ class BridgeBridge(Shape):
 
     def params(self, ctx: PlanContext, w: Wiring) -> dict[str, Any]:
         return {"a_if": w.fabric_names[0], "b_if": w.fabric_names[1],
-                "a_bridge": naming.bridge_ifname(w.link.a.node), "b_bridge": naming.bridge_ifname(w.link.b.node)}
+                "a_bridge": switch_bridge(ctx.topology, w.link.a.node, w.link.b),
+                "b_bridge": switch_bridge(ctx.topology, w.link.b.node, w.link.a)}
 
     def create(self, ap: _Applier, step: Step) -> None:
         p, tag = step.params, step.params["tag"]
@@ -262,7 +274,7 @@ class TapBridge(Shape):
         return w.link.a.node in ctx.fresh_nodes or w.fabric_names[0] not in ctx.present_fabric
 
     def params(self, ctx: PlanContext, w: Wiring) -> dict[str, Any]:
-        return {"taps": [w.fabric_names[0]], "bridge": naming.bridge_ifname(w.link.b.node)}
+        return {"taps": [w.fabric_names[0]], "bridge": switch_bridge(ctx.topology, w.link.b.node, w.link.a)}
 
     def create(self, ap: _Applier, step: Step) -> None:
         p = step.params

@@ -20,7 +20,7 @@ from ..status import NodeStatus, ObserveContext, iface_dict
 
 if TYPE_CHECKING:
     from ..check import Checker
-    from ..model import Node, Route
+    from ..model import Node, Route, Topology
     from ..plan import PlanContext
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ class Kind:
     stoppable: ClassVar[bool] = False
     #: the most links that may end at one node of this kind (None: no limit but the document's)
     max_links: ClassVar[int | None] = None
+    # a segment built as a tree of bridges past naming.SWITCH_PORTS links (netops.wiring.switch_bridge)
+    tree_of_bridges: ClassVar[bool] = False
     max_links_reason: ClassVar[str] = ""
 
     # ---------------------------------------------------------------------------------------------- validation
@@ -120,8 +122,9 @@ class Kind:
 
     # ---------------------------------------------------------------------------------------------- planning
 
-    def fabric_links(self, lab: str, node: Node) -> set[str]:
-        """Fabric-namespace links the node itself owns (not those of its links)."""
+    def fabric_links(self, lab: str, node: Node, topology: Topology | None = None) -> set[str]:
+        """Fabric-namespace links the node itself owns (not those of its links); `topology` is the document it
+        is part of, when the answer depends on its links (a switch built as a tree of bridges)."""
         return set()
 
     def root_links(self, lab: str, node: Node) -> set[str]:
@@ -313,16 +316,47 @@ class SegmentKind(Kind):
     max_links_reason = ("one switch is one Linux bridge in the lab's fabric, which takes at most 1023 ports; "
                         "split its links over two switches joined by a link")
 
-    def fabric_links(self, lab: str, node: Node) -> set[str]:
-        return {naming.bridge_ifname(node.name)}
+    def fabric_links(self, lab: str, node: Node, topology: Topology | None = None) -> set[str]:
+        names = {naming.bridge_ifname(node.name)}
+        for leaf in range(self.leaves(topology, node)):
+            names |= {naming.switch_leaf_ifname(node.name, leaf), *naming.switch_trunk_ifnames(node.name, leaf)}
+        return names
+
+    def leaves(self, topology: Topology | None, node: Node) -> int:
+        """How many leaf bridges the switch is built with (0: one bridge)."""
+        if topology is None or not self.tree_of_bridges:
+            return 0
+        count = topology.port_count(node.name)
+        return 0 if count <= naming.SWITCH_PORTS else -(-count // naming.SWITCH_PORTS)
 
     def steps(self, ctx: PlanContext, node: Node) -> list[Step]:
         n = node.name
-        if naming.bridge_ifname(n) in ctx.present_fabric:
-            return []
-        return [Step("bridge.create", f"nodes.{n}", n, "create bridge",
-                     {"ifname": naming.bridge_ifname(n), "tag": naming.tag(ctx.lab, "bridge", n),
-                      "multicast_snooping": node.multicast_snooping})]
+        tag = naming.tag(ctx.lab, "bridge", n)
+        out = []
+        if naming.bridge_ifname(n) not in ctx.present_fabric:
+            out.append(Step("bridge.create", f"nodes.{n}", n, "create bridge",
+                            {"ifname": naming.bridge_ifname(n), "tag": tag,
+                             "multicast_snooping": node.multicast_snooping}))
+        for leaf in range(self.leaves(ctx.topology, node)):  # a switch past one bridge's ports: a tree
+            name = naming.switch_leaf_ifname(n, leaf)
+            if name not in ctx.present_fabric:
+                out.append(Step("bridge.create", f"nodes.{n}", n, f"create leaf bridge {leaf + 1}",
+                                {"ifname": name, "tag": tag, "multicast_snooping": node.multicast_snooping}))
+            up, down = naming.switch_trunk_ifnames(n, leaf)
+            if out or up not in ctx.present_fabric or down not in ctx.present_fabric:
+                out.append(Step("bridge.trunk", f"nodes.{n}", n, f"join leaf bridge {leaf + 1} to the switch",
+                                {"root": naming.bridge_ifname(n), "leaf": name, "up_if": up, "down_if": down,
+                                 "tag": tag}))
+        return out
+
+    def apply_trunk(self, ap: Any, step: Step) -> None:
+        """A veth from a leaf bridge to the switch's root bridge (made again if one end is left over)."""
+        p = step.params
+        leaf = ap.bridge_index(p["leaf"], step.path)
+        root = ap.bridge_index(p["root"], step.path)
+        ap.fresh_veth(ap.fabric, p["up_if"], ap.fabric, p["down_if"], master=leaf)
+        ap.set_links(ap.fabric, [{"name": p["up_if"], "alias": p["tag"]},
+                                 {"name": p["down_if"], "up": True, "master": root, "alias": p["tag"]}])
 
     def status(self, ctx: ObserveContext, name: str, node: Node) -> tuple[NodeStatus, list[str]]:
         drift = self.drift(ctx, name, node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import check_iface as _check
+from ..naming import SWITCH_PORTS
 from .base import SegmentKind
 
 if TYPE_CHECKING:
@@ -19,6 +20,12 @@ class Bridge(SegmentKind):
     palette = 1
     keys = ("kind", "description", "multicast_snooping", "ui")
     sections = ("bridge",)
+    # past one bridge's ports, a tree: a root bridge and leaf bridges of naming.SWITCH_PORTS ports each
+    tree_of_bridges = True
+    max_links = 16 * SWITCH_PORTS
+    max_links_reason = (f"a switch is built as a tree of at most 16 bridges of {SWITCH_PORTS} ports; split its "
+                        "links over two switches joined by a link")
+    actions = {"bridge.trunk": "apply_trunk"}
 
     def check(self, checker: Checker, name: str, data: dict[str, Any], path: str) -> dict[str, Any]:
         if data.get("multicast_snooping") is None:

@@ -15,7 +15,7 @@ from .base import Kind, SegmentKind, node_of
 if TYPE_CHECKING:
     from ..check import Checker
     from ..engine import _Applier
-    from ..model import Node
+    from ..model import Node, Topology
     from ..plan import PlanContext
 
 
@@ -83,8 +83,8 @@ class External(SegmentKind):
 
     # ---- planning, applying, observing
 
-    def fabric_links(self, lab: str, node: Node) -> set[str]:
-        return super().fabric_links(lab, node) | {naming.root_peer_ifname(lab, node.name)}
+    def fabric_links(self, lab: str, node: Node, topology: Topology | None = None) -> set[str]:
+        return super().fabric_links(lab, node, topology) | {naming.root_peer_ifname(lab, node.name)}
 
     def root_links(self, lab: str, node: Node) -> set[str]:
         return {naming.root_ifname(lab, node.name)}

@@ -457,15 +457,42 @@ def test_a_bridge_may_ask_for_multicast_snooping_and_nothing_else_may():
     assert paths(doc) == ["nodes.h1.multicast_snooping"]
 
 
-def test_a_switch_with_more_links_than_a_bridge_has_ports_is_refused_at_the_switch():
-    def doc(hosts: int) -> dict:
-        nodes: dict = {"sw": {"kind": "bridge"}}
+def test_a_switch_takes_what_the_document_allows_and_an_uplink_what_one_bridge_does():
+    def doc(hosts: int, kind: str = "bridge") -> dict:
+        nodes: dict = {"sw": {"kind": kind, **({"nat": True, "address": "192.0.2.1/24"} if kind == "external"
+                                               else {})}}
         for i in range(hosts):
             nodes[f"h{i}"] = {"kind": "host", "interfaces": {"eth0": {}}}
         return {"version": 1, "name": "big", "nodes": nodes,
                 "links": [{"endpoints": [f"h{i}:eth0", "sw"]} for i in range(hosts)]}
 
-    assert [p.path for p in validate_document(doc(1000))] == []
-    problems = {p.path: p.message for p in validate_document(doc(1001))}
+    assert [p.path for p in validate_document(doc(1999))] == []  # a tree of bridges (netops.wiring.switch_bridge)
+    assert [p.path for p in validate_document(doc(1000, "external"))] == []
+    problems = {p.path: p.message for p in validate_document(doc(1001, "external"))}
     assert list(problems) == ["nodes.sw"]
     assert "1001 links end here, at most 1000" in problems["nodes.sw"] and "1023 ports" in problems["nodes.sw"]
+
+
+def test_a_switch_past_one_bridge_is_a_root_and_leaves_and_its_ports_move_only_at_the_boundaries():
+    from netops import naming
+    from netops.model import Endpoint
+    from netops.wiring import switch_bridge
+
+    def model(hosts: list[int]):
+        nodes: dict = {"sw": {"kind": "bridge"}}
+        for i in hosts:
+            nodes[f"h{i:04d}"] = {"kind": "host", "interfaces": {"eth0": {}}}
+        return parse_document({"version": 1, "name": "big", "nodes": nodes,
+                               "links": [{"endpoints": [f"h{i:04d}:eth0", "sw"]} for i in hosts]})
+
+    small = model(list(range(1000)))
+    assert {switch_bridge(small, "sw", Endpoint(f"h{i:04d}", "eth0")) for i in range(1000)} == {
+        naming.bridge_ifname("sw")}
+    big = model(list(range(1500)))
+    leaves = [switch_bridge(big, "sw", Endpoint(f"h{i:04d}", "eth0")) for i in range(1500)]
+    assert leaves[:1000] == [naming.switch_leaf_ifname("sw", 0)] * 1000
+    assert leaves[1000:] == [naming.switch_leaf_ifname("sw", 1)] * 500
+    fewer = model([i for i in range(1500) if i != 10])  # one link fewer: one port moves, at the boundary
+    moved = [i for i in range(1500) if i != 10 and switch_bridge(fewer, "sw", Endpoint(f"h{i:04d}", "eth0"))
+             != leaves[i]]
+    assert moved == [1000]
