@@ -127,7 +127,7 @@ def test_restarting_a_host_rebuilds_it_and_a_stopped_node_can_not_be_a_bridge(ru
     lab = running
     # a mark in the old namespace (not its inode number: the kernel hands a freed one to the next namespace)
     subprocess.run(["nsenter", f"--net=/run/netns/{ns(lab, 'h2')}", "--", "ip", "link", "add", "tlmark", "type",
-                    "dummy"], check=True)
+                    "veth", "peer", "name", "tlmark1"], check=True)
     actions.restart_node(lab, "h2")
     marks = subprocess.run(["nsenter", f"--net=/run/netns/{ns(lab, 'h2')}", "--", "ip", "-o", "link", "show"],
                            capture_output=True, text=True, check=True).stdout
