@@ -176,6 +176,13 @@ class RedisControl:
         assert _services is not None
         (_services.tmpdir / "redis.sock").unlink(missing_ok=True)
         _services.redis_proc = _start_redis(_services.tmpdir)
+        # this process's broker connections (Celery's pool, as control.ping uses it) point at the dead server
+        from kombu import pools
+
+        from webapp.celery import app
+
+        pools.reset()  # closes every pooled connection and forgets the pools, as after a fork
+        app._after_fork()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 (token auth, HTTP on loopback) by a real agent: the agent's and daphne's memory (RSS) and open file descriptors
 grow by no more than a small bound from the end of the warm-up to the end (printed), the nft ruleset and the host's
 net.* sysctls are identical at the end, the kernel inventory and the agent's run dir are as before, and the prune
-task leaves the events of the newest TOPOLAB_RUN_EVENTS_keep runs only (the runs themselves stay).
+task leaves the events of the newest TOPOLAB_RUN_EVENTS_KEEP_RUNS runs only (the runs themselves stay).
 
 Only under `make chaos` (100 cycles) or with TOPOLAB_CHAOS_CYCLES=n.
 """
@@ -61,6 +61,17 @@ def usage(pids: list[int]) -> tuple[int, int]:
     return rss, fds
 
 
+def fd_targets(pids: list[int]) -> list[str]:
+    found = []
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found.append(re.sub(r"\[\d+\]", "[]", os.readlink(f"/proc/{pid}/fd/{fd}")))
+            except OSError:
+                continue
+    return sorted(found)
+
+
 def group(pgid: int) -> list[int]:
     pids = []
     for pid in os.listdir("/proc"):
@@ -73,6 +84,7 @@ def group(pgid: int) -> list[int]:
     return pids
 
 
+@pytest.mark.timeout(3600)
 def test_deploy_destroy_cycles_leak_no_memory_descriptors_rules_sysctls_or_events(
         kill_agent, seed_isp, topolab_subprocess_env, test_tmpdir, spawn, settings, chaos_figures):
     cycles = chaos_count("cycles", 100, 100)
@@ -80,7 +92,7 @@ def test_deploy_destroy_cycles_leak_no_memory_descriptors_rules_sysctls_or_event
     user = get_user_model().objects.create_user(f"cyc{uuid.uuid4().hex[:6]}", password="x-correct-horse")
     Profile.objects.create(user=user, role=Role.INSTRUCTOR)
     token = Token.objects.create(user=user).key
-    keep = settings.TOPOLAB_RUN_EVENTS_keep  # the agent reads the same environment
+    keep = settings.TOPOLAB_RUN_EVENTS_KEEP_RUNS  # the agent reads the same environment
     lab = Lab.objects.create(owner=user, name="seed-lab", document=seed_lab(seed_isp["bridge"], vm=False))
     env = {**topolab_subprocess_env, "TOPOLAB_AGENT_QUEUE": agent.queue,
            "TOPOLAB_UPLINK_BRIDGES": seed_isp["bridge"], "TOPOLAB_THROTTLE_DEPLOY": "100000/minute",
@@ -104,12 +116,14 @@ def test_deploy_destroy_cycles_leak_no_memory_descriptors_rules_sysctls_or_event
         for i in range(cycles):
             if i == min(WARM_UP, cycles - 1):
                 start = {"agent": usage(group(agent.proc.pid)), "daphne": usage([procs[0].pid])}
+                fds0 = fd_targets([procs[0].pid])
             post("deploy")
             if i == 0:  # it works, once: h1 reaches the ISP
                 assert ns_exec(f"tl-{lab.lab_id}-h1", "ping", "-c", "3", "-i", "0.2", "-W", "2",
                                "203.0.113.1").returncode == 0
             post("destroy")
         end = {"agent": usage(group(agent.proc.pid)), "daphne": usage([procs[0].pid])}
+        fds1 = fd_targets([procs[0].pid])
         elapsed = time.monotonic() - t0
     print(f"\n{cycles} deploy/destroy cycles of the seed lab in {elapsed:.0f} s "
           f"({elapsed / cycles:.1f} s a cycle); from cycle {WARM_UP} to the end:")
@@ -117,6 +131,12 @@ def test_deploy_destroy_cycles_leak_no_memory_descriptors_rules_sysctls_or_event
     for who in ("agent", "daphne"):
         (rss0, fd0), (rss1, fd1) = start[who], end[who]
         print(f"  {who}: RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, open fds {fd0} -> {fd1}")
+        if who == "daphne" and fds1 != fds0:
+            new = list(fds1)
+            for fd in fds0:
+                if fd in new:
+                    new.remove(fd)
+            print(f"  daphne's new descriptors: {new}")
         if rss1 - rss0 > RSS_BOUND_KIB or fd1 - fd0 > FD_BOUND:
             grown.append(f"{who}: RSS {rss0} -> {rss1} KiB, fds {fd0} -> {fd1}")
 
