@@ -76,6 +76,13 @@ def kill_agent(kernel_lock, topolab_subprocess_env, test_tmpdir, spawn, monkeypa
     agent.run_dir = run_dir  # type: ignore[attr-defined]
     agent.arm = lambda kind, step: kill_file.write_text(f"{kind} {step}")  # type: ignore[attr-defined]
     agent.armed = kill_file.exists  # type: ignore[attr-defined]
+    # The host's KVM decision (netops.qemu.accel_info) made now, into this run dir: the agent's own, at its start,
+    # then reads the cache instead of probing with a qemu in the background while the test takes its inventory.
+    from netops import qemu
+
+    with monkeypatch.context() as env_now:
+        env_now.setenv("TOPOLAB_RUN_DIR", str(run_dir))
+        qemu.accel_info()
     agent.start()
     try:
         yield agent
