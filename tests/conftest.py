@@ -297,6 +297,33 @@ def redis_server() -> str:
     return _services.redis_url
 
 
+class RedisControl:
+    """SIGKILL and restart this run's Redis (the chaos suite: a crash of the broker and channel layer). The new
+    server listens on the same socket, empty, as a restarted Redis without persistence is."""
+
+    def kill(self) -> None:
+        assert _services is not None and _services.redis_proc is not None
+        _services.redis_proc.kill()
+        _services.redis_proc.wait(10)
+
+    def restart(self) -> None:
+        assert _services is not None
+        (_services.tmpdir / "redis.sock").unlink(missing_ok=True)
+        _services.redis_proc = _start_redis(_services.tmpdir)
+        # this process's broker connections (Celery's pool, as control.ping uses it) point at the dead server
+        from kombu import pools
+
+        from webapp.celery import app
+
+        pools.reset()  # closes every pooled connection and forgets the pools, as after a fork
+        app._after_fork()
+
+
+@pytest.fixture(scope="session")
+def redis_control(redis_server: str) -> RedisControl:
+    return RedisControl()
+
+
 @pytest.fixture(scope="session")
 def topolab_subprocess_env(redis_server: str) -> dict[str, str]:
     """Environment for a subprocess (worker, daphne, CLI) that must see the test DB and Redis."""

@@ -40,15 +40,19 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _daphne(spawn, env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """A real daphne serving webapp.asgi with `env`; yields http://127.0.0.1:<port> once /healthz answers."""
-    port = _free_port()
+def _daphne(spawn, env: dict[str, str], log_path: Path, procs: list | None = None,
+            port: int | None = None) -> Iterator[str]:
+    """A real daphne serving webapp.asgi with `env`; yields http://127.0.0.1:<port> once /healthz answers (its
+    Popen appended to `procs`, when given, for a test that watches or kills it; on `port` to restart one)."""
+    port = port or _free_port()
     proc = spawn(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
         log_path=log_path,
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
+    if procs is not None:
+        procs.append(proc)
     try:
         deadline = time.monotonic() + 30
         while True:

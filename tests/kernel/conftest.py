@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import subprocess
 import tempfile
 import uuid
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from support import KERNEL_LOCK, CellLab
+from support import kernel_inventory as snapshot
 
-WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")
 ISP_ADDRESS = "203.0.113.1/24"
 
 _lab_counter = itertools.count(1)
@@ -56,94 +55,6 @@ def kernel_session() -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------------------------------- inventory guard
-
-
-def _namespaces() -> set[str]:
-    try:
-        return set(os.listdir("/run/netns"))
-    except FileNotFoundError:
-        return set()
-
-
-def _root_links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "-d", "link", "show"], capture_output=True, text=True, check=True).stdout
-    links = set()
-    for line in out.splitlines():
-        name = line.split(":", 2)[1].strip().split("@")[0]
-        alias = re.search(r" alias (\S+)", line)
-        links.add(f"{name} alias={alias.group(1) if alias else ''}")
-    return links
-
-
-def _ruleset() -> str:
-    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
-
-
-def _processes() -> set[str]:
-    found = set()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        state = stat[stat.rindex(")") + 2]
-        if WATCHED_PROCESSES.match(comm) and state not in "ZX":
-            found.add(f"{comm}[{pid}]")
-    return found
-
-
-def _frr_runstate() -> set[str]:
-    """FRR's run state dir: one entry per FRR pathspace (netops.frr), besides what FRR itself keeps there."""
-    try:
-        return set(os.listdir("/var/run/frr"))
-    except FileNotFoundError:
-        return set()
-
-
-def _cgroups() -> set[str]:
-    """Lab cgroups (every hierarchy) and the uid ranges handed out to labs."""
-    from netops import cell
-    from netops.kernel import cgroups
-
-    found = {f"cgroup {lab}" for lab in cgroups.labs()}
-    found |= {f"uid range {slot} of {lab}" for lab, slot in cell.allocated_keys().items()}
-    # simulated hosts (netops.naming TOPOLAB_HOST_TAG) keep their cgroups in trees of their own: topolab-<tag>
-    for parent in {cgroups.ROOT, cgroups.ROOT / "pids"}:
-        try:
-            found |= {f"cgroup tree {e.name}" for e in os.scandir(parent)
-                      if e.is_dir() and e.name.startswith(cgroups.TOP + "-")}
-        except FileNotFoundError:
-            pass
-    return found
-
-
-def _user_namespaces() -> set[str]:
-    """User namespaces other than the host's that some live process is in (a leaked cell keeps one alive; a zombie
-    holds its credentials until PID 1 reaps it, which on these machines may be much later: it is dead)."""
-    initial = os.stat("/proc/self/ns/user").st_ino
-    found = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                        continue
-                ino = os.stat(f"/proc/{pid}/ns/user").st_ino
-            except OSError:
-                continue
-            if ino != initial:
-                found.add(f"userns {ino}")
-    return found
-
-
-def snapshot() -> dict[str, object]:
-    return {"namespaces": _namespaces(), "root links": _root_links(), "nft ruleset": _ruleset(),
-            "processes": _processes(), "cgroups and uid ranges": _cgroups(), "user namespaces": _user_namespaces(),
-            "FRR run state": _frr_runstate()}
 
 
 @pytest.fixture(autouse=True)
