@@ -8,12 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import UdpCapture, Underlay
+from support import netns_exec as ns_exec
 
 from netops import engine, naming
 from netops.errors import ApplyError, TopologyError
@@ -22,12 +22,6 @@ from netops.span import Span
 from netops.topology import parse_document
 
 REPO = Path(__file__).resolve().parents[2]
-UNDERLAY_NET = "198.51.100"  # TEST-NET-2, only inside the test's namespaces
-
-
-def ns_exec(ns: str, argv: list[str], *, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", *argv], capture_output=True, text=True,
-                          timeout=timeout, check=check)
 
 
 def doc(name: str = "across", *, delay_ms: float | None = None) -> dict:
@@ -52,31 +46,8 @@ PLACEMENT = {"h1": "a", "h2": "b", "h3": "a", "h4": "b"}
 SEGMENTS = ["sw", "link:h3:eth0--h4:eth0"]
 
 
-class Hosts:
-    """Simulated hosts: an underlay bridge in a namespace of the test's, one underlay namespace per host on it."""
-
-    def __init__(self, names: list[str]) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.switch = f"tltest-ulsw{tag}"
-        self.underlay: dict[str, str] = {}  # host -> its underlay namespace
-        self.address: dict[str, str] = {}  # host -> its underlay address
-        subprocess.run(["ip", "netns", "add", self.switch], check=True)
-        ns_exec(self.switch, ["ip", "link", "add", "ul0", "type", "bridge"], check=True)
-        ns_exec(self.switch, ["ip", "link", "set", "ul0", "up"], check=True)
-        for i, host in enumerate(names, start=1):
-            ns = f"tltest-ul{host}{tag}"
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            self.underlay[host], self.address[host] = ns, f"{UNDERLAY_NET}.{i}"
-            ns_exec(self.switch, ["ip", "link", "add", f"p{host}", "type", "veth", "peer", "name", "eth0",
-                                  "netns", ns], check=True)
-            ns_exec(self.switch, ["ip", "link", "set", f"p{host}", "master", "ul0", "up"], check=True)
-            for argv in (["ip", "addr", "add", f"{self.address[host]}/24", "dev", "eth0"],
-                         ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"]):
-                ns_exec(ns, argv, check=True)
-
-    def remove(self) -> None:
-        for ns in [*self.underlay.values(), self.switch]:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+class Hosts(Underlay):
+    """Simulated hosts (tests/support.py's Underlay) and how this file's agents run on them."""
 
     def span(self, vnis: dict[str, int], placement: dict[str, str]) -> dict:
         return {"placement": placement, "underlays": dict(self.address), "vnis": vnis}
@@ -140,26 +111,6 @@ def across(hosts: Hosts, tmp_path: Path) -> Iterator[Callable[..., None]]:
     assert not errors, errors
 
 
-class Capture:
-    """tcpdump in a namespace, for VXLAN packets on the underlay (started and stopped by pid)."""
-
-    def __init__(self, ns: str, out: Path) -> None:
-        self.out, self.err = out, out.with_suffix(".err")
-        with open(out, "w") as stdout, open(self.err, "w") as stderr:
-            self.proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "--", "tcpdump", "-n", "-l", "-i",
-                                          "eth0", "udp", "port", "4789"], stdout=stdout, stderr=stderr)
-        deadline = time.monotonic() + 10
-        while "listening on" not in self.err.read_text():  # it captures from then on
-            assert self.proc.poll() is None and time.monotonic() < deadline, self.err.read_text()
-            time.sleep(0.05)
-
-    def stop(self) -> str:
-        time.sleep(0.5)  # the last lines out
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        return self.out.read_text()
-
-
 def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_path):
     vnis = {"sw": 4242, "link:h3:eth0--h4:eth0": 4243}
     across(doc(), lab_id, vnis)
@@ -170,7 +121,7 @@ def test_a_switch_and_a_direct_link_across_two_hosts(hosts, across, lab_id, tmp_
     assert ns_of("b", lab_id, "h1") not in names and ns_of("a", lab_id, "h2") not in names
     assert f"tl-{lab_id}" not in names
 
-    capture = Capture(hosts.underlay["b"], tmp_path / "b.pcap.txt")
+    capture = UdpCapture(hosts.underlay["b"], tmp_path / "b.pcap.txt")
     try:
         assert ping(h1, "10.0.1.2").returncode == 0
         assert ping(h3, "10.0.2.2").returncode == 0

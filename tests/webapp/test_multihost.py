@@ -20,6 +20,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from pipeline import isp_namespace, seed_document, vm_supported
 from rest_framework.test import APIClient
 from support import UdpCapture, Underlay, netns_exec, wait_run
 
@@ -125,37 +126,12 @@ def up(*names: str) -> bool:
 
 
 def seed(isp_bridge: str, pins: dict[str, str], *, vm: bool) -> dict:
-    nodes = {
-        "r1": {"kind": "router",
-               "interfaces": {"eth0": {"address": "10.0.1.254/24", "dhcp_server": {"range": "10.0.1.100-10.0.1.150"}},
-                              "eth1": {"address": "203.0.113.2/24"}},
-               "routes": [{"to": "default", "via": "203.0.113.1"}], "nat": {"masquerade": ["eth1"]}},
-        "br-in": {"kind": "bridge"},
-        "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}},
-               "routes": [{"to": "default", "via": "10.0.1.254"}]},
-        "h2": {"kind": "host", "interfaces": {"eth0": {"address": "dhcp", "mac": "52:54:00:00:00:02"}}},
-        "wan": {"kind": "external", "bridge": isp_bridge},
-    }
-    links = [{"endpoints": ["r1:eth0", "br-in"]}, {"endpoints": ["h1:eth0", "br-in"]},
-             {"endpoints": ["h2:eth0", "br-in"]}, {"endpoints": ["r1:eth1", "wan"]}]
-    if vm:
-        nodes["vm1"] = {"kind": "vm", "image": "tiny", "memory": 128,
-                        "interfaces": {"eth0": {"address": "dhcp", "mac": "52:54:00:aa:bb:cc"}}}
-        links.append({"endpoints": ["vm1:eth0", "br-in"]})
+    """The pipeline tests' seed lab (tests/pipeline.py) with `host:` keys that place its nodes."""
+    doc = seed_document(isp_bridge, vm=vm)
     for node, host in pins.items():
-        if node in nodes:
-            nodes[node]["host"] = host
-    return {"version": 1, "name": "seed-lab", "nodes": nodes, "links": links}
-
-
-def vm_supported() -> bool:
-    try:
-        from netops import images
-
-        images.get_image("tiny")
-    except Exception:  # noqa: BLE001 - no image library or no image: leave the VM out
-        return False
-    return True
+        if node in doc["nodes"]:
+            doc["nodes"][node]["host"] = host
+    return doc
 
 
 def leased(ns: str) -> str | None:
@@ -166,24 +142,10 @@ def leased(ns: str) -> str | None:
 
 @pytest.fixture
 def isp(settings):
-    """An "ISP" namespace at 203.0.113.1/24 behind a host bridge, with no route back to the lab's 10.0.1.0/24."""
-    tag = uuid.uuid4().hex[:6]
-    ns, bridge, outer = f"tltest-isp{tag}", f"tlbr{tag}", f"tlisp{tag}"
-    settings.TOPOLAB_UPLINK_BRIDGES = bridge
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", bridge, "type", "bridge")
-        sh("ip", "link", "set", bridge, "up")
-        sh("ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        sh("ip", "link", "set", outer, "master", bridge, "up")
-        for argv in (["ip", "addr", "add", "203.0.113.1/24", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
-                     ["ip", "link", "set", "lo", "up"]):
-            netns_exec(ns, argv, check=True)
-        yield {"namespace": ns, "bridge": bridge}
-    finally:
-        sh("ip", "link", "del", outer, check=False)
-        sh("ip", "link", "del", bridge, check=False)
-        sh("ip", "netns", "del", ns, check=False)
+    """An "ISP" namespace at 203.0.113.1/24 behind a host bridge the operator lets labs use (tests/pipeline.py)."""
+    with isp_namespace() as found:
+        settings.TOPOLAB_UPLINK_BRIDGES = found["bridge"]
+        yield found
 
 
 @pytest.fixture
