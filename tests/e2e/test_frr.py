@@ -235,8 +235,12 @@ def test_the_router_panel_shows_routes_and_full_neighbors_and_the_links_mark_up_
         # the canvas: the three OSPF links green with an OSPF badge, r1-r4 violet with BGP, and the legend
         page.wait_for_function("""() => {
             const cy = window.topolab.cy;
+            // the link turns BGP with the first end whose session is up: wait for r1's side too (CI once read
+            // the lines between r4's session and r1's)
             return [0, 1, 2].every((i) => cy.getElementById(`link-${i}`).hasClass('adj-ospf'))
-                && cy.getElementById('link-3').hasClass('adj-bgp');
+                && cy.getElementById('link-3').hasClass('adj-bgp')
+                && (cy.getElementById('link-3').data('adjacency') || [])
+                    .some((line) => line.includes('BGP Established with 198.51.100.2'));
         }""", timeout=60_000)
         edges = page.evaluate("""() => window.topolab.cy.edges().map((e) => ({
             index: e.data('index'), classes: e.classes(), label: e.data('adjLabel'),
