@@ -99,9 +99,10 @@ def test_the_owner_sees_routes_and_neighbors_others_are_refused(celery_worker, k
                        text=True, check=True)
 
         def converged(body: dict) -> bool:
+            # the session's prefix count and the route table are read one after the other: wait for both
             prefixes = {r["prefix"] for r in body["routes"] if r["selected"]}
             return ([n["state"].split("/")[0] for n in body["ospf"]] == ["Full"]
-                    and [s["state"] for s in body["bgp"]] == ["Established"]
+                    and [(s["state"], s["received"]) for s in body["bgp"]] == [("Established", 1)]
                     and {"10.255.0.2/32", "203.0.113.0/24"} <= prefixes and body["routes_total"] > STATICS)
 
         body = wait_view(api, url, converged)
