@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's webapp and netops, as the agents' PYTHONPATH says
 
 
 def free_port() -> int:
