@@ -1,6 +1,6 @@
 """Deploy latency through the whole stack: the seed lab's dispatch and DHCP leases, and a 100-node lab.
 
-Starts its own private Redis, database, Celery agent (root) and daphne in a temp dir, deploys labs through the REST
+Starts its own private Redis, database, Celery agent (root) and daphne in a temp dir (benchmarks/stack.py), deploys labs through the REST
 API while a WebSocket client (the `websockets` package, as a browser would) listens, then destroys them.
 
 The seed lab (examples/seed-lab.yaml: router with DHCP and NAT, switch, h1, h2 on DHCP, vm1 on DHCP, uplink to a
@@ -19,27 +19,14 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
 import yaml
+from stack import REPO, Stack  # benchmarks/stack.py: the private stack, shared with deploy_multihost.py
 
-REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "examples" / "seed-lab.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def document(count: int) -> dict:
@@ -58,14 +45,6 @@ def seed_document(bridge: str) -> dict:
     return doc
 
 
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out: {what}")
-        time.sleep(0.1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=100, help="nodes in the big lab (one bridge + hosts; 0: none)")
@@ -76,122 +55,53 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("the agent needs root")
 
-    tmp = Path(tempfile.mkdtemp(prefix="topolab-bench-"))
-    tmp.chmod(0o711)  # the lab's processes (its own uids) reach their cell dir under tmp/run
     bridge = "tlbench" + os.urandom(3).hex()
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
-    procs: list[subprocess.Popen] = []
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="webapp.settings", TOPOLAB_DB=str(tmp / "db.sqlite3"),
-               TOPOLAB_REDIS_URL=f"unix://{tmp / 'redis.sock'}", TOPOLAB_SECRET_KEY="bench-" + os.urandom(16).hex(),
-               TOPOLAB_RUN_DIR=str(tmp / "run"), TOPOLAB_AGENT_QUEUE="agent",
-               TOPOLAB_QUOTA_USER_NODES="0", TOPOLAB_QUOTA_USER_RUNNING_LABS="0", TOPOLAB_UPLINK_BRIDGES=bridge,
-               TOPOLAB_THROTTLE_DEPLOY="1000/minute",
-               PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore::celery.platforms.SecurityWarning")
-    os.environ.update(env)
-
-    def spawn(argv: list[str], name: str) -> subprocess.Popen:
-        log = open(tmp / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        return proc
-
     try:
-        spawn(["redis-server", "--port", "0", "--unixsocket", str(tmp / "redis.sock"), "--save", "",
-               "--appendonly", "no", "--dir", str(tmp)], "redis")
-        wait_until(lambda: (tmp / "redis.sock").exists(), 10, "redis")
-
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.contrib.sessions.backends.db import SessionStore
-        from django.core.management import call_command
-        from rest_framework.authtoken.models import Token
-
-        from webapp.labs.models import Lab
-
-        call_command("migrate", verbosity=0)
-        # staff: may attach the seed lab's uplink to the allowed bridge
-        user = get_user_model().objects.create_user("bench", password=os.urandom(8).hex(), is_staff=True)
-        token = Token.objects.create(user=user).key
-        session = SessionStore()
-        session["_auth_user_id"] = str(user.pk)
-        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        session["_auth_user_hash"] = user.get_session_auth_hash()
-        session.create()
-        lab = Lab.objects.create(owner=user, name="bench", document=document(args.nodes))
-        seed = Lab.objects.create(owner=user, name="seed", document=seed_document(bridge))
-
-        from webapp.celery import app
-
-        app.conf.update(broker_url=f"redis+socket://{tmp / 'redis.sock'}",
-                        result_backend=f"redis+socket://{tmp / 'redis.sock'}")
-        spawn([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "agent", "-n", "bench@localhost",
-               "--concurrency", "2", "--loglevel", "INFO" if args.keep_logs else "WARNING", "--without-gossip",
-               "--without-mingle"], "worker")
-        wait_until(lambda: bool(app.control.ping(destination=["bench@localhost"], timeout=0.5)), 60, "worker")
-        port = free_port()
-        spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"], "daphne")
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                return True
-            except OSError:
-                return False
-
-        wait_until(up, 30, "daphne")
-
-        def post(path: str) -> dict:
-            req = urllib.request.Request(f"{base}{path}", method="POST", headers={"Authorization": f"Token {token}"})
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return json.loads(response.read())
-
-        if args.repeat:
-            # The KVM-or-TCG decision is made once per host boot and cached in the run root (here a fresh one):
-            # made here, before the timed deploys, as it is on a host that has run a VM since it booted.
-            from netops import qemu
-
-            t = time.monotonic()
-            decision = qemu.accel_info()
-            print(f"accelerator: {decision['accel']} ({decision['reason']}; decided in {time.monotonic() - t:.1f} s)")
-        for i in range(args.repeat):
-            r = asyncio.run(measure_seed(base, port, session.session_key, seed, post))
-            if args.timeline:
-                for e in r["events"]:
-                    print(f"  {e['ts'] - r['t0']:7.3f} {e['type']} {e.get('node', '')} {e.get('state', '')} "
-                          f"{e.get('message', '')}")
-            print(f"seed lab deploy {i + 1}: API call -> run created {r['created_ms']:.0f} ms -> run.started "
-                  f"{r['dispatch_ms']:.0f} ms (API call -> run.started {r['api_started_ms']:.0f} ms); "
-                  f"h2 DHCP client start -> lease {r['h2_lease_s']:.2f} s; "
-                  f"Deploy -> vm1 lease {r['vm_lease_s']:.2f} s (its 'start VM' step at {r['vm_step_s']:.2f} s); "
-                  f"all running {r['deploy_s']:.2f} s; destroy {r['destroy_s']:.2f} s", flush=True)
-        if not args.nodes:
-            return
-        result = asyncio.run(measure(base, port, session.session_key, lab.pk, post, args.nodes))
-        n = len(result["latencies"])
-        lat = sorted(result["latencies"])
-        print(f"lab of {args.nodes} nodes ({lab.lab_id}), {result['events']} events over the WebSocket")
-        print(f"deploy: API call -> last node.state running: {result['deploy_s']:.2f} s "
-              f"(API answered 202 in {result['api_ms']:.0f} ms)")
-        print(f"event latency agent -> browser: p50 {statistics.median(lat) * 1000:.1f} ms, "
-              f"p95 {lat[int(0.95 * (n - 1))] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms (n={n})")
-        print(f"destroy: API call -> run.finished: {result['destroy_s']:.2f} s")
+        with Stack(env={"TOPOLAB_UPLINK_BRIDGES": bridge}, keep_logs=args.keep_logs) as stack:
+            stack.start_agent("bench")
+            run_all(args, stack, bridge)
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge], check=False)
-        if args.keep_logs:
-            print(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_all(args, stack: Stack, bridge: str) -> None:
+    from webapp.labs.models import Lab
+
+    lab = Lab.objects.create(owner=stack.user, name="bench", document=document(args.nodes))
+    seed = Lab.objects.create(owner=stack.user, name="seed", document=seed_document(bridge))
+    base, port, session_key, post = stack.base, stack.port, stack.session_key, stack.post
+    if args.repeat:
+        # The KVM-or-TCG decision is made once per host boot and cached in the run root (here a fresh one):
+        # made here, before the timed deploys, as it is on a host that has run a VM since it booted.
+        from netops import qemu
+
+        t = time.monotonic()
+        decision = qemu.accel_info()
+        print(f"accelerator: {decision['accel']} ({decision['reason']}; decided in {time.monotonic() - t:.1f} s)")
+    for i in range(args.repeat):
+        r = asyncio.run(measure_seed(base, port, session_key, seed, post))
+        if args.timeline:
+            for e in r["events"]:
+                print(f"  {e['ts'] - r['t0']:7.3f} {e['type']} {e.get('node', '')} {e.get('state', '')} "
+                      f"{e.get('message', '')}")
+        print(f"seed lab deploy {i + 1}: API call -> run created {r['created_ms']:.0f} ms -> run.started "
+              f"{r['dispatch_ms']:.0f} ms (API call -> run.started {r['api_started_ms']:.0f} ms); "
+              f"h2 DHCP client start -> lease {r['h2_lease_s']:.2f} s; "
+              f"Deploy -> vm1 lease {r['vm_lease_s']:.2f} s (its 'start VM' step at {r['vm_step_s']:.2f} s); "
+              f"all running {r['deploy_s']:.2f} s; destroy {r['destroy_s']:.2f} s", flush=True)
+    if not args.nodes:
+        return
+    result = asyncio.run(measure(base, port, session_key, lab.pk, post, args.nodes))
+    n = len(result["latencies"])
+    lat = sorted(result["latencies"])
+    print(f"lab of {args.nodes} nodes ({lab.lab_id}), {result['events']} events over the WebSocket")
+    print(f"deploy: API call -> last node.state running: {result['deploy_s']:.2f} s "
+          f"(API answered 202 in {result['api_ms']:.0f} ms)")
+    print(f"event latency agent -> browser: p50 {statistics.median(lat) * 1000:.1f} ms, "
+          f"p95 {lat[int(0.95 * (n - 1))] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms (n={n})")
+    print(f"destroy: API call -> run.finished: {result['destroy_s']:.2f} s")
 
 
 def lease_seen(lab_id: str, mac: str, deadline: float) -> float | None:
