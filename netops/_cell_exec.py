@@ -7,13 +7,14 @@ argv: SPEC   a JSON object:
   cgroups    cgroup.procs files to join (the role's leaf in each hierarchy)
   caps       capability names the program keeps inside the lab's user namespace
   daemon     true: detach (new session, double fork) and print {"pid": N} once the exec succeeded
-  isolate    null, or {"hostname", "tmp_size"}: own mount, UTS and PID namespaces: /sys for the node, private
-             /tmp, /var/tmp and /dev/shm, /run/netns and /run/topolab hidden, /proc of its own PID namespace in which
+  isolate    null, or {"hostname", "tmp_size"}: own mount, UTS, IPC and PID namespaces: /sys for the node, private
+             /tmp, /var/tmp, /dev/shm and /run/lock, /run/netns and /run/topolab hidden, System V IPC and POSIX
+             message queues of its own, /proc of its own PID namespace in which
              a small init (this file) is pid 1 and the program is its only child
   node_init  true (with isolate and daemon): no program; the init itself is the daemon, pid 1 of the node's PID
              namespace, holding the node's mount, UTS and PID namespaces for the node's consoles and daemons to
              join, and reaping the orphans in it
-  join       {"pid": fd, "mnt": fd, "uts": fd} (any of them): inherited fds on namespaces of the node's init,
+  join       {"pid": fd, "mnt": fd, "uts": fd, "ipc": fd} (any of them): inherited fds on namespaces of the node's init,
              joined after the user namespace (so only namespaces the lab's user namespace owns can be joined);
              the PID namespace holds for the program, a child of this process
   ctty       true: the program's session gets stdin (a pty) as its controlling terminal
@@ -42,10 +43,14 @@ from typing import Any, NoReturn
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+#: the host's world-writable directories: each node gets its own tmpfs on them (charged to its memory cgroup), so
+#: no lab shares a file with the host or with another lab there, nor fills the host's disk through them
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
@@ -124,7 +129,7 @@ def _enter(spec: dict[str, Any]) -> None:
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-    for kind, flag in (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("pid", CLONE_NEWPID)):
+    for kind, flag in (("mnt", CLONE_NEWNS), ("uts", CLONE_NEWUTS), ("ipc", CLONE_NEWIPC), ("pid", CLONE_NEWPID)):
         joined = (spec.get("join") or {}).get(kind)
         if joined is not None:
             _check(libc.setns(joined, flag), f"setns(the node's {kind} namespace)")
@@ -133,13 +138,13 @@ def _enter(spec: dict[str, Any]) -> None:
 
 def _isolate(spec: dict[str, Any]) -> None:
     iso = spec["isolate"]
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID), "unshare(mount, uts, pid)")
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID), "unshare(mount, uts, ipc, pid)")
     _mount("none", "/", None, MS_REC | MS_SLAVE)
     if libc.umount2(b"/sys", MNT_DETACH) != 0 and ctypes.get_errno() != 22:  # EINVAL: /sys was not mounted
         _check(-1, "umount /sys")
     _mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     size = iso.get("tmp_size", "64m")
-    for where in ("/tmp", "/var/tmp", "/dev/shm"):
+    for where in PRIVATE_DIRS:
         if os.path.isdir(where):
             _mount("tmpfs", where, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
     for hidden in ("/run/netns", "/run/topolab"):

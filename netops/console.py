@@ -153,7 +153,7 @@ def open_shell(lab: str, node: str, session: str, *, rows: int = 24, cols: int =
            "PS1": f"{node}:\\w$ ", "HISTFILE": "/dev/null"}  # "$": root of the lab only, not of the host
     program: list[str] = shell_program()
     caps: tuple[str, ...] = CAPS
-    join: tuple[str, ...] = procs.CONSOLE_JOIN  # the node's one PID namespace, /tmp and hostname
+    join: tuple[str, ...] = procs.CONSOLE_JOIN  # the node's one PID namespace, /tmp, hostname and IPC
     if kind == "vtysh":
         if "zebra" not in frr.running(lab, node):
             raise ApplyError(f"FRR is not running on {node}", element=f"nodes.{node}.routing")

@@ -41,7 +41,7 @@ BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 ROLE_RE = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}\Z")
 _LAUNCHER = Path(__file__).with_name("_cell_exec.py")
 #: the node init's namespaces a console shell joins: one PID namespace, one /tmp and one hostname per node
-CONSOLE_JOIN = ("pid", "mnt", "uts")
+CONSOLE_JOIN = ("pid", "mnt", "uts", "ipc")
 #: each of a node's private /tmp, /var/tmp and /dev/shm (tmpfs, charged to the node's memory limit)
 NODE_TMP_SIZE = "64m"
 
@@ -124,7 +124,7 @@ def cell_command(argv: list[str], *, lab: str, role: str, namespace: str | None,
     """The launcher's argv that runs `argv` in the lab's cell, and the fds it must inherit (the caller passes them
     with `pass_fds` and closes them after the start: `close_fds`).
 
-    `join`: namespaces of the node's init ("pid", "mnt", "uts"; `node_namespaces`) the program joins, so that the
+    `join`: namespaces of the node's init ("pid", "mnt", "uts", "ipc"; `node_namespaces`) the program joins, so that the
     node's consoles share one PID namespace and one /tmp, and its daemons are in the PID namespace its consoles see.
     """
     argv = check_argv(argv)

@@ -321,6 +321,47 @@ def test_a_nodes_consoles_and_daemons_share_one_pid_namespace_and_tmp_of_the_nod
     assert procs.find(attacker, procs.init_role("r1")), "kill -1 never reaches the node's init"
 
 
+def mq_open(c: Console, name: str, create: bool = False) -> int:
+    """mq_open(3) of a POSIX message queue in console `c`: its descriptor, or -1."""
+    flags = "os.O_CREAT | os.O_RDWR" if create else "os.O_RDONLY"
+    code = f"import ctypes, os; print(ctypes.CDLL('librt.so.1').mq_open(b'{name}', {flags}, 0o666, None))"
+    return int(c.run(f'python3 -c "{code}"').split()[0])
+
+
+def test_a_nodes_ipc_and_world_writable_dirs_are_its_own(labs):
+    """The host's world-writable places are the node's own: a file a console writes in /tmp, /var/tmp, /dev/shm or
+    /run/lock is seen by the node's other console, never by the host, another node or another lab (nor does it
+    fill the host's disk); a System V shared memory segment and a POSIX message queue likewise (own IPC
+    namespace, joined by the node's consoles)."""
+    attacker, victim = labs
+    marker = uuid.uuid4().hex[:8]
+    first, second, other, foreign = (Console(attacker, "r1"), Console(attacker, "r1"), Console(attacker, "h1"),
+                                     Console(victim, "h1"))
+    try:
+        for where in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
+            path = f"{where}/probe-{marker}"
+            assert Console.status(first.run(f"echo {marker} > {path}")) == 0, where
+            assert marker in second.run(f"cat {path}"), where
+            assert "No such file" in other.run(f"cat {path}"), where
+            assert "No such file" in foreign.run(f"cat {path}"), where
+            assert not os.path.exists(path), f"{path} reached the host"
+        made = first.run("ipcmk -M 4096 -p 0666")
+        shmid = re.search(r"Shared memory id: (\d+)", made)
+        assert shmid, made
+        assert f" {shmid.group(1)} " in f" {second.run('ipcs -m')} ".replace("\n", " ")
+        for outsider in (other, foreign):
+            assert "0x" not in outsider.run("ipcs -m | grep -v '^key'"), "another node sees the segment"
+        host = subprocess.run(["ipcs", "-m", "-i", shmid.group(1)], capture_output=True, text=True)
+        assert host.returncode != 0 or "0666" not in host.stdout, host.stdout  # not the host's segment either
+        queue = f"/probe-{marker}"
+        assert mq_open(first, queue, create=True) >= 0
+        assert mq_open(second, queue) >= 0
+        assert mq_open(other, queue) == -1 and mq_open(foreign, queue) == -1
+    finally:
+        for c in (first, second, other, foreign):
+            c.close()
+
+
 def test_a_forged_process_tag_changes_nothing_for_the_victims_redeploy(deploy, isp_namespace):
     attacker, victim = f"a{uuid.uuid4().hex[:6]}", f"v{uuid.uuid4().hex[:6]}"
     deploy(parse_document(seed(isp_namespace["bridge"])), attacker)
