@@ -210,3 +210,14 @@ def test_two_hosts_with_one_underlay_address_are_a_409_for_the_operator_not_a_50
     assert answer.status_code == 409, answer.content
     assert "share the underlay address 192.0.2.1" in answer.json()["errors"][0]["message"]
     assert not Run.objects.filter(lab=lab).exists()
+
+
+def test_the_periodic_health_check_asks_every_other_host_that_is_up_on_its_queue(hosts, settings, monkeypatch):
+    from webapp.runs import agent, tasks
+
+    hosts("lab-a", "lab-b", "lab-c", down=("lab-c",))
+    settings.TOPOLAB_HOST = "lab-a"
+    sent = []
+    monkeypatch.setattr(tasks.check_host_labs, "apply_async", lambda **kw: sent.append(kw))
+    assert agent.ask_other_hosts() == ["lab-b"]  # not itself, not a host that is down
+    assert [kw["queue"] for kw in sent] == ["agent.lab-b"] and 0 < sent[0]["expires"] <= 30
