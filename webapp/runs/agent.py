@@ -317,7 +317,10 @@ def check_deployed_labs(*, placed_only: bool = False) -> int:
     from . import health
 
     if not placed_only:
-        ask_other_hosts()
+        try:
+            ask_other_hosts()
+        except Exception:  # the broker: this host's own check still runs
+            log.exception("health check: could not ask the other hosts to check their share")
     count = 0
     try:
         swept = health.sweep(placed_only=placed_only)
