@@ -58,9 +58,14 @@ def document() -> dict:
 
 @pytest.fixture
 def sim(kernel_lock, topolab_subprocess_env, test_tmpdir, spawn):
+    """The simulated hosts; once they and their underlay are gone, the kernel holds what it held before."""
     before = inventory()
     with simulated_hosts(spawn, topolab_subprocess_env, test_tmpdir, HOSTS) as (underlay, hosts):
-        yield underlay, hosts, before
+        yield underlay, hosts
+    after = inventory()
+    assert {k: sorted(set(after[k]) - set(before[k])) for k in ("namespaces", "links")} == \
+        {"namespaces": [], "links": []}
+    assert after["nft"] == before["nft"]
 
 
 def client(user) -> APIClient:
@@ -77,7 +82,7 @@ def ping_ms(ns: str, address: str) -> float | None:
 
 
 def test_actions_router_view_checks_and_health_of_a_lab_across_hosts(sim, settings):
-    _underlay, hosts, before = sim
+    _underlay, hosts = sim
     owner = get_user_model().objects.create_user(f"ana{uuid.uuid4().hex[:6]}")
     mallory = get_user_model().objects.create_user(f"mal{uuid.uuid4().hex[:6]}")
     api, other = client(owner), client(mallory)
@@ -168,7 +173,3 @@ def test_actions_router_view_checks_and_health_of_a_lab_across_hosts(sim, settin
             assert answer.status_code == 202, answer.content
             done = wait_run(answer.json()["id"], 120)
             assert done.status == "succeeded", (done.error, done.parts)
-    after = inventory()
-    assert {k: sorted(set(after[k]) - set(before[k])) for k in ("namespaces", "links")} == \
-        {"namespaces": [], "links": []}
-    assert after["nft"] == before["nft"]
