@@ -29,6 +29,7 @@ from .errors import ApplyError, Problem, TopologyError
 from .events import Event, EventSink, emit
 from .lock import lab_lock
 from .model import Link, Topology
+from .span import Span, local_link_keys
 from .status import UpResult
 from .wiring import link_key
 
@@ -68,13 +69,18 @@ def find_link(topology: Topology, endpoints: object, path: str = "link") -> Link
     raise TopologyError(Problem(path, f"no link {endpoints[0]} - {endpoints[1]} in the running lab"))
 
 
+def _stored_span(lab: str) -> Span | None:
+    from .engine import stored_span  # the kernel side, imported only where an action runs (not the web tier)
+
+    return stored_span(lab)
+
+
 def up_locked(topology: Topology, lab: str, **kwargs: Any) -> UpResult:
     """The engine's up_locked; on a host running its part of a lab across hosts, on that part (the span it last
     deployed): an action reaches this host's nodes and links only."""
-    from .engine import stored_span
-    from .engine import up_locked as up  # the kernel side, imported only where an action runs (not the web tier)
+    from .engine import up_locked as up
 
-    kwargs.setdefault("span", stored_span(lab))
+    kwargs.setdefault("span", _stored_span(lab))
     return up(topology, lab, **kwargs)
 
 
@@ -182,8 +188,14 @@ def set_link(lab: str, endpoints: Sequence[str], *, up: bool, on_event: EventSin
 
 
 def _set_links(lab: str, which: Any, *, up: bool, on_event: EventSink) -> UpResult:
+    """Set the links `which(topology)` names (document keys) down or up. On a host running a part of a lab across
+    hosts, the links of its part: a direct link across hosts is its end's link to the link bridge here (each host
+    holding an end pulls its own side), a link it does not hold is left alone and not reported."""
     topology = deployed_topology(lab)
-    keys: set[str] = which(topology)
+    wanted: set[str] = which(topology)
+    span = _stored_span(lab)
+    held = {k: k for k in wanted} if span is None else local_link_keys(topology, span, wanted)
+    keys = set(held.values())
 
     def change(rt: runtime.Runtime) -> None:
         if up:
@@ -194,7 +206,7 @@ def _set_links(lab: str, which: Any, *, up: bool, on_event: EventSink) -> UpResu
     with lab_lock(lab):
         result = up_locked(topology, lab, on_event=on_event, change=change)
     for lk in topology.links:
-        if link_key(lk) in keys:
+        if link_key(lk) in held:
             emit(on_event, Event("link.state", f"link {lk.a} - {lk.b} {'up' if up else 'down'}",
                                  state="up" if up else "down",
                                  data={"path": lk.path, "endpoints": [str(lk.a), str(lk.b)]}))

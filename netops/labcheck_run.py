@@ -130,7 +130,11 @@ class _Lab:
                 raise Seen(f"refused: {refusal}")
             return str(target.ip)
         assert target.node is not None
-        node = self.node(target.node)
+        # a static address is the document's: the target need not run here (of a lab across hosts, it may run on
+        # another host); one it leased is read from where it runs (self.addresses)
+        node = self.topology.nodes.get(target.node)
+        if node is None:
+            raise Seen(f"there is no node {target.node} in this lab")
         names = [target.interface] if target.interface else list(node.interfaces)
         for iname in names:
             if iname is None or iname not in node.interfaces:

@@ -90,6 +90,10 @@ class Check:
     def path(self) -> str:
         return f"checks.{self.index}"
 
+    def runs_in(self) -> str:
+        """The node this check runs in or reads (its `from`, `node` or `server`): where a lab across hosts runs it."""
+        return next((str(self.spec[k]) for k in ("from", "node", "server") if isinstance(self.spec.get(k), str)), "")
+
     def nodes(self) -> list[str]:
         """The nodes this check names (highlighted on the canvas when it fails)."""
         out = [self.spec[k] for k in ("from", "node", "server") if isinstance(self.spec.get(k), str)]

@@ -314,3 +314,34 @@ def link_bridges(model: Topology, span: Span) -> set[str]:
     """Names of the link bridge nodes `local_topology` adds (segment ids of direct links across hosts)."""
     return {link_segment_id(lk) for lk in _direct_cross(model, span.placement)
             if span.local in (span.placement.get(lk.a.node), span.placement.get(lk.b.node))}
+
+
+def link_hosts(model: Topology, placement: dict[str, str], link: Link) -> set[str]:
+    """The hosts whose part (`local_topology`) holds `link`: both ends' hosts for a direct link across hosts, the
+    host of its node end for a link to a segment, and for a segment-to-segment link the one host that builds it
+    (`_builds_link`). Empty when no host holds it (an end placed nowhere)."""
+    seg_hosts = _segment_hosts(model, placement)
+
+    def hosts_of(node: str) -> set[str]:
+        if _segment(model, node):
+            return set(seg_hosts.get(node, set()))
+        return {placement[node]} if node in placement else set()
+
+    a, b = hosts_of(link.a.node), hosts_of(link.b.node)
+    if _segment(model, link.a.node) and _segment(model, link.b.node):
+        both = a & b
+        return {min(both)} if both else set()
+    if _segment(model, link.a.node) or _segment(model, link.b.node):
+        return a & b
+    return a | b if a and b else set()
+
+
+def local_link_keys(model: Topology, span: Span, keys: set[str]) -> dict[str, str]:
+    """{document key: key in this host's part} (netops.wiring.link_key) of the document's links whose keys are
+    `keys` and that this host holds: a direct link across hosts is the local end's link to its link bridge here,
+    so an action that sets it down names that one; a link this host does not hold is left out."""
+    from .wiring import link_key
+
+    by_index = {lk.index: lk for lk in model.links}
+    return {link_key(by_index[lk.index]): link_key(lk) for lk in local_topology(model, span).links
+            if lk.index in by_index and link_key(by_index[lk.index]) in keys}

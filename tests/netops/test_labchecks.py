@@ -160,3 +160,18 @@ def test_the_score_counts_points_and_the_outcome_names_nodes_and_links():
     result = labchecks.score(outcomes)
     assert (result["earned"], result["possible"], result["passed"], result["failed"]) == (4, 9, 4, 3)
     assert result["percent"] == 44.4
+
+
+def test_a_targets_static_address_comes_from_the_document_so_it_need_not_run_on_this_host():
+    from netops.labcheck_run import Seen, _Lab
+
+    topology = parse_document({"version": 1, "name": "t", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "10.0.12.1/30"}}},
+        "h2": {"kind": "host", "interfaces": {"eth0": {"address": "dhcp"}}}},
+        "links": [{"endpoints": ["r1:eth0", "h2:eth0"]}]})
+    lab = _Lab("nosuchlab1", topology)  # nothing of it runs here
+    assert lab.target_ip(labchecks.Target(node="r1")) == "10.0.12.1"
+    with pytest.raises(Seen, match="h2 is not running"):  # a leased one is read where the node runs
+        lab.target_ip(labchecks.Target(node="h2"))
+    with pytest.raises(Seen, match="no node h9"):
+        lab.target_ip(labchecks.Target(node="h9"))

@@ -149,6 +149,22 @@ def test_each_host_builds_its_nodes_the_segments_it_has_ports_on_and_link_bridge
     assert sp.local_topology(model, sp.Span("c", placement, UNDERLAYS, vnis)).nodes == {}
 
 
+def test_a_links_hosts_are_those_whose_part_holds_it_and_each_names_it_by_its_own_key():
+    from netops.wiring import link_key
+
+    model, placement, vnis = _across()
+    to_switch, cross = model.links[0], model.links[2]
+    assert sp.link_hosts(model, placement, to_switch) == {"a"}  # h1's host; sw has no link of h1 on b
+    assert sp.link_hosts(model, placement, cross) == {"a", "b"}
+    assert sp.link_hosts(model, {"h1": "a"}, cross) == set()  # an end placed nowhere: no host holds it
+    for host, here in (("a", "h3:eth0"), ("b", "h4:eth0")):
+        span = sp.Span(host, placement, UNDERLAYS, vnis)
+        held = sp.local_link_keys(model, span, {link_key(cross), link_key(to_switch)})
+        local = {link_key(lk) for lk in sp.local_topology(model, span).links}
+        assert held[link_key(cross)] in local and held[link_key(cross)].startswith(here)  # its end to the bridge
+        assert (link_key(to_switch) in held) == (host == "a")  # b does not hold h1's link
+
+
 def test_a_link_between_two_spanning_switches_is_built_on_one_host_only():
     document = {
         "version": 1, "name": "two-switches",
@@ -165,6 +181,7 @@ def test_a_link_between_two_spanning_switches_is_built_on_one_host_only():
     built = [any(lk.index == 4 for lk in sp.local_topology(model, sp.Span(h, placement, UNDERLAYS, vnis)).links)
              for h in ("a", "b")]
     assert built == [True, False]  # on both, the two tunnels would close a loop
+    assert sp.link_hosts(model, placement, model.links[4]) == {"a"}
     # two switches with no host in common cannot be joined
     placement = {"h1": "a", "h2": "a", "h3": "b", "h4": "b"}
     problems = sp.span_problems(model, sp.Span("a", placement, UNDERLAYS, {}))

@@ -6,7 +6,6 @@ their own, heartbeating every 0.5 s and calling a host down after 3 s without on
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
+from simhost import BEAT, DOWN_AFTER, SimHost
 
 from webapp.celery import app
 from webapp.hosts import services
@@ -27,8 +27,6 @@ from webapp.runs.models import Run
 
 pytestmark = [pytest.mark.webapp]
 
-DOWN_AFTER = 3.0
-BEAT = 0.5
 DOC = {"version": 1, "name": "span", "nodes": {"sw": {"kind": "bridge"}, "h1": {"kind": "host"}}, "links": []}
 
 
@@ -42,51 +40,12 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"{what} within {timeout} s")
 
 
-class Agent:
-    """A Celery agent of host `host` this test starts and stops (by its process group)."""
-
-    def __init__(self, spawn, env: dict, log_path, host: str):
-        self.queue = f"agent-hosts-{uuid.uuid4().hex[:6]}"  # the session worker never takes its tasks
-        self.env = {**env, "TOPOLAB_HOST": host, "TOPOLAB_AGENT_QUEUE": self.queue,
-                    "TOPOLAB_HEARTBEAT_INTERVAL": str(BEAT), "TOPOLAB_HOST_DOWN_AFTER": str(DOWN_AFTER)}
-        self.spawn, self.log_path, self.host = spawn, log_path, host
-        self.proc: subprocess.Popen | None = None
-        self.node = ""
-
-    def start(self) -> None:
-        self.node = f"{self.queue}-{uuid.uuid4().hex[:4]}@localhost"
-        # only its own queue on the command line: the worker adds agent.<host> itself
-        self.proc = self.spawn([
-            sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery", "-A", "webapp",
-            "worker", "-Q", self.queue, "-n", self.node, "--concurrency", "1", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle"], log_path=self.log_path, env=self.env, new_session=True)
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[self.node], timeout=0.5):
-            assert self.proc.poll() is None, self.log_path.read_text()
-            assert time.monotonic() < deadline, self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(10)
-
-
 @pytest.fixture
 def agents(topolab_subprocess_env, test_tmpdir, spawn):
-    started: list[Agent] = []
+    started: list[SimHost] = []
 
-    def make(host: str) -> Agent:
-        agent = Agent(spawn, topolab_subprocess_env, test_tmpdir / f"host-{host}.log", host)
+    def make(host: str) -> SimHost:
+        agent = SimHost(spawn, topolab_subprocess_env, test_tmpdir / f"host-{host}.log", host, concurrency=1)
         started.append(agent)
         agent.start()
         return agent

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -22,10 +20,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from pipeline import isp_namespace, seed_document, vm_supported
 from rest_framework.test import APIClient
-from support import UdpCapture, Underlay, netns_exec, wait_run
+from simhost import SimHost, inventory, sh, simulated_hosts, up, wait_for
+from support import UdpCapture, netns_exec, wait_run
 
 from webapp.accounts.models import Profile, Role
-from webapp.hosts.models import Host
 from webapp.labs.models import Lab
 from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
@@ -36,93 +34,6 @@ if os.geteuid() != 0:
     pytest.skip("simulated hosts need root", allow_module_level=True)
 
 HOSTS = ["a", "b", "c"]
-BEAT, DOWN_AFTER = 0.5, 3.0
-
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=60)
-
-
-def inventory() -> dict:
-    return {
-        "namespaces": sorted(n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines() if n.strip()),
-        "links": sorted(line.split(":", 2)[1].strip() for line in sh("ip", "-o", "link").stdout.splitlines()),
-        "nft": sh("nft", "list", "ruleset").stdout,
-    }
-
-
-class SimHost:
-    """One simulated lab host: a real agent (Celery worker) as host `name`, started and SIGKILLed by its group."""
-
-    def __init__(self, spawn, env: dict, log_path, name: str, underlay: Underlay):
-        self.queue = f"agent-sim-{uuid.uuid4().hex[:6]}"  # its private queue: the session worker's is not its
-        self.env = {**env, "TOPOLAB_HOST": name, "TOPOLAB_HOST_TAG": name, "TOPOLAB_AGENT_QUEUE": self.queue,
-                    "TOPOLAB_UNDERLAY_NETNS": underlay.underlay[name],
-                    "TOPOLAB_UNDERLAY_ADDRESS": underlay.address[name],
-                    "TOPOLAB_HEARTBEAT_INTERVAL": str(BEAT), "TOPOLAB_HOST_DOWN_AFTER": str(DOWN_AFTER)}
-        self.spawn, self.log_path, self.name = spawn, log_path, name
-        self.proc: subprocess.Popen | None = None
-        self.generation = 0
-
-    def start(self) -> None:
-        from webapp.celery import app
-
-        self.generation += 1
-        node = f"{self.queue}-{self.generation}@localhost"
-        self.proc = self.spawn([
-            sys.executable, "-W", "ignore::celery.platforms.SecurityWarning", "-m", "celery", "-A", "webapp",
-            "worker", "-Q", self.queue, "-n", node, "--concurrency", "2", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle"], log_path=self.log_path, env=self.env, new_session=True)
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[node], timeout=0.5):
-            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, self.log_path.read_text()[-3000:]
-
-    def start_stream_agent(self) -> None:
-        """This host's stream agent (consoles, captures), as `python -m webapp.agent` with the host's settings."""
-        self.stream = self.spawn([sys.executable, "-m", "webapp.agent"], log_path=self.log_path.with_suffix(".stream"),
-                                 env=self.env, new_session=True)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        stream = getattr(self, "stream", None)
-        if stream is not None and stream.poll() is None:
-            stream.terminate()
-            try:
-                stream.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(stream.pid, signal.SIGKILL)
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
-def up(*names: str) -> bool:
-    hosts = {h.name: h for h in Host.objects.filter(name__in=names)}
-    return all(n in hosts and hosts[n].up for n in names)
 
 
 def seed(isp_bridge: str, pins: dict[str, str], *, vm: bool) -> dict:
@@ -150,21 +61,10 @@ def isp(settings):
 
 @pytest.fixture
 def sim(kernel_lock, topolab_subprocess_env, test_tmpdir, spawn):
-    """Three simulated hosts with their agents running and announced; stopped and their underlay removed after."""
+    """Three simulated hosts with their agents running and announced (tests/simhost.py)."""
     before = inventory()
-    underlay = Underlay(HOSTS)
-    hosts = {n: SimHost(spawn, topolab_subprocess_env, test_tmpdir / f"sim-{n}.log", n, underlay) for n in HOSTS}
-    try:
-        for host in hosts.values():
-            host.start()
-            host.start_stream_agent()
-        wait_for(lambda: up(*HOSTS), 30, "the simulated hosts announced themselves")
+    with simulated_hosts(spawn, topolab_subprocess_env, test_tmpdir, HOSTS) as (underlay, hosts):
         yield underlay, hosts, before
-    finally:
-        for host in hosts.values():
-            host.stop()
-        underlay.remove()
-        Host.objects.filter(name__in=HOSTS).delete()
 
 
 def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):

@@ -1,7 +1,7 @@
 """Placement through the API (issue 13, part 2): a deploy with several lab hosts up records where each node runs
 and the parts of the hosts it uses; a node's `host:` pins it, an unknown or down host is a 400 at its path; a lab
-on one host of several still goes to that host's queue; a destroy goes to every host the deploy used; operations
-not built for a lab across hosts are a 409 that says so. Host rows stand for agents' heartbeats here (the
+on one host of several still goes to that host's queue; a destroy goes to every host the deploy used; actions and
+checks of a lab across hosts go to the hosts they concern. Host rows stand for agents' heartbeats here (the
 heartbeat itself: test_hosts.py; the tunnels: tests/kernel/test_vxlan.py)."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from webapp.core.errors import Refusal
 from webapp.hosts.models import Host
 from webapp.labs.models import Lab
 from webapp.runs import services
@@ -127,22 +128,53 @@ def test_a_redeploy_keeps_running_nodes_where_they_run(owner, hosts):
     assert again.span["vnis"] == first.span["vnis"]  # the lab keeps its VNI
 
 
-def test_operations_not_built_across_hosts_say_so_with_409(owner, hosts):
-    hosts("lab-a", "lab-b", memory=(512 + 100) * (1 << 20))
-    lab, _ = deploy(owner, lab_doc(9))
-    run = Run.objects.get(lab=lab)
+def deployed(lab: Lab) -> Run:
+    run = Run.objects.filter(lab=lab).order_by("-pk").first()
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
     services.set_deployed(lab.pk, True, lab.document, lab.version)
-    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", {"action": "link-down", "link": ["h1:eth0", "sw"]},
-                            format="json")
-    assert answer.status_code == 409, answer.content
-    assert "across hosts (lab-a, lab-b)" in answer.json()["errors"][0]["message"]
-    assert Run.objects.filter(lab=lab).count() == 1  # nothing queued
-    assert services.status_queues(lab.pk) == {"lab-a": "agent.lab-a", "lab-b": "agent.lab-b"}  # status asks both
-    # a node's action goes to the host that runs the node
-    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", {"action": "stop", "node": "h1"}, format="json")
+    return run
+
+
+def action(owner, lab: Lab, body: dict) -> Run:
+    answer = owner.api.post(f"/api/labs/{lab.pk}/actions/", body, format="json")
     assert answer.status_code == 202, answer.content
-    assert services.lab_queue(lab.pk, "x", node="h1") == f"agent.{run.span['placement']['h1']}"
+    run = Run.objects.get(pk=answer.json()["id"])
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)  # nobody runs it here
+    return run
+
+
+def test_operations_of_a_lab_across_hosts_go_to_the_hosts_they_concern(owner, hosts):
+    hosts("lab-a", "lab-b", memory=(512 + 100) * (1 << 20))
+    lab, _ = deploy(owner, lab_doc(9))
+    placed = deployed(lab).span["placement"]
+    assert sorted(set(placed.values())) == ["lab-a", "lab-b"]
+    assert services.status_queues(lab.pk) == {"lab-a": "agent.lab-a", "lab-b": "agent.lab-b"}  # status asks both
+    # a link to the switch: the host of its node end; a node's action: the node's host
+    assert sorted(action(owner, lab, {"action": "link-down", "link": ["h1:eth0", "sw"]}).parts) == [placed["h1"]]
+    assert sorted(action(owner, lab, {"action": "stop", "node": "h7"}).parts) == [placed["h7"]]
+    assert sorted(action(owner, lab, {"action": "isolate", "node": "h2"}).parts) == [placed["h2"]]
+    assert services.lab_queue(lab.pk, "x", node="h1") == f"agent.{placed['h1']}"
+    with pytest.raises(Refusal) as refused:  # what needs one host, asked of none, says so
+        services.lab_queue(lab.pk, "the thing")
+    assert refused.value.status_code == 409 and "the thing" in str(refused.value)
+
+
+def test_a_direct_link_across_hosts_acts_on_both_ends_hosts_and_checks_run_where_their_node_runs(owner, hosts):
+    hosts("lab-a", "lab-b")
+    doc = {"version": 1, "name": "pair", "nodes": {
+        "h1": {"kind": "host", "host": "lab-a", "interfaces": {"eth0": {"address": "10.9.0.1/24"}}},
+        "h2": {"kind": "host", "host": "lab-b", "interfaces": {"eth0": {"address": "10.9.0.2/24"}}}},
+        "links": [{"endpoints": ["h1:eth0", "h2:eth0"]}],
+        "checks": [{"id": "from-b", "title": "h2 reaches h1", "ping": {"from": "h2", "to": "h1"}}]}
+    lab, _ = deploy(owner, doc)
+    deployed(lab)
+    run = action(owner, lab, {"action": "link-conditions", "link": ["h2:eth0", "h1:eth0"],
+                              "conditions": {"delay": "20ms"}})
+    assert sorted(run.parts) == ["lab-a", "lab-b"] and run.action["conditions"] == {"delay": "20ms"}
+    assert sorted(action(owner, lab, {"action": "isolate", "node": "h1"}).parts) == ["lab-a", "lab-b"]
+    answer = owner.api.post(f"/api/labs/{lab.pk}/check/", format="json")
+    assert answer.status_code == 202, answer.content
+    assert sorted(Run.objects.get(pk=answer.json()["id"]).parts) == ["lab-b"]  # h2 runs on lab-b
 
 
 def test_the_health_check_leaves_labs_of_other_hosts_alone(owner, hosts, settings):
@@ -178,3 +210,14 @@ def test_two_hosts_with_one_underlay_address_are_a_409_for_the_operator_not_a_50
     assert answer.status_code == 409, answer.content
     assert "share the underlay address 192.0.2.1" in answer.json()["errors"][0]["message"]
     assert not Run.objects.filter(lab=lab).exists()
+
+
+def test_the_periodic_health_check_asks_every_other_host_that_is_up_on_its_queue(hosts, settings, monkeypatch):
+    from webapp.runs import agent, tasks
+
+    hosts("lab-a", "lab-b", "lab-c", down=("lab-c",))
+    settings.TOPOLAB_HOST = "lab-a"
+    sent = []
+    monkeypatch.setattr(tasks.check_host_labs, "apply_async", lambda **kw: sent.append(kw))
+    assert agent.ask_other_hosts() == ["lab-b"]  # not itself, not a host that is down
+    assert [kw["queue"] for kw in sent] == ["agent.lab-b"] and 0 < sent[0]["expires"] <= 30

@@ -131,3 +131,33 @@ def test_a_lab_on_one_host_has_no_span_and_no_parts(owner):
 
 def test_host_queue_names():
     assert parts.host_queue("lab2") == "agent.lab2"
+
+
+@pytest.mark.django_db
+def test_a_check_run_across_hosts_runs_each_check_where_its_node_runs_and_stores_one_result_in_order(owner):
+    from netops import labchecks
+    from webapp.checks.agent import store_result
+    from webapp.checks.models import CheckResult
+
+    where = parts.LabSpan(["a", "b"], {"h1": "a", "h2": "b"})
+    checks, problems = labchecks.parse_checks([
+        {"id": "one", "title": "h2 first", "ping": {"from": "h2", "to": "10.0.0.1"}},
+        {"id": "two", "title": "then h1", "address": {"node": "h1", "interface": "eth0", "in": "10.0.0.0/24"}},
+        {"id": "gone", "title": "a node no longer there", "command": {"node": "h9", "run": ["true"]}}])
+    assert problems == []
+    assert parts.check_hosts(where, checks) == ["a", "b"]
+    assert [c.id for c in parts.checks_here(where, checks, "a")] == ["two", "gone"]  # the first host reports h9
+    assert [c.id for c in parts.checks_here(where, checks, "b")] == ["one"]
+    lab = _lab(owner)
+    run = Run.objects.create(lab=lab, kind=Run.Kind.CHECK, document={"checks": []}, parts=parts.new_parts(["a", "b"]))
+
+    def outcome(check, passed: bool) -> list:
+        return [check.index, labchecks.Outcome(check.id, check.title, passed, "seen", 1).as_dict()]
+
+    parts.claim(run.pk, "a")
+    parts.claim(run.pk, "b")
+    assert parts.finish(run, "a", outcomes=[outcome(checks[1], True), outcome(checks[2], False)]) is None
+    assert parts.finish(run, "b", outcomes=[outcome(checks[0], True)]) == {"error": "", "element": ""}
+    store_result(run, lab, parts.outcomes(run))
+    result = CheckResult.objects.get(run=run)
+    assert [o["id"] for o in result.outcomes] == ["one", "two", "gone"] and (result.earned, result.possible) == (2, 3)

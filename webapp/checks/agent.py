@@ -25,6 +25,17 @@ def event_payload(outcome: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def run_check(run: Run, lab: Lab) -> None:
+    """A check run of a lab on one host: every check here, then the result stored."""
+    store_result(run, lab, _run(run, lab, None))
+
+
+def run_checks_part(run: Run, lab: Lab, host: str) -> list[list[Any]]:
+    """`host`'s part of a check run of a lab across hosts: the checks that run in its nodes
+    (webapp.runs.parts.checks_here), as [[check index, outcome dict]] for the run's end to store."""
+    return _run(run, lab, host)
+
+
+def _run(run: Run, lab: Lab, host: str | None) -> list[list[Any]]:
     state = LabState.objects.filter(lab=lab, deployed=True).first()
     if state is None or not state.deployed_document:
         raise TopologyError([Problem("", "the lab is not deployed: deploy it, then check it")])
@@ -33,16 +44,31 @@ def run_check(run: Run, lab: Lab) -> None:
     checks, problems = labchecks.parse_checks(spec.get("checks"))
     if problems:
         raise TopologyError(problems)
+    total = len(checks)
+    if host is not None:
+        from webapp.runs import parts
+
+        checks = parts.checks_here(parts.lab_span(lab.pk), checks, host)
     source = spec.get("source", CheckResult.Source.DOCUMENT)
+    index = {c.id: c.index for c in checks}
 
     def on_event(event: Event) -> None:
         payload = event_payload(event.data, source)
         message = event.message if "message" in payload else ""
-        services.record_event(lab.pk, run.pk, event.type, message=message, step=event.step, total=event.total,
-                              check=payload)
+        # the check's place among all the lab's checks (a host runs some of them)
+        step = index.get(event.data.get("id"), (event.step or 1) - 1) + 1
+        services.record_event(lab.pk, run.pk, event.type, message=message, step=step, total=total,
+                              check=payload, host=host)
 
     outcomes = labcheck_run.run_checks(lab.lab_id, topology, checks, on_event=on_event)
-    result = labchecks.score(outcomes)
+    return [[check.index, outcome.as_dict()] for check, outcome in zip(checks, outcomes, strict=True)]
+
+
+def store_result(run: Run, lab: Lab, outcomes: list[list[Any]]) -> None:
+    """Store a check run's result (outcomes as [[check index, outcome dict]], in the checks' order) and say it."""
+    source = (run.document or {}).get("source", CheckResult.Source.DOCUMENT)
+    result = labchecks.score([labchecks.Outcome(**{k: v for k, v in o.items() if k != "earned"})
+                              for _, o in outcomes])
     CheckResult.objects.create(lab=lab, run=run, source=source, earned=result["earned"],
                                possible=result["possible"], percent=result["percent"], outcomes=result["checks"])
     services.record_event(lab.pk, run.pk, "check.finished", earned=result["earned"], possible=result["possible"],

@@ -92,14 +92,27 @@ def latest_result(lab: Lab) -> CheckResult | None:
 
 
 def _start(lab: Lab, user, kind: str, document: dict[str, Any], version: int | None = None) -> Run:
+    """A queued check or reset run. Of a lab across hosts (webapp.runs.parts), a check run has a part on each host
+    that runs one of its checks in its nodes; a reset is placed like a deploy and has a part on every host of
+    the new placement and of the last."""
+    from webapp.runs import parts
+
     busy = run_services.active_run(lab)
     if busy is not None:
         raise run_services.lab_busy(busy)
-    run_services.lab_queue(lab.pk, "checks and reset")  # 409 for a lab across hosts
+    span, run_parts = None, {}
+    if kind == Run.Kind.RESET:
+        deployed = LabState.objects.filter(lab=lab, deployed=True).exists()
+        span, run_parts = parts.plan_deploy(lab.pk, document, deployed=deployed)
+    else:
+        where = parts.lab_span(lab.pk)
+        if where.across:
+            checks, _ = labchecks.parse_checks(document.get("checks"))
+            run_parts = parts.new_parts(parts.check_hosts(where, checks))
     try:
         with transaction.atomic():
             run = Run.objects.create(lab=lab, kind=kind, started_by=user if user.is_authenticated else None,
-                                     document=document, lab_version=version)
+                                     document=document, lab_version=version, span=span, parts=run_parts)
     except IntegrityError:
         raise run_services.lab_busy(run_services.active_run(lab)) from None
     transaction.on_commit(lambda: _enqueue(run))
@@ -107,8 +120,13 @@ def _start(lab: Lab, user, kind: str, document: dict[str, Any], version: int | N
 
 
 def _enqueue(run: Run) -> None:
+    from webapp.runs import parts
+
     from . import tasks
 
+    if run.parts:  # a lab across hosts: each host its part
+        parts.enqueue(run)
+        return
     task = tasks.check_lab if run.kind == Run.Kind.CHECK else tasks.reset_lab
     task.apply_async((run.pk,), task_id=str(run.task_id), queue=run_services.lab_queue(run.lab_id, "checks"))
 

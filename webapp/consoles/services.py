@@ -194,11 +194,10 @@ def agent_channel_for(lab: Lab, node: str | None = None, link: int | None = None
     """The stream agent's channel for a console or capture of `node` (or of link index `link`) in `lab`: the
     shared one for a lab on one host as before hosts existed, else that of the host that runs the node (a link: the
     host of its first end that is placed)."""
-    from webapp.runs.parts import last_span
+    from webapp.runs.parts import lab_span
 
-    span = last_span(lab.pk) or {}
-    placement = span.get("placement") or {}
-    hosts = sorted(span.get("underlays") or {})
+    where = lab_span(lab.pk)
+    placement, hosts = where.placement, where.hosts
     if not hosts:
         return conf.agent_channel()
     if node is None and link is not None:

@@ -76,8 +76,9 @@ def execute(run_id: int) -> str:
 
 
 def execute_part(run_id: int, host: str) -> str:
-    """Run `host`'s part of a deploy or destroy across hosts (webapp.runs.parts); the last part to end ends the
-    run. Returns the part's final status (or 'skipped')."""
+    """Run `host`'s part of a run across hosts (webapp.runs.parts): a deploy, destroy or reset of its share, an
+    action on its side of what the action concerns, or the checks that run in its nodes. The last part to end ends
+    the run. Returns the part's final status (or 'skipped')."""
     claimed = parts.claim(run_id, host)
     if claimed is None:
         log.info("part %s of run %s is not queued any more; nothing to do", host, run_id)
@@ -90,24 +91,55 @@ def execute_part(run_id: int, host: str) -> str:
                               placement=(run.span or {}).get("placement"))
     services.record_event(lab.pk, run.pk, "run.part", host=host, state="running",
                           message=f"{run.kind} started on host {host}")
-    span = _span(run, host)
-    step = _deploy if run.kind == Run.Kind.DEPLOY else _destroy
-    error, element = _attempt(lambda: _with_retries(run, lab, lambda r, lb: step(r, lb, span=span, host=host)),
-                              f"part {host} of run {run.pk}")
+    found: dict = {}  # what the part hands the run's end: a new running document, check outcomes
+
+    def operation() -> None:
+        if run.kind == Run.Kind.ACTION:  # not retried, as on one host
+            found.update(_action(run, lab, host))
+        elif run.kind == Run.Kind.CHECK:
+            from webapp.checks.agent import run_checks_part
+
+            found["outcomes"] = run_checks_part(run, lab, host)
+        else:
+            span = _span(run, host)
+            steps = {Run.Kind.DEPLOY: (_deploy,), Run.Kind.DESTROY: (_destroy,),
+                     Run.Kind.RESET: (_destroy, _deploy)}[run.kind]
+
+            def step(r: Run, lb: Lab) -> None:
+                for one in steps:
+                    one(r, lb, span=span, host=host)
+
+            _with_retries(run, lab, step)
+
+    error, element = _attempt(operation, f"part {host} of run {run.pk}")
     services.record_event(lab.pk, run.pk, "run.part", host=host, state="failed" if error else "succeeded",
                           message=error or f"{run.kind} finished on host {host}", element=element)
-    outcome = parts.finish(run, host, error=error, element=element)
+    outcome = parts.finish(run, host, error=error, element=element,
+                           outcomes=found.get("outcomes") if run.kind == Run.Kind.CHECK else None)
     if outcome is not None:  # the last part: end the run
-        if outcome["error"]:
-            services.finish(run, error=outcome["error"], element=outcome["element"])
-        elif run.kind == Run.Kind.DEPLOY:
-            services.finish(run, version=run.lab_version, document=run.document)
-        else:
-            services.set_deployed(lab.pk, False)
-            services.finish(run)
-        if run.kind == Run.Kind.DEPLOY:
-            services.mark_unfinished_nodes(lab.pk, run.pk)
+        _end_parts(run, lab, outcome, found)
     return "failed" if error else "succeeded"
+
+
+def _end_parts(run: Run, lab: Lab, outcome: dict, found: dict) -> None:
+    """End a run across hosts once its last part ended (`outcome`: parts.finish's; `found`: the last part's)."""
+    if outcome["error"]:
+        services.finish(run, error=outcome["error"], element=outcome["element"])
+    elif run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET):
+        services.finish(run, version=run.lab_version, document=run.document)
+    elif run.kind == Run.Kind.ACTION and found.get("document") is not None:  # every part has the same one
+        services.finish(run, version=run.lab_version, document=found["document"])
+    elif run.kind == Run.Kind.CHECK:
+        from webapp.checks.agent import store_result
+
+        store_result(run, lab, parts.outcomes(run))
+        services.finish(run)
+    else:
+        if run.kind == Run.Kind.DESTROY:
+            services.set_deployed(lab.pk, False)
+        services.finish(run)
+    if run.kind in (Run.Kind.DEPLOY, Run.Kind.RESET, Run.Kind.ACTION):
+        services.mark_unfinished_nodes(lab.pk, run.pk)
 
 
 def _attempt(operation, what: str) -> tuple[str, str]:
@@ -201,9 +233,10 @@ def _deploy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
             services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
 
 
-def _action(run: Run, lab: Lab) -> dict:
-    """A node or link action (netops.actions) on what runs; a new running document (conditions) is recorded."""
-    result = actions.run(lab.lab_id, run.action or {}, on_event=_sink(run))
+def _action(run: Run, lab: Lab, host: str | None = None) -> dict:
+    """A node or link action (netops.actions) on what runs (in a run across hosts, on `host`'s part of it); a new
+    running document (conditions) is recorded."""
+    result = actions.run(lab.lab_id, run.action or {}, on_event=_sink(run, host))
     if result.get("document") is not None:
         state = LabState.objects.get(lab=lab)
         services.set_deployed(lab.pk, True, result["document"], state.deployed_version)
@@ -248,13 +281,14 @@ def router_view(lab_pk: int, node: str) -> dict:
         return {"code": 503, "errors": [{"path": exc.element or f"nodes.{node}", "message": exc.message}]}
 
 
-def check_lab(lab: Lab) -> list[dict]:
+def check_lab(lab: Lab, *, placed_only: bool = False) -> list[dict]:
     """Compare what the kernel holds with the last known node states; push node.state for every change. Of a lab
-    across hosts, this host checks the nodes it runs (and a lab it runs nothing of, not at all)."""
+    across hosts, this host checks the nodes it runs (and a lab it runs nothing of, not at all). `placed_only`:
+    leave alone a lab that no deploy placed (it runs on whichever host took its deploy, maybe another)."""
     from django.conf import settings
 
     here, mine = parts.share_here(lab.pk, settings.TOPOLAB_HOST)
-    if not here:
+    if not here or (placed_only and mine is None):
         return []
     observed = engine.status(lab.lab_id).as_dict()
     if mine is not None:
@@ -275,24 +309,49 @@ def check_lab(lab: Lab) -> list[dict]:
     return sent
 
 
-def check_deployed_labs() -> int:
-    """The periodic health check: orphans destroyed and vanished labs marked (webapp.runs.health), then every
-    deployed lab without an active run compared with the kernel. Returns the events sent."""
+def check_deployed_labs(*, placed_only: bool = False) -> int:
+    """The periodic health check on this host: orphans destroyed and vanished labs marked (webapp.runs.health),
+    then every deployed lab without an active run compared with the kernel (of a lab across hosts, the nodes this
+    host runs). The host that takes the periodic task first asks every other host that is up to check its own
+    share (`ask_other_hosts`); those run this with `placed_only`. Returns the events sent here."""
     from . import health
 
+    if not placed_only:
+        try:
+            ask_other_hosts()
+        except Exception:  # the broker: this host's own check still runs
+            log.exception("health check: could not ask the other hosts to check their share")
     count = 0
     try:
-        swept = health.sweep()
+        swept = health.sweep(placed_only=placed_only)
         count += len(swept.vanished)
     except Exception:
         log.exception("health check: the sweep for orphaned and vanished labs failed")
     labs = Lab.objects.filter(deploy_state__deployed=True).exclude(runs__status__in=Run.ACTIVE)
     for lab in labs:
         try:
-            count += len(check_lab(lab))
+            count += len(check_lab(lab, placed_only=placed_only))
         except Exception:
             log.exception("health check of lab %s failed", lab.pk)
     return count
+
+
+def ask_other_hosts() -> list[str]:
+    """Send the health check of its own share to every other lab host that is up, on its queue `agent.<host>`
+    (a check not started within the health interval is dropped: only the latest state matters). Returns them."""
+    from django.conf import settings
+
+    from webapp.hosts.models import Host
+
+    from . import tasks
+
+    expires = float(getattr(settings, "TOPOLAB_HEALTH_INTERVAL", 30)) * 0.9
+    asked = []
+    for host in Host.objects.exclude(name=settings.TOPOLAB_HOST):
+        if host.up:
+            tasks.check_host_labs.apply_async(queue=parts.host_queue(host.name), expires=expires)
+            asked.append(host.name)
+    return asked
 
 
 def prune() -> dict:

@@ -77,16 +77,19 @@ def remove_orphans(kernel_ids: set[str]) -> list[str]:
     return orphans
 
 
-def mark_vanished(kernel_ids: set[str], scan_started) -> list[int]:
-    """Mark deployed labs with nothing in the kernel as not deployed; returns their pks."""
+def mark_vanished(kernel_ids: set[str], scan_started, *, placed_only: bool = False) -> list[int]:
+    """Mark deployed labs with nothing in the kernel as not deployed; returns their pks. A lab across hosts is not
+    one host's to say; with `placed_only`, neither is a lab no deploy placed (it may run on another host)."""
     from django.conf import settings
 
-    from .parts import last_span
+    from .parts import lab_span
 
     marked = []
     for lab in Lab.objects.filter(deploy_state__deployed=True).exclude(lab_id__in=kernel_ids):
-        hosts = set((last_span(lab.pk) or {}).get("underlays") or {})
+        hosts = set(lab_span(lab.pk).hosts)
         if hosts and hosts != {settings.TOPOLAB_HOST}:  # runs (also) on other hosts: not this host's to say
+            continue
+        if placed_only and not hosts:
             continue
         with transaction.atomic():
             recent = Q(status__in=Run.ACTIVE) | Q(created__gte=scan_started) | Q(finished__gte=scan_started)
@@ -106,12 +109,12 @@ def mark_vanished(kernel_ids: set[str], scan_started) -> list[int]:
     return marked
 
 
-def sweep() -> Sweep:
-    """Orphans destroyed, vanished labs marked (one kernel scan for both)."""
+def sweep(*, placed_only: bool = False) -> Sweep:
+    """Orphans destroyed, vanished labs marked (one kernel scan for both; `placed_only`: see mark_vanished)."""
     scan_started = timezone.now()
     kernel_ids = kernel_lab_ids(everything=True)
     alive = kernel_lab_ids()  # a run dir or an empty cgroup alone is not a deployed lab
-    return Sweep(orphans=remove_orphans(kernel_ids), vanished=mark_vanished(alive, scan_started))
+    return Sweep(orphans=remove_orphans(kernel_ids), vanished=mark_vanished(alive, scan_started, placed_only=placed_only))
 
 
 def run_events_keep() -> int:

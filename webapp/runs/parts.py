@@ -23,6 +23,7 @@ until its agent reconciles, and a reused VNI would join a new lab's segment to i
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -99,18 +100,20 @@ def claim(run_id: int, host: str) -> tuple[Run, bool] | None:
     return run, first
 
 
-def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinished_only: bool = False) -> dict | None:
-    """Record the end of `host`'s part. When it was the last part still running, return the run's outcome
-    {"error", "element"} (the first failed part's, by host name) for the caller to end the run with; else None.
-    With `unfinished_only`, a part already done is left as it is (None): two agents failing a down host's part
-    at once end the run once."""
+def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinished_only: bool = False,
+           outcomes: list | None = None) -> dict | None:
+    """Record the end of `host`'s part (with `outcomes`, what its checks found: [[check index, outcome dict]]).
+    When it was the last part still running, return the run's outcome {"error", "element"} (the first failed
+    part's, by host name) for the caller to end the run with; else None. With
+    `unfinished_only`, a part already done is left as it is (None): two agents failing a down host's part at once
+    end the run once."""
     with transaction.atomic():
         locked = Run.objects.select_for_update(no_key=True).get(pk=run.pk)
         parts = dict(locked.parts or {})
         if unfinished_only and (parts.get(host) or {}).get("status", PART_DONE[0]) in PART_DONE:
             return None
         parts[host] = {**parts.get(host, {}), "status": PART_FAILED if error else PART_SUCCEEDED,
-                       "error": error, "element": element}
+                       "error": error, "element": element, **({"outcomes": outcomes} if outcomes is not None else {})}
         Run.objects.filter(pk=run.pk).update(parts=parts)
         if not locked.active or any(p["status"] not in PART_DONE for p in parts.values()):
             return None
@@ -119,6 +122,13 @@ def finish(run: Run, host: str, *, error: str = "", element: str = "", unfinishe
         return {"error": "", "element": ""}
     h, p = failed[0]
     return {"error": f"host {h}: {p['error']}", "element": p["element"]}
+
+
+def outcomes(run: Run) -> list:
+    """The check outcomes every part of a check run recorded, in the order of the checks: [[index, outcome dict]]
+    (read once its last part ended)."""
+    run_parts = Run.objects.values_list("parts", flat=True).get(pk=run.pk) or {}
+    return sorted((item for p in run_parts.values() for item in p.get("outcomes") or []), key=lambda item: item[0])
 
 
 def task_ids(run: Run) -> set[str]:
@@ -159,21 +169,75 @@ def free_mib(host) -> int:
 
 
 def last_span(lab_pk: int) -> dict | None:
-    """The span of the lab's last deploy that ran (None when it ran on one host, or never)."""
-    last = Run.objects.filter(lab_id=lab_pk, kind=Run.Kind.DEPLOY).exclude(status=Run.Status.QUEUED) \
+    """The span of the lab's last deploy (or reset: a destroy, then a deploy) that ran (None when it ran on one
+    host, or never)."""
+    last = Run.objects.filter(lab_id=lab_pk, kind__in=(Run.Kind.DEPLOY, Run.Kind.RESET)) \
+        .exclude(status=Run.Status.QUEUED) \
         .order_by("-pk").values_list("span", flat=True).first()
     return last or None
+
+
+@dataclass(frozen=True)
+class LabSpan:
+    """Where a lab runs, from the span of its last deploy: its hosts (sorted; none for a lab that runs on one host
+    as before hosts existed) and {node: host}."""
+
+    hosts: list[str] = field(default_factory=list)
+    placement: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def across(self) -> bool:
+        return len(self.hosts) > 1
+
+
+def lab_span(lab_pk: int) -> LabSpan:
+    """The hosts and placement of the lab's last deploy (or reset) that ran (the one lookup of them)."""
+    span = last_span(lab_pk) or {}
+    return LabSpan(sorted(span.get("underlays") or {}), dict(span.get("placement") or {}))
 
 
 def share_here(lab_pk: int, host: str) -> tuple[bool, set[str] | None]:
     """(whether host `host` runs any of the lab, the nodes it runs or None for all): a lab without a span runs
     wholly on the host that took it, as before hosts existed; one with a span runs its placed nodes here."""
-    span = last_span(lab_pk)
-    if not span:
+    where = lab_span(lab_pk)
+    if not where.hosts:
         return True, None
-    if host not in (span.get("underlays") or {}):
+    if host not in where.hosts:
         return False, set()
-    return True, {n for n, h in (span.get("placement") or {}).items() if h == host}
+    return True, {n for n, h in where.placement.items() if h == host}
+
+
+def action_hosts(where: LabSpan, document: dict, action: dict) -> list[str]:
+    """The hosts an action (netops.actions.check's form) of a lab across hosts runs on: a node's stop, start or
+    restart on the node's host; a link's actions on every host that holds the link (both ends' hosts of a direct
+    link across hosts, the node end's host of a link to a switch); isolate and reconnect on the node's host and
+    those of its links' other ends."""
+    from netops import actions
+    from netops.span import link_hosts
+    from netops.topology import parse_document
+
+    topology = parse_document(document)
+    if action.get("node") is not None:
+        node = action["node"]
+        hosts = {where.placement[node]} if node in where.placement else set()
+        if action["action"] in ("isolate", "reconnect"):
+            for lk in topology.links_of(node):
+                hosts |= link_hosts(topology, where.placement, lk)
+    else:
+        hosts = link_hosts(topology, where.placement, actions.find_link(topology, action["link"]))
+    return sorted(hosts)
+
+
+def check_hosts(where: LabSpan, checks: list) -> list[str]:
+    """The hosts a run of `checks` (netops.labchecks.Check) of a lab across hosts runs on: each check on the host
+    of the node it runs in; one that names no placed node (a node no longer in the lab) on the first host, which
+    reports it."""
+    return sorted({where.placement.get(c.runs_in(), where.hosts[0]) for c in checks} or {where.hosts[0]})
+
+
+def checks_here(where: LabSpan, checks: list, host: str) -> list:
+    """Of `checks`, those `host` runs (see `check_hosts`)."""
+    return [c for c in checks if where.placement.get(c.runs_in(), where.hosts[0]) == host]
 
 
 def plan_deploy(lab_pk: int, document: dict, *, deployed: bool) -> tuple[dict | None, dict]:

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from netops import kinds
-from netops.errors import LabBusyError, TopologyError
+from netops.errors import LabBusyError, Problem, TopologyError
 from webapp.labs import services as lab_services
 from webapp.labs.models import Lab
 
@@ -41,46 +41,45 @@ def agent_queue() -> str:
 def lab_queue(lab_pk: int, what: str, node: str | None = None) -> str:
     """The queue of the agent that runs lab `lab_pk`: the shared one for a lab on one host as before hosts
     existed, `agent.<host>` for a lab that a deploy placed on one host (several hosts are up), or for `node` of a
-    lab across hosts the queue of the host that runs it. Anything else of a lab across several hosts raises a 409
-    Refusal naming `what` (the operation), until it is built for such a lab."""
-    from .parts import host_queue, last_span
+    lab across hosts the queue of the host that runs it. What runs on several hosts of such a lab goes to each as
+    a part of its run (webapp.runs.parts); asked for no node, or one that runs nowhere, of a lab across hosts,
+    this raises a 409 Refusal naming `what` and the node."""
+    from .parts import host_queue, lab_span
 
-    span = last_span(lab_pk)
-    hosts = sorted((span or {}).get("underlays") or {})
-    if not hosts:
+    where = lab_span(lab_pk)
+    if not where.hosts:
         return agent_queue()
-    if len(hosts) == 1:
-        return host_queue(hosts[0])
-    placed = (span or {}).get("placement") or {}
-    if node is not None and node in placed:
-        return host_queue(placed[node])
+    if len(where.hosts) == 1:
+        return host_queue(where.hosts[0])
+    if node is not None and node in where.placement:
+        return host_queue(where.placement[node])
     from rest_framework import status
 
     from webapp.core.errors import Refusal
 
-    raise Refusal(f"{what} is not available yet for a lab that runs across hosts ({', '.join(hosts)}); "
-                  "deploy, destroy and the canvas are", code=status.HTTP_409_CONFLICT)
+    raise Refusal(Problem(f"nodes.{node}" if node else "", f"{what}: {node or 'this'} runs on no single host of "
+                          f"this lab across hosts ({', '.join(where.hosts)})"), code=status.HTTP_409_CONFLICT)
 
 
 def status_queues(lab_pk: int) -> dict[str, str]:
     """{host: queue} to ask for a lab's status: every host that runs a part of it ({"": queue} for a lab on one
     host, as before hosts existed)."""
-    from .parts import host_queue, last_span
+    from .parts import host_queue, lab_span
 
-    hosts = sorted((last_span(lab_pk) or {}).get("underlays") or {})
-    if len(hosts) <= 1:
+    where = lab_span(lab_pk)
+    if not where.across:
         return {"": lab_queue(lab_pk, "status")}
-    return {h: host_queue(h) for h in hosts}
+    return {h: host_queue(h) for h in where.hosts}
 
 
 def merge_status(lab_pk: int, answers: dict[str, dict]) -> dict:
     """One status of a lab from each host's status of its part: each node as the host that runs it sees it (a
     switch: from the first host that has it), links by their path, drift and stopped nodes from all."""
-    from .parts import last_span
+    from .parts import lab_span
 
     if list(answers) == [""]:
         return answers[""]
-    placement = (last_span(lab_pk) or {}).get("placement") or {}
+    placement = lab_span(lab_pk).placement
     merged: dict = {"lab": "", "nodes": {}, "drift": [], "links": {}, "stopped": []}
     for host, part in sorted(answers.items()):
         merged["lab"] = part.get("lab", merged["lab"])
@@ -161,6 +160,8 @@ def start_action(lab: Lab, user, action: object) -> Run:
     from netops import actions
     from netops.topology import parse_document
 
+    from . import parts
+
     with transaction.atomic():
         lab = Lab.objects.select_for_update(no_key=True).get(pk=lab.pk)
         state = LabState.objects.filter(lab=lab).first()
@@ -170,10 +171,22 @@ def start_action(lab: Lab, user, action: object) -> Run:
         busy = active_run(lab)
         if busy is not None:
             raise lab_busy(busy)
-        lab_queue(lab.pk, "a link's actions", node=checked.get("node"))  # 409: a link of a lab across hosts
+        where = parts.lab_span(lab.pk)
+        run_parts = {}
+        if where.across:  # a part on each host the action concerns (webapp.runs.parts.action_hosts)
+            hosts = parts.action_hosts(where, state.deployed_document, checked)
+            if not hosts:
+                from rest_framework import status
+
+                from webapp.core.errors import Refusal
+
+                raise Refusal(Problem("node" if "node" in checked else "link",
+                                      "runs on none of this lab's hosts (it was placed nowhere)"),
+                              code=status.HTTP_409_CONFLICT)
+            run_parts = parts.new_parts(hosts)
         try:
             with transaction.atomic():
-                run = Run.objects.create(lab=lab, kind=Run.Kind.ACTION, action=checked,
+                run = Run.objects.create(lab=lab, kind=Run.Kind.ACTION, action=checked, parts=run_parts,
                                          started_by=user if user.is_authenticated else None,
                                          lab_version=state.deployed_version)
         except IntegrityError:
@@ -214,7 +227,7 @@ def _enqueue(run: Run) -> None:
         return
 
     task = {Run.Kind.DEPLOY: tasks.deploy_lab, Run.Kind.DESTROY: tasks.destroy_lab}.get(run.kind, tasks.lab_action)
-    # an action goes where the lab runs (start_action refused it for a lab across hosts)
+    # an action goes where the lab runs (of a lab across hosts, it has parts)
     queue = agent_queue() if run.kind in (Run.Kind.DEPLOY, Run.Kind.DESTROY) else \
         lab_queue(run.lab_id, "actions", node=(run.action or {}).get("node"))
     task.apply_async((run.pk,), task_id=str(run.task_id), queue=queue)
@@ -295,9 +308,9 @@ def snapshot(lab: Lab) -> dict:
 
 def placement(lab: Lab) -> dict[str, str]:
     """{node: host} of the lab's last deploy across hosts ({} when it runs on one host)."""
-    from .parts import last_span
+    from .parts import lab_span
 
-    return dict((last_span(lab.pk) or {}).get("placement") or {})
+    return lab_span(lab.pk).placement
 
 
 def running_part(document: dict) -> dict:

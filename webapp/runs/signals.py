@@ -11,7 +11,8 @@ accelerator decision made at start, and the periodic health check's schedule.
 - `worker_ready`: runs still queued/running whose task no live worker holds and whose message is not
   waiting in the broker are failed with services.WORKER_STOPPED. Deploying again finishes the lab;
   destroying removes it (both work from kernel state).
-- Celery beat runs `check_deployed_labs` every TOPOLAB_HEALTH_INTERVAL seconds (default 30), and `prune`
+- Celery beat runs `check_deployed_labs` every TOPOLAB_HEALTH_INTERVAL seconds (default 30; the agent that takes
+  it asks every other lab host that is up to check its own share, `check_host_labs`), and `prune`
   (old run events, expired or ownerless captures) every TOPOLAB_PRUNE_INTERVAL seconds (default 3600). Beat must run
   once per installation: `celery -A webapp worker -B ...` on a single agent, or a separate `celery -A webapp beat`.
 """

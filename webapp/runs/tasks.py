@@ -62,6 +62,14 @@ def check_deployed_labs() -> int:
     return agent.check_deployed_labs()
 
 
+@shared_task(name="webapp.runs.tasks.check_host_labs", soft_time_limit=50, time_limit=60)
+def check_host_labs() -> int:
+    """The health check of this host's own share of the labs, asked by the host that took the periodic one."""
+    from . import agent
+
+    return agent.check_deployed_labs(placed_only=True)
+
+
 @shared_task(name="webapp.runs.tasks.prune", soft_time_limit=100, time_limit=120)
 def prune() -> dict:
     from . import agent

@@ -54,7 +54,7 @@ class RouterRoutingView(APIView):
             raise Refusal(Problem(f"nodes.{node}", "the lab is not deployed: deploy it to see its routing"),
                           code=status.HTTP_409_CONFLICT)
         view_target(parse_document(state.deployed_document), node)  # 400 (TopologyError) names the node
-        result = tasks.router_view.apply_async((lab.pk, node), queue=services.lab_queue(lab.pk, "the router view"))
+        result = tasks.router_view.apply_async((lab.pk, node), queue=services.lab_queue(lab.pk, "the router view", node=node))
         try:
             answer = result.get(timeout=VIEW_TIMEOUT)
         except CeleryTimeout:
