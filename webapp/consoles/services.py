@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -169,7 +172,7 @@ def apply_start_reply(cap: Capture, reply: dict) -> Capture:
     if reply.get("ok"):
         Capture.objects.filter(pk=cap.pk, status=Capture.Status.STARTING).update(
             status=Capture.Status.RUNNING, label=reply.get("label", cap.label)[:200],
-            agent_channel=reply.get("agent", "")[:200])
+            agent_channel=reply.get("agent", "")[:200], host=str(reply.get("host") or "")[:63])
     else:
         fail_capture(cap, reply.get("message") or "the agent refused the capture")
     cap.refresh_from_db()
@@ -222,3 +225,81 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
         raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
 
 
+# ---------------------------------------------------------------------------------------------- pcap files
+
+PCAP_CHUNK = 256 * 1024  # one request, one answer of this size: the window of a download is one chunk
+
+
+class PcapUnavailable(Exception):
+    """A capture's pcap cannot be had from its host; `status` is the HTTP answer (404: no file, 503: no answer)."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class PcapStream:
+    """A download from the stream agent of the capture's host: its first chunk is in, the rest are asked for one
+    at a time (webapp.agent.pcaps), up to the file's size when the download began."""
+
+    capture: int
+    host: str
+    size: int
+    first: bytes
+    reply: str  # this download's own channel, for the agent's answers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        offset = len(self.first)
+        if self.first:
+            yield self.first
+        while offset < self.size:
+            answer = await _ask_pcap(self.capture, self.host, self.reply, {
+                "type": "capture.read", "offset": offset, "size": min(PCAP_CHUNK, self.size - offset)})
+            data = answer["data"][: self.size - offset]
+            if not data:
+                raise PcapUnavailable(f"capture {self.capture}: its pcap file on host {self.host} shrank to "
+                                      f"{answer.get('size')} bytes during the download")
+            offset += len(data)
+            yield data
+
+
+async def open_pcap(cap: Capture) -> PcapStream:
+    """Begin the download of `cap`'s pcap from its host's stream agent: its first chunk and size, or
+    PcapUnavailable naming the capture (never ran, file gone, host not answering within conf.pcap_timeout())."""
+    if not cap.host:
+        raise PcapUnavailable(f"capture {cap.pk} has no pcap file: it never ran on a host", 404)
+    reply = await get_channel_layer().new_channel()
+    answer = await _ask_pcap(cap.pk, cap.host, reply, {"type": "capture.read", "offset": 0, "size": PCAP_CHUNK})
+    size = int(answer.get("size") or 0)
+    return PcapStream(cap.pk, cap.host, size, answer["data"][:size], reply)
+
+
+async def pcap_backlog(cap: Capture, last: int) -> list[dict]:
+    """The last `last` packet summaries in `cap`'s file, from its host's stream agent (or PcapUnavailable)."""
+    if not cap.host:
+        return []
+    reply = await get_channel_layer().new_channel()
+    answer = await _ask_pcap(cap.pk, cap.host, reply, {"type": "capture.backlog", "last": last})
+    packets = answer.get("packets")
+    return packets if isinstance(packets, list) else []
+
+
+async def _ask_pcap(capture: int, host: str, reply: str, message: dict) -> dict:
+    """One request to the stream agent of `host` (its own channel: only it holds the file) and its answer."""
+    layer, timeout = get_channel_layer(), conf.pcap_timeout()
+    try:
+        await layer.send(conf.agent_channel(host), {**message, "capture": capture, "reply": reply})
+        answer = await asyncio.wait_for(layer.receive(reply), timeout)
+    except TimeoutError:
+        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, did "
+                              f"not answer within {timeout:g} s (is it running?)") from None
+    except ChannelFull:
+        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, is "
+                              f"not reading its requests (its channel is full)") from None
+    if not answer.get("ok"):
+        raise PcapUnavailable(str(answer.get("message") or f"capture {capture}: host {host} refused to read it"),
+                              404 if answer.get("gone") else 503)
+    if message["type"] == "capture.read" and not isinstance(answer.get("data"), bytes):
+        raise PcapUnavailable(f"capture {capture}: host {host} answered without data")
+    return answer
