@@ -196,8 +196,11 @@ def _finish(capture: int, session: int | None, reason: str, size: int, packets: 
 
 
 def forget_orphans() -> None:
-    """A previous agent's tcpdumps outlived it: stop them and close their records (nothing follows them now)."""
-    for cap in Capture.objects.filter(status__in=Capture.ACTIVE).select_related("lab"):
+    """A previous agent's tcpdumps outlived it: stop them and close their records (nothing follows them now). Only
+    this host's: another host's captures run on under their own agent (a row with no host yet is still starting,
+    and before hosts were recorded every capture was this host's)."""
+    mine = Capture.objects.filter(status__in=Capture.ACTIVE, host__in=(settings.TOPOLAB_HOST, ""))
+    for cap in mine.select_related("lab"):
         try:
             netcapture.stop(cap.lab.lab_id, cap.pk)
         except NetopsError as exc:
