@@ -32,7 +32,7 @@ from webapp.consoles.models import Capture
 log = logging.getLogger("topolab.agent")
 CHUNK_MAX = 1024 * 1024  # the most one answer carries, whatever a request asks
 BACKLOG_MAX = 5000
-PARALLEL = 8  # reads served at once (each is one chunk: request/response keeps every download's window at one)
+PARALLEL = 8  # reads served at once (each is one chunk; a download asks for at most a few ahead)
 
 
 class Refused(Exception):

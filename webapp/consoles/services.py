@@ -227,7 +227,8 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
 
 # ---------------------------------------------------------------------------------------------- pcap files
 
-PCAP_CHUNK = 256 * 1024  # one request, one answer of this size: the window of a download is one chunk
+PCAP_CHUNK = 256 * 1024  # one request, one answer of this size
+PCAP_WINDOW = 4  # chunks a download has asked for and not yet had: the agent reads ahead by at most this much
 
 
 class PcapUnavailable(Exception):
@@ -240,8 +241,8 @@ class PcapUnavailable(Exception):
 
 @dataclass
 class PcapStream:
-    """A download from the stream agent of the capture's host: its first chunk is in, the rest are asked for one
-    at a time (webapp.agent.pcaps), up to the file's size when the download began."""
+    """A download from the stream agent of the capture's host (webapp.agent.pcaps): its first chunk is in, the rest
+    are asked for PCAP_WINDOW ahead of what the browser took, up to the file's size when the download began."""
 
     capture: int
     host: str
@@ -250,17 +251,25 @@ class PcapStream:
     reply: str  # this download's own channel, for the agent's answers
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        offset = len(self.first)
         if self.first:
             yield self.first
-        while offset < self.size:
-            answer = await _ask_pcap(self.capture, self.host, self.reply, {
-                "type": "capture.read", "offset": offset, "size": min(PCAP_CHUNK, self.size - offset)})
-            data = answer["data"][: self.size - offset]
-            if not data:
-                raise PcapUnavailable(f"capture {self.capture}: its pcap file on host {self.host} shrank to "
-                                      f"{answer.get('size')} bytes during the download")
-            offset += len(data)
+        asked = had = len(self.first)
+        answers: dict[int, bytes] = {}  # by offset: the agent answers each read in a task of its own
+        while had < self.size:
+            while asked < self.size and asked - had < PCAP_WINDOW * PCAP_CHUNK:
+                size = min(PCAP_CHUNK, self.size - asked)
+                await _ask_pcap(self.capture, self.host, self.reply,
+                                {"type": "capture.read", "offset": asked, "size": size}, wait=False)
+                asked += size
+            while had not in answers:
+                answer = await _pcap_answer(self.capture, self.host, self.reply, "capture.read")
+                if isinstance(answer.get("offset"), int) and had <= answer["offset"] < asked:
+                    answers[answer["offset"]] = answer["data"]
+            data = answers.pop(had)
+            if len(data) < min(PCAP_CHUNK, self.size - had):
+                raise PcapUnavailable(f"capture {self.capture}: its pcap file on host {self.host} shrank during "
+                                      f"the download (to {had + len(data)} of {self.size} bytes)")
+            had += len(data)
             yield data
 
 
@@ -285,21 +294,27 @@ async def pcap_backlog(cap: Capture, last: int) -> list[dict]:
     return packets if isinstance(packets, list) else []
 
 
-async def _ask_pcap(capture: int, host: str, reply: str, message: dict) -> dict:
-    """One request to the stream agent of `host` (its own channel: only it holds the file) and its answer."""
-    layer, timeout = get_channel_layer(), conf.pcap_timeout()
+async def _ask_pcap(capture: int, host: str, reply: str, message: dict, *, wait: bool = True) -> dict:
+    """A request to the stream agent of `host` (its own channel: only it holds the file) and (`wait`) its answer."""
     try:
-        await layer.send(conf.agent_channel(host), {**message, "capture": capture, "reply": reply})
-        answer = await asyncio.wait_for(layer.receive(reply), timeout)
-    except TimeoutError:
-        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, did "
-                              f"not answer within {timeout:g} s (is it running?)") from None
+        await get_channel_layer().send(conf.agent_channel(host), {**message, "capture": capture, "reply": reply})
     except ChannelFull:
         raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, is "
                               f"not reading its requests (its channel is full)") from None
+    return await _pcap_answer(capture, host, reply, message["type"]) if wait else {}
+
+
+async def _pcap_answer(capture: int, host: str, reply: str, kind: str) -> dict:
+    """The next answer on `reply`, within conf.pcap_timeout(); a refusal or no answer is PcapUnavailable."""
+    timeout = conf.pcap_timeout()
+    try:
+        answer = await asyncio.wait_for(get_channel_layer().receive(reply), timeout)
+    except TimeoutError:
+        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, did "
+                              f"not answer within {timeout:g} s (is it running?)") from None
     if not answer.get("ok"):
         raise PcapUnavailable(str(answer.get("message") or f"capture {capture}: host {host} refused to read it"),
                               404 if answer.get("gone") else 503)
-    if message["type"] == "capture.read" and not isinstance(answer.get("data"), bytes):
+    if kind == "capture.read" and not isinstance(answer.get("data"), bytes):
         raise PcapUnavailable(f"capture {capture}: host {host} answered without data")
     return answer
