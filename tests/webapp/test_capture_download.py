@@ -305,3 +305,30 @@ def test_a_20_mb_pcap_streams_from_the_other_hosts_agent(sim_host, olga, web_rea
     assert synced.status_code == 200 and rest == data
     print(f"\n20 MB pcap download through the stream agent of another host: {len(data) / 1e6:.1f} MB in "
           f"{took:.2f} s = {len(data) / 1e6 / took:.0f} MB/s")
+
+
+def test_a_restarted_stream_agent_closes_only_its_own_hosts_captures(olga, topolab_subprocess_env, test_tmpdir,
+                                                                     spawn):
+    lab = Lab.objects.create(owner=olga, name="orphans", document=DOC)
+    mine, theirs = (Capture.objects.create(lab=lab, link=0, status="running", max_bytes=1, max_seconds=1, host=h)
+                    for h in ("simd", "simc"))
+    log_path = test_tmpdir / "stream-agent-simd.log"
+    proc = spawn([sys.executable, "-m", "webapp.agent"], log_path=log_path,
+                 env={**topolab_subprocess_env, "TOPOLAB_HOST": "simd", "TOPOLAB_HOST_TAG": "sd"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # it answers once it has forgotten its orphans
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            try:
+                async_to_sync(services.ask_agent)({"type": "agent.ping"}, channel=conf.agent_channel("simd"),
+                                                  timeout=1)
+                break
+            except services.AgentUnavailable:
+                pass
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, mine.message) == ("stopped", "the agent restarted")
+    assert theirs.status == "running", "another host's capture runs on under its own agent"
