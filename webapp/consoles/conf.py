@@ -24,7 +24,7 @@ def agent_channel(host: str | None = None) -> str:
 
 def capture_dir() -> Path:
     """Where this host's stream agent has tcpdump write .pcap files (root's; the web tier never reads it: downloads
-    and the live list's backlog come from the capture's host over the channel layer, webapp.agent.captures)."""
+    and the live list's backlog come from the capture's host over the channel layer, webapp.agent.pcaps)."""
     return Path(_get("CAPTURE_DIR", settings.VAR_DIR / "captures", Path))
 
 

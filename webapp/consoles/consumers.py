@@ -225,4 +225,3 @@ class CaptureConsumer(AsyncWebsocketConsumer):
 def _state(cap: Capture) -> dict:
     return {"type": "state", "status": cap.status, "size": cap.size, "packets": cap.packets,
             "message": cap.message, "label": cap.label}
-
