@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,8 +109,9 @@ def pcap_bytes(size: int) -> bytes:
 def sim_host(stream_agent, topolab_subprocess_env, test_tmpdir, spawn):
     """The stream agent of simulated host simb: its own name, name tag and capture directory (root's, 0700 but
     for tcpdump's way in, 0711). Yields that directory; stopped after the module."""
-    directory = test_tmpdir / "captures-simb"
-    directory.mkdir(mode=0o711, exist_ok=True)
+    # outside test_tmpdir (0700): tcpdump, dropped to the lab's uid, must pass through to the file the agent made
+    directory = Path(tempfile.mkdtemp(prefix="topolab-test-captures-simb-"))
+    directory.chmod(0o711)
     env = {**topolab_subprocess_env, "TOPOLAB_HOST": SIM, "TOPOLAB_HOST_TAG": SIM_TAG,
            "TOPOLAB_CAPTURE_DIR": str(directory)}
     log_path = test_tmpdir / "stream-agent-simb.log"
@@ -131,6 +134,7 @@ def sim_host(stream_agent, topolab_subprocess_env, test_tmpdir, spawn):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
