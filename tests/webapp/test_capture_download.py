@@ -3,9 +3,9 @@ file (issue 13), not from a directory the web tier shares: real stream agents (`
 channel layer on the test Redis, the real ASGI app.
 
 The session's stream agent is this host's: a real capture in a deployed lab downloads byte-identical. A second one
-runs as simulated host `simb` (TOPOLAB_HOST, its own name tag and its own capture directory, where the tests put
-pcap files of its captures); the web tier (this process) is pointed at a capture directory that does not exist
-while it downloads, so it reads nothing itself.
+runs as simulated host `simb` (TOPOLAB_HOST, its own name tag and its own capture directory), with a real capture
+in a lab deployed as that host by `python -m netops`, and pcap files the tests put there; the web tier (this
+process) is pointed at a capture directory that does not exist while it downloads, so it reads nothing itself.
 Three people: the owner (olga), an outsider (mallory), nobody signed in."""
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -166,6 +167,36 @@ def wait_packets(cap_id: int, at_least: int, timeout: float = 15) -> None:
     while Capture.objects.get(pk=cap_id).packets < at_least:
         assert time.monotonic() < deadline, f"capture {cap_id} saw fewer than {at_least} packets"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def sim_lab(olga, sim_host, tmp_path):
+    """Olga's lab deployed on simulated host simb (`python -m netops up` with its name tag), destroyed after."""
+    _, env, _ = sim_host
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(DOC))
+    with KERNEL_LOCK.held():
+        lab = Lab.objects.create(owner=olga, name="pcaphost-b", document=DOC)
+        up = subprocess.run([sys.executable, "-m", "netops", "up", str(path), "--lab", lab.lab_id], env=env,
+                            capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stdout + up.stderr
+        try:
+            yield lab
+        finally:
+            down = subprocess.run([sys.executable, "-m", "netops", "down", "--lab", lab.lab_id], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert down.returncode == 0, down.stdout + down.stderr
+
+
+def ping_until_captured(namespace: str, cap_id: int, at_least: int = 6, timeout: float = 30) -> None:
+    """Ping r1 from `namespace` until the capture counted `at_least` packets (tcpdump may start listening a little
+    after its start was answered)."""
+    deadline = time.monotonic() + timeout
+    while Capture.objects.get(pk=cap_id).packets < at_least:
+        assert time.monotonic() < deadline, f"capture {cap_id} saw fewer than {at_least} packets"
+        done = netns_exec(namespace, ["ping", "-c", "3", "-i", "0.2", "10.0.1.254"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        time.sleep(0.5)
 
 
 def backlog_of(user, cap: Capture) -> dict:
@@ -336,3 +367,30 @@ def test_a_restarted_stream_agent_closes_only_its_own_hosts_captures(olga, topol
     theirs.refresh_from_db()
     assert (mine.status, mine.message) == ("stopped", "the agent restarted")
     assert theirs.status == "running", "another host's capture runs on under its own agent"
+
+
+@pytest.mark.kernel
+def test_a_capture_on_another_host_downloads_from_that_hosts_agent(sim_host, sim_lab, olga, mallory,
+                                                                   web_reads_no_capture_dir):
+    directory, *_ = sim_host
+    cap = services.create_capture(olga, sim_lab, {"link": 1, "node": "", "interface": "", "filter": "icmp"})
+    reply = async_to_sync(services.ask_agent)(services.start_message(cap), channel=conf.agent_channel(SIM))
+    cap = services.apply_start_reply(cap, reply)
+    assert cap.status == "running" and cap.host == SIM, (cap.status, cap.message)
+    try:
+        ping_until_captured(f"tl{SIM_TAG}-{sim_lab.lab_id}-h1", cap.pk)
+    except AssertionError:
+        raise AssertionError(sim_host[2].read_text()[-3000:]) from None
+    client = signed_in(olga)
+    assert client.post(f"/api/labs/{sim_lab.pk}/captures/{cap.pk}/stop/").json()["status"] == "stopped"
+
+    on_b = (directory / f"capture-{cap.pk}.pcap").read_bytes()
+    assert not conf.capture_path(cap.pk).exists()  # the web tier has no such file
+    code, _, body = download(client, f"/api/labs/{sim_lab.pk}/captures/{cap.pk}/pcap/")
+    assert code == 200, body[:500]
+    assert body == on_b and len(netcapture.read_pcap(directory / f"capture-{cap.pk}.pcap")) >= 6
+    backlog = backlog_of(olga, cap)
+    assert len(backlog["packets"]) >= 6 and "message" not in backlog
+    assert download(signed_in(mallory), f"/api/labs/{sim_lab.pk}/captures/{cap.pk}/pcap/")[0] == 404
+
+
