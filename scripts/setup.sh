@@ -145,7 +145,13 @@ ensure_var_permissions() {
   chown root:root "$VAR/agent" "$VAR/images" "$VAR/stamps"
   chmod 0700 "$VAR/agent" && chmod g-s "$VAR/agent"
   chmod 0755 "$VAR/images" "$VAR/stamps" && chmod g-s "$VAR/images" "$VAR/stamps"
-  if [ -d "$VAR/captures" ]; then chown root:root "$VAR/captures"; chmod 0711 "$VAR/captures"; fi
+  if [ -d "$VAR/captures" ]; then
+    chown root:root "$VAR/captures"; chmod 0711 "$VAR/captures"
+    # pcap files are the stream agent's to serve (webapp/agent/pcaps.py): no group may read them any more (they
+    # were the web user's group's, 0640); -P: a symlink a lab made is not followed
+    find -P "$VAR/captures" -maxdepth 1 -type f -name 'capture-*.pcap' -exec chgrp -h root {} + \
+      -exec chmod 0600 {} +
+  fi
   rm -f "$VAR/run/celerybeat-schedule"*  # the old place of the beat schedule (web-writable): never read again
   if [ -f "$VAR/secret_key" ]; then
     chown root:"$WEB_USER" "$VAR/secret_key"

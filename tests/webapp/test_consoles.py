@@ -112,6 +112,10 @@ async def refused_with(path: str, cookie: bytes | None, origin: bytes = ORIGIN) 
         await comm.disconnect()  # end the consumer inside this event loop, not at its shutdown
 
 
+async def joined(parts) -> bytes:
+    return b"".join([part async for part in parts])
+
+
 def wait_for(predicate, what: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -309,7 +313,7 @@ def test_a_capture_of_the_h1_link_lists_the_pings_live_and_downloads_as_pcap(str
     assert lab_processes(lab.lab_id) == []
     download = client.get(cap["download"])
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
-    raw = b"".join(download.streaming_content)
+    raw = async_to_sync(joined)(download.streaming_content)  # streamed from the stream agent (async)
     frames = [dpkt.ethernet.Ethernet(buf) for _, buf in dpkt.pcap.Reader(__import__("io").BytesIO(raw))]
     icmp = [e.data.data for e in frames if isinstance(e.data, dpkt.ip.IP)]
     assert {m.type for m in icmp} == {0, 8} and len(icmp) == stopped["packets"]

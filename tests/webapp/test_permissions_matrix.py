@@ -189,25 +189,19 @@ def lab(people):
 
 @pytest.fixture
 def subjects(lab):
-    """Path parameters: the lab, one of its runs and one of its (stopped) captures with a pcap file."""
+    """Path parameters: the lab, one of its runs and one of its (stopped) captures (its pcap: no_agent)."""
     ids = {"pk": lab.pk, "run": 0, "capture": 0}
     if apps.is_installed("webapp.runs"):
         from webapp.runs.models import Run
 
         ids["run"] = Run.objects.create(lab=lab, kind="deploy", status="succeeded").pk
-    pcap = None
     if apps.is_installed("webapp.consoles"):
-        from webapp.consoles import conf
         from webapp.consoles.models import Capture
 
-        cap = Capture.objects.create(lab=lab, link=0, status=Capture.Status.STOPPED, max_bytes=1, max_seconds=1)
+        cap = Capture.objects.create(lab=lab, link=0, status=Capture.Status.STOPPED, max_bytes=1, max_seconds=1,
+                                     host="here")
         ids["capture"] = cap.pk
-        pcap = conf.capture_path(cap.pk)
-        pcap.parent.mkdir(parents=True, exist_ok=True)
-        pcap.write_bytes(b"")
     yield ids
-    if pcap is not None:
-        pcap.unlink(missing_ok=True)
 
 
 def client_for(user) -> APIClient:
@@ -257,8 +251,8 @@ def test_an_instructor_who_is_also_a_member_cannot_see_a_fellow_instructors_labs
 
 @pytest.fixture
 def no_agent(monkeypatch):
-    """The status endpoint asks the agent; answer for it so reads need no worker (deploys enqueue nothing:
-    these tests run inside a transaction that never commits)."""
+    """The status endpoint asks the agent, a pcap download the stream agent; answer for them so reads need no worker
+    (deploys enqueue nothing: these tests run inside a transaction that never commits)."""
     if not apps.is_installed("webapp.runs"):
         return
     from webapp.runs import tasks
@@ -274,6 +268,13 @@ def no_agent(monkeypatch):
             pass
 
     monkeypatch.setattr(tasks.lab_status, "apply_async", lambda *a, **k: Result())
+    if apps.is_installed("webapp.consoles"):  # a download asks the capture host's stream agent: an empty file
+        from webapp.consoles import services as consoles
+
+        async def empty_pcap(cap):
+            return consoles.PcapStream(cap.pk, cap.host, 0, b"", "")
+
+        monkeypatch.setattr(consoles, "open_pcap", empty_pcap)
 
 
 def _request(client: APIClient, method: str, path: str, body: dict | None):

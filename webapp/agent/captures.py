@@ -3,7 +3,6 @@ for the capture's group, and its record closed when it ends (webapp.agent.servic
 from __future__ import annotations
 
 import asyncio
-import grp
 import logging
 import os
 import shutil
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
+from django.conf import settings
 from django.utils import timezone
 
 from netops import capture as netcapture
@@ -70,11 +70,11 @@ class CaptureStreams:
         self.captures[cap_id] = running
         running.task = asyncio.ensure_future(self._tail(running))
         log.info("capture %s on %s (%s %s)", cap_id, point.label, point.namespace, point.ifname)
-        return {"ok": True, "label": point.label, "agent": self.channel}
+        return {"ok": True, "label": point.label, "agent": self.channel, "host": settings.TOPOLAB_HOST}
 
     def _prepare_capture(self, cap_id: int, lab: str, m: dict) -> netcapture.CapturePoint:
         """Blocking part of a start: resolve the point from the DEPLOYED document, compile the filter, make the
-        file tcpdump (dropped to its user) may write and the web tier's group may read, start tcpdump."""
+        file tcpdump (dropped to its user) may write and nobody else but root may read, start tcpdump."""
         topology = netcapture.deployed_topology(lab)
         link = m.get("link")
         point = netcapture.capture_point(topology, lab, link=link if isinstance(link, int) else None,
@@ -92,13 +92,13 @@ class CaptureStreams:
                              f"capture's limit of {max_bytes} bytes")
         path = conf.capture_path(cap_id)
         path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         cell = netcell.get(lab)
         if cell is None:
             raise ApplyError(f"lab {lab} is not deployed on this host", element="lab")
-        try:  # tcpdump writes it as the lab's uid; the web tier reads it through the group
-            os.fchown(fd, cell.uid, _group_id(conf.capture_group()))
-            os.fchmod(fd, 0o640)
+        try:  # tcpdump writes it as the lab's uid; only this agent reads it (it serves downloads, capture_read)
+            os.fchown(fd, cell.uid, 0)
+            os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
         log_path = netcell.cell_dir(lab) / f"capture-{cap_id}.log"
@@ -183,13 +183,6 @@ def _ended(r: Running) -> str:
         "tcpdump ended (the lab was destroyed?)"
 
 
-def _group_id(name: str) -> int:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return -1  # no such group here: keep root's group (the web tier then runs as root too, e.g. in tests)
-
-
 def _progress(capture: int, size: int, packets: int) -> None:
     Capture.objects.filter(pk=capture).update(size=size, packets=packets)
 
@@ -203,8 +196,11 @@ def _finish(capture: int, session: int | None, reason: str, size: int, packets: 
 
 
 def forget_orphans() -> None:
-    """A previous agent's tcpdumps outlived it: stop them and close their records (nothing follows them now)."""
-    for cap in Capture.objects.filter(status__in=Capture.ACTIVE).select_related("lab"):
+    """A previous agent's tcpdumps outlived it: stop them and close their records (nothing follows them now). Only
+    this host's: another host's captures run on under their own agent (a row with no host yet is still starting,
+    and before hosts were recorded every capture was this host's)."""
+    mine = Capture.objects.filter(status__in=Capture.ACTIVE, host__in=(settings.TOPOLAB_HOST, ""))
+    for cap in mine.select_related("lab"):
         try:
             netcapture.stop(cap.lab.lab_id, cap.pk)
         except NetopsError as exc:

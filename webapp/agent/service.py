@@ -7,6 +7,7 @@ Where bytes flow::
 
     REST start --ask--> agent --procs.spawn--> tcpdump -w var/captures/capture-<id>.pcap (tagged with the lab)
     agent tails the file -> summaries --group capture-<id>--> CaptureConsumer --WS--> browser's packet list
+    REST download / live backlog --capture.read / capture.backlog--> the capture host's agent --chunks--> browser
 
 The loop and the routing of messages are here; consoles are webapp.agent.consoles', captures
 webapp.agent.captures'.
@@ -33,17 +34,19 @@ from webapp.consoles import conf
 
 from .captures import CaptureStreams, Running, forget_orphans
 from .consoles import Console, ConsoleStreams, VmLine
+from .pcaps import PcapServer
 
 log = logging.getLogger("topolab.agent")
 
 
-class Agent(ConsoleStreams, CaptureStreams):
+class Agent(ConsoleStreams, CaptureStreams, PcapServer):
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.channel = ""
         self.consoles: dict[int, Console] = {}
         self.lines: dict[tuple[str, str], VmLine] = {}
         self.captures: dict[int, Running] = {}
+        self._pcap_init()
 
     # -------------------------------------------------------------------------------------------- loop
 
@@ -93,6 +96,8 @@ class Agent(ConsoleStreams, CaptureStreams):
             if running is not None:
                 await self.capture_end(running, "stopped by the user")
             await self.reply(m, {"ok": True})
+        elif kind in ("capture.read", "capture.backlog"):
+            self.serve_pcap(m)
         elif kind == "agent.ping":
             await self.reply(m, {"ok": True, "agent": self.channel, "host": settings.TOPOLAB_HOST,
                                  "consoles": len(self.consoles), "captures": len(self.captures)})

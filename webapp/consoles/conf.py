@@ -23,7 +23,8 @@ def agent_channel(host: str | None = None) -> str:
 
 
 def capture_dir() -> Path:
-    """Where the agent writes .pcap files and the web tier reads them for download."""
+    """Where this host's stream agent has tcpdump write .pcap files (root's; the web tier never reads it: downloads
+    and the live list's backlog come from the capture's host over the channel layer, webapp.agent.pcaps)."""
     return Path(_get("CAPTURE_DIR", settings.VAR_DIR / "captures", Path))
 
 
@@ -45,9 +46,10 @@ def capture_max_running() -> int:
     return int(_get("CAPTURE_MAX_RUNNING", 4, int))
 
 
-def capture_group() -> str:
-    """Group owning .pcap files, so the web tier (user topolab) can read them."""
-    return _get("CAPTURE_GROUP", "topolab")
+def pcap_timeout() -> float:
+    """Seconds the web tier waits for each answer of the capture host's stream agent to a pcap read (a chunk of a
+    download, the live list's backlog) before it gives up and says so."""
+    return float(_get("PCAP_TIMEOUT", 10.0, float))
 
 
 def console_max_open() -> int:

@@ -4,7 +4,8 @@ Console `/ws/labs/<pk>/console/<node>/`: binary frames are terminal bytes both w
 control messages: client -> {"type": "resize", "rows", "cols"}; server -> {"type": "status", "state":
 "connecting"|"open"|"closed", "message"}.
 Capture `/ws/labs/<pk>/captures/<id>/`: server -> {"type": "packets", "packets": [...]} (each with its number
-`no`; the first message is the backlog read from the file) and {"type": "state", "status", "size", "packets",
+`no`; the first message is the backlog, the file's last packets from the capture host's stream agent, with a
+`message` when they cannot be had) and {"type": "state", "status", "size", "packets",
 "message"}.
 
 Close codes: 4403 not signed in or not allowed, 4404 no such lab, node or capture, 4409 the node is not running
@@ -20,7 +21,6 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from netops import capture as netcapture
 from netops import kinds
 
 from . import conf, services
@@ -181,9 +181,14 @@ class CaptureConsumer(AsyncWebsocketConsumer):
             return await self._refuse(code, "no such capture" if code == CLOSE_NOT_FOUND else "not allowed")
         self.group = cap.group
         await self.channel_layer.group_add(self.group, self.channel_name)
-        # After joining: a packet is in the backlog or arrives live (the browser drops repeated numbers).
-        backlog = await asyncio.to_thread(_backlog, cap.pk)
-        await self._send({"type": "packets", "packets": backlog, "backlog": True})
+        # After joining: a packet is in the backlog or arrives live (the browser drops repeated numbers). The
+        # backlog comes from the stream agent of the capture's host, which holds the file.
+        backlog: dict = {"type": "packets", "packets": [], "backlog": True}
+        try:
+            backlog["packets"] = await services.pcap_backlog(cap, BACKLOG)
+        except services.PcapUnavailable as exc:
+            backlog["message"] = f"no earlier packets: {exc}"
+        await self._send(backlog)
         await self._send(_state(cap))
 
     @database_sync_to_async
@@ -220,13 +225,3 @@ class CaptureConsumer(AsyncWebsocketConsumer):
 def _state(cap: Capture) -> dict:
     return {"type": "state", "status": cap.status, "size": cap.size, "packets": cap.packets,
             "message": cap.message, "label": cap.label}
-
-
-def _backlog(capture_pk: int) -> list[dict]:
-    """The last BACKLOG packets already in the file (the web tier may read pcap files; see conf.capture_dir)."""
-    path = conf.capture_path(capture_pk)
-    try:
-        packets = netcapture.read_pcap(path)
-    except (FileNotFoundError, PermissionError, ValueError):
-        return []
-    return [p.as_dict() for p in packets[-BACKLOG:]]

@@ -34,7 +34,7 @@ class ConsoleSession(models.Model):
 
 
 class Capture(models.Model):
-    """A tcpdump on one link or node interface of a deployed lab, written to `conf.capture_path(id)`."""
+    """A tcpdump on one link or node interface of a deployed lab, written to `conf.capture_path(id)` on `host`."""
 
     class Status(models.TextChoices):
         STARTING = "starting", "starting"
@@ -58,6 +58,9 @@ class Capture(models.Model):
     size = models.BigIntegerField(default=0)
     packets = models.IntegerField(default=0)
     agent_channel = models.CharField(max_length=200, blank=True, default="")  # the agent running it
+    # the lab host whose stream agent runs it and holds its file (TOPOLAB_HOST, from the agent's answer to the start);
+    # "" until it started. The download and the live list's backlog come from that host's stream agent.
+    host = models.CharField(max_length=63, blank=True, default="")
     started = models.DateTimeField(auto_now_add=True)
     ended = models.DateTimeField(null=True, blank=True)
 

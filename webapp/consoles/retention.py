@@ -1,6 +1,7 @@
 """Captures do not fill the disk: their files go with their lab, and after a retention period.
 
-Runs in the agent (root): the pcap files live in conf.capture_dir(), which the web tier may read but not write.
+Runs in the agent (root): the pcap files live in conf.capture_dir() of their host, which the web tier neither
+reads nor writes (downloads come from the host's stream agent, webapp.agent.pcaps).
 File names are derived from capture ids only (conf.capture_path), never from stored or user text.
 """
 from __future__ import annotations

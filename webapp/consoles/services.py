@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -169,7 +172,7 @@ def apply_start_reply(cap: Capture, reply: dict) -> Capture:
     if reply.get("ok"):
         Capture.objects.filter(pk=cap.pk, status=Capture.Status.STARTING).update(
             status=Capture.Status.RUNNING, label=reply.get("label", cap.label)[:200],
-            agent_channel=reply.get("agent", "")[:200])
+            agent_channel=reply.get("agent", "")[:200], host=str(reply.get("host") or "")[:63])
     else:
         fail_capture(cap, reply.get("message") or "the agent refused the capture")
     cap.refresh_from_db()
@@ -221,3 +224,96 @@ async def ask_agent(message: dict, *, channel: str | None = None, timeout: float
         raise AgentUnavailable(f"the stream agent did not answer within {timeout:.0f} s (is it running?)") from exc
 
 
+# ---------------------------------------------------------------------------------------------- pcap files
+
+PCAP_CHUNK = 256 * 1024  # one request, one answer of this size
+PCAP_WINDOW = 4  # chunks a download has asked for and not yet had: the agent reads ahead by at most this much
+
+
+class PcapUnavailable(Exception):
+    """A capture's pcap cannot be had from its host; `status` is the HTTP answer (404: no file, 503: no answer)."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class PcapStream:
+    """A download from the stream agent of the capture's host (webapp.agent.pcaps): its first chunk is in, the rest
+    are asked for PCAP_WINDOW ahead of what the browser took, up to the file's size when the download began."""
+
+    capture: int
+    host: str
+    size: int
+    first: bytes
+    reply: str  # this download's own channel, for the agent's answers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self.first:
+            yield self.first
+        asked = had = len(self.first)
+        answers: dict[int, bytes] = {}  # by offset: the agent answers each read in a task of its own
+        while had < self.size:
+            while asked < self.size and asked - had < PCAP_WINDOW * PCAP_CHUNK:
+                size = min(PCAP_CHUNK, self.size - asked)
+                await _ask_pcap(self.capture, self.host, self.reply,
+                                {"type": "capture.read", "offset": asked, "size": size}, wait=False)
+                asked += size
+            while had not in answers:
+                answer = await _pcap_answer(self.capture, self.host, self.reply, "capture.read")
+                if isinstance(answer.get("offset"), int) and had <= answer["offset"] < asked:
+                    answers[answer["offset"]] = answer["data"]
+            data = answers.pop(had)
+            if len(data) < min(PCAP_CHUNK, self.size - had):
+                raise PcapUnavailable(f"capture {self.capture}: its pcap file on host {self.host} shrank during "
+                                      f"the download (to {had + len(data)} of {self.size} bytes)")
+            had += len(data)
+            yield data
+
+
+async def open_pcap(cap: Capture) -> PcapStream:
+    """Begin the download of `cap`'s pcap from its host's stream agent: its first chunk and size, or
+    PcapUnavailable naming the capture (never ran, file gone, host not answering within conf.pcap_timeout())."""
+    if not cap.host:
+        raise PcapUnavailable(f"capture {cap.pk} has no pcap file: it never ran on a host", 404)
+    reply = await get_channel_layer().new_channel()
+    answer = await _ask_pcap(cap.pk, cap.host, reply, {"type": "capture.read", "offset": 0, "size": PCAP_CHUNK})
+    size = int(answer.get("size") or 0)
+    return PcapStream(cap.pk, cap.host, size, answer["data"][:size], reply)
+
+
+async def pcap_backlog(cap: Capture, last: int) -> list[dict]:
+    """The last `last` packet summaries in `cap`'s file, from its host's stream agent (or PcapUnavailable)."""
+    if not cap.host:
+        return []
+    reply = await get_channel_layer().new_channel()
+    answer = await _ask_pcap(cap.pk, cap.host, reply, {"type": "capture.backlog", "last": last})
+    packets = answer.get("packets")
+    return packets if isinstance(packets, list) else []
+
+
+async def _ask_pcap(capture: int, host: str, reply: str, message: dict, *, wait: bool = True) -> dict:
+    """A request to the stream agent of `host` (its own channel: only it holds the file) and (`wait`) its answer."""
+    try:
+        await get_channel_layer().send(conf.agent_channel(host), {**message, "capture": capture, "reply": reply})
+    except ChannelFull:
+        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, is "
+                              f"not reading its requests (its channel is full)") from None
+    return await _pcap_answer(capture, host, reply, message["type"]) if wait else {}
+
+
+async def _pcap_answer(capture: int, host: str, reply: str, kind: str) -> dict:
+    """The next answer on `reply`, within conf.pcap_timeout(); a refusal or no answer is PcapUnavailable."""
+    timeout = conf.pcap_timeout()
+    try:
+        answer = await asyncio.wait_for(get_channel_layer().receive(reply), timeout)
+    except TimeoutError:
+        raise PcapUnavailable(f"capture {capture}: the stream agent of host {host}, which holds its pcap file, did "
+                              f"not answer within {timeout:g} s (is it running?)") from None
+    if not answer.get("ok"):
+        raise PcapUnavailable(str(answer.get("message") or f"capture {capture}: host {host} refused to read it"),
+                              404 if answer.get("gone") else 503)
+    if kind == "capture.read" and not isinstance(answer.get("data"), bytes):
+        raise PcapUnavailable(f"capture {capture}: host {host} answered without data")
+    return answer

@@ -2,12 +2,14 @@
 Error bodies are {"errors": [{"path", "message"}]} (webapp.core.errors).
 
 Starting asks the stream agent and waits for its answer, so a filter tcpdump cannot compile, or a lab that is
-not deployed, answers 400 with the reason; no tcpdump runs then.
+not deployed, answers 400 with the reason; no tcpdump runs then. A download streams from the stream agent of the
+host that holds the file (Capture.host).
 """
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from django.http import FileResponse, Http404
+from django.http import Http404, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -116,17 +118,25 @@ class CaptureStopView(APIView):
 
 
 class CaptureDownloadView(APIView):
-    @extend_schema(tags=TAG, responses={(200, "application/vnd.tcpdump.pcap"): bytes})
+    """The capture's pcap file, streamed from the stream agent of the host that holds it (webapp.agent.pcaps): the
+    web tier reads no capture file. An error before the first byte is one error body naming the capture (404 no
+    file, 503 the host's stream agent does not answer within conf.pcap_timeout()); one after it cuts the download
+    short (its Content-Length then tells the browser it is incomplete)."""
+
+    @extend_schema(tags=TAG, responses={(200, "application/vnd.tcpdump.pcap"): bytes, 404: BAD, 503: BAD})
     def get(self, request, pk: int, capture: int):
         cap, refused = _capture(request, pk, capture)
         if refused is not None:
             return refused
         try:
-            handle = open(conf.capture_path(cap.pk), "rb")
-        except FileNotFoundError:
-            raise Http404("the capture file does not exist (any more)") from None
-        name = f"{cap.lab.lab_id}-capture-{cap.pk}.pcap"
-        return FileResponse(handle, as_attachment=True, filename=name, content_type="application/vnd.tcpdump.pcap")
+            stream = async_to_sync(services.open_pcap)(cap)
+        except services.PcapUnavailable as exc:
+            return error_response([Problem("", str(exc))], exc.status)
+        response = StreamingHttpResponse(stream.chunks(), content_type="application/vnd.tcpdump.pcap")
+        response["Content-Length"] = str(stream.size)
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"{cap.lab.lab_id}-capture-{cap.pk}.pcap")
+        return response
 
 
 class ConsoleSessionListView(APIView):
