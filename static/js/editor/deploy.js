@@ -150,8 +150,9 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
     return state.deployedVersion !== null && state.version !== null && state.version > state.deployedVersion;
   }
 
-  function log(text, kind = "", { before = null } = {}) {
+  function log(text, kind = "", { before = null, run = null } = {}) {
     const line = el("li", { className: kind, textContent: text });
+    if (run !== null && run !== undefined) line.dataset.run = String(run);
     if (before) logList.insertBefore(line, before); else logList.append(line);
     while (logList.children.length > MAX_LOG) logList.firstChild.remove();
     logPanel.scrollTop = logPanel.scrollHeight;
@@ -236,7 +237,7 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
     if (state.lastSeq !== null && event.seq <= state.lastSeq) return; // seen already
     state.lastSeq = event.seq;
     const line = describe(event);
-    if (line) log(...line);
+    if (line) log(line[0], line[1], { run: event.run });
     switch (event.type) {
       case "run.started":
         state.run = { id: event.run, kind: event.kind, status: "running" };
@@ -312,7 +313,8 @@ export function initDeploy({ labId, cy, toolbarEl, dock, editable = true, before
       if (kind === "deploy" && beforeDeploy) await beforeDeploy();
       const run = await request("POST", `/api/labs/${labId}/${kind}`);
       setStatus("running", `${kind} queued…`);
-      log(`${kind} #${run.id} queued`);
+      // the run's first events may have come over the socket before this answer: "queued" goes before them
+      log(`${kind} #${run.id} queued`, "", { before: logList.querySelector(`li[data-run="${run.id}"]`), run: run.id });
     } catch (err) {
       busy(false);
       if (err.status === 400 && err.body && err.body.errors) {
