@@ -45,6 +45,8 @@ def figures(stack: Stack) -> dict[str, float]:
     from webapp.runs.models import Run, RunEvent
 
     found: dict[str, float] = {}
+    for pid in process_group(stack.procs["worker"].pid):  # the agent's processes one by one (main, pool, beat)
+        found[f"agent {pid} RSS MiB"] = round(usage([pid])[0] / 1024, 1)
     for name, pids in (("agent", process_group(stack.procs["worker"].pid)),
                        ("stream agent", [stack.procs["stream-agent"].pid]), ("daphne", [stack.procs["daphne"].pid])):
         rss, fds = usage(pids)
@@ -169,7 +171,8 @@ def main() -> int:
                 if n == 1 or n % args.every == 0:
                     lines.append((n, time.monotonic() - t0, figures(stack)))
                     print(f"cycle {n} at {lines[-1][1]:.0f} s: " +
-                          ", ".join(f"{k} {v:g}" for k, v in lines[-1][2].items()), flush=True)
+                          ", ".join(f"{k} {v:g}" for k, v in lines[-1][2].items() if not k.startswith("agent ")
+                                    or not k[6].isdigit()), flush=True)
         elapsed = time.monotonic() - t0
         if not lines or lines[-1][0] != n:
             lines.append((n, elapsed, figures(stack)))
@@ -178,7 +181,8 @@ def main() -> int:
     print(f"\n{n} cycles of {args.labs} labs in {elapsed / 60:.1f} min ({elapsed / n:.1f} s a cycle); "
           f"after cycle {n0} -> after cycle {n1}:")
     for key in first:
-        print(f"  {key:18} {first[key]:>10g} -> {last[key]:>10g}  ({last[key] - first[key]:+g})")
+        if key in last:  # an agent process that was not there at the end (none is recycled) is left out
+            print(f"  {key:22} {first[key]:>10g} -> {last[key]:>10g}  ({last[key] - first[key]:+g})")
     print("kernel inventory at the end: " + ("as before the first deploy" if not left else "\n  ".join(["", *left])))
     if failed:
         print(f"FAILED: {failed}")

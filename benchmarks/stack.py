@@ -126,6 +126,11 @@ class Stack:
                   "--without-mingle"]
         if self.beat:  # as `make run` starts it: the health check and the prune of old events
             worker += ["-B", "-s", str(self.tmp / "celerybeat-schedule")]
+        # The host's KVM decision (netops.qemu.accel_info, cached in the run root) made before the agent starts, as
+        # tests/chaos does: else the agent probes with a qemu in the background while a benchmark takes its inventory
+        from netops import qemu
+
+        qemu.accel_info()
         self._spawn(worker, "worker")
         wait_until(lambda: bool(app.control.ping(destination=["bench@localhost"], timeout=0.5)), 60, "worker")
         if self.with_stream_agent:
