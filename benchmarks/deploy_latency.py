@@ -1,8 +1,7 @@
 """Deploy latency through the whole stack: the seed lab's dispatch and DHCP leases, and a 100-node lab.
 
-Starts its own private Redis, database, Celery agent (root) and daphne in a temp dir (benchmarks/stack.py), deploys
-labs through the REST API while a WebSocket client (the `websockets` package, as a browser would) listens, then
-destroys them.
+Starts its own private Redis, database, Celery agent (root) and daphne in a temp dir, deploys labs through the REST
+API while a WebSocket client (the `websockets` package, as a browser would) listens, then destroys them.
 
 The seed lab (examples/seed-lab.yaml: router with DHCP and NAT, switch, h1, h2 on DHCP, vm1 on DHCP, uplink to a
 host bridge this script makes and allows), `--repeat` times. Prints per deploy:
@@ -20,17 +19,27 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import yaml
 
-from stack import Stack  # noqa: E402 - the private stack, shared with soak.py
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "examples" / "seed-lab.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def document(count: int) -> dict:
@@ -40,6 +49,21 @@ def document(count: int) -> dict:
         nodes[f"h{i}"] = {"kind": "host", "interfaces": {"eth0": {"address": f"10.0.{i // 250}.{i % 250 + 1}/16"}}}
         links.append({"endpoints": [f"h{i}:eth0", "sw"]})
     return {"version": 1, "name": f"bench{count}", "nodes": nodes, "links": links}
+
+
+def seed_document(bridge: str) -> dict:
+    """The seed lab with its uplink on `bridge` (a host bridge this script made and allows)."""
+    doc = yaml.safe_load(SEED.read_text())
+    doc["nodes"]["wan"]["bridge"] = bridge
+    return doc
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {what}")
+        time.sleep(0.1)
 
 
 def main() -> None:
@@ -52,13 +76,79 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("the agent needs root")
 
-    with Stack(bridges=1, keep_logs=args.keep_logs) as stack:
-        from pipeline import seed_lab
+    tmp = Path(tempfile.mkdtemp(prefix="topolab-bench-"))
+    tmp.chmod(0o711)  # the lab's processes (its own uids) reach their cell dir under tmp/run
+    bridge = "tlbench" + os.urandom(3).hex()
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    procs: list[subprocess.Popen] = []
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="webapp.settings", TOPOLAB_DB=str(tmp / "db.sqlite3"),
+               TOPOLAB_REDIS_URL=f"unix://{tmp / 'redis.sock'}", TOPOLAB_SECRET_KEY="bench-" + os.urandom(16).hex(),
+               TOPOLAB_RUN_DIR=str(tmp / "run"), TOPOLAB_AGENT_QUEUE="agent",
+               TOPOLAB_QUOTA_USER_NODES="0", TOPOLAB_QUOTA_USER_RUNNING_LABS="0", TOPOLAB_UPLINK_BRIDGES=bridge,
+               TOPOLAB_THROTTLE_DEPLOY="1000/minute",
+               PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore::celery.platforms.SecurityWarning")
+    os.environ.update(env)
 
-        lab = stack.create_lab("bench", document(args.nodes))
-        seed = stack.create_lab("seed", seed_lab(stack.bridges[0], vm=True))
-        base, port, post = stack.base, stack.port, stack.post
-        session_key = stack.session_key
+    def spawn(argv: list[str], name: str) -> subprocess.Popen:
+        log = open(tmp / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        spawn(["redis-server", "--port", "0", "--unixsocket", str(tmp / "redis.sock"), "--save", "",
+               "--appendonly", "no", "--dir", str(tmp)], "redis")
+        wait_until(lambda: (tmp / "redis.sock").exists(), 10, "redis")
+
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.contrib.sessions.backends.db import SessionStore
+        from django.core.management import call_command
+        from rest_framework.authtoken.models import Token
+
+        from webapp.labs.models import Lab
+
+        call_command("migrate", verbosity=0)
+        # staff: may attach the seed lab's uplink to the allowed bridge
+        user = get_user_model().objects.create_user("bench", password=os.urandom(8).hex(), is_staff=True)
+        token = Token.objects.create(user=user).key
+        session = SessionStore()
+        session["_auth_user_id"] = str(user.pk)
+        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        session["_auth_user_hash"] = user.get_session_auth_hash()
+        session.create()
+        lab = Lab.objects.create(owner=user, name="bench", document=document(args.nodes))
+        seed = Lab.objects.create(owner=user, name="seed", document=seed_document(bridge))
+
+        from webapp.celery import app
+
+        app.conf.update(broker_url=f"redis+socket://{tmp / 'redis.sock'}",
+                        result_backend=f"redis+socket://{tmp / 'redis.sock'}")
+        spawn([sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", "agent", "-n", "bench@localhost",
+               "--concurrency", "2", "--loglevel", "INFO" if args.keep_logs else "WARNING", "--without-gossip",
+               "--without-mingle"], "worker")
+        wait_until(lambda: bool(app.control.ping(destination=["bench@localhost"], timeout=0.5)), 60, "worker")
+        port = free_port()
+        spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"], "daphne")
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1)
+                return True
+            except OSError:
+                return False
+
+        wait_until(up, 30, "daphne")
+
+        def post(path: str) -> dict:
+            req = urllib.request.Request(f"{base}{path}", method="POST", headers={"Authorization": f"Token {token}"})
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return json.loads(response.read())
+
         if args.repeat:
             # The KVM-or-TCG decision is made once per host boot and cached in the run root (here a fresh one):
             # made here, before the timed deploys, as it is on a host that has run a VM since it booted.
@@ -68,7 +158,7 @@ def main() -> None:
             decision = qemu.accel_info()
             print(f"accelerator: {decision['accel']} ({decision['reason']}; decided in {time.monotonic() - t:.1f} s)")
         for i in range(args.repeat):
-            r = asyncio.run(measure_seed(base, port, session_key, seed, post))
+            r = asyncio.run(measure_seed(base, port, session.session_key, seed, post))
             if args.timeline:
                 for e in r["events"]:
                     print(f"  {e['ts'] - r['t0']:7.3f} {e['type']} {e.get('node', '')} {e.get('state', '')} "
@@ -80,7 +170,7 @@ def main() -> None:
                   f"all running {r['deploy_s']:.2f} s; destroy {r['destroy_s']:.2f} s", flush=True)
         if not args.nodes:
             return
-        result = asyncio.run(measure(base, port, session_key, lab.pk, post, args.nodes))
+        result = asyncio.run(measure(base, port, session.session_key, lab.pk, post, args.nodes))
         n = len(result["latencies"])
         lat = sorted(result["latencies"])
         print(f"lab of {args.nodes} nodes ({lab.lab_id}), {result['events']} events over the WebSocket")
@@ -89,6 +179,19 @@ def main() -> None:
         print(f"event latency agent -> browser: p50 {statistics.median(lat) * 1000:.1f} ms, "
               f"p95 {lat[int(0.95 * (n - 1))] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms (n={n})")
         print(f"destroy: API call -> run.finished: {result['destroy_s']:.2f} s")
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", bridge], check=False)
+        if args.keep_logs:
+            print(f"logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def lease_seen(lab_id: str, mac: str, deadline: float) -> float | None:

@@ -1,6 +1,6 @@
 """Soak: N labs deployed, used and destroyed through the whole stack, over and over, for --minutes.
 
-The stack is benchmarks/stack.py's (private Redis and database, the Celery agent with beat as `make run` has it, the
+The stack is benchmarks/soak_stack.py's (private Redis and database, the Celery agent with beat as `make run` has it, the
 stream agent, daphne), each lab the seed lab (tests/pipeline.py's seed_lab: examples/seed-lab.yaml, its uplink on a
 host bridge of its own; vm1 only with --vm). A cycle: every lab's deploy posted at once and waited for; then per lab
 its status (asked for all labs at once), a console on h1 (a WebSocket as the page opens it: the prompt, a command,
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from stack import Stack  # noqa: E402 - the private stack, shared with deploy_latency.py
+from soak_stack import Stack  # noqa: E402 - the soak's private stack (main has its own benchmarks/stack.py: to be merged)
 from support import process_group, usage  # noqa: E402 - the chaos cycles' measures, shared
 
 PRUNE_INTERVAL = 60  # seconds: beat's prune of old run events (an hour under `make run`)

@@ -1,7 +1,8 @@
 """The whole stack of a benchmark, private: Redis, a database, the Celery agent (root), the stream agent (consoles
 and captures) and daphne, in a temp dir, with a staff user (token and session) and host bridges labs may attach to.
 
-Shared by the benchmarks that go through the REST API (deploy_latency.py, soak.py). Use:
+The soak's (benchmarks/soak.py). main's benchmarks/stack.py, made at the same time for deploy_latency.py and
+deploy_multihost.py, is to replace it (not merged yet). Use:
 
     with Stack(bridges=1) as stack:
         lab = stack.create_lab("bench", document)
