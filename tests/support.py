@@ -208,6 +208,42 @@ class UdpCapture:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         return self.out.read_text()
+# ---------------------------------------------------------------------------------------------- process usage
+
+
+def usage(pids: list[int]) -> tuple[int, int]:
+    """(RSS in KiB, open file descriptors) summed over `pids` (the chaos cycles, benchmarks/soak.py)."""
+    rss = fds = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            rss += int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+        fds += len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, fds
+
+
+def fd_targets(pids: list[int]) -> list[str]:
+    found = []
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found.append(re.sub(r"\[\d+\]", "[]", os.readlink(f"/proc/{pid}/fd/{fd}")))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def process_group(pgid: int) -> list[int]:
+    pids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getpgid(int(pid)) == pgid:
+                    pids.append(int(pid))
+            except ProcessLookupError:
+                continue
+    return pids
+
+
 # ---------------------------------------------------------------------------------------------- kernel inventory
 
 WATCHED_PROCESSES = re.compile(r"^(dnsmasq|qemu-system.*|tcpdump|udhcpc|zebra|ospfd|ospf6d|bgpd|staticd|watchfrr|vtysh)$")

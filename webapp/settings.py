@@ -238,6 +238,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = 840
 CELERY_TASK_DEFAULT_QUEUE = "agent"
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One result backend for the process, not one per thread (Celery's default keeps it in a thread-local). daphne runs
+# each request's sync view in a thread of its own (asgiref's per-request executor), so every apply_async made a new
+# Redis backend with its own pool and pub/sub connection (the subscription to the task's result), left for the
+# garbage collector: daphne's descriptors grew with its requests (docs/reliability.md; celery/celery#6819). Celery's
+# Redis result consumer serialises its pub/sub use with its own lock, so sharing it is safe.
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 
 
 # --- This lab host (webapp/hosts; docs/DESIGN.md "Scaling out") --------------------------

@@ -155,9 +155,19 @@ def _ensure_netns_dir() -> None:
 
 
 def _make_mount_point(name: str) -> None:
-    """The empty file a namespace is bind-mounted on; FileExistsError if the name is taken."""
+    """The empty file a namespace is bind-mounted on; FileExistsError if the name is taken (a namespace is mounted
+    there). A file that nothing is mounted on names no namespace: a creator killed between making it and mounting
+    left it (the agent SIGKILLed while `create_many` made mount points ahead, tests/chaos/test_kill_every_step.py),
+    and it is made again. The caller holds the lab's operation lock, so no other creator of this name is at work."""
     _ensure_netns_dir()
-    os.close(os.open(path(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    flags = os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        os.close(os.open(path(name), flags, 0))
+    except FileExistsError:
+        if os.path.ismount(path(name)):
+            raise
+        os.unlink(path(name))
+        os.close(os.open(path(name), flags, 0))
 
 
 def _create_here(name: str, prepared: bool = False, maker: userns.Maker | None = None) -> None:

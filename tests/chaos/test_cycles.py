@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from e2e.conftest import _daphne
 from pipeline import inventory, leaks, ns_exec, seed_lab, wait_run
 from rest_framework.authtoken.models import Token
-from support import CHAOS_FULL, chaos_count
+from support import CHAOS_FULL, chaos_count, fd_targets, process_group, usage
 
 from webapp.accounts.models import Profile, Role
 from webapp.labs.models import Lab
@@ -52,39 +52,6 @@ def sysctls() -> dict[str, str]:
         if not VOLATILE.search(key):
             found[key] = value
     return found
-
-
-def usage(pids: list[int]) -> tuple[int, int]:
-    """(RSS in KiB, open file descriptors) summed over `pids`."""
-    rss = fds = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as f:
-            rss += int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
-        fds += len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, fds
-
-
-def fd_targets(pids: list[int]) -> list[str]:
-    found = []
-    for pid in pids:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                found.append(re.sub(r"\[\d+\]", "[]", os.readlink(f"/proc/{pid}/fd/{fd}")))
-            except OSError:
-                continue
-    return sorted(found)
-
-
-def group(pgid: int) -> list[int]:
-    pids = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.getpgid(int(pid)) == pgid:
-                    pids.append(int(pid))
-            except ProcessLookupError:
-                continue
-    return pids
 
 
 @pytest.mark.timeout(3600)
@@ -118,14 +85,14 @@ def test_deploy_destroy_cycles_leak_no_memory_descriptors_rules_sysctls_or_event
         at: list[dict[str, tuple[int, int]]] = []  # usage at the end of the warm-up, half way, at the end
         for i in range(cycles):
             if i in (min(WARM_UP, cycles - 1), max(WARM_UP, cycles // 2)):
-                at.append({"agent": usage(group(agent.proc.pid)), "daphne": usage([procs[0].pid])})
+                at.append({"agent": usage(process_group(agent.proc.pid)), "daphne": usage([procs[0].pid])})
                 fds0 = fd_targets([procs[0].pid])
             post("deploy")
             if i == 0:  # it works, once: h1 reaches the ISP
                 assert ns_exec(f"tl-{lab.lab_id}-h1", "ping", "-c", "3", "-i", "0.2", "-W", "2",
                                "203.0.113.1").returncode == 0
             post("destroy")
-        at.append({"agent": usage(group(agent.proc.pid)), "daphne": usage([procs[0].pid])})
+        at.append({"agent": usage(process_group(agent.proc.pid)), "daphne": usage([procs[0].pid])})
         fds1 = fd_targets([procs[0].pid])
         elapsed = time.monotonic() - t0
     print(f"\n{cycles} deploy/destroy cycles of the seed lab in {elapsed:.0f} s "
