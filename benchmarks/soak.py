@@ -1,7 +1,7 @@
 """Soak: N labs deployed, used and destroyed through the whole stack, over and over, for --minutes.
 
-The stack is benchmarks/soak_stack.py's (private Redis and database, the Celery agent with beat as `make run` has it, the
-stream agent, daphne), each lab the seed lab (tests/pipeline.py's seed_lab: examples/seed-lab.yaml, its uplink on a
+The stack is benchmarks/stack.py's (private Redis and database, the Celery agent with beat as `make run` has it,
+the stream agent, daphne), each lab the seed lab (tests/pipeline.py's seed_lab: examples/seed-lab.yaml, its uplink on a
 host bridge of its own; vm1 only with --vm). A cycle: every lab's deploy posted at once and waited for; then per lab
 its status (asked for all labs at once), a console on h1 (a WebSocket as the page opens it: the prompt, a command,
 its answer), a capture of h1's eth0 while h1 pings r1 (started, stopped, its pcap downloaded); then every destroy at
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from soak_stack import Stack  # noqa: E402 - the soak's private stack (main has its own benchmarks/stack.py: to be merged)
+from stack import Stack  # noqa: E402 - the benchmarks' private stack
 from support import process_group, usage  # noqa: E402 - the chaos cycles' measures, shared
 
 PRUNE_INTERVAL = 60  # seconds: beat's prune of old run events (an hour under `make run`)
@@ -45,10 +45,10 @@ def figures(stack: Stack) -> dict[str, float]:
     from webapp.runs.models import Run, RunEvent
 
     found: dict[str, float] = {}
-    for pid in process_group(stack.procs["worker"].pid):  # the agent's processes one by one (main, pool, beat)
+    for pid in process_group(stack.named["worker"].pid):  # the agent's processes one by one (main, pool, beat)
         found[f"agent {pid} RSS MiB"] = round(usage([pid])[0] / 1024, 1)
-    for name, pids in (("agent", process_group(stack.procs["worker"].pid)),
-                       ("stream agent", [stack.procs["stream-agent"].pid]), ("daphne", [stack.procs["daphne"].pid])):
+    for name, pids in (("agent", process_group(stack.named["worker"].pid)),
+                       ("stream agent", [stack.named["stream-agent"].pid]), ("daphne", [stack.named["daphne"].pid])):
         rss, fds = usage(pids)
         found[f"{name} RSS MiB"], found[f"{name} fds"] = round(rss / 1024, 1), fds
     server = redis.Redis(unix_socket_path=stack.env["TOPOLAB_REDIS_URL"].removeprefix("unix://"))
@@ -90,7 +90,7 @@ def use(stack: Stack, lab, cycle: int) -> None:
     from pipeline import ns_exec
 
     asyncio.run(console(stack, lab.pk, f"soak{cycle}"))
-    cap = stack.post(f"/api/labs/{lab.pk}/captures/", {"node": "h1", "interface": "eth0", "filter": "icmp"})
+    cap = stack.post(f"/api/labs/{lab.pk}/captures/", body={"node": "h1", "interface": "eth0", "filter": "icmp"})
     path = f"/api/labs/{lab.pk}/captures/{cap['id']}"
     deadline = time.monotonic() + 20
     while stack.get(path)["packets"] < 4:  # tcpdump may start listening a moment after the 201; the agent counts
@@ -145,8 +145,10 @@ def main() -> int:
     if os.geteuid() != 0:
         raise SystemExit("the agent needs root")
 
-    with Stack(bridges=args.labs, stream_agent=True, beat=True, keep_logs=args.keep_logs,
+    with Stack(bridges=args.labs, keep_logs=args.keep_logs,
                env={"TOPOLAB_PRUNE_INTERVAL": str(PRUNE_INTERVAL)}) as stack:
+        stack.start_agent("worker", beat=True)
+        stack.start_stream_agent()
         from pipeline import inventory, leaks, seed_lab
 
         run_dir = stack.tmp / "run"
