@@ -60,8 +60,10 @@ SECOND = 1.0
 
 
 def parse(source: Any) -> Topology | None:
-    """parse_document within a second; None for a TopologyError; any other exception fails the example."""
-    start = time.perf_counter()
+    """parse_document within a second of this thread's CPU time (not wall time: on a 2-core machine with the
+    kernel tests running beside this stream, a 1.09 s wall time was seen for a small document in `make chaos`);
+    None for a TopologyError; any other exception fails the example."""
+    start = time.thread_time()
     try:
         return parse_document(source)
     except TopologyError as exc:
@@ -70,7 +72,7 @@ def parse(source: Any) -> Topology | None:
             assert isinstance(p.path, str) and isinstance(p.message, str) and p.message
         return None
     finally:
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
         assert elapsed < SECOND, f"parse_document took {elapsed:.2f} s"
 
 
