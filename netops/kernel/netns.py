@@ -92,7 +92,8 @@ class _Worker(threading.Thread):
                     if isinstance(create, Future):
                         create.result()  # its mount point, made by _MountPoints (raises what making it raised)
                     moved = True  # unshare moves us even if the mount below fails
-                    _create_here(ns, prepared=prepared, maker=self._maker())
+                    _create_here(ns, prepared=prepared, maker=self._maker(),
+                                 ids=self.cell.ids if self.cell is not None else None)
                 elif ns is not None:
                     fd = open_fd(ns)
                     try:
@@ -154,28 +155,51 @@ def _ensure_netns_dir() -> None:
     _ensured_shared = True
 
 
-def _make_mount_point(name: str) -> None:
+def _make_mount_point(name: str, ids: userns.IdMap | None = None) -> None:
     """The empty file a namespace is bind-mounted on; FileExistsError if the name is taken (a namespace is mounted
-    there). A file that nothing is mounted on names no namespace: a creator killed between making it and mounting
-    left it (the agent SIGKILLed while `create_many` made mount points ahead, tests/chaos/test_kill_every_step.py),
-    and it is made again. The caller holds the lab's operation lock, so no other creator of this name is at work."""
+    there that is not the lab's). A file that nothing is mounted on names no namespace: a creator killed between
+    making it and mounting left it (the agent SIGKILLed while `create_many` made mount points ahead,
+    tests/chaos/test_kill_every_step.py), and it is made again. A namespace mounted there whose owner is the lab's
+    own user namespace (`ids`: only the agent makes one with that map, and only the agent mounts under /run/netns)
+    is the lab's, left by a creator killed before it was tagged (or whose tag a console changed), which the
+    redeploy's plan therefore made fresh: it is unmounted and made again. The caller holds the lab's operation
+    lock, so no other creator of this name is at work."""
     _ensure_netns_dir()
     flags = os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
         os.close(os.open(path(name), flags, 0))
     except FileExistsError:
         if os.path.ismount(path(name)):
-            raise
+            fd = -1 if ids is None else _cell_owner_fd(name, ids)
+            if fd < 0:
+                raise
+            os.close(fd)
+            libc.umount2(path(name), libc.MNT_DETACH)
         os.unlink(path(name))
         os.close(os.open(path(name), flags, 0))
 
 
-def _create_here(name: str, prepared: bool = False, maker: userns.Maker | None = None) -> None:
+def _cell_owner_fd(name: str, ids: userns.IdMap) -> int:
+    """An fd on the user namespace owning namespace `name` when that is a lab's cell with map `ids`; else -1."""
+    fd = userns.owner_fd(path(name))
+    if os.fstat(fd).st_ino != userns.initial_inode():
+        probe = userns.Maker(userns_fd=fd)
+        try:
+            if probe.uid_map() == [(ids.inside, ids.outside, ids.count)]:
+                return fd
+        finally:
+            probe.close()
+    os.close(fd)
+    return -1
+
+
+def _create_here(name: str, prepared: bool = False, maker: userns.Maker | None = None,
+                 ids: userns.IdMap | None = None) -> None:
     """In the worker: create the mount point (unless `prepared`), make a new namespace (unshare, or through the
     cell's maker and setns), pin it by bind-mounting. Stays inside."""
     p = path(name)
     if not prepared:
-        _make_mount_point(name)
+        _make_mount_point(name, ids)
     try:
         if maker is None:
             libc.unshare(libc.CLONE_NEWNET)
@@ -219,15 +243,9 @@ class CellNamespaces:
         for name in self.existing:
             if not exists(name):
                 continue
-            fd = userns.owner_fd(path(name))
-            if os.fstat(fd).st_ino != userns.initial_inode():
-                probe = userns.Maker(userns_fd=fd)
-                try:
-                    if probe.uid_map() == [(self.ids.inside, self.ids.outside, self.ids.count)]:
-                        return fd
-                finally:
-                    probe.close()
-            os.close(fd)
+            fd = _cell_owner_fd(name, self.ids)
+            if fd >= 0:
+                return fd
         return -1
 
     def close(self) -> None:
@@ -244,8 +262,9 @@ class _MountPoints(threading.Thread):
     30 s of many namespaces being deleted, because ext4 then scans past every recently freed inode (perf:
     recently_deleted). Making them while the workers unshare and mount takes that off the critical path."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], ids: userns.IdMap | None = None) -> None:
         super().__init__(name="netops-mountpoints", daemon=True)
+        self.ids = ids  # the lab's cell (_make_mount_point)
         self.results: dict[str, Future[bool]] = {n: Future() for n in names}
         self.stop = False
 
@@ -255,7 +274,7 @@ class _MountPoints(threading.Thread):
                 fut.set_exception(RuntimeError("mount point preparation stopped"))
                 continue
             try:
-                _make_mount_point(name)
+                _make_mount_point(name, self.ids)
                 fut.set_result(True)
             except BaseException as exc:  # noqa: BLE001 - handed to create() through the future
                 fut.set_exception(exc)
@@ -315,7 +334,7 @@ class Namespaces:
         parallel under a shared lock). Every Future is resolved even when some fail."""
         if not jobs:
             return []
-        mount_points = _MountPoints([ns for ns, _ in jobs])
+        mount_points = _MountPoints([ns for ns, _ in jobs], self.cell.ids if self.cell is not None else None)
         self._mount_points.append(mount_points)
         mount_points.start()
         while len(self._helpers) < workers - 1:
