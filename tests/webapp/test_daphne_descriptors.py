@@ -16,6 +16,7 @@ import pytest
 import redis
 from django.contrib.auth import get_user_model
 from e2e.conftest import _daphne
+from pipeline import hosts_document
 from rest_framework.authtoken.models import Token
 
 from webapp.accounts.models import Profile, Role
@@ -24,15 +25,6 @@ from webapp.runs.models import Run
 
 pytestmark = [pytest.mark.webapp, pytest.mark.django_db(transaction=True)]
 
-TWO_HOSTS = {
-    "version": 1, "name": "two",
-    "nodes": {
-        "sw": {"kind": "bridge"},
-        "h1": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.1/24"}}},
-        "h2": {"kind": "host", "interfaces": {"eth0": {"address": "10.0.1.2/24"}}},
-    },
-    "links": [{"endpoints": ["h1:eth0", "sw"]}, {"endpoints": ["h2:eth0", "sw"]}],
-}
 WARM_UP, REQUESTS = 4, 30
 NEW_CONNECTIONS_BOUND = 4  # before the fix: one or two a request (60 and more)
 
@@ -42,7 +34,7 @@ def test_deploys_and_destroys_through_daphne_reuse_its_redis_connections(
     user = get_user_model().objects.create_user(f"fd{uuid.uuid4().hex[:6]}", password="x-correct-horse")
     Profile.objects.create(user=user, role=Role.INSTRUCTOR)
     token = Token.objects.create(user=user).key
-    lab = Lab.objects.create(owner=user, name="two", document=TWO_HOSTS)
+    lab = Lab.objects.create(owner=user, name="two", document=hosts_document(2))
     env = {**topolab_subprocess_env, "TOPOLAB_AGENT_QUEUE": f"nobody-{uuid.uuid4().hex[:8]}",
            "TOPOLAB_THROTTLE_DEPLOY": "100000/minute"}
     env.pop("TOPOLAB_DEBUG", None)

@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
-from simhost import BEAT, DOWN_AFTER, SimHost
+from simhost import BEAT, DOWN_AFTER, SimHost, wait_for
 
 from webapp.celery import app
 from webapp.hosts import services
@@ -28,16 +28,6 @@ from webapp.runs.models import Run
 pytestmark = [pytest.mark.webapp]
 
 DOC = {"version": 1, "name": "span", "nodes": {"sw": {"kind": "bridge"}, "h1": {"kind": "host"}}, "links": []}
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 @pytest.fixture
@@ -65,12 +55,12 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
     settings.TOPOLAB_HOST_DOWN_AFTER = DOWN_AFTER
     started = timezone.now()
     a = agents("simhost-a")
-    row = _wait(lambda: _host("simhost-a"), 10, "simhost-a announced itself")
+    row = wait_for(lambda: _host("simhost-a"), 10, "simhost-a announced itself")
     assert row.up and row.first_seen >= started - timedelta(seconds=1)
     assert row.underlay_address == "127.0.0.1" and row.cpus >= 1 and row.memory_bytes > 1 << 20
     assert row.version and row.down_since is None
     first = row.last_heartbeat
-    _wait(lambda: _host("simhost-a").last_heartbeat > first, 5, "simhost-a's heartbeat advanced")
+    wait_for(lambda: _host("simhost-a").last_heartbeat > first, 5, "simhost-a's heartbeat advanced")
     assert _host("simhost-a").first_seen == row.first_seen
 
     # its own queue: both the one it was started with and agent.simhost-a, and a task sent there runs on it
@@ -82,7 +72,7 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
 
     # a second host, which checks the others; then a run with a part on each host
     agents("simhost-b")
-    _wait(lambda: _host("simhost-b"), 10, "simhost-b announced itself")
+    wait_for(lambda: _host("simhost-b"), 10, "simhost-b announced itself")
     owner = get_user_model().objects.create_user("hana", password="correct horse battery")
     lab = Lab.objects.create(owner=owner, name="span", document=DOC)
     run = Run.objects.create(lab=lab, kind=Run.Kind.DEPLOY, status=Run.Status.RUNNING,
@@ -96,8 +86,8 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
 
     a.stop()
     stopped = time.monotonic()
-    _wait(lambda: not _host("simhost-a").up, DOWN_AFTER + 2, "simhost-a went down")
-    run = _wait(lambda: (r := Run.objects.get(pk=run.pk)).status == Run.Status.FAILED and r, DOWN_AFTER + 5,
+    wait_for(lambda: not _host("simhost-a").up, DOWN_AFTER + 2, "simhost-a went down")
+    run = wait_for(lambda: (r := Run.objects.get(pk=run.pk)).status == Run.Status.FAILED and r, DOWN_AFTER + 5,
                 "the run failed")
     assert time.monotonic() - stopped < DOWN_AFTER + 5
     assert run.error.startswith("host simhost-a: its agent stopped answering"), run.error
@@ -106,7 +96,7 @@ def test_an_agent_announces_its_host_takes_its_queue_and_is_marked_down_when_it_
     assert _host("simhost-b").up
 
     a.start()  # it comes back: up again
-    _wait(lambda: (h := _host("simhost-a")).up and h.down_since is None, 10, "simhost-a came back up")
+    wait_for(lambda: (h := _host("simhost-a")).up and h.down_since is None, 10, "simhost-a came back up")
     assert Run.objects.get(pk=run.pk).status == Run.Status.FAILED  # the run stays as it ended
 
 
