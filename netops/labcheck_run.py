@@ -15,6 +15,12 @@
 
 A ping or tcp target that is not in one of the lab's subnets is refused unless the lab has an uplink (labchecks.
 target_refusal). `wait` retries a failing check every RETRY_S seconds until it passes or `wait` seconds passed.
+
+Of a lab across hosts each host runs the checks of its nodes (`here`: the nodes it runs). What a check reads of a
+node elsewhere, it asks that node's host (`ask(node, query)`, the web tier's errand to the host's stream agent,
+answered there by `read_for_peer`): the addresses a node with a namespace has (a ping to h2 whose address is a
+lease, from h1 on another host), and the leases a DHCP server holds (a VM's address, when its router runs on
+another host than the check). A query is {"read": "addresses" | "leases", "interface": name}; nothing else is asked.
 """
 from __future__ import annotations
 
@@ -33,6 +39,10 @@ from .events import Event, EventSink, emit
 from .kernel import netns
 from .labchecks import Check, Outcome, Target, target_refusal
 from .model import Topology
+
+#: (node, query) -> the answer of the host that runs `node` (see the docstring); raises ApplyError when it cannot
+Ask = Callable[[str, dict[str, Any]], Any]
+PEER_READS = ("addresses", "leases")
 
 MAX_OUTPUT = 64 * 1024  # bytes of a command's stdout (and stderr) kept; more stops it
 RETRY_S = 1.0
@@ -61,9 +71,14 @@ class Seen(Exception):
 class _Lab:
     """The deployed lab as the checks see it."""
 
-    def __init__(self, lab: str, topology: Topology):
+    def __init__(self, lab: str, topology: Topology, *, here: set[str] | None = None, ask: Ask | None = None):
         self.lab = lab
         self.topology = topology
+        self.here = here  # the nodes this host runs (None: all of them)
+        self.ask = ask
+
+    def local(self, name: str) -> bool:
+        return self.here is None or name in self.here
 
     def node(self, name: str, *, namespace: bool = False) -> Any:
         node = self.topology.nodes.get(name)
@@ -71,9 +86,18 @@ class _Lab:
             raise Seen(f"there is no node {name} in this lab")
         if namespace and not kind_registry.get(node.kind).namespace:
             raise Seen(f"{name} is a {node.kind}: checks run inside a node's namespace")
-        if kind_registry.get(node.kind).namespace and not netns.exists(self.namespace(name)):
+        if kind_registry.get(node.kind).namespace and self.local(name) and not netns.exists(self.namespace(name)):
             raise Seen(f"{name} is not running (it has no namespace)")
         return node
+
+    def remote(self, name: str, read: str, interface: str) -> Any:
+        """What the host that runs `name` answers to `read` of its `interface` (Seen when it cannot be asked)."""
+        if self.ask is None:
+            raise Seen(f"{name} runs on another host, which cannot be asked here")
+        try:
+            return self.ask(name, {"read": read, "interface": interface})
+        except ApplyError as exc:
+            raise Seen(f"{name}'s host could not be asked: {exc.message}") from exc
 
     def namespace(self, name: str) -> str:
         return naming.node_namespace(self.lab, name)
@@ -101,12 +125,17 @@ class _Lab:
             return [(r.dst, r.gateway) for r in nl.routes()]
 
     def leases(self) -> list[dnsmasq.Lease]:
-        """Every lease the lab's dnsmasq servers hold (the files they write in the cell dir)."""
+        """Every lease the lab's dnsmasq servers hold (the files they write in the cell dir; a server's on another
+        host: asked of it)."""
         out = []
         for name, node in self.topology.nodes.items():
             for iname, iface in node.interfaces.items():
-                if iface.dhcp_server is not None:
+                if iface.dhcp_server is None:
+                    continue
+                if self.local(name):
                     out.extend(dnsmasq.leases(self.lab, name, iname))
+                else:
+                    out.extend(_lease_of(x) for x in self.remote(name, "leases", iname))
         return out
 
     def addresses(self, name: str, interface: str) -> list[str]:
@@ -115,6 +144,8 @@ class _Lab:
         if interface not in node.interfaces:
             raise Seen(f"{name} has no interface {interface}")
         if kind_registry.get(node.kind).namespace:
+            if not self.local(name):
+                return [_address_of(a) for a in self.remote(name, "addresses", interface)]
             state = self.interface_state(name).get(interface)
             if state is None:
                 raise Seen(f"{name} has no interface {interface} in its namespace")
@@ -418,11 +449,12 @@ def run_one(lab: _Lab, check: Check) -> Outcome:
 
 
 def run_checks(lab: str, topology: Topology, checks: list[Check] | None = None, *,
-               on_event: EventSink = None) -> list[Outcome]:
+               on_event: EventSink = None, here: set[str] | None = None, ask: Ask | None = None) -> list[Outcome]:
     """Run `checks` (default: the topology's) against the deployed lab `lab`, one after the other, emitting
-    `check.passed` / `check.failed` per check (data: the outcome's dict)."""
+    `check.passed` / `check.failed` per check (data: the outcome's dict). Of a lab across hosts, `here` are the nodes
+    this host runs and `ask` reaches the others' hosts (see the docstring)."""
     naming.check_lab_id(lab)
-    state = _Lab(lab, topology)
+    state = _Lab(lab, topology, here=here, ask=ask)
     outcomes = []
     todo = list(topology.checks if checks is None else checks)
     for n, check in enumerate(todo, 1):
@@ -431,3 +463,49 @@ def run_checks(lab: str, topology: Topology, checks: list[Check] | None = None, 
         emit(on_event, Event(type="check.passed" if outcome.passed else "check.failed", message=outcome.message,
                              step=n, total=len(todo), data=outcome.as_dict()))
     return outcomes
+
+
+# ------------------------------------------------------------------------------------------------ peers
+
+
+def _lease_of(item: Any) -> dnsmasq.Lease:
+    """A lease as a peer sent it (read_for_peer), checked: a malformed one is an ApplyError, not a crash."""
+    try:
+        return dnsmasq.Lease(expiry=int(item["expiry"]), mac=str(item["mac"]).lower(),
+                             ip=ipaddress.IPv4Address(item["ip"]), hostname=None, client_id=None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Seen(f"a host answered a malformed lease: {exc}") from exc
+
+
+def _address_of(item: Any) -> str:
+    """An address (cidr) as a peer sent it, checked."""
+    try:
+        return str(ipaddress.ip_interface(str(item)))
+    except ValueError as exc:
+        raise Seen(f"a host answered a malformed address: {exc}") from exc
+
+
+def read_for_peer(lab: str, topology: Topology, node: str, query: Any) -> list[Any]:
+    """The answer to another host's `ask(node, query)` about `node`, which runs here: its addresses on an interface
+    (cidr strings), or the leases its DHCP server on an interface holds ({expiry, mac, ip}). ApplyError for a query
+    that is not one of those of a node and interface of the lab (nothing of it reaches a path or an argv unchecked:
+    names are looked up in the deployed topology)."""
+    naming.check_lab_id(lab)
+    if not isinstance(query, dict) or query.get("read") not in PEER_READS:
+        raise ApplyError(f"a peer's query must be one of {', '.join(PEER_READS)}")
+    spec = topology.nodes.get(node) if isinstance(node, str) else None
+    interface = query.get("interface")
+    if spec is None or not isinstance(interface, str) or interface not in spec.interfaces:
+        raise ApplyError(f"there is no interface {interface!r} of a node {node!r} in lab {lab}")
+    state = _Lab(lab, topology)
+    if query["read"] == "leases":
+        if spec.interfaces[interface].dhcp_server is None:
+            raise ApplyError(f"{node} serves DHCP on no interface {interface}")
+        return [{"expiry": le.expiry, "mac": le.mac, "ip": str(le.ip)}
+                for le in dnsmasq.leases(lab, node, interface)]
+    if not kind_registry.get(spec.kind).namespace:
+        raise ApplyError(f"{node} has no namespace: its addresses are its DHCP server's leases")
+    try:
+        return state.addresses(node, interface)
+    except Seen as exc:
+        raise ApplyError(str(exc)) from exc

@@ -175,3 +175,62 @@ def test_a_targets_static_address_comes_from_the_document_so_it_need_not_run_on_
         lab.target_ip(labchecks.Target(node="h2"))
     with pytest.raises(Seen, match="no node h9"):
         lab.target_ip(labchecks.Target(node="h9"))
+
+
+def test_what_a_check_reads_of_a_node_on_another_host_is_asked_of_that_host():
+    from netops import qemu
+    from netops.errors import ApplyError
+    from netops.labcheck_run import Seen, _Lab, read_for_peer
+
+    topology = parse_document({"version": 1, "name": "t", "nodes": {
+        "r1": {"kind": "router", "interfaces": {"eth0": {"address": "10.0.1.254/24",
+                                                         "dhcp_server": {"range": "10.0.1.100-10.0.1.150"}}}},
+        "sw": {"kind": "bridge"},
+        "h2": {"kind": "host", "interfaces": {"eth0": {"address": "dhcp"}}},
+        "vm1": {"kind": "vm", "image": "tiny", "interfaces": {"eth0": {"address": "dhcp"}}}},
+        "links": [{"endpoints": ["r1:eth0", "sw"]}, {"endpoints": ["h2:eth0", "sw"]},
+                  {"endpoints": ["vm1:eth0", "sw"]}]})
+    vm_mac = qemu.mac_of("nolab9", topology.nodes["vm1"], "eth0")
+    asked: list[tuple[str, dict]] = []
+    answers = {("h2", "addresses"): ["10.0.1.117/24"],
+               ("r1", "leases"): [{"expiry": 0, "mac": vm_mac.upper(), "ip": "10.0.1.101"},
+                                  {"expiry": 1, "mac": vm_mac, "ip": "10.0.1.102"}]}  # expired long ago
+
+    def ask(node, query):
+        asked.append((node, query))
+        return answers[(node, query["read"])]
+
+    lab = _Lab("nolab9", topology, here={"vm1"}, ask=ask)  # this host runs vm1; r1 and h2 run elsewhere
+    assert lab.target_ip(labchecks.Target(node="h2")) == "10.0.1.117"
+    assert lab.addresses("vm1", "eth0") == ["10.0.1.101"]  # its router's live lease, asked of the router's host
+    assert asked == [("h2", {"read": "addresses", "interface": "eth0"}),
+                     ("r1", {"read": "leases", "interface": "eth0"})]
+
+    answers[("h2", "addresses")] = ["10.0.1.117/24; rm -rf /"]
+    with pytest.raises(Seen, match="malformed address"):
+        lab.target_ip(labchecks.Target(node="h2"))
+    answers[("r1", "leases")] = [{"mac": vm_mac}]
+    with pytest.raises(Seen, match="malformed lease"):
+        lab.addresses("vm1", "eth0")
+
+    def unreachable(node, query):
+        raise ApplyError("host b: the stream agent did not answer within 10 s (is it running?)")
+
+    with pytest.raises(Seen, match="h2's host could not be asked: host b: the stream agent did not answer"):
+        _Lab("nolab9", topology, here=set(), ask=unreachable).target_ip(labchecks.Target(node="h2"))
+    with pytest.raises(Seen, match="cannot be asked here"):
+        _Lab("nolab9", topology, here=set()).target_ip(labchecks.Target(node="h2"))
+
+    # the host asked answers only what it may: a read of a node and interface of the lab, one of two kinds
+    for node, query, words in [
+            ("h2", {"read": "config", "interface": "eth0"}, "one of addresses, leases"),
+            ("h2", "addresses", "one of addresses, leases"),
+            ("h9", {"read": "addresses", "interface": "eth0"}, "no interface 'eth0' of a node 'h9'"),
+            ("h2", {"read": "addresses", "interface": "../../etc"}, "no interface '../../etc'"),
+            ("h2", {"read": "addresses", "interface": ["eth0"]}, "no interface"),
+            ("h2", {"read": "leases", "interface": "eth0"}, "h2 serves DHCP on no interface eth0"),
+            ("vm1", {"read": "addresses", "interface": "eth0"}, "vm1 has no namespace")]:
+        with pytest.raises(ApplyError, match=words):
+            read_for_peer("nolab9", topology, node, query)
+    with pytest.raises(ApplyError, match="h2 is not running"):  # asked of a host where it does not run
+        read_for_peer("nolab9", topology, "h2", {"read": "addresses", "interface": "eth0"})

@@ -24,6 +24,7 @@ from simhost import SimHost, inventory, sh, simulated_hosts, up, wait_for
 from support import UdpCapture, netns_exec, wait_run
 
 from webapp.accounts.models import Profile, Role
+from webapp.checks.models import CheckResult
 from webapp.labs.models import Lab
 from webapp.runs import services
 from webapp.runs.models import Run, RunEvent
@@ -83,8 +84,9 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
         return wait_run(answer.json()["id"], timeout)
 
     try:
-        one = Lab.objects.create(owner=user, name="one", document=seed(
-            isp["bridge"], {"r1": "a", "h1": "a", "wan": "a", "h2": "b", "vm1": "b"}, vm=with_vm))
+        one = Lab.objects.create(owner=user, name="one", document={**seed(
+            isp["bridge"], {"r1": "a", "h1": "a", "wan": "a", "h2": "b", "vm1": "b"}, vm=with_vm),
+            "checks": CHECKS + (VM_CHECKS if with_vm else [])})
         labs.append(one)
         capture = UdpCapture(underlay.underlay["a"], tmp_path / "underlay-a.txt")
         run = deploy(one)
@@ -117,6 +119,30 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
                                   "the VM's lease from r1 across the tunnel")
             assert netns_exec(h1, ["ping", "-c", "2", "-W", "3", vm_address]).returncode == 0, "h1 -> vm1"
             assert services.snapshot(one)["placement"]["vm1"] == "b"
+
+        # The lab's checks: each runs on the host of its node, and what it reads of a node on another host it asks
+        # of that host's stream agent (h2's leased address for h1's ping on a, r1's leases for vm1's address on b).
+        answer = api.post(f"/api/labs/{one.pk}/check/", format="json")
+        assert answer.status_code == 202, answer.content
+        checked = wait_run(answer.json()["id"], 120)
+        assert checked.status == "succeeded", (checked.error, checked.parts)
+        assert sorted(checked.parts) == ["a", "b"]
+        outcomes = {o["id"]: o for o in CheckResult.objects.get(run=checked).outcomes}
+        assert all(o["passed"] for o in outcomes.values()), outcomes
+        assert f"({address})" in outcomes["h1-h2"]["message"], outcomes["h1-h2"]
+        if with_vm:
+            assert outcomes["vm1-lease"]["message"] == f"vm1 eth0 has {vm_address}", outcomes["vm1-lease"]
+        # the agents answer only reads of their own nodes, of a deployed lab, of one of the two kinds
+        assert peer_read("a", {"lab": one.pk, "node": "h2", "read": "addresses", "interface": "eth0"}) == \
+            {"ok": False, "message": f"node 'h2' of lab {one.pk} does not run on host a"}
+        assert peer_read("b", {"lab": one.pk, "node": "h2", "read": "addresses", "interface": "eth0"})["value"] == \
+            [f"{address}/24"]
+        for bad in ({"lab": str(one.pk), "node": "h2", "read": "addresses", "interface": "eth0"},
+                    {"lab": one.pk, "node": "h2", "read": "config", "interface": "eth0"},
+                    {"lab": one.pk, "node": "h2", "read": "addresses", "interface": "../../../etc/shadow"},
+                    {"lab": one.pk + 1000, "node": "h2", "read": "addresses", "interface": "eth0"}):
+            said = peer_read("b", bad)
+            assert said["ok"] is False and said["message"], (bad, said)
 
         # A second lab with the identical document on hosts b and c: its own VNI, its own frames.
         two = Lab.objects.create(owner=user, name="two", document=seed(
@@ -178,6 +204,28 @@ def test_the_seed_lab_across_simulated_hosts(sim, isp, settings, tmp_path):
     assert leftovers == {"namespaces": [n for n in leftovers["namespaces"] if n.startswith("tltest-")],
                          "links": [n for n in leftovers["links"] if n.startswith("tlbr") or n.startswith("tlisp")]}
     assert after["nft"] == before["nft"]
+
+
+CHECKS = [
+    {"id": "h1-h2", "title": "h1 reaches h2 on the other host", "ping": {"from": "h1", "to": "h2"}},
+    {"id": "h2-lease", "title": "h2 leased across the tunnel", "wait": 10,
+     "address": {"node": "h2", "interface": "eth0", "in": "10.0.1.100-10.0.1.150"}},
+]
+VM_CHECKS = [
+    {"id": "vm1-lease", "title": "vm1 leased from r1 on the other host", "wait": 30,
+     "address": {"node": "vm1", "interface": "eth0", "in": "10.0.1.100-10.0.1.150"}},
+]
+
+
+def peer_read(host: str, message: dict) -> dict:
+    """What host `host`'s stream agent answers to a lab.read (webapp.agent.reads), as a check part asks it."""
+    from asgiref.sync import async_to_sync
+
+    from webapp.consoles import conf
+    from webapp.consoles.services import ask_agent
+
+    answer = async_to_sync(ask_agent)({"type": "lab.read", **message}, channel=conf.agent_channel(host), timeout=10)
+    return {k: v for k, v in answer.items() if k != "type"}
 
 
 def console(user, lab: Lab, node: str, command: bytes, needle: bytes, timeout: float = 30) -> bytes:

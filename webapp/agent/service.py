@@ -8,6 +8,7 @@ Where bytes flow::
     REST start --ask--> agent --procs.spawn--> tcpdump -w var/captures/capture-<id>.pcap (tagged with the lab)
     agent tails the file -> summaries --group capture-<id>--> CaptureConsumer --WS--> browser's packet list
     REST download / live backlog --capture.read / capture.backlog--> the capture host's agent --chunks--> browser
+    check part on host a --lab.read--> host b's agent --addresses / leases of b's node--> the check (webapp.agent.reads)
 
 The loop and the routing of messages are here; consoles are webapp.agent.consoles', captures
 webapp.agent.captures'.
@@ -32,6 +33,7 @@ from django.conf import settings
 
 from webapp.consoles import conf
 
+from . import reads
 from .captures import CaptureStreams, Running, forget_orphans
 from .consoles import Console, ConsoleStreams, VmLine
 from .pcaps import PcapServer
@@ -98,9 +100,20 @@ class Agent(ConsoleStreams, CaptureStreams, PcapServer):
             await self.reply(m, {"ok": True})
         elif kind in ("capture.read", "capture.backlog"):
             self.serve_pcap(m)
+        elif kind == "lab.read":
+            self.serve_read(m)
         elif kind == "agent.ping":
             await self.reply(m, {"ok": True, "agent": self.channel, "host": settings.TOPOLAB_HOST,
                                  "consoles": len(self.consoles), "captures": len(self.captures)})
+
+    def serve_read(self, m: dict) -> None:
+        """Answer another host's check part (webapp.agent.reads) in a task of its own, off the loop."""
+        async def serve() -> None:
+            await self.reply(m, await database_sync_to_async(reads.answer)(m))
+
+        task = asyncio.ensure_future(serve())
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
 
     async def reply(self, m: dict, answer: dict) -> None:
         if isinstance(m.get("reply"), str):

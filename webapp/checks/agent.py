@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from netops import labcheck_run, labchecks
-from netops.errors import Problem, TopologyError
+from netops.errors import ApplyError, Problem, TopologyError
 from netops.events import Event
 from netops.topology import parse_document
 from webapp.labs.models import Lab
@@ -14,6 +14,8 @@ from webapp.runs.models import LabState, Run
 
 from .models import CheckResult
 from .services import redact_outcome
+
+PEER_TIMEOUT = 10.0  # seconds a check part waits for another host's answer
 
 
 def event_payload(outcome: dict[str, Any], source: str) -> dict[str, Any]:
@@ -45,10 +47,15 @@ def _run(run: Run, lab: Lab, host: str | None) -> list[list[Any]]:
     if problems:
         raise TopologyError(problems)
     total = len(checks)
+    here: set[str] | None = None
+    ask = None
     if host is not None:
         from webapp.runs import parts
 
-        checks = parts.checks_here(parts.lab_span(lab.pk), checks, host)
+        where = parts.lab_span(lab.pk)
+        checks = parts.checks_here(where, checks, host)
+        here = {n for n, h in where.placement.items() if h == host}
+        ask = peer_asker(lab, where.placement)
     source = spec.get("source", CheckResult.Source.DOCUMENT)
     index = {c.id: c.index for c in checks}
 
@@ -60,8 +67,33 @@ def _run(run: Run, lab: Lab, host: str | None) -> list[list[Any]]:
         services.record_event(lab.pk, run.pk, event.type, message=message, step=step, total=total,
                               check=payload, host=host)
 
-    outcomes = labcheck_run.run_checks(lab.lab_id, topology, checks, on_event=on_event)
+    outcomes = labcheck_run.run_checks(lab.lab_id, topology, checks, on_event=on_event, here=here, ask=ask)
     return [[check.index, outcome.as_dict()] for check, outcome in zip(checks, outcomes, strict=True)]
+
+
+def peer_asker(lab: Lab, placement: dict[str, str]) -> labcheck_run.Ask:
+    """The `ask` of a check part (netops.labcheck_run): a query about a node on another host goes to that host's
+    stream agent (`lab.read`, answered by webapp.agent.service with labcheck_run.read_for_peer), and its answer
+    comes back; no answer in PEER_TIMEOUT seconds, or a refusal, is an ApplyError naming the host."""
+    from asgiref.sync import async_to_sync
+
+    from webapp.consoles import conf
+    from webapp.consoles.services import AgentUnavailable, ask_agent
+
+    def ask(node: str, query: dict[str, Any]) -> Any:
+        other = placement.get(node)
+        if other is None:
+            raise ApplyError(f"{node} is placed on no host", element=f"nodes.{node}")
+        try:
+            answer = async_to_sync(ask_agent)({"type": "lab.read", "lab": lab.pk, "node": node, **query},
+                                              channel=conf.agent_channel(other), timeout=PEER_TIMEOUT)
+        except AgentUnavailable as exc:
+            raise ApplyError(f"host {other}: {exc}", element=f"nodes.{node}") from exc
+        if not answer.get("ok"):
+            raise ApplyError(f"host {other}: {answer.get('message') or 'refused'}", element=f"nodes.{node}")
+        return answer.get("value")
+
+    return ask
 
 
 def store_result(run: Run, lab: Lab, outcomes: list[list[Any]]) -> None:
