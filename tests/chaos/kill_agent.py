@@ -3,8 +3,9 @@ event of a chosen run kind is stored and streamed: the crash of issue 17 part 1 
 
 Started as `python tests/chaos/kill_agent.py -A webapp worker ...` (pipeline.OwnAgent with argv0). Armed by the
 file named in TOPOLAB_CHAOS_KILL_FILE holding "<kind> <step>" (e.g. "deploy 7"); the file is removed as it fires,
-so the restarted agent runs on. Nothing of the product changes: the hook wraps webapp.runs.agent._sink, the
-on_event every run's engine calls, in each pool process (worker_process_init).
+so the restarted agent runs on. Nothing of the product changes: the hook replaces webapp.runs.agent._sink, the
+on_event every run's engine calls, with its EventBatcher that flushes and kills at the armed step, in each pool
+process (worker_process_init).
 """
 from __future__ import annotations
 
@@ -19,13 +20,12 @@ def _install(**_: object) -> None:
     from webapp.runs import agent
 
     path = os.environ["TOPOLAB_CHAOS_KILL_FILE"]
-    original = agent._sink
 
-    def sink(run, host=None):
-        on_event = original(run, host)
+    class Killing(agent.EventBatcher):
+        kind = ""
 
-        def hooked(event) -> None:
-            on_event(event)
+        def __call__(self, event) -> None:
+            super().__call__(event)
             if event.type != "run.step":
                 return
             try:
@@ -33,11 +33,15 @@ def _install(**_: object) -> None:
                     kind, step = f.read().split()
             except (FileNotFoundError, ValueError):
                 return
-            if kind == run.kind and int(step) == event.step:
+            if kind == self.kind and int(step) == event.step:
+                self.flush()  # the step's event stored and streamed, as a browser saw it
                 os.unlink(path)
                 os.killpg(os.getpgrp(), signal.SIGKILL)
 
-        return hooked
+    def sink(run, host=None):
+        batcher = Killing(run, host)
+        batcher.kind = run.kind
+        return batcher
 
     agent._sink = sink
 

@@ -5,7 +5,11 @@ Imported only inside Celery tasks (the worker runs as root); the web tier never 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+
+from django import db
+from django.utils import timezone
 
 from netops import actions, engine, frr_status, runtime
 from netops.errors import ApplyError, LabBusyError, Problem, TopologyError
@@ -28,18 +32,107 @@ TRANSIENT_RETRIES = 2
 RETRY_DELAY_S = 1.0
 
 
-def _sink(run: Run, host: str | None = None):
-    """on_event for netops: every Event becomes a stored RunEvent and a group_send (saying which host sent it,
-    in a run across hosts)."""
+class EventBatcher:
+    """on_event for netops: every Event becomes a stored RunEvent and part of a group_send (saying which host sent
+    it, in a run across hosts), recorded in batches by a thread of its own while the engine goes on.
 
-    def on_event(event: Event) -> None:
+    Why: a deploy emits about five events a node (7500 for a 1500-node lab), and an event's transaction and
+    broadcast cost about 9 ms, so a big lab's deploy through the API was its events, one after another, however many
+    hosts built it (docs/performance.md). Now the engine only appends; the thread takes what has gathered (waiting
+    at most FLUSH_S after the first, at most BATCH_MAX at once) and stores it with one transaction and one broadcast
+    (services.record_events). Events keep their order and the time they happened; a browser sees them at most
+    FLUSH_S later. No library batches Django writes from a producer thread; this is a queue and a condition.
+
+    Use it as a context manager around the engine's call: leaving it stores what is left before anything else of
+    the run is recorded, so the seqs follow what happened. An error storing events (the database gone) is raised
+    there, or at the next event."""
+
+    FLUSH_S = 0.05
+    BATCH_MAX = 250
+
+    def __init__(self, run: Run, host: str | None = None) -> None:
+        self.lab_pk, self.run_pk, self.host = run.lab_id, run.pk, host
+        self.pending: list[services.EventItem] = []
+        self.busy = False  # a batch is being stored
+        self.closed = False
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._loop, name=f"events-run-{run.pk}", daemon=True)
+        self.thread.start()
+
+    def __call__(self, event: Event) -> None:
         data = event.data or {}
         link = services.link_name(data["endpoints"]) if data.get("endpoints") else None
-        services.record_event(run.lab_id, run.pk, event.type, node=event.node, state=event.state,
-                              message=event.message, step=event.step, total=event.total,
-                              element=data.get("path"), link=link, host=host)
+        payload = {"state": event.state, "message": event.message, "step": event.step, "total": event.total,
+                   "element": data.get("path"), "link": link, "host": self.host}
+        with self.cond:
+            self._raise()
+            self.pending.append((event.type, event.node, payload, timezone.now()))
+            if len(self.pending) == 1 or len(self.pending) >= self.BATCH_MAX:
+                self.cond.notify_all()
 
-    return on_event
+    def flush(self) -> None:
+        """Wait until every event so far is stored and streamed."""
+        with self.cond:
+            self.cond.notify_all()
+            while (self.pending or self.busy) and self.error is None and self.thread.is_alive():
+                self.cond.wait(1)
+            self._raise()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self.thread.join()
+        with self.cond:
+            self._raise()
+
+    def __enter__(self) -> EventBatcher:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:  # the engine's error is the run's; one storing its events is only logged then
+            self.close()
+        except Exception as error:  # noqa: BLE001 - whatever it was, the engine's error goes on
+            log.warning("run %s: its last events were not stored either: %s", self.run_pk, error)
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self.cond:
+                    while not self.pending and not self.closed:
+                        self.cond.wait()
+                    if not self.pending:
+                        return
+                    if not self.closed and len(self.pending) < self.BATCH_MAX:  # let a batch gather
+                        self.cond.wait(self.FLUSH_S)
+                    batch, self.pending = self.pending[:self.BATCH_MAX], self.pending[self.BATCH_MAX:]
+                    self.busy = True
+                try:
+                    services.record_events(self.lab_pk, self.run_pk, batch)
+                except BaseException as exc:  # handed to the engine's thread
+                    log.exception("could not store %d events of run %s", len(batch), self.run_pk)
+                    with self.cond:
+                        self.error = exc
+                finally:
+                    with self.cond:
+                        self.busy = False
+                        self.cond.notify_all()
+        finally:
+            db.connection.close()
+
+
+def _sink(run: Run, host: str | None = None) -> EventBatcher:
+    """The on_event of a run's engine call (a seam: tests/chaos/kill_agent.py wraps it)."""
+    return EventBatcher(run, host)
 
 
 def execute(run_id: int) -> str:
@@ -208,10 +301,11 @@ def _deploy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
     topology = parse_document(run.document)
     # from now on kernel objects may exist; quotas count this document, the editor shows its version
     services.set_deployed(lab.pk, True, run.document, run.lab_version)
-    if span is None:
-        engine.up(topology, lab=lab.lab_id, on_event=_sink(run))
-    else:
-        engine.up(topology, lab=lab.lab_id, on_event=_sink(run, host), span=span)
+    with _sink(run, host if span is not None else None) as sink:
+        if span is None:
+            engine.up(topology, lab=lab.lab_id, on_event=sink)
+        else:
+            engine.up(topology, lab=lab.lab_id, on_event=sink, span=span)
     # Nodes a re-deploy did not touch are still running (but those the user stopped); say so, so every node
     # ends with a state. In a run across hosts, each host speaks for its own nodes.
     state = LabState.objects.get(lab=lab)
@@ -236,7 +330,8 @@ def _deploy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
 def _action(run: Run, lab: Lab, host: str | None = None) -> dict:
     """A node or link action (netops.actions) on what runs (in a run across hosts, on `host`'s part of it); a new
     running document (conditions) is recorded."""
-    result = actions.run(lab.lab_id, run.action or {}, on_event=_sink(run, host))
+    with _sink(run, host) as sink:
+        result = actions.run(lab.lab_id, run.action or {}, on_event=sink)
     if result.get("document") is not None:
         state = LabState.objects.get(lab=lab)
         services.set_deployed(lab.pk, True, result["document"], state.deployed_version)
@@ -245,10 +340,11 @@ def _action(run: Run, lab: Lab, host: str | None = None) -> dict:
 
 def _destroy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
     """Destroy the lab; in a run across hosts, `host`'s part of it (the last part marks the lab not deployed)."""
-    if span is None:
-        engine.down(lab.lab_id, on_event=_sink(run))
-    else:
-        engine.down(lab.lab_id, on_event=_sink(run, host), span=span)
+    with _sink(run, host if span is not None else None) as sink:
+        if span is None:
+            engine.down(lab.lab_id, on_event=sink)
+        else:
+            engine.down(lab.lab_id, on_event=sink, span=span)
     state = LabState.objects.filter(lab=lab).first()
     deployed = (state.deployed_document if state else None) or {}
     names = set(state.nodes if state else {}) | set((lab.document or {}).get("nodes") or {}) \
@@ -383,7 +479,8 @@ def reconcile(host: str) -> list[str]:
             continue
         lab = run.lab
         try:
-            engine.down(lab.lab_id, on_event=_sink(run, host), span=_span(run, host))
+            with _sink(run, host) as sink:
+                engine.down(lab.lab_id, on_event=sink, span=_span(run, host))
         except Exception:
             log.exception("host %s could not remove its part of lab %s after it came back", host, lab.lab_id)
             continue

@@ -65,18 +65,19 @@ class LabEventsConsumer(AsyncJsonWebsocketConsumer):
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
-    async def lab_event(self, message: dict) -> None:
-        """A live event from the agent (group_send type "lab.event")."""
+    async def lab_events(self, message: dict) -> None:
+        """Live events from the agent, in order (group_send type "lab.events", one batch of services.record_events)."""
         if self.cursor is None:
-            return  # not resumed yet: the resume replays it from the database
-        seq = message["event"]["seq"]
-        if seq <= self.cursor:
-            return
-        if seq == self.cursor + 1:
-            await self.send_json(message["event"])
-            self.cursor = seq
-        else:
-            await self._catch_up()
+            return  # not resumed yet: the resume replays them from the database
+        for event in message["events"]:
+            seq = event["seq"]
+            if seq <= self.cursor:
+                continue
+            if seq == self.cursor + 1:
+                await self.send_json(event)
+                self.cursor = seq
+            else:
+                await self._catch_up()  # sends this one and the rest of the batch too
 
     async def _catch_up(self) -> None:
         while True:

@@ -7,6 +7,7 @@ resumes from the database can never miss one that it was sent live, nor see one 
 from __future__ import annotations
 
 import copy
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -239,35 +240,57 @@ def _enqueue(run: Run) -> None:
 def record_event(lab_pk: int, run_id: int | None, type: str, node: str | None = None,
                  **payload: Any) -> dict:
     """Store an event with the lab's next seq (and the node's state when it is a node.state), then stream it."""
-    payload = {k: v for k, v in payload.items() if v not in (None, "", {})}
+    return record_events(lab_pk, run_id, [(type, node, payload, None)])[0]
+
+
+#: an event to store: its type, node (or None), payload, and when it happened (None: now)
+EventItem = tuple[str, str | None, dict[str, Any], datetime.datetime | None]
+
+
+def record_events(lab_pk: int, run_id: int | None, items: list[EventItem]) -> list[dict]:
+    """Store events (EventItem each, in order) with the lab's next seqs in one transaction, applying
+    their node and link states to the lab's state once, then stream them in one message. A deploy's events come
+    here in batches (webapp.runs.agent.EventBatcher): the cost of an event was its transaction and its broadcast,
+    paid once per batch now (docs/performance.md)."""
+    now = timezone.now()
+    items = [(t, n, {k: v for k, v in p.items() if v not in (None, "", {})}, ts or now) for t, n, p, ts in items]
+    if not items:
+        return []
     # only the fields an event changes are read: a deployed lab's state holds its whole document, whose JSON
     # (1500 nodes: about 0.2 MB) decoded twice per event was most of an event's cost (docs/performance.md)
     with transaction.atomic():
         LabState.objects.only("lab_id").get_or_create(lab_id=lab_pk)
-        LabState.objects.filter(lab_id=lab_pk).update(last_seq=F("last_seq") + 1)
+        LabState.objects.filter(lab_id=lab_pk).update(last_seq=F("last_seq") + len(items))
         state = LabState.objects.only("last_seq", "nodes", "links").get(lab_id=lab_pk)
-        if type == "node.state" and node and payload.get("state"):
-            state.nodes = {**state.nodes, node: payload["state"]}
-            state.save(update_fields=["nodes", "updated"])
-        elif type == "link.state" and payload.get("link") and payload.get("state"):
-            links = {k: v for k, v in state.links.items() if k != payload["link"]}
-            if payload["state"] == "down":
-                links[payload["link"]] = "down"
-            state.links = links
-            state.save(update_fields=["links", "updated"])
-        event = RunEvent.objects.create(lab_id=lab_pk, run_id=run_id, seq=state.last_seq, type=type,
-                                        node=node or "", payload=payload, ts=timezone.now())
-    message = event.as_message()
-    broadcast(lab_pk, message)
-    return message
+        nodes, links = dict(state.nodes), dict(state.links)
+        for type, node, payload, _ in items:
+            if type == "node.state" and node and payload.get("state"):
+                nodes[node] = payload["state"]
+            elif type == "link.state" and payload.get("link") and payload.get("state"):
+                links.pop(payload["link"], None)
+                if payload["state"] == "down":
+                    links[payload["link"]] = "down"
+        changed = [f for f, old, new in (("nodes", state.nodes, nodes), ("links", state.links, links)) if old != new]
+        if changed:
+            state.nodes, state.links = nodes, links
+            state.save(update_fields=[*changed, "updated"])
+        first = state.last_seq - len(items) + 1
+        events = RunEvent.objects.bulk_create([
+            RunEvent(lab_id=lab_pk, run_id=run_id, seq=first + i, type=type, node=node or "", payload=payload, ts=ts)
+            for i, (type, node, payload, ts) in enumerate(items)])
+    messages = [event.as_message() for event in events]
+    broadcast(lab_pk, messages)
+    return messages
 
 
-def broadcast(lab_pk: int, message: dict) -> None:
-    """Send to every browser watching the lab. A channel-layer hiccup never fails the run: the event is stored."""
+def broadcast(lab_pk: int, messages: list[dict]) -> None:
+    """Send to every browser watching the lab, in one message. A channel-layer hiccup never fails the run: the
+    events are stored (and a browser that missed them fills the gap from the database)."""
     try:
-        async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.event", "event": message})
+        async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.events", "events": messages})
     except Exception:
-        log.exception("could not stream event %s of lab %s", message.get("seq"), lab_pk)
+        log.exception("could not stream events %s-%s of lab %s", messages[0].get("seq"), messages[-1].get("seq"),
+                      lab_pk)
 
 
 def set_deployed(lab_pk: int, deployed: bool, document: dict | None = None, version: int | None = None) -> None:
