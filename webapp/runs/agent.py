@@ -316,15 +316,12 @@ def _deploy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
             if link_key(lk) in asked.links_down}  # links the deploy removed are no longer down
     if span is None:
         LabState.objects.filter(lab=lab).update(links=down)
-    for node in topology.nodes:
-        if node not in mine:
-            continue
-        wanted = "stopped" if node in stopped else "running"
-        if state.nodes.get(node) != wanted:
-            services.record_event(lab.pk, run.pk, "node.state", node=node, state=wanted)
+    wanted = [(node, "stopped" if node in stopped else "running") for node in topology.nodes if node in mine]
+    changes = [(node, st) for node, st in wanted if state.nodes.get(node) != st]
     if span is None or host == min(span.underlays or [host]):  # one host speaks for nodes no longer there
-        for node in sorted(set(state.nodes) - set(topology.nodes)):  # removed from the document by this deploy
-            services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+        # removed from the document by this deploy
+        changes += [(node, "absent") for node in sorted(set(state.nodes) - set(topology.nodes))]
+    services.node_states(lab.pk, run.pk, changes)
 
 
 def _action(run: Run, lab: Lab, host: str | None = None) -> dict:
@@ -352,9 +349,8 @@ def _destroy(run: Run, lab: Lab, *, span=None, host: str | None = None) -> None:
     if span is not None:  # each host speaks for its nodes; the first host also for those placed nowhere
         lowest = host == min(run.parts or [host])
         names = {n for n in names if span.placement.get(n) == host or (lowest and n not in span.placement)}
-    for node in sorted(names):
-        if not state or state.nodes.get(node) != "absent":
-            services.record_event(lab.pk, run.pk, "node.state", node=node, state="absent")
+    services.node_states(lab.pk, run.pk, [(node, "absent") for node in sorted(names)
+                                          if not state or state.nodes.get(node) != "absent"])
     if span is None:
         services.set_deployed(lab.pk, False)
 
@@ -390,9 +386,9 @@ def check_lab(lab: Lab, *, placed_only: bool = False) -> list[dict]:
     if mine is not None:
         observed["nodes"] = {n: v for n, v in (observed.get("nodes") or {}).items() if n in mine}
     state = LabState.objects.get(lab=lab)
-    sent = []
     drift = observed.get("drift", [])
     asked = set(observed.get("stopped") or ())
+    changes: list[services.EventItem] = []
     for node, info in sorted(observed.get("nodes", {}).items()):
         # a node the user stopped is stopped, not broken
         now = info["state"] if node in asked else BROKEN.get(info["state"], info["state"])
@@ -400,9 +396,9 @@ def check_lab(lab: Lab, *, placed_only: bool = False) -> list[dict]:
         if before is None or before == now or before == "starting":
             continue
         reasons = [d for d in drift if d.startswith(f"nodes.{node}:") or d.startswith(f"nodes.{node}.")]
-        sent.append(services.record_event(lab.pk, None, "node.state", node=node, state=now,
-                                          message="; ".join(reasons) or f"observed {info['state']}"))
-    return sent
+        changes.append(("node.state", node, {"state": now, "message": "; ".join(reasons) or f"observed {info['state']}"},
+                        None))
+    return services.record_events(lab.pk, None, changes)
 
 
 def check_deployed_labs(*, placed_only: bool = False) -> int:

@@ -101,9 +101,8 @@ def mark_vanished(kernel_ids: set[str], scan_started, *, placed_only: bool = Fal
             continue
         services.record_event(lab.pk, None, "lab.undeployed", message=VANISHED)
         state = LabState.objects.get(lab=lab)
-        for node, node_state in sorted(state.nodes.items()):
-            if node_state != "absent":
-                services.record_event(lab.pk, None, "node.state", node=node, state="absent", message=VANISHED)
+        services.node_states(lab.pk, None, [(node, "absent") for node, node_state in sorted(state.nodes.items())
+                                            if node_state != "absent"], message=VANISHED)
         log.warning("health check: lab %s (%s) vanished from the kernel; marked not deployed", lab.pk, lab.lab_id)
         marked.append(lab.pk)
     return marked

@@ -283,11 +283,23 @@ def record_events(lab_pk: int, run_id: int | None, items: list[EventItem]) -> li
     return messages
 
 
+#: events sent to the browsers in one channel-layer message at most
+BROADCAST_MAX = 250
+
+
+def node_states(lab_pk: int, run_id: int | None, states: list[tuple[str, str]], message: str | None = None) -> list[dict]:
+    """Record a node.state for each (node, state), in order, as one batch (record_events)."""
+    return record_events(lab_pk, run_id, [("node.state", node, {"state": st, "message": message}, None)
+                                          for node, st in states])
+
+
 def broadcast(lab_pk: int, messages: list[dict]) -> None:
     """Send to every browser watching the lab, in one message. A channel-layer hiccup never fails the run: the
     events are stored (and a browser that missed them fills the gap from the database)."""
     try:
-        async_to_sync(get_channel_layer().group_send)(lab_group(lab_pk), {"type": "lab.events", "events": messages})
+        send = async_to_sync(get_channel_layer().group_send)
+        for i in range(0, len(messages), BROADCAST_MAX):  # a redis message stays small however many are stored
+            send(lab_group(lab_pk), {"type": "lab.events", "events": messages[i:i + BROADCAST_MAX]})
     except Exception:
         log.exception("could not stream events %s-%s of lab %s", messages[0].get("seq"), messages[-1].get("seq"),
                       lab_pk)
@@ -435,6 +447,5 @@ def fail_orphaned_runs(alive_task_ids: set[str]) -> list[Recovered]:
 def mark_unfinished_nodes(lab_pk: int, run_id: int | None) -> None:
     """Nodes left `starting` by an interrupted run are not known to be up: show them failed."""
     state = LabState.objects.filter(lab_id=lab_pk).first()
-    for node, node_state in sorted((state.nodes if state else {}).items()):
-        if node_state == "starting":
-            record_event(lab_pk, run_id, "node.state", node=node, state="failed", message=WORKER_STOPPED)
+    node_states(lab_pk, run_id, [(node, "failed") for node, node_state in sorted((state.nodes if state else {}).items())
+                                 if node_state == "starting"], message=WORKER_STOPPED)
