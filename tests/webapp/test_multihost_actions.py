@@ -5,7 +5,9 @@ across hosts (a VXLAN tunnel), OSPF over it.
 Through the API: the cross-host link set down, up and delayed (a ping across shows each), the router view of r2 on
 host b (its OSPF route to r1's loopback), the lab's checks run on the host of each check's node and say what is
 true (h2 reaches r1 only while the link is up), a node deleted on host b is marked failed by the health check (the
-periodic task taken by host a asks b), and another user gets 404 for each. Destroy leaves the kernel as it was."""
+periodic task taken by host a asks b), and another user gets 404 for each. The lab is a student's, started from an
+instructor's template: a reset to the template runs a part on each host and brings back the node that died on b (the
+instructor may not reset it, another user does not see it). Destroy leaves the kernel as it was."""
 from __future__ import annotations
 
 import os
@@ -18,7 +20,10 @@ from rest_framework.test import APIClient
 from simhost import inventory, sh, simulated_hosts, wait_for
 from support import netns_exec, wait_run
 
+from webapp.accounts.models import Profile, Role
 from webapp.checks.models import CheckResult
+from webapp.classroom import services as classroom
+from webapp.classroom.models import Visibility
 from webapp.labs.models import Lab
 from webapp.runs.models import LabState, Run, RunEvent
 
@@ -83,10 +88,19 @@ def ping_ms(ns: str, address: str) -> float | None:
 
 def test_actions_router_view_checks_and_health_of_a_lab_across_hosts(sim, settings):
     _underlay, hosts = sim
-    owner = get_user_model().objects.create_user(f"ana{uuid.uuid4().hex[:6]}")
-    mallory = get_user_model().objects.create_user(f"mal{uuid.uuid4().hex[:6]}")
+    User = get_user_model()
+    owner = User.objects.create_user(f"ana{uuid.uuid4().hex[:6]}")
+    mallory = User.objects.create_user(f"mal{uuid.uuid4().hex[:6]}")
+    irene = User.objects.create_user(f"ire{uuid.uuid4().hex[:6]}")
+    Profile.objects.create(user=irene, role=Role.INSTRUCTOR)
+    Profile.objects.create(user=owner, role=Role.STUDENT)
+    net101 = classroom.create_classroom(irene, f"net{uuid.uuid4().hex[:6]}")
+    net101.members.add(owner)
+    source = Lab.objects.create(owner=irene, name="across", document=document())
+    template = classroom.publish(irene, source, title="Across", visibility=Visibility.CLASS, classrooms=[net101])
+    lab = classroom.start_lab(owner, template)  # the student's copy: the template's checks grade it
+    assert "checks" not in lab.document and lab.document["nodes"]["r2"]["host"] == "b"
     api, other = client(owner), client(mallory)
-    lab = Lab.objects.create(owner=owner, name="across", document=document())
     r1, r2, h2 = (f"tl{h}-{lab.lab_id}-{n}" for h, n in (("a", "r1"), ("b", "r2"), ("b", "h2")))
 
     def act(body: dict) -> Run:
@@ -167,6 +181,19 @@ def test_actions_router_view_checks_and_health_of_a_lab_across_hosts(sim, settin
         assert delayed >= 2 * DELAY_MS * 0.9 > plain, (plain, delayed)
         act({"action": "link-conditions", "link": CROSS, "conditions": {}})
         assert wait_for(lambda: ping_ms(r1, "10.0.12.2"), 15, "r1 -> r2 without the delay") < DELAY_MS
+
+        # reset to the template: a part on each host, each destroys and deploys its share; h2 (gone on b) is back
+        assert client(irene).post(f"/api/labs/{lab.pk}/reset/", format="json").status_code == 403
+        assert not check()["h2-r1"][0]
+        answer = api.post(f"/api/labs/{lab.pk}/reset/", format="json")
+        assert answer.status_code == 202, answer.content
+        reset = wait_run(answer.json()["id"], 120)
+        assert (reset.kind, reset.status) == ("reset", "succeeded"), (reset.error, reset.parts)
+        assert sorted(reset.parts) == ["a", "b"] and reset.span["placement"] == {"r1": "a", "r2": "b", "h2": "b"}
+        assert LabState.objects.get(lab=lab).nodes == {"r1": "running", "r2": "running", "h2": "running"}
+        assert os.path.exists(f"/run/netns/{h2}") and not os.path.exists(f"/run/netns/{h2.replace('tlb', 'tla')}")
+        assert wait_for(lambda: ping_ms(r1, "10.0.12.2"), 15, "r1 -> r2 after the reset")
+        wait_for(lambda: all(ok for ok, _ in check().values()), 40, "the checks pass after the reset (OSPF again)")
     finally:
         if LabState.objects.filter(lab=lab, deployed=True).exists():
             answer = api.post(f"/api/labs/{lab.pk}/destroy/", format="json")
