@@ -8,6 +8,9 @@ before the first deploy.
 `make test`: the seed lab without its VM, every third step. `make chaos` (TOPOLAB_CHAOS_FULL=1): also the seed lab with its
 VM (where the image exists) and a 100-host lab (of its hundreds of steps 50, evenly spread, by default);
 TOPOLAB_CHAOS_KILL_STRIDE=n tries every n-th step.
+
+`make chaos` also kills the seed lab's deploy after every step and destroys it at once, with no redeploy between
+(test_a_destroy_right_after_the_agent_was_killed_mid_deploy_leaves_nothing).
 """
 from __future__ import annotations
 
@@ -175,3 +178,52 @@ def _kill_at(plan, lab: Lab_, agent, before: dict, found: list[str], chaos_figur
             clean += 1
             chaos_figures.add(part, recovered=1)
     return tried, redeployed, clean
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.skipif(not FULL and "TOPOLAB_CHAOS_KILL_DESTROY_STRIDE" not in os.environ,
+                    reason="make chaos only (or TOPOLAB_CHAOS_KILL_DESTROY_STRIDE=n): keeps make test under 20 min")
+def test_a_destroy_right_after_the_agent_was_killed_mid_deploy_leaves_nothing(
+        kill_agent, seed_isp, instructor, settings, monkeypatch, chaos_figures):
+    """The other way out of a killed deploy: no redeploy first. The agent is SIGKILLed after deploy step k of the
+    seed lab, restarted, and the lab destroyed at once: half-made objects (a namespace mounted but not yet tagged, a
+    veth with one end moved, a daemon started but not yet recorded) must go as completely as a finished lab's.
+    `make chaos`: every step (TOPOLAB_CHAOS_KILL_DESTROY_STRIDE=n: every n-th)."""
+    settings.TOPOLAB_QUOTA_USER_NODES = 0
+    api = APIClient()
+    api.force_authenticate(instructor)
+    agent = kill_agent
+    lab = Lab_(Lab.objects.create(owner=instructor, name="seed", document=seed_lab(seed_isp["bridge"], vm=False)), api,
+               _seed_checks())
+    before = inventory(agent.run_dir)
+    part = "kill, then destroy at once: seed"
+    deploy = lab.run("deploy")
+    total = RunEvent.objects.filter(run=deploy, type="run.step").count()
+    lab.run("destroy")
+    assert not leaks(before, inventory(agent.run_dir)), leaks(before, inventory(agent.run_dir))
+    stride = count("kill_destroy_stride", 1, 1)
+    found: list[str] = []
+    try:
+        for k in range(1, total + 1, stride):
+            agent.arm("deploy", k)
+            run_id = lab.start("deploy")
+            agent.proc.wait(120)
+            assert agent.proc.returncode == -9 and not agent.armed(), f"deploy step {k}: the agent was not killed"
+            agent.start()
+            dead = wait_run(run_id, 60)
+            assert (dead.status, dead.error) == ("failed", WORKER_STOPPED), (k, dead.status, dead.error)
+            chaos_figures.add(part, faults=1)
+            lab.run("destroy")
+            assert LabState.objects.get(lab_id=lab.lab.pk).deployed is False
+            left = leaks(before, inventory(agent.run_dir))
+            if left:
+                found.append(f"deploy step {k}: " + "; ".join(left))
+            else:
+                chaos_figures.add(part, recovered=1)
+    finally:
+        agent.stop()
+        monkeypatch.setenv("TOPOLAB_RUN_DIR", str(agent.run_dir))
+        engine.down(lab.lab.lab_id)
+    chaos_figures.add(part, leaks=len(found))
+    print(f"\nkill then destroy: {total} deploy steps, stride {stride}, leaks {len(found)}")
+    assert not found, "\n".join(found)
