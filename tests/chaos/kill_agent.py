@@ -22,7 +22,9 @@ def _install(**_: object) -> None:
     path = os.environ["TOPOLAB_CHAOS_KILL_FILE"]
 
     class Killing(agent.EventBatcher):
-        kind = ""
+        def __init__(self, run, host=None) -> None:
+            super().__init__(run, host)
+            self.kind = run.kind
 
         def __call__(self, event) -> None:
             super().__call__(event)
@@ -38,12 +40,7 @@ def _install(**_: object) -> None:
                 os.unlink(path)
                 os.killpg(os.getpgrp(), signal.SIGKILL)
 
-    def sink(run, host=None):
-        batcher = Killing(run, host)
-        batcher.kind = run.kind
-        return batcher
-
-    agent._sink = sink
+    agent._sink = Killing
 
 
 worker_process_init.connect(_install, weak=False)

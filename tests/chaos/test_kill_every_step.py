@@ -151,26 +151,31 @@ def test_the_agent_killed_after_every_step_of_deploy_and_destroy_recovers_and_le
     assert not found, "\n".join(found)
 
 
+def _kill_after(lab: Lab_, agent, kind: str, k: int, chaos_figures, part: str) -> None:
+    """Start `kind`, have the agent SIGKILLed right after its step `k`, restart it: the dead run is failed."""
+    agent.arm(kind, k)
+    run_id = lab.start(kind)
+    try:
+        agent.proc.wait(120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{kind} step {k}: the agent was not killed (run "
+                             f"{Run.objects.get(pk=run_id).status})\n{agent.log_path.read_text()[-3000:]}") \
+            from None
+    assert agent.proc.returncode == -9 and not agent.armed()
+    assert RunEvent.objects.filter(run_id=run_id, type="run.step").count() >= k
+    agent.start()  # worker_ready: the dead run is failed
+    dead = wait_run(run_id, 60)
+    assert (dead.status, dead.error) == ("failed", WORKER_STOPPED), (kind, k, dead.status, dead.error)
+    chaos_figures.add(part, faults=1)
+
+
 def _kill_at(plan, lab: Lab_, agent, before: dict, found: list[str], chaos_figures, part: str) -> tuple[int, ...]:
     tried = redeployed = clean = 0
     for kind, k in plan:
         if kind == "destroy":
             lab.run("deploy")
-        agent.arm(kind, k)
-        run_id = lab.start(kind)
-        try:
-            agent.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{kind} step {k}: the agent was not killed (run "
-                                 f"{Run.objects.get(pk=run_id).status})\n{agent.log_path.read_text()[-3000:]}") \
-                from None
-        assert agent.proc.returncode == -9 and not agent.armed()
+        _kill_after(lab, agent, kind, k, chaos_figures, part)
         tried += 1
-        assert RunEvent.objects.filter(run_id=run_id, type="run.step").count() >= k
-        agent.start()  # worker_ready: the dead run is failed
-        dead = wait_run(run_id, 60)
-        assert (dead.status, dead.error) == ("failed", WORKER_STOPPED), (kind, k, dead.status, dead.error)
-        chaos_figures.add(part, faults=1)
         # (a) a redeploy finishes the lab
         lab.run("deploy")
         lab.all_running()
@@ -211,14 +216,7 @@ def test_a_destroy_right_after_the_agent_was_killed_mid_deploy_leaves_nothing(
     found: list[str] = []
     try:
         for k in range(1, total + 1, stride):
-            agent.arm("deploy", k)
-            run_id = lab.start("deploy")
-            agent.proc.wait(120)
-            assert agent.proc.returncode == -9 and not agent.armed(), f"deploy step {k}: the agent was not killed"
-            agent.start()
-            dead = wait_run(run_id, 60)
-            assert (dead.status, dead.error) == ("failed", WORKER_STOPPED), (k, dead.status, dead.error)
-            chaos_figures.add(part, faults=1)
+            _kill_after(lab, agent, "deploy", k, chaos_figures, part)
             lab.run("destroy")
             assert LabState.objects.get(lab_id=lab.lab.pk).deployed is False
             left = leaks(before, inventory(agent.run_dir))
